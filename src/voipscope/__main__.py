@@ -1,0 +1,3 @@
+from voipscope.cli.main import main
+
+main()

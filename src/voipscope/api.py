@@ -1,0 +1,61 @@
+"""The public Python API for flows."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from voipscope.config import Config
+from voipscope.flows import FlowHooks
+from voipscope.output.schema import FLOW_SCHEMA
+from voipscope.pipeline import FlowPipeline, RunStats
+
+
+def _paths(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    if isinstance(inputs, str | os.PathLike):
+        return [os.fspath(inputs)]
+    return [os.fspath(p) for p in inputs]
+
+
+def iter_flows(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    config: Config | None = None,
+    hooks: Sequence[FlowHooks] = (),
+    stats: RunStats | None = None,
+    **overrides: Any,
+) -> Iterator[pa.RecordBatch]:
+    """Flow records as Arrow batches, as flows end: memory stays bounded for any size.
+
+    ``overrides`` are configuration keys (``idle_timeout_s=60``); pass a ``RunStats`` as
+    ``stats`` to read the counts and warnings afterwards.
+    """
+    cfg = config or Config()
+    for key, value in overrides.items():
+        cfg = cfg.with_value(key, value)
+    pipeline = FlowPipeline(cfg, hooks)
+    if stats is not None:
+        pipeline.stats = stats
+    yield from pipeline.run(_paths(inputs))
+
+
+def read_flows(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    config: Config | None = None,
+    **overrides: Any,
+) -> pa.Table:
+    """All Flow records of one or more captures as a pyarrow Table, ordered by flow_id.
+
+    The run's counts and warnings are in the schema metadata under ``voipscope.stats``
+    (JSON). ``pl.from_arrow(table)`` gives a polars DataFrame.
+    """
+    stats = RunStats()
+    batches = list(iter_flows(inputs, config=config, stats=stats, **overrides))
+    table = pa.Table.from_batches(batches, schema=FLOW_SCHEMA).sort_by("flow_id")
+    meta = {b"voipscope.stats": json.dumps(stats.to_dict()).encode()}
+    return table.replace_schema_metadata(meta)

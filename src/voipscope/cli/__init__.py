@@ -1,0 +1,1 @@
+"""The voipscope command line."""

@@ -1,0 +1,229 @@
+"""The `voipscope` command.
+
+Exit status (DESIGN §3): 0 ok, 1 error, 2 usage, 3 input unreadable, 4 alert at or above
+--fail-on. Errors are one line naming the file and the problem; --traceback shows more.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voipscope._version import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+SAMPLE_NAME = "sip-call.pcap"
+PROGRESS_MIN_BYTES = 32 << 20  # below this a progress bar only flickers
+
+app = typer.Typer(
+    name="voipscope",
+    help="Find, classify and analyse Voice-over-IP traffic in packet captures.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"voipscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """voipscope: which flows are VoIP, what the calls were, how good, and what is abuse."""
+
+
+def sample_path() -> str:
+    return str(resources.files("voipscope") / "samples" / SAMPLE_NAME)
+
+
+@app.command()
+def sample() -> None:
+    """Print the path of the bundled sample capture (a real SIP call with RTP)."""
+    print(sample_path())
+
+
+def _err(message: str) -> None:
+    print(f"voipscope: {message}", file=sys.stderr)
+
+
+def _pick_format(fmt: str | None, output: str | None) -> str:
+    if fmt:
+        return fmt
+    if output and output != "-":
+        suffix = Path(output).suffix.lower()
+        return {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+                ".ndjson": "jsonl", ".txt": "table"}.get(suffix, "jsonl")  # fmt: skip
+    return "table" if sys.stdout.isatty() else "jsonl"
+
+
+@app.command()
+def flows(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | jsonl | csv | parquet (default: table on a terminal, "
+            "jsonl when piped, else by the -o suffix).",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
+    ] = None,
+    use_sample: Annotated[
+        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
+    ] = False,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config", "-c", help="KEY=VALUE, e.g. flows.idle_timeout_s=60 (repeatable)."
+        ),
+    ] = None,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats", help="Print the run's counts (packets, flows, anomalies) to stderr as JSON."
+        ),
+    ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar (default: on a terminal, for large files).",
+        ),
+    ] = None,
+    show_traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the stack on errors.")
+    ] = False,
+) -> None:
+    """One record per bidirectional flow (DESIGN §3 Flow record)."""
+    paths = list(inputs or [])
+    if use_sample:
+        paths.append(sample_path())
+    if not paths:
+        _err("usage: voipscope flows INPUT... (or --sample)")
+        raise typer.Exit(EXIT_USAGE)
+    chosen = _pick_format(fmt, output)
+    code = _run_flows(paths, chosen, output, config or [], stats, progress, show_traceback)
+    raise typer.Exit(code)
+
+
+def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: list[str],
+               print_stats: bool, progress: bool | None, show_traceback: bool) -> int:  # fmt: skip
+    from voipscope.config import Config
+    from voipscope.errors import ConfigError, SourceError, VoipscopeError
+    from voipscope.output import FLOW_SCHEMA, FORMATS, open_writer
+    from voipscope.pipeline import FlowPipeline
+
+    if fmt not in FORMATS:
+        _err(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return EXIT_USAGE
+    try:
+        cfg = Config()
+        for item in config_items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--config needs KEY=VALUE, got {item!r}")
+            cfg = cfg.with_value(key.strip(), value.strip())
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+
+    pipeline = FlowPipeline(cfg)
+    code = EXIT_OK
+    try:
+        writer = open_writer(fmt, output, FLOW_SCHEMA)
+    except OSError as exc:
+        _err(f"{output}: cannot write ({exc.strerror or exc})")
+        return EXIT_ERROR
+    try:
+        for path in paths:
+            try:
+                for batch in _with_progress(pipeline, path, progress):
+                    writer.write(batch)
+            except SourceError as exc:
+                _err(f"error: {exc}")
+                code = EXIT_UNREADABLE
+            except VoipscopeError as exc:
+                _err(f"error: {path}: {exc}")
+                if show_traceback:
+                    traceback.print_exc()
+                code = max(code, EXIT_ERROR) if code != EXIT_UNREADABLE else code
+        writer.close()
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `| head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless asked for the stack
+        _err(f"internal error: {type(exc).__name__}: {exc} (run with --traceback for details)")
+        if show_traceback:
+            traceback.print_exc()
+        return EXIT_ERROR
+    for warning in pipeline.stats.warnings():
+        _err(f"warning: {warning}")
+    if print_stats:
+        import json
+
+        print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
+    return code
+
+
+def _with_progress(pipeline, path: str, progress: bool | None) -> Iterator:  # type: ignore[no-untyped-def]
+    size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
+    show = (
+        progress if progress is not None else (sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
+    )
+    if not show:
+        yield from pipeline.run_one(path)
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(TextColumn("{task.description}"), *columns, transient=True) as bar:
+        task = bar.add_task(os.path.basename(path), total=size or None)
+
+        def update(info) -> None:  # type: ignore[no-untyped-def]
+            total = info.bytes_total or None
+            bar.update(task, completed=info.bytes_done, total=total)
+
+        yield from pipeline.run_one(path, progress=update)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)

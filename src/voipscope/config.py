@@ -1,0 +1,126 @@
+"""Configuration: frozen dataclasses, one section per stage, units in the names.
+
+Keys are addressed as ``section.field`` (``flows.idle_timeout_s``) or, where the field
+name is unique across sections, by the bare field name (``idle_timeout_s``), so that
+``read_flows(path, idle_timeout_s=60)`` works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from voipscope.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    # Bytes of the capture mapped (or read) at once. Peak RSS grows with it, speed barely.
+    window_bytes: int = 32 << 20
+    # Packets per columnar batch handed down the pipeline (DESIGN §2: ~64k).
+    batch_packets: int = 65536
+    # A record claiming more than this many captured bytes is corruption, not a packet
+    # (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD is 256 KiB; we allow jumbo/TSO captures).
+    max_packet_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeConfig:
+    # IP fragments are reassembled (see docs/flows.md); these bound the reassembler,
+    # which holds attacker-controlled state.
+    reassemble_fragments: bool = True
+    fragment_timeout_s: float = 30.0
+    max_pending_datagrams: int = 4096
+    max_datagram_bytes: int = 65535 + 40
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    # A flow with no packet for this long (capture time) ends. 120 s like nfstream and
+    # most NetFlow exporters: long enough for RTP silence suppression and SIP keep-alives.
+    idle_timeout_s: float = 120.0
+    # A flow older than this ends and the next packet starts a new record, as NetFlow's
+    # active timeout does. 0 disables it. 30 min: calls longer than that are rare and a
+    # record per half hour keeps live reporting possible.
+    active_timeout_s: float = 1800.0
+    # A TCP flow that saw RST or FIN in both directions ends after this much idle time;
+    # a new SYN on the same 5-tuple ends it at once.
+    tcp_closed_timeout_s: float = 10.0
+    # Live flows held at once. When full, the least recently seen 1/64 are evicted and
+    # the eviction is reported as the anomaly ``flow_table_overflow``.
+    max_flows: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyConfig:
+    max_records_per_name: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    flows: FlowConfig = field(default_factory=FlowConfig)
+    anomalies: AnomalyConfig = field(default_factory=AnomalyConfig)
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any] | None = None) -> Config:
+        """Build a config from ``{"flows.idle_timeout_s": 60, "max_flows": 10}``-style keys."""
+        cfg = cls()
+        for key, value in (overrides or {}).items():
+            cfg = cfg.with_value(key, value)
+        return cfg
+
+    def with_value(self, key: str, value: Any) -> Config:
+        section_name, field_name = _resolve_key(key)
+        section = getattr(self, section_name)
+        current = getattr(section, field_name)
+        value = _coerce(key, current, value)
+        return dataclasses.replace(
+            self, **{section_name: dataclasses.replace(section, **{field_name: value})}
+        )
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _resolve_key(key: str) -> tuple[str, str]:
+    sections = _sections()
+    if "." in key:
+        section_name, field_name = key.split(".", 1)
+        section_type = sections.get(section_name)
+        if section_type is None or field_name not in {
+            f.name for f in dataclasses.fields(section_type)
+        }:
+            raise ConfigError(f"unknown configuration key {key!r}")
+        return section_name, field_name
+    owners = [s for s, t in sections.items() if key in {f.name for f in dataclasses.fields(t)}]
+    if len(owners) != 1:
+        problem = "unknown" if not owners else "ambiguous"
+        raise ConfigError(f"{problem} configuration key {key!r}")
+    return owners[0], key
+
+
+def _coerce(key: str, current: Any, value: Any) -> Any:
+    """Accept strings from the command line; refuse values of the wrong kind or sign."""
+    kind = type(current)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                value = value.strip().lower() in {"1", "true", "yes", "on"}
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            value = int(value)
+        elif kind is float:
+            value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"configuration key {key!r} needs a {kind.__name__}, got {value!r}"
+        ) from None
+    if isinstance(value, int | float) and value < 0:
+        raise ConfigError(f"configuration key {key!r} must not be negative, got {value!r}")
+    return value

@@ -1,0 +1,309 @@
+"""The decode kernel: link, IP and L4 headers of a PacketBatch into numpy columns.
+
+One numba loop, no Python object per packet. Addresses are kept as two int64 halves of an
+IPv6 address; IPv4 uses the IPv4-mapped form ::ffff:a.b.c.d (RFC 4291 §2.5.5.2) so one
+flow key serves both families.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from voipscope.decode import status as S
+from voipscope.source import linktypes as L
+from voipscope.wire import u16be, u32be, u32le, u64be_signed
+
+# EtherTypes (IEEE 802)
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_VLAN = 0x8100  # IEEE 802.1Q
+ETH_QINQ = 0x88A8  # IEEE 802.1ad service tag
+ETH_QINQ_OLD = 0x9100  # pre-standard QinQ
+ETH_MPLS = 0x8847
+ETH_MPLS_MC = 0x8848
+ETH_PPPOE_SESSION = 0x8864  # RFC 2516
+PPP_IPV4 = 0x0021
+PPP_IPV6 = 0x0057
+MAX_LINK_TAGS = 8  # VLAN tags / MPLS labels decoded before giving up
+
+# IP protocol numbers (IANA)
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_SCTP = 132
+IPPROTO_UDPLITE = 136
+# IPv6 extension headers skipped on the way to L4 (RFC 8200 §4)
+IPV6_HOPOPTS = 0
+IPV6_ROUTING = 43
+IPV6_FRAGMENT = 44
+IPV6_AH = 51  # RFC 4302: length in 4-octet units minus 2
+IPV6_DSTOPTS = 60
+IPV6_MOBILITY = 135
+IPV6_HIP = 139
+IPV6_SHIM6 = 140
+MAX_IPV6_EXT_HEADERS = 16
+
+# BSD address families seen in LINKTYPE_NULL/LOOP headers (tcpdump.org/linktypes.html)
+AF_INET = 2
+AF_INET6_BSD = (24, 28, 30)
+
+V4_MAPPED_PREFIX = np.int64(0xFFFF00000000)
+
+
+@njit(cache=True)
+def _ether_payload(buf, q, end, ethertype, vlan_out, i):
+    """Skip VLAN tags, MPLS labels and PPPoE; return (l3 offset, IP version or 0, status)."""
+    tags = 0
+    while True:
+        if ethertype == ETH_VLAN or ethertype == ETH_QINQ or ethertype == ETH_QINQ_OLD:
+            if end - q < 4:
+                return q, 0, S.TRUNCATED_LINK
+            if tags == 0:
+                vlan_out[i] = u16be(buf, q) & 0x0FFF
+            ethertype = u16be(buf, q + 2)
+            q += 4
+        elif ethertype == ETH_MPLS or ethertype == ETH_MPLS_MC:
+            bottom = False
+            while not bottom:
+                if end - q < 4:
+                    return q, 0, S.TRUNCATED_LINK
+                bottom = (buf[q + 2] & 1) == 1
+                q += 4
+                tags += 1
+                if tags > MAX_LINK_TAGS:
+                    return q, 0, S.TOO_MANY_HEADERS
+            if end - q < 1:
+                return q, 0, S.TRUNCATED_LINK
+            return q, np.int64(buf[q]) >> 4, S.OK  # RFC 3032 has no payload type: sniff
+        elif ethertype == ETH_PPPOE_SESSION:
+            if end - q < 8:
+                return q, 0, S.TRUNCATED_LINK
+            ppp = u16be(buf, q + 6)
+            q += 8
+            if ppp == PPP_IPV4:
+                return q, 4, S.OK
+            if ppp == PPP_IPV6:
+                return q, 6, S.OK
+            return q, 0, S.NON_IP
+        elif ethertype == ETH_IPV4:
+            return q, 4, S.OK
+        elif ethertype == ETH_IPV6:
+            return q, 6, S.OK
+        else:
+            return q, 0, S.NON_IP
+        tags += 1
+        if tags > MAX_LINK_TAGS:
+            return q, 0, S.TOO_MANY_HEADERS
+
+
+@njit(cache=True)
+def _link(buf, p, end, linktype, vlan_out, i):
+    """Find the IP header behind the link layer: (offset, version or 0, status)."""
+    if linktype == L.LINKTYPE_ETHERNET:
+        if end - p < 14:
+            return p, 0, S.TRUNCATED_LINK
+        return _ether_payload(buf, p + 14, end, u16be(buf, p + 12), vlan_out, i)
+    if linktype == L.LINKTYPE_LINUX_SLL:
+        if end - p < 16:
+            return p, 0, S.TRUNCATED_LINK
+        return _ether_payload(buf, p + 16, end, u16be(buf, p + 14), vlan_out, i)
+    if linktype == L.LINKTYPE_LINUX_SLL2:
+        if end - p < 20:
+            return p, 0, S.TRUNCATED_LINK
+        return _ether_payload(buf, p + 20, end, u16be(buf, p), vlan_out, i)
+    if (
+        linktype == L.LINKTYPE_RAW
+        or linktype == L.LINKTYPE_RAW_BSD_12
+        or linktype == L.LINKTYPE_RAW_BSD_14
+    ):
+        if end - p < 1:
+            return p, 0, S.TRUNCATED_LINK
+        return p, np.int64(buf[p]) >> 4, S.OK
+    if linktype == L.LINKTYPE_IPV4:
+        return p, 4, S.OK
+    if linktype == L.LINKTYPE_IPV6:
+        return p, 6, S.OK
+    if linktype == L.LINKTYPE_NULL or linktype == L.LINKTYPE_LOOP:
+        if end - p < 4:
+            return p, 0, S.TRUNCATED_LINK
+        # NULL stores the family in the writer's byte order, which the file does not
+        # record; a family is < 256, so whichever order gives a small number is right.
+        family = u32le(buf, p)
+        if family > 0xFFFF or linktype == L.LINKTYPE_LOOP:
+            family = u32be(buf, p)
+        if family == AF_INET:
+            return p + 4, 4, S.OK
+        for af6 in AF_INET6_BSD:
+            if family == af6:
+                return p + 4, 6, S.OK
+        return p + 4, 0, S.NON_IP
+    return p, 0, S.UNSUPPORTED_LINK
+
+
+@njit(cache=True)
+def decode_packets(
+    buf, data_offset, caplen, linktype,
+    status, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
+    ip_bytes, l3_off, l4_off, l4_len, tcp_flags, vlan, frag_id, frag_off, frag_more,
+):  # fmt: skip
+    n = data_offset.shape[0]
+    for i in range(n):
+        p = data_offset[i]
+        end = p + caplen[i]
+        vlan[i] = -1
+        ip_ver[i] = 0
+        proto[i] = 0
+        sport[i] = 0
+        dport[i] = 0
+        ip_bytes[i] = 0
+        l4_len[i] = 0
+        tcp_flags[i] = 0
+        frag_more[i] = 0
+        frag_off[i] = 0
+        q, version, st = _link(buf, p, end, linktype[i], vlan, i)
+        l3_off[i] = q
+        l4_off[i] = q
+        if st != S.OK:
+            status[i] = st
+            continue
+        if version == 4:
+            if end - q < 20:
+                status[i] = S.TRUNCATED_IP
+                continue
+            if buf[q] >> 4 != 4:
+                status[i] = S.BAD_IP_VERSION
+                continue
+            ihl = (np.int64(buf[q]) & 0x0F) * 4
+            total = u16be(buf, q + 2)
+            if ihl < 20:
+                status[i] = S.BAD_IP_HEADER_LEN
+                continue
+            if total < ihl:
+                status[i] = S.BAD_IP_TOTAL_LEN
+                continue
+            if end - q < ihl:
+                status[i] = S.TRUNCATED_IP
+                continue
+            ip_ver[i] = 4
+            proto[i] = buf[q + 9]
+            src_hi[i] = 0
+            src_lo[i] = V4_MAPPED_PREFIX | u32be(buf, q + 12)
+            dst_hi[i] = 0
+            dst_lo[i] = V4_MAPPED_PREFIX | u32be(buf, q + 16)
+            ip_bytes[i] = total
+            flags_frag = u16be(buf, q + 6)
+            more = (flags_frag >> 13) & 1
+            offset8 = flags_frag & 0x1FFF
+            l4 = q + ihl
+            # Ethernet pads short frames: the IP total length says where the data ends.
+            l4_end = min(end, q + total)
+            if more or offset8:
+                frag_id[i] = u16be(buf, q + 4)
+                frag_off[i] = offset8 * 8
+                frag_more[i] = more
+                l4_off[i] = l4
+                l4_len[i] = max(l4_end - l4, 0)
+                status[i] = S.FRAGMENT
+                continue
+            nh = proto[i]
+        elif version == 6:
+            if end - q < 40:
+                status[i] = S.TRUNCATED_IP
+                continue
+            if buf[q] >> 4 != 6:
+                status[i] = S.BAD_IP_VERSION
+                continue
+            ip_ver[i] = 6
+            plen = u16be(buf, q + 4)
+            src_hi[i] = u64be_signed(buf, q + 8)
+            src_lo[i] = u64be_signed(buf, q + 16)
+            dst_hi[i] = u64be_signed(buf, q + 24)
+            dst_lo[i] = u64be_signed(buf, q + 32)
+            ip_bytes[i] = plen + 40
+            l4_end = min(end, q + 40 + plen)
+            nh = np.int64(buf[q + 6])
+            l4 = q + 40
+            fragment = False
+            hops = 0
+            st = S.OK
+            while True:
+                if (
+                    nh == IPV6_HOPOPTS or nh == IPV6_ROUTING or nh == IPV6_DSTOPTS
+                    or nh == IPV6_MOBILITY or nh == IPV6_HIP or nh == IPV6_SHIM6
+                ):  # fmt: skip
+                    if end - l4 < 2:
+                        st = S.TRUNCATED_IP
+                        break
+                    step = (np.int64(buf[l4 + 1]) + 1) * 8
+                elif nh == IPV6_AH:
+                    if end - l4 < 2:
+                        st = S.TRUNCATED_IP
+                        break
+                    step = (np.int64(buf[l4 + 1]) + 2) * 4
+                elif nh == IPV6_FRAGMENT:
+                    if end - l4 < 8:
+                        st = S.TRUNCATED_IP
+                        break
+                    off_flags = u16be(buf, l4 + 2)
+                    if (off_flags & 0xFFF9) != 0:  # offset != 0 or M set: a real fragment
+                        frag_off[i] = off_flags & 0xFFF8
+                        frag_more[i] = off_flags & 1
+                        frag_id[i] = u32be(buf, l4 + 4)
+                        fragment = True
+                    step = 8
+                else:
+                    break
+                nh = np.int64(buf[l4])
+                l4 += step
+                hops += 1
+                if hops > MAX_IPV6_EXT_HEADERS:
+                    st = S.TOO_MANY_HEADERS
+                    break
+                if fragment:
+                    break
+            if st != S.OK:
+                status[i] = st
+                continue
+            proto[i] = nh
+            if fragment:
+                l4_off[i] = l4
+                l4_len[i] = max(l4_end - l4, 0)
+                status[i] = S.FRAGMENT
+                continue
+        else:
+            status[i] = S.BAD_IP_VERSION if version != 0 else S.TRUNCATED_IP
+            continue
+        status[i] = decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len)
+
+
+@njit(cache=True)
+def decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len):
+    """Ports and payload bounds of UDP, TCP, SCTP; other protocols have no ports."""
+    if nh == IPPROTO_UDP or nh == IPPROTO_UDPLITE:
+        if l4_end - l4 < 8:
+            return S.TRUNCATED_L4
+        sport[i] = u16be(buf, l4)
+        dport[i] = u16be(buf, l4 + 2)
+        l4_off[i] = l4 + 8
+        l4_len[i] = l4_end - l4 - 8
+    elif nh == IPPROTO_TCP:
+        if l4_end - l4 < 14:
+            return S.TRUNCATED_L4
+        sport[i] = u16be(buf, l4)
+        dport[i] = u16be(buf, l4 + 2)
+        tcp_flags[i] = buf[l4 + 13]
+        header = (np.int64(buf[l4 + 12]) >> 4) * 4
+        payload = l4 + max(header, 20)
+        l4_off[i] = min(payload, l4_end)
+        l4_len[i] = max(l4_end - payload, 0)
+    elif nh == IPPROTO_SCTP:
+        if l4_end - l4 < 4:
+            return S.TRUNCATED_L4
+        sport[i] = u16be(buf, l4)
+        dport[i] = u16be(buf, l4 + 2)
+        l4_off[i] = l4
+        l4_len[i] = max(l4_end - l4, 0)
+    else:
+        l4_off[i] = l4
+        l4_len[i] = max(l4_end - l4, 0)
+    return S.OK

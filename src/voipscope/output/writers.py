@@ -1,0 +1,173 @@
+"""Streaming writers for record batches: JSONL, CSV, Parquet, and a console table.
+
+Each writer takes batches as they come (flows end throughout a capture), so memory stays
+bounded by a batch, except the console table, which is for people and collects its rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import sys
+from typing import IO, Protocol
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+FORMATS = ("table", "jsonl", "csv", "parquet")
+
+
+class RecordWriter(Protocol):
+    def write(self, batch: pa.RecordBatch) -> None: ...
+    def close(self) -> None: ...
+
+
+class _TextTarget:
+    """A path, or stdout when the path is None or '-'."""
+
+    def __init__(self, path: str | None, binary: bool = False) -> None:
+        self._own = path not in (None, "-")
+        if self._own:
+            self.stream: IO = open(  # noqa: SIM115 - closed in close()
+                path, "wb" if binary else "w", encoding=None if binary else "utf-8"
+            )  # type: ignore[arg-type]
+        else:
+            self.stream = sys.stdout.buffer if binary else sys.stdout
+
+    def close(self) -> None:
+        if self._own:
+            self.stream.close()
+        else:
+            self.stream.flush()
+
+
+class JsonlWriter:
+    def __init__(self, path: str | None) -> None:
+        self._target = _TextTarget(path, binary=True)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            buf = io.BytesIO()
+            pl.from_arrow(batch).write_ndjson(buf)  # type: ignore[union-attr]
+            self._target.stream.write(buf.getvalue())
+
+    def close(self) -> None:
+        self._target.close()
+
+
+def _flatten_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """CSV has no lists: join list columns with '; '."""
+    arrays, fields = [], []
+    for field, array in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_list(field.type):
+            joined = pc.binary_join(array, "; ")
+            array = pc.if_else(pc.is_null(joined), "", joined)
+            field = pa.field(field.name, pa.string())
+        arrays.append(array)
+        fields.append(field)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+class CsvWriter:
+    def __init__(self, path: str | None) -> None:
+        self._target = _TextTarget(path, binary=True)
+        self._writer: pacsv.CSVWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        flat = _flatten_lists(batch)
+        if self._writer is None:
+            self._writer = pacsv.CSVWriter(self._target.stream, flat.schema)
+        self._writer.write_batch(flat)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._target.close()
+
+
+class ParquetWriter:
+    def __init__(self, path: str | None, schema: pa.Schema) -> None:
+        if path in (None, "-"):
+            self._sink: object = pa.output_stream(sys.stdout.buffer)  # type: ignore[arg-type]
+        else:
+            self._sink = path
+        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")  # type: ignore[arg-type]
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class FlowConsoleTable:
+    """A rich table a person can read; collects rows (use jsonl/parquet for big inputs)."""
+
+    COLUMNS = ("flow", "proto", "source", "destination", "start (UTC)", "dur s",
+               "pkts →/←", "bytes →/←", "verdict", "end")  # fmt: skip
+
+    def __init__(self, path: str | None, max_rows: int = 5000) -> None:
+        self._path = path
+        self._batches: list[pa.RecordBatch] = []
+        self._rows = 0
+        self.max_rows = max_rows
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._rows += batch.num_rows
+        self._batches.append(batch)
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
+        for i, name in enumerate(self.COLUMNS):
+            table.add_column(name, justify="right" if i in (0, 5, 6, 7) else "left", no_wrap=True)
+        rows = pa.Table.from_batches(self._batches).sort_by("flow_id") if self._batches else None
+        shown = 0
+        if rows is not None:
+            for r in rows.slice(0, self.max_rows).to_pylist():
+                table.add_row(*_flow_cells(r))
+                shown += 1
+        to_file = self._path not in (None, "-")
+        stream = open(self._path, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
+        # A terminal gives its width; a file or pipe gets one wide enough for a row.
+        console = Console(file=stream, width=None if stream.isatty() else 160)
+        console.print(table)
+        more = f" (first {shown} shown; use --format jsonl for all)" if shown < self._rows else ""
+        console.print(f"[dim]{self._rows} flows{more}[/dim]")
+        if to_file:
+            stream.close()
+
+
+def _endpoint(ip: str | None, port: int | None) -> str:
+    if ip is None:
+        return "-"
+    host = f"[{ip}]" if ":" in ip and port is not None else ip
+    return f"{host}:{port}" if port is not None else host
+
+
+def _flow_cells(r: dict) -> list[str]:
+    first = dt.datetime.fromtimestamp(r["first_seen"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    verdict = r["category"] if not r["protocol"] else f"{r['category']}/{r['protocol']}"
+    return [
+        str(r["flow_id"]), r["proto"], _endpoint(r["src_ip"], r["src_port"]),
+        _endpoint(r["dst_ip"], r["dst_port"]), first, f"{r['duration_s']:.3f}",
+        f"{r['src2dst_packets']}/{r['dst2src_packets']}",
+        f"{r['src2dst_bytes']}/{r['dst2src_bytes']}", verdict, r["end_reason"],
+    ]  # fmt: skip
+
+
+def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
+    if fmt == "jsonl":
+        return JsonlWriter(path)
+    if fmt == "csv":
+        return CsvWriter(path)
+    if fmt == "parquet":
+        return ParquetWriter(path, schema)
+    if fmt == "table":
+        return FlowConsoleTable(path)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

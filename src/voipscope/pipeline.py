@@ -1,0 +1,158 @@
+"""The one module that knows the order of the stages (DESIGN §1).
+
+source -> decode (+ fragment reassembly) -> flows -> hooks -> records
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.config import Config
+from voipscope.decode import FragmentReassembler, decode_batch
+from voipscope.decode import status as S
+from voipscope.errors import SourceError
+from voipscope.flows import FlowHooks, FlowTable, new_assignment
+from voipscope.output.flow_records import flows_to_batch
+from voipscope.source import CaptureInfo, read_capture
+from voipscope.source.linktypes import linktype_name
+
+STATUS_NAMES = {
+    S.OK: "decoded", S.NON_IP: "non_ip", S.TRUNCATED_LINK: "truncated_link",
+    S.TRUNCATED_IP: "truncated_ip", S.TRUNCATED_L4: "truncated_l4",
+    S.BAD_IP_VERSION: "bad_ip_version", S.BAD_IP_HEADER_LEN: "bad_ip_header_len",
+    S.BAD_IP_TOTAL_LEN: "bad_ip_total_len", S.UNSUPPORTED_LINK: "unsupported_link",
+    S.FRAGMENT: "fragment_unreassembled", S.TOO_MANY_HEADERS: "too_many_headers",
+    S.FRAGMENT_HELD: "fragment",
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What a run saw: per input, per decode status, anomalies. Exact counts."""
+
+    inputs: list[CaptureInfo] = field(default_factory=list)
+    packets_by_status: dict[str, int] = field(default_factory=dict)
+    flows: int = 0
+    flows_evicted: int = 0
+    datagrams_reassembled: int = 0
+    anomalies: AnomalyLog = field(default_factory=AnomalyLog)
+
+    @property
+    def packets(self) -> int:
+        return sum(info.packets for info in self.inputs)
+
+    def warnings(self) -> list[str]:
+        out = [w for info in self.inputs for w in info.warnings()]
+        if self.flows_evicted:
+            out.append(
+                f"flow table overflow: {self.flows_evicted} flows evicted early "
+                "(raise flows.max_flows)"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "packets": self.packets,
+            "packets_by_status": dict(sorted(self.packets_by_status.items())),
+            "flows": self.flows,
+            "flows_evicted": self.flows_evicted,
+            "datagrams_reassembled": self.datagrams_reassembled,
+            "anomalies": self.anomalies.as_dict(),
+            "inputs": [
+                {"path": i.path, "format": i.format, "compressed": i.compressed,
+                 "linktypes": sorted(i.linktypes), "packets": i.packets,
+                 "truncated_at": i.truncated_at, "corrupt_at": i.corrupt_at}
+                for i in self.inputs
+            ],
+            "warnings": self.warnings(),
+        }  # fmt: skip
+
+
+class FlowPipeline:
+    """Runs captures through decode and the flow table; yields Flow record batches."""
+
+    def __init__(self, config: Config | None = None, hooks: Sequence[FlowHooks] = ()) -> None:
+        self.config = config or Config()
+        self.hooks = list(hooks)
+        self.stats = RunStats(anomalies=AnomalyLog(self.config.anomalies.max_records_per_name))
+        self._next_flow_id = 0
+
+    def run(
+        self, inputs: Sequence[str], progress: Callable[[CaptureInfo], None] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        for path in inputs:
+            yield from self.run_one(path, progress)
+
+    def run_one(
+        self, path: str, progress: Callable[[CaptureInfo], None] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        info = CaptureInfo(path=path)
+        self.stats.inputs.append(info)
+        cfg = self.config
+        anomalies = self.stats.anomalies
+        table = FlowTable(cfg.flows, anomalies, first_flow_id=self._next_flow_id)
+        reassembler = FragmentReassembler(cfg.decode, anomalies)
+        status_counts = np.zeros(S.N_STATUS, np.int64)
+        try:
+            for batch in read_capture(path, cfg.source, info):
+                d = decode_batch(batch)
+                reassembler.process(d)
+                a = new_assignment(len(d))
+                ended = list(table.update(d, a))
+                status_counts += np.bincount(d.status, minlength=S.N_STATUS)[: S.N_STATUS]
+                self._report_decode_anomalies(d)
+                if self.hooks:
+                    first_packets = np.flatnonzero(a.seq == 1)
+                    for hook in self.hooks:
+                        hook.on_init(d, a, first_packets)
+                        hook.on_update(d, a)
+                yield from self._emit(ended, path)
+                if progress is not None:
+                    progress(info)
+            reassembler.flush()
+            yield from self._emit(list(table.flush()), path)
+        finally:
+            self._next_flow_id = table.next_flow_id
+            self.stats.flows_evicted += table.evicted
+            self.stats.datagrams_reassembled += reassembler.datagrams_reassembled
+            for code, count in enumerate(status_counts.tolist()):
+                if count:
+                    name = STATUS_NAMES[code]
+                    self.stats.packets_by_status[name] = (
+                        self.stats.packets_by_status.get(name, 0) + count
+                    )
+        unsupported = int(status_counts[S.UNSUPPORTED_LINK])
+        if info.packets and unsupported == info.packets:
+            names = ", ".join(f"{t} ({linktype_name(t)})" for t in sorted(info.linktypes))
+            raise SourceError(path, f"unsupported link type {names}")
+
+    def _emit(self, ended: list[np.ndarray], path: str) -> Iterator[pa.RecordBatch]:
+        for rows in ended:
+            for hook in self.hooks:
+                hook.on_expire(rows)
+            self.stats.flows += rows.shape[0]
+            yield flows_to_batch(rows, path)
+
+    def _report_decode_anomalies(self, d) -> None:  # type: ignore[no-untyped-def]
+        bad = np.flatnonzero(
+            (d.status != S.OK) & (d.status != S.NON_IP) & (d.status != S.FRAGMENT_HELD)
+        )
+        if bad.size == 0:
+            return
+        codes, first, counts = np.unique(d.status[bad], return_index=True, return_counts=True)
+        for code, at, count in zip(codes.tolist(), first.tolist(), counts.tolist(), strict=True):
+            if code in S.ANOMALIES:
+                name, detail = S.ANOMALIES[code]
+                row = int(bad[at])
+                number = d.packets.first_index + row + 1
+                self.stats.anomalies.add(
+                    name,
+                    f"{detail} (first at packet {number})",
+                    ts=int(d.ts_ns[row]) / 1e9,
+                    count=count,
+                )
