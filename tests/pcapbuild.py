@@ -130,6 +130,7 @@ class Packet:
     data: bytes
     wirelen: int | None = None
     interface: int = 0
+    block: str | None = None  # pcapng only: 'epb' | 'spb' | 'pb', overriding block_kind
 
 
 def pcap(
@@ -164,6 +165,11 @@ def _block(e: str, btype: int, body: bytes) -> bytes:
     return struct.pack(e + "II", btype, length) + body + struct.pack(e + "I", length)
 
 
+def pcapng_block(btype: int, body: bytes, big_endian: bool = False) -> bytes:
+    """One pcapng block of any type: type, length, body padded to 4, length again."""
+    return _block(">" if big_endian else "<", btype, body)
+
+
 def _option(e: str, code: int, value: bytes) -> bytes:
     return struct.pack(e + "HH", code, len(value)) + _pad4(value)
 
@@ -183,7 +189,10 @@ def pcapng_section(
     block_kind: str = "epb",
     extra_blocks: Sequence[tuple[int, bytes]] = (),
 ) -> bytes:
-    """One section: SHB, IDBs, packets as EPB ('epb'), SPB ('spb') or obsolete PB ('pb')."""
+    """One section: SHB, IDBs, packets as EPB ('epb'), SPB ('spb') or obsolete PB ('pb').
+
+    ``extra_blocks`` (type, body) go after the IDBs, before the packets.
+    """
     e = ">" if big_endian else "<"
     out = bytearray(_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)))
     for iface in interfaces:
@@ -201,20 +210,21 @@ def pcapng_section(
         iface = interfaces[p.interface] if p.interface < len(interfaces) else Interface()
         ticks = _ticks(p.ts_ns, iface)
         wire = p.wirelen if p.wirelen is not None else len(p.data)
-        if block_kind == "epb":
+        kind = p.block or block_kind
+        if kind == "epb":
             body = struct.pack(
                 e + "IIIII", p.interface, ticks >> 32, ticks & 0xFFFFFFFF, len(p.data), wire
             )
             out += _block(e, 6, body + p.data)
-        elif block_kind == "pb":
+        elif kind == "pb":
             body = struct.pack(
                 e + "HHIIII", p.interface, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(p.data), wire
             )
             out += _block(e, 2, body + p.data)
-        elif block_kind == "spb":
+        elif kind == "spb":
             out += _block(e, 3, struct.pack(e + "I", wire) + p.data)
         else:
-            raise ValueError(block_kind)
+            raise ValueError(kind)
     return bytes(out)
 
 

@@ -1,17 +1,49 @@
-"""voipscope: find, classify and analyse Voice-over-IP traffic."""
+"""voipscope: find, classify and analyse Voice-over-IP traffic.
+
+The public names are imported lazily (PEP 562) so that ``voipscope --version`` and
+``import voipscope.errors`` do not pay for numba and pyarrow.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from voipscope._version import __version__
-from voipscope.api import iter_flows, read_flows
-from voipscope.config import Config
-from voipscope.errors import (
-    ConfigError,
-    DecodeError,
-    Malformed,
-    SourceError,
-    Truncated,
-    Unsupported,
-    VoipscopeError,
-)
+
+_LAZY = {
+    "iter_flows": "voipscope.api",
+    "read_flows": "voipscope.api",
+    "Config": "voipscope.config",
+    "ConfigError": "voipscope.errors",
+    "DecodeError": "voipscope.errors",
+    "Malformed": "voipscope.errors",
+    "SourceError": "voipscope.errors",
+    "Truncated": "voipscope.errors",
+    "Unsupported": "voipscope.errors",
+    "VoipscopeError": "voipscope.errors",
+}
+
+if TYPE_CHECKING:
+    from voipscope.api import iter_flows, read_flows
+    from voipscope.config import Config
+    from voipscope.errors import (
+        ConfigError,
+        DecodeError,
+        Malformed,
+        SourceError,
+        Truncated,
+        Unsupported,
+        VoipscopeError,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voipscope' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
 
 __all__ = [
     "Config",

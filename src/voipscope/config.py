@@ -17,7 +17,7 @@ from voipscope.errors import ConfigError
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     # Bytes of the capture mapped (or read) at once. Peak RSS grows with it, speed barely.
-    window_bytes: int = 32 << 20
+    window_bytes: int = 16 << 20
     # Packets per columnar batch handed down the pipeline (DESIGN §2: ~64k).
     batch_packets: int = 65536
     # A record claiming more than this many captured bytes is corruption, not a packet

@@ -11,7 +11,6 @@ import io
 import sys
 from typing import IO, Protocol
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -50,6 +49,8 @@ class JsonlWriter:
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
+            import polars as pl  # only JSONL needs it; it costs ~20 MB RSS to import
+
             buf = io.BytesIO()
             pl.from_arrow(batch).write_ndjson(buf)  # type: ignore[union-attr]
             self._target.stream.write(buf.getvalue())
