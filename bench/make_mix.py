@@ -3,9 +3,16 @@
 
 Every copy k of the corpus gets its own IP addresses (so its flows are new flows, not
 repeats of copy 0) and its own time offset; ~`--overlap` copies are live at any moment so
-flow tables hold many concurrent flows, as on a busy link. Nothing but addresses, link
-headers of non-Ethernet captures and timestamps changes: IP/UDP/TCP checksums are left
-stale on purpose (flow tools do not verify them) and header length fields stay intact.
+flow tables hold many concurrent flows, as on a busy link. IPv4 addresses keep their /16
+(their /8 if the copies would not fit), IPv6 addresses keep their upper 64 bits; see
+plan_v4 and _stamp_v6. Nothing but addresses, link headers of non-Ethernet captures and
+timestamps changes: IP/UDP/TCP checksums are left stale on purpose (flow tools do not
+verify them), header length fields stay intact, and addresses written inside payloads
+(SIP/SDP bodies, STUN attributes) keep their original values.
+
+The default overlap is 32, not a handful: the corpus is sparse in time (one copy spans
+~73 minutes but holds only ~1,200 flows), so 8 overlapping copies leave only ~300 flows
+in a 120-s-idle-timeout flow table, 32 leave ~1,200.
 
 How the interleaving stays cheap and streaming: the corpus is laid out once as a
 "unit" of length D (each capture at a staggered offset). Copy k starts at k*S with
@@ -446,7 +453,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output classic pcap")
     ap.add_argument("--target-bytes", type=int, default=DEFAULT_TARGET_BYTES)
     ap.add_argument("--target-packets", type=int, default=DEFAULT_TARGET_PACKETS)
-    ap.add_argument("--overlap", type=int, default=8, help="copies live at the same time")
+    ap.add_argument("--overlap", type=int, default=32, help="copies live at the same time")
     ap.add_argument(
         "--max-gap", type=float, default=30.0, help="clip gaps inside a capture (seconds)"
     )

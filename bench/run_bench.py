@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -128,12 +129,25 @@ def _voipscope_command(ctx: Context) -> list[str]:
 
 
 def _voipscope_missing(ctx: Context) -> str | None:
-    exe = shlex.split(ctx.voipscope_cmd)[0]
-    return None if shutil.which(exe) else f"{exe} not on PATH (pip install -e . first)"
+    argv = shlex.split(ctx.voipscope_cmd)
+    if not argv:
+        return "empty --voipscope-cmd"
+    return None if shutil.which(argv[0]) else f"{argv[0]} not on PATH (pip install -e . first)"
 
 
 def _voipscope_version(ctx: Context) -> str:
     return _capture([shlex.split(ctx.voipscope_cmd)[0], "--version"]) or "?"
+
+
+@functools.cache
+def _nfpcapd_dir_flag() -> str:
+    """nfdump 1.7 names the flow directory with -w; 1.6 releases used -l."""
+    try:
+        out = subprocess.run(["nfpcapd", "-h"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "-w"
+    help_text = out.stdout + out.stderr
+    return "-l" if "-l flowdir" in help_text and "-w flowdir" not in help_text else "-w"
 
 
 def _nfstream_missing(_ctx: Context) -> str | None:
@@ -156,8 +170,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "nfpcapd",
-        # nfdump 1.7 takes -w for the flow directory (older releases used -l).
-        lambda c: ["nfpcapd", "-r", str(c.file), "-w", str(c.workdir)],
+        lambda c: ["nfpcapd", "-r", str(c.file), _nfpcapd_dir_flag(), str(c.workdir)],
         _needs_binary("nfpcapd", "nfdump"),
         _deb_version("nfdump"),
     ),

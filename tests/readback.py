@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,12 +93,24 @@ def fifo_with(tmp_path: Path, data: bytes, name: str = "capture.fifo") -> Iterat
                     f.write(data[start : start + 777])
         except BrokenPipeError:
             pass  # the reader stopped early (an error test); nothing to deliver
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+        except BaseException as exc:
             errors.append(exc)
+
+    def unblock() -> None:
+        # A reader that reopens the FIFO after the writer left would block for ever in
+        # open(); give it a writer that closes at once, so the test fails instead.
+        with suppress(OSError):  # ENXIO: no reader waiting
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
-    yield path
+    watchdog = threading.Timer(20.0, unblock)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield path
+    finally:
+        watchdog.cancel()
     thread.join(timeout=10)
     assert not thread.is_alive(), "FIFO writer did not finish"
     if errors:

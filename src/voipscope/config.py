@@ -17,12 +17,15 @@ from voipscope.errors import ConfigError
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     # Bytes of the capture mapped (or read) at once. Peak RSS grows with it, speed barely.
-    window_bytes: int = 16 << 20
+    window_bytes: int = 8 << 20
     # Packets per columnar batch handed down the pipeline (DESIGN §2: ~64k).
     batch_packets: int = 65536
     # A record claiming more than this many captured bytes is corruption, not a packet
     # (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD is 256 KiB; we allow jumbo/TSO captures).
     max_packet_bytes: int = 1 << 20
+    # Batches read and decoded ahead in a second thread while the flow table works on the
+    # current one (0: everything in the calling thread).
+    prefetch_batches: int = 1
 
 
 @dataclass(frozen=True, slots=True)

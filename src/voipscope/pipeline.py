@@ -13,11 +13,12 @@ import pyarrow as pa
 
 from voipscope.anomalies import AnomalyLog
 from voipscope.config import Config
-from voipscope.decode import FragmentReassembler, decode_batch
+from voipscope.decode import DecodedBatch, FragmentReassembler, decode_batch
 from voipscope.decode import status as S
 from voipscope.errors import SourceError
 from voipscope.flows import FlowHooks, FlowTable, new_assignment
 from voipscope.output.flow_records import flows_to_batch
+from voipscope.prefetch import prefetch
 from voipscope.source import CaptureInfo, read_capture
 from voipscope.source.linktypes import linktype_name
 
@@ -98,10 +99,15 @@ class FlowPipeline:
         table = FlowTable(cfg.flows, anomalies, first_flow_id=self._next_flow_id)
         reassembler = FragmentReassembler(cfg.decode, anomalies)
         status_counts = np.zeros(S.N_STATUS, np.int64)
-        try:
+
+        def decoded() -> Iterator[DecodedBatch]:
             for batch in read_capture(path, cfg.source, info):
                 d = decode_batch(batch)
                 reassembler.process(d)
+                yield d
+
+        try:
+            for d in prefetch(decoded(), cfg.source.prefetch_batches):
                 a = new_assignment(len(d))
                 ended = list(table.update(d, a))
                 status_counts += np.bincount(d.status, minlength=S.N_STATUS)[: S.N_STATUS]
@@ -138,7 +144,7 @@ class FlowPipeline:
             self.stats.flows += rows.shape[0]
             yield flows_to_batch(rows, path)
 
-    def _report_decode_anomalies(self, d) -> None:  # type: ignore[no-untyped-def]
+    def _report_decode_anomalies(self, d: DecodedBatch) -> None:
         bad = np.flatnonzero(
             (d.status != S.OK) & (d.status != S.NON_IP) & (d.status != S.FRAGMENT_HELD)
         )

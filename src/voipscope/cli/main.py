@@ -151,6 +151,7 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
         _err(str(exc))
         return EXIT_USAGE
 
+    _use_system_allocator()
     pipeline = FlowPipeline(cfg)
     code = EXIT_OK
     try:
@@ -192,6 +193,15 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
 
         print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
     return code
+
+
+def _use_system_allocator() -> None:
+    """Arrow's default jemalloc pool keeps ~40 MB of freed memory around; the system
+    allocator gives it back. The command owns its process, so it may choose (a library
+    user's process keeps whatever pool its owner set)."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _with_progress(pipeline, path: str, progress: bool | None) -> Iterator:  # type: ignore[no-untyped-def]

@@ -73,13 +73,23 @@ class FragmentReassembler:
         dgram.fragments += 1
         dgram.ip_bytes += int(d.ip_bytes[i])
         d.status[i] = S.FRAGMENT_HELD
-        if offset in dgram.pieces:
-            dgram.overlapped = True  # a duplicate or rewritten fragment: keep the first
-        else:
+        end = offset + len(data)
+        if offset in dgram.pieces or any(
+            start < end and offset < start + len(piece) for start, piece in dgram.pieces.items()
+        ):
+            # A duplicate, or data overlapping another fragment (RFC 5722 forbids it in
+            # IPv6; in IPv4 it is how overlap attacks hide data): report it, and keep
+            # the first copy of every byte (_complete lets earlier offsets win).
+            dgram.overlapped = True
+        if offset not in dgram.pieces:
             dgram.pieces[offset] = data
         if not d.frag_more[i]:
-            dgram.total_len = offset + len(data)
-        if dgram.total_len is not None and dgram.total_len > self.config.max_datagram_bytes:
+            dgram.total_len = end
+        # Any fragment reaching past the cap already makes the datagram too big: drop it
+        # now rather than hold its data until the last fragment says so.
+        if end > self.config.max_datagram_bytes or (
+            dgram.total_len is not None and dgram.total_len > self.config.max_datagram_bytes
+        ):
             self._drop(
                 key,
                 "ip_fragments_oversized",

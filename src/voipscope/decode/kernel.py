@@ -50,7 +50,7 @@ AF_INET6_BSD = (24, 28, 30)
 V4_MAPPED_PREFIX = np.int64(0xFFFF00000000)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ether_payload(buf, q, end, ethertype, vlan_out, i):
     """Skip VLAN tags, MPLS labels and PPPoE; return (l3 offset, IP version or 0, status)."""
     tags = 0
@@ -74,7 +74,12 @@ def _ether_payload(buf, q, end, ethertype, vlan_out, i):
                     return q, 0, S.TOO_MANY_HEADERS
             if end - q < 1:
                 return q, 0, S.TRUNCATED_LINK
-            return q, np.int64(buf[q]) >> 4, S.OK  # RFC 3032 has no payload type: sniff
+            # RFC 3032 has no payload type: sniff the IP version nibble. Anything else
+            # (a pseudowire control word, RFC 4385, starts with 0) is not IP.
+            version = np.int64(buf[q]) >> 4
+            if version == 4 or version == 6:
+                return q, version, S.OK
+            return q, 0, S.NON_IP
         elif ethertype == ETH_PPPOE_SESSION:
             if end - q < 8:
                 return q, 0, S.TRUNCATED_LINK
@@ -96,7 +101,7 @@ def _ether_payload(buf, q, end, ethertype, vlan_out, i):
             return q, 0, S.TOO_MANY_HEADERS
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _link(buf, p, end, linktype, vlan_out, i):
     """Find the IP header behind the link layer: (offset, version or 0, status)."""
     if linktype == L.LINKTYPE_ETHERNET:
@@ -140,7 +145,7 @@ def _link(buf, p, end, linktype, vlan_out, i):
     return p, 0, S.UNSUPPORTED_LINK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decode_packets(
     buf, data_offset, caplen, linktype,
     status, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
@@ -261,6 +266,9 @@ def decode_packets(
                     break
                 if fragment:
                     break
+            if st == S.OK and l4 > end:
+                # The last extension header claims more bytes than were captured.
+                st = S.TRUNCATED_IP
             if st != S.OK:
                 status[i] = st
                 continue
@@ -271,12 +279,14 @@ def decode_packets(
                 status[i] = S.FRAGMENT
                 continue
         else:
-            status[i] = S.BAD_IP_VERSION if version != 0 else S.TRUNCATED_IP
+            # Raw-IP link types sniff the version nibble; one that is not 4 or 6 (0
+            # included) is a bad version, not a truncation.
+            status[i] = S.BAD_IP_VERSION
             continue
         status[i] = decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len):
     """Ports and payload bounds of UDP, TCP, SCTP; other protocols have no ports."""
     if nh == IPPROTO_UDP or nh == IPPROTO_UDPLITE:

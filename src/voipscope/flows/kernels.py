@@ -95,7 +95,7 @@ def flow_hash(proto, a_hi, a_lo, a_port, b_hi, b_lo, b_port):
     return _mix(ha + hb + proto)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _index_remove(flows, index, slot):
     mask = index.shape[0] - 1
     i = flows[slot, F_HASH] & mask
@@ -119,7 +119,7 @@ def _index_remove(flows, index, slot):
     index[i] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def expire_slot(flows, index, free, meta, exp, slot, reason):
     """Copy the flow to the expired buffer, drop it from the index, free its row."""
     e = meta[M_N_EXP]
@@ -152,7 +152,7 @@ def _end_reason(flows, meta, slot, ts, tcp_flags):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def update_flows(
     flows, index, free, meta, exp, start, first_packet,
     status, ts_ns, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
@@ -263,7 +263,7 @@ def update_flows(
     return n, DONE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sweep(flows, index, free, meta, exp, now_ns, start_slot):
     """Expire flows idle (or too old) at capture time ``now_ns``.
 
@@ -281,7 +281,7 @@ def sweep(flows, index, free, meta, exp, now_ns, start_slot):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def expire_slots(flows, index, free, meta, exp, slots, reason):
     """Expire the given live slots (eviction); the buffer must have room for them all."""
     for slot in slots:

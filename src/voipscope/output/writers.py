@@ -90,17 +90,34 @@ class CsvWriter:
 
 
 class ParquetWriter:
+    # Flows end in small groups; gather them into row groups of this size, or the file
+    # gets thousands of tiny row groups that are slow to write and to read.
+    ROW_GROUP_ROWS = 65536
+
     def __init__(self, path: str | None, schema: pa.Schema) -> None:
         if path in (None, "-"):
             self._sink: object = pa.output_stream(sys.stdout.buffer)  # type: ignore[arg-type]
         else:
             self._sink = path
         self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")  # type: ignore[arg-type]
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(
+                pa.Table.from_batches(self._pending), row_group_size=self.ROW_GROUP_ROWS
+            )
+            self._pending, self._pending_rows = [], 0
 
     def close(self) -> None:
+        self._flush()
         self._writer.close()
 
 

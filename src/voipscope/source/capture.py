@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import sys
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -29,6 +29,8 @@ PCAP_MAGIC_US = 0xA1B2C3D4  # draft-ietf-opsawg-pcap §4: microsecond timestamps
 PCAP_MAGIC_NS = 0xA1B23C4D  # nanosecond timestamps
 PCAP_MAGIC_KUZNETZOV = 0xA1B2CD34  # "modified" libpcap: 8 more bytes per record header
 PCAPNG_SHB = bytes.fromhex("0a0d0d0a")
+PCAPNG_BOM_LE = bytes.fromhex("4d3c2b1a")  # byte-order magic 0x1A2B3C4D as written
+PCAPNG_BOM_BE = bytes.fromhex("1a2b3c4d")
 GZIP_MAGIC = b"\x1f\x8b"
 PCAP_FILE_HEADER_BYTES = 24
 MAX_INTERFACES = 256
@@ -87,8 +89,7 @@ def open_windows(path: str, config: SourceConfig) -> tuple[Windows, bool]:
             return StreamWindows(gzip.GzipFile(fileobj=stdin), config.window_bytes), True
         return StreamWindows(stream, config.window_bytes), False
     try:
-        with open(path, "rb") as f:
-            head = f.read(2)
+        f = open(path, "rb")  # noqa: SIM115 - kept open for a FIFO, closed below otherwise
     except FileNotFoundError:
         raise SourceError(path, "no such file") from None
     except IsADirectoryError:
@@ -97,10 +98,17 @@ def open_windows(path: str, config: SourceConfig) -> tuple[Windows, bool]:
         raise SourceError(path, "permission denied") from None
     except OSError as exc:
         raise SourceError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        # A FIFO or device gives its bytes once: sniff with peek() and keep this handle
+        # (reading the head and reopening would lose it, or block with no writer left).
+        head = f.peek(2)[:2]
+        if head == GZIP_MAGIC:
+            return StreamWindows(gzip.GzipFile(fileobj=f), config.window_bytes, also_close=f), True
+        return StreamWindows(f, config.window_bytes), False
+    with f:
+        head = f.read(2)
     if head == GZIP_MAGIC:
         return StreamWindows(gzip.open(path, "rb"), config.window_bytes), True  # type: ignore[arg-type]
-    if not os.path.isfile(path):  # a FIFO or device: read it as a stream
-        return StreamWindows(open(path, "rb"), config.window_bytes), False
     return MappedWindows(path, config.window_bytes), False
 
 
@@ -119,13 +127,20 @@ def read_capture(
     info.bytes_total = None if compressed else windows.size_hint
     try:
         yield from _read(windows, config, info)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        # gzip damage: keep what was read, say where it stopped.
-        if info.packets == 0 and not info.format:
-            raise SourceError(path, f"damaged gzip data ({exc})") from None
-        info.truncated_at = info.bytes_done
+    except SourceError:
+        # "empty file" or "truncated header" from a stream that was cut by gzip damage:
+        # the damage is the real story.
+        damage = getattr(windows, "damage", None)
+        if damage is not None:
+            raise SourceError(path, f"damaged gzip data ({damage})") from None
+        raise
     finally:
         windows.close()
+    # gzip damage ends the stream early (StreamWindows keeps the packets inflated before
+    # it): the capture is truncated where the good data stops.
+    damage = getattr(windows, "damage", None)
+    if damage is not None and info.truncated_at is None and info.corrupt_at is None:
+        info.truncated_at = info.bytes_done
 
 
 def _read(windows: Windows, config: SourceConfig, info: CaptureInfo) -> Iterator[PacketBatch]:
@@ -136,6 +151,7 @@ def _read(windows: Windows, config: SourceConfig, info: CaptureInfo) -> Iterator
     first4 = bytes(head[:4])
     if first4 == PCAPNG_SHB:
         info.format = "pcapng"
+        _check_first_shb(windows, config, path)
         yield from _read_pcapng(windows, config, info)
         return
     magic_le = int.from_bytes(first4.ljust(4, b"\0"), "little")
@@ -167,6 +183,26 @@ def _read(windows: Windows, config: SourceConfig, info: CaptureInfo) -> Iterator
         )  # fmt: skip
 
     yield from _walk(windows, config, info, PCAP_FILE_HEADER_BYTES, kernel)
+
+
+def _check_first_shb(windows: Windows, config: SourceConfig, path: str) -> None:
+    """The first block must be a whole Section Header Block (pcapng §4.1): without one
+    nothing in the file can be read, like a pcap file under 24 bytes, so it is an error
+    and not a "truncated capture" with zero packets."""
+    head, _ = windows.window(0, 12)
+    if head.shape[0] < 12:
+        raise SourceError(path, f"truncated pcapng section header ({head.shape[0]} bytes)")
+    bom = bytes(head[8:12])
+    if bom not in (PCAPNG_BOM_LE, PCAPNG_BOM_BE):
+        raise SourceError(path, f"not a pcapng capture (byte-order magic {bom.hex()})")
+    blen = int.from_bytes(bytes(head[4:8]), "little" if bom == PCAPNG_BOM_LE else "big")
+    if blen < 28 or blen % 4 or blen > config.max_packet_bytes + 64 * 1024:
+        raise SourceError(path, f"corrupt pcapng section header (block length {blen})")
+    head, _ = windows.window(0, blen)
+    if head.shape[0] < blen:
+        raise SourceError(
+            path, f"truncated pcapng section header ({head.shape[0]} of {blen} bytes)"
+        )
 
 
 def _read_pcapng(
@@ -209,6 +245,7 @@ def _walk(
     """Drive an index kernel across windows; carry a record cut by a window edge over."""
     pos_abs = start
     min_bytes = 0
+    info.bytes_done = start  # the file header is done; a cut right after it is at start
     while True:
         buf, at_end = windows.window(pos_abs, min_bytes)
         if buf.shape[0] == 0:

@@ -46,7 +46,7 @@ IF_OFFSET_S = 4
 IF_COLS = 5
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def index_pcap(
     buf, pos, big_endian, nanosecond, record_header_bytes, max_caplen, linktype,
     out_off, out_caplen, out_wirelen, out_ts, out_link,
@@ -77,14 +77,18 @@ def index_pcap(
     return n, pos, BATCH_FULL
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pcapng_ts_ns(iface, ts_raw):
     value = iface[IF_RES_VALUE]
     if iface[IF_RES_POW2] == 0:
         if value <= 9:
             ns = ts_raw * 10 ** (9 - value)
-        else:
+        elif value <= 27:
             ns = ts_raw // 10 ** (value - 9)
+        else:
+            # 10^(value-9) does not fit in int64 (from 10^64 on it wraps to 0 and the
+            # division would raise); every int64 tick count is below it, so 0 ns.
+            ns = np.int64(0)
     elif value <= 33:
         ns = (ts_raw >> value) * 1_000_000_000 + (
             ((ts_raw & ((1 << value) - 1)) * 1_000_000_000) >> value
@@ -94,7 +98,7 @@ def _pcapng_ts_ns(iface, ts_raw):
     return ns + iface[IF_OFFSET_S] * 1_000_000_000
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _read_idb_options(buf, p, stop, be, iface):
     """Walk the option list of an IDB for if_tsresol and if_tsoffset (§4.2)."""
     while stop - p >= 4:
@@ -117,7 +121,7 @@ def _read_idb_options(buf, p, stop, be, iface):
         p += (length + 3) & ~3
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def index_pcapng(
     buf, pos, state, ifaces, max_caplen, out_off, out_caplen, out_wirelen, out_ts, out_link,
 ):  # fmt: skip

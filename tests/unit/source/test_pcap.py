@@ -145,7 +145,9 @@ def test_any_window_size_reads_the_same(tmp_path, window):
 
 def test_record_bigger_than_the_window_grows_the_window(tmp_path):
     big = pb.ethernet(pb.ipv4(pb.udp(bytes(range(256)) * 40)))  # ~10 kB
-    data = [frames(1)[0], big, frames(1, seed=2)[0]]
+    # Small records after the big one: the grown window holds many of them, and the
+    # next window (back to the normal size) must still take the tail it carries over.
+    data = [frames(1)[0], big, *frames(300, seed=2)]
     raw = pb.pcap([pb.Packet(TS_US, d) for d in data])
     for path in (write(tmp_path, raw), write(tmp_path, pb.gz(raw), "c.pcap.gz")):
         r = read_all(path, SourceConfig(window_bytes=64, batch_packets=2))
@@ -223,7 +225,9 @@ def test_truncation_sweep_every_prefix(tmp_path, variant):
             assert exc.value.path == str(path)
             continue
         r = read_all(path, SourceConfig(window_bytes=50, batch_packets=3))
-        whole = sum(1 for k, off in enumerate(offsets) if off + 16 + (8 * kuz) + len(data[k]) <= cut)
+        whole = sum(
+            1 for k, off in enumerate(offsets) if off + 16 + (8 * kuz) + len(data[k]) <= cut
+        )
         assert r.data == data[:whole], cut
         boundary = cut == 24 or cut in offsets or cut == len(raw)
         expected = None if boundary else offsets[whole]
