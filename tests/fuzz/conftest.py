@@ -10,14 +10,18 @@ decorated); test_boundscheck_is_in_effect fails if it was too late.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
 if os.environ.get("NUMBA_BOUNDSCHECK") == "1" and not os.environ.get("NUMBA_CACHE_DIR"):
     import numba
 
-    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="voipscope-numba-boundscheck-")
+    _cache_dir = tempfile.mkdtemp(prefix="voipscope-numba-boundscheck-")
+    atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = _cache_dir
     numba.config.reload_config()
     if "voipscope" in sys.modules:
         sys.stderr.write(
