@@ -1,0 +1,118 @@
+"""SDP session descriptions (RFC 8866) as facts: where media will flow, and how.
+
+What the arbiter needs from SDP: the connection address, each media line's port,
+transport and formats, rtpmap codecs, ICE candidates (RFC 8839) and the DTLS fingerprint
+(RFC 8122) — the expectations that later flows inherit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voipscope.errors import Malformed
+
+MAX_MEDIA = 32  # attacker-controlled m-lines; more is Malformed
+MAX_LINES = 4096
+
+
+@dataclass(slots=True)
+class SdpMedia:
+    media: str  # audio | video | image (T.38) | application | ...
+    port: int
+    protocol: str  # RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF, udptl, ...
+    formats: list[str]
+    connection: str | None  # c= of the media, else of the session
+    rtpmap: dict[int, str] = field(default_factory=dict)  # payload type -> "PCMU/8000"
+    direction: str = "sendrecv"
+    candidates: list[tuple[str, str, int, str]] = field(
+        default_factory=list
+    )  # transport, ip, port, type
+    rtcp_port: int | None = None
+    rtcp_mux: bool = False
+    crypto: bool = False  # SDES a=crypto (RFC 4568): SRTP keys in the signalling
+
+
+@dataclass(slots=True)
+class Sdp:
+    origin_address: str | None
+    session_name: str | None
+    connection: str | None
+    media: list[SdpMedia] = field(default_factory=list)
+    fingerprint: str | None = None
+
+
+def parse_sdp(body: bytes) -> Sdp:
+    text = body.decode("utf-8", "replace")
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    if not lines or not lines[0].startswith("v="):
+        raise Malformed("SDP does not start with v=")
+    if len(lines) > MAX_LINES:
+        raise Malformed(f"SDP has more than {MAX_LINES} lines")
+    sdp = Sdp(None, None, None)
+    current: SdpMedia | None = None
+    for line in lines:
+        kind, eq, value = line.partition("=")
+        if not eq or len(kind) != 1:
+            raise Malformed(f"SDP line is not type=value: {line[:40]!r}")
+        if kind == "o":
+            parts = value.split()
+            sdp.origin_address = parts[5] if len(parts) >= 6 else None
+        elif kind == "s":
+            sdp.session_name = value
+        elif kind == "c":
+            address = _connection(value)
+            if current is None:
+                sdp.connection = address
+            else:
+                current.connection = address
+        elif kind == "m":
+            if len(sdp.media) >= MAX_MEDIA:
+                raise Malformed(f"SDP has more than {MAX_MEDIA} m-lines")
+            current = _media_line(value, sdp.connection)
+            sdp.media.append(current)
+        elif kind == "a":
+            _attribute(sdp, current, value)
+    return sdp
+
+
+def _connection(value: str) -> str:
+    parts = value.split()
+    if len(parts) < 3 or parts[0] != "IN":
+        raise Malformed(f"SDP c= line is not 'IN IP4|IP6 address': {value[:40]!r}")
+    return parts[2].split("/")[0]  # drop a multicast TTL/count
+
+
+def _media_line(value: str, session_connection: str | None) -> SdpMedia:
+    parts = value.split()
+    if len(parts) < 3:
+        raise Malformed(f"SDP m= line is too short: {value[:40]!r}")
+    port_text = parts[1].split("/")[0]
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise Malformed(f"SDP m= port {parts[1]!r} is not a port")
+    return SdpMedia(parts[0], int(port_text), parts[2], parts[3:], session_connection)
+
+
+def _attribute(sdp: Sdp, media: SdpMedia | None, value: str) -> None:
+    name, _, rest = value.partition(":")
+    if name == "fingerprint":
+        sdp.fingerprint = rest.strip()
+    if media is None:
+        return
+    if name == "rtpmap":
+        pt, _, codec = rest.partition(" ")
+        if pt.isdigit():
+            media.rtpmap[int(pt)] = codec.strip()
+    elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
+        media.direction = name
+    elif name == "candidate":
+        # RFC 8839 §5.1: foundation component transport priority address port typ type ...
+        parts = rest.split()
+        if len(parts) >= 8 and parts[5].isdigit():
+            media.candidates.append((parts[2].lower(), parts[4], int(parts[5]), parts[7]))
+    elif name == "rtcp":
+        port = rest.split()[0] if rest.split() else ""
+        media.rtcp_port = int(port) if port.isdigit() else None
+    elif name == "rtcp-mux":
+        media.rtcp_mux = True
+    elif name == "crypto":
+        media.crypto = True

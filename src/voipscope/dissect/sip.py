@@ -1,0 +1,169 @@
+"""SIP messages (RFC 3261) as facts: start line, headers, body boundaries.
+
+Pure parsing. Works on one UDP datagram or on a TCP byte stream (``parse_sip`` reports
+how many bytes the message used, and raises Truncated when Content-Length says more is
+still to come, so a TCP reassembler knows to wait).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from voipscope.errors import Malformed, Truncated
+
+# RFC 3261 §7.3.3 compact header forms, plus the ones added by later RFCs.
+COMPACT_HEADERS = {
+    "i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
+    "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to",
+    "v": "via", "o": "event", "r": "refer-to", "b": "referred-by", "u": "allow-events",
+    "a": "accept-contact", "j": "reject-contact", "d": "request-disposition",
+    "x": "session-expires", "y": "identity", "n": "identity-info",
+}  # fmt: skip
+# Methods of RFC 3261 and its extensions (RFC 3262 PRACK, 3265/6665 SUBSCRIBE/NOTIFY,
+# 3311 UPDATE, 3428 MESSAGE, 3515 REFER, 3903 PUBLISH, 2976/6086 INFO).
+METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE",
+                     "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})  # fmt: skip
+SIP_VERSION = "SIP/2.0"
+MAX_HEADERS = 256  # attacker-controlled: more is Malformed, not unbounded work
+MAX_HEADER_BYTES = 64 * 1024
+
+_REQUEST_LINE = re.compile(rb"^([A-Za-z!%*_+`'~.-]+) (\S+) (SIP/\d+\.\d+)$")
+_STATUS_LINE = re.compile(rb"^(SIP/\d+\.\d+) (\d{3}) ?(.*)$")
+_TAG = re.compile(r";\s*tag=([^;>\s,]+)", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class SipMessage:
+    is_request: bool
+    method: str | None  # requests; responses take it from CSeq
+    request_uri: str | None
+    status_code: int | None
+    reason: str | None
+    headers: list[tuple[str, str]] = field(default_factory=list)  # (lower-case full name, value)
+    body: bytes = b""
+    message_bytes: int = 0  # bytes this message used, start line to end of body
+    leading_crlf: int = 0  # CRLFs skipped before it (RFC 5626 keep-alives)
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self.headers if key == name]
+
+    @property
+    def call_id(self) -> str | None:
+        return self.header("call-id")
+
+    @property
+    def cseq(self) -> tuple[int, str] | None:
+        value = self.header("cseq")
+        if value is None:
+            return None
+        parts = value.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            return None
+        return int(parts[0]), parts[1].upper()
+
+    @property
+    def from_tag(self) -> str | None:
+        return _tag(self.header("from"))
+
+    @property
+    def to_tag(self) -> str | None:
+        return _tag(self.header("to"))
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.header("user-agent") or self.header("server")
+
+
+def _tag(value: str | None) -> str | None:
+    if value is None:
+        return None
+    m = _TAG.search(value)
+    return m.group(1) if m else None
+
+
+def looks_like_sip(data: bytes) -> bool:
+    """Cheap check on the first bytes: a known method followed by a space, or SIP/2.0."""
+    head = data.lstrip(b"\r\n")[:10]
+    if head.startswith(b"SIP/2.0 "):
+        return True
+    word = head.split(b" ", 1)[0]
+    return len(head) > len(word) and word.decode("ascii", "replace") in METHODS
+
+
+def parse_sip(data: bytes, stream: bool = False) -> SipMessage:
+    """Parse one SIP message from the start of ``data``.
+
+    ``stream``: the bytes come from TCP, where a message without Content-Length is
+    Malformed (RFC 3261 §18.3) and a body longer than what is here is Truncated.
+    """
+    skipped = len(data) - len(data.lstrip(b"\r\n"))
+    view = data[skipped:]
+    end = view.find(b"\r\n\r\n")
+    sep = 4
+    if end < 0:
+        end = view.find(b"\n\n")  # bare-LF endings: wrong (§7) but seen in the wild
+        sep = 2
+    if end < 0:
+        if len(view) > MAX_HEADER_BYTES:
+            raise Malformed(f"SIP header section exceeds {MAX_HEADER_BYTES} bytes")
+        raise Truncated("SIP message ends before the blank line that ends its headers")
+    lines = view[:end].replace(b"\r\n", b"\n").split(b"\n")
+    msg = _start_line(lines[0])
+    msg.leading_crlf = skipped // 2
+    _headers(msg, lines[1:])
+    body_start = end + sep
+    length_text = msg.header("content-length")
+    if length_text is None:
+        if stream:
+            raise Malformed("SIP message over a stream has no Content-Length")
+        length = len(view) - body_start  # UDP: the datagram ends the body (§18.3)
+    else:
+        if not length_text.strip().isdigit():
+            raise Malformed(f"SIP Content-Length {length_text!r} is not a number")
+        length = int(length_text)
+        if body_start + length > len(view):
+            raise Truncated(f"SIP body is shorter than its Content-Length {length}")
+    msg.body = bytes(view[body_start : body_start + length])
+    msg.message_bytes = skipped + body_start + length
+    return msg
+
+
+def _start_line(line: bytes) -> SipMessage:
+    m = _STATUS_LINE.match(line)
+    if m:
+        if m.group(1) != SIP_VERSION.encode():
+            raise Malformed(f"SIP version {m.group(1).decode(errors='replace')} is not 2.0")
+        return SipMessage(False, None, None, int(m.group(2)), m.group(3).decode("utf-8", "replace"))
+    m = _REQUEST_LINE.match(line)
+    if m:
+        if m.group(3) != SIP_VERSION.encode():
+            raise Malformed(f"SIP version {m.group(3).decode(errors='replace')} is not 2.0")
+        method = m.group(1).decode("ascii").upper()
+        return SipMessage(True, method, m.group(2).decode("utf-8", "replace"), None, None)
+    raise Malformed(f"not a SIP start line: {line[:40]!r}")
+
+
+def _headers(msg: SipMessage, lines: list[bytes]) -> None:
+    for raw in lines:
+        if raw[:1] in (b" ", b"\t") and msg.headers:  # folded continuation (§7.3.1)
+            name, value = msg.headers[-1]
+            msg.headers[-1] = (name, f"{value} {raw.strip().decode('utf-8', 'replace')}")
+            continue
+        name, colon, value = raw.partition(b":")
+        if not colon or not name.strip():
+            raise Malformed(f"SIP header line without a name: {raw[:40]!r}")
+        if len(msg.headers) >= MAX_HEADERS:
+            raise Malformed(f"SIP message has more than {MAX_HEADERS} headers")
+        key = name.strip().decode("ascii", "replace").lower()
+        msg.headers.append(
+            (COMPACT_HEADERS.get(key, key), value.strip().decode("utf-8", "replace"))
+        )

@@ -1,0 +1,160 @@
+"""STUN (RFC 5389/8489, classic RFC 3489) and TURN ChannelData (RFC 8656), as facts.
+
+The attribute table is data: code -> name (RFC 8489 §18.3, RFC 8656 §18, RFC 8445 §16.1,
+RFC 5780 §9, and the Microsoft MS-TURN/MS-ICE2 attributes Teams and Skype for Business use).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from voipscope.errors import Malformed, Truncated
+
+STUN_HEADER_BYTES = 20  # RFC 8489 §5
+MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5; absent in RFC 3489 messages
+CHANNEL_DATA_HEADER_BYTES = 4  # RFC 8656 §12.4
+CHANNEL_NUMBERS = range(0x4000, 0x5000)  # RFC 8656 §12
+
+# Method (RFC 8489 §18.2, RFC 8656 §17) and class bits (RFC 8489 §5)
+METHODS = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send",
+           0x007: "Data", 0x008: "CreatePermission", 0x009: "ChannelBind"}  # fmt: skip
+CLASSES = {0b00: "request", 0b01: "indication", 0b10: "success", 0b11: "error"}
+
+ATTRIBUTES = {
+    0x0001: "MAPPED-ADDRESS", 0x0006: "USERNAME", 0x0008: "MESSAGE-INTEGRITY",
+    0x0009: "ERROR-CODE", 0x000A: "UNKNOWN-ATTRIBUTES", 0x000C: "CHANNEL-NUMBER",
+    0x000D: "LIFETIME", 0x0012: "XOR-PEER-ADDRESS", 0x0013: "DATA", 0x0014: "REALM",
+    0x0015: "NONCE", 0x0016: "XOR-RELAYED-ADDRESS", 0x0017: "REQUESTED-ADDRESS-FAMILY",
+    0x0018: "EVEN-PORT", 0x0019: "REQUESTED-TRANSPORT", 0x001A: "DONT-FRAGMENT",
+    0x001C: "MESSAGE-INTEGRITY-SHA256", 0x001D: "PASSWORD-ALGORITHM", 0x001E: "USERHASH",
+    0x0020: "XOR-MAPPED-ADDRESS", 0x0022: "RESERVATION-TOKEN", 0x0024: "PRIORITY",
+    0x0025: "USE-CANDIDATE", 0x0026: "PADDING", 0x0027: "RESPONSE-PORT",
+    0x8001: "MAPPED-ADDRESS (old)", 0x8002: "PASSWORD-ALGORITHMS", 0x8003: "ALTERNATE-DOMAIN",
+    0x8020: "XOR-MAPPED-ADDRESS (draft)", 0x8022: "SOFTWARE", 0x8023: "ALTERNATE-SERVER",
+    0x8027: "CACHE-TIMEOUT", 0x8028: "FINGERPRINT", 0x8029: "ICE-CONTROLLED",
+    0x802A: "ICE-CONTROLLING", 0x802B: "RESPONSE-ORIGIN", 0x802C: "OTHER-ADDRESS",
+    0xC057: "NETWORK-COST", 0x0004: "CHANGE-REQUEST", 0x0005: "SOURCE-ADDRESS (3489)",
+    0x8007: "MS-VERSION", 0x8008: "MS-XOR-MAPPED-ADDRESS", 0x8050: "MS-SEQUENCE-NUMBER",
+    0x8054: "MS-CANDIDATE-IDENTIFIER", 0x8055: "MS-SERVICE-QUALITY",
+    0x8056: "MS-ALTERNATE-MAPPED-ADDRESS", 0x8070: "MS-IMPLEMENTATION-VERSION",
+    0x8090: "MS-ALT-MAPPED-ADDRESS", 0xFF03: "GOOG-NETWORK-INFO",
+    0xFF04: "GOOG-LAST-ICE-CHECK-RECEIVED", 0xFF05: "GOOG-MISC-INFO", 0xFF10: "MS-TURN-BANDWIDTH",
+}  # fmt: skip
+XOR_ADDRESS_ATTRIBUTES = frozenset({0x0012, 0x0016, 0x0020, 0x8020})
+PLAIN_ADDRESS_ATTRIBUTES = frozenset({0x0001, 0x8001, 0x8023, 0x802B, 0x802C, 0x0005})
+TEXT_ATTRIBUTES = frozenset({0x0006, 0x0014, 0x8022, 0x0015})
+
+
+@dataclass(slots=True)
+class StunMessage:
+    method: int
+    message_class: str
+    transaction_id: bytes
+    classic: bool  # RFC 3489: no magic cookie
+    attributes: list[tuple[int, bytes]] = field(default_factory=list)
+    addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    text: dict[str, str] = field(default_factory=dict)  # SOFTWARE, REALM, USERNAME, NONCE
+
+    @property
+    def method_name(self) -> str:
+        return METHODS.get(self.method, f"method-0x{self.method:03x}")
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return [ATTRIBUTES.get(t, f"0x{t:04x}") for t, _ in self.attributes]
+
+
+def looks_like_stun(data: bytes) -> bool:
+    """Cheap first check: top two bits 0 and a length that fits (RFC 8489 §5)."""
+    return (
+        len(data) >= STUN_HEADER_BYTES
+        and data[0] & 0xC0 == 0
+        and int.from_bytes(data[2:4], "big") % 4 == 0
+        and int.from_bytes(data[2:4], "big") + STUN_HEADER_BYTES <= len(data)
+    )
+
+
+def parse_stun(data: bytes, max_attributes: int = 64) -> StunMessage:
+    """Parse one STUN message; raise Truncated/Malformed. Trailing bytes are allowed (TCP)."""
+    if len(data) < STUN_HEADER_BYTES:
+        raise Truncated(f"STUN message has {len(data)} bytes, fewer than the 20-byte header")
+    mtype = int.from_bytes(data[0:2], "big")
+    if mtype & 0xC000:
+        raise Malformed("STUN message type has its two top bits set")
+    length = int.from_bytes(data[2:4], "big")
+    if length % 4:
+        raise Malformed(f"STUN message length {length} is not a multiple of 4")
+    if STUN_HEADER_BYTES + length > len(data):
+        raise Truncated(f"STUN message length {length} runs past the packet")
+    # RFC 8489 §5: method bits M0-M11 interleaved with class bits C0 (bit 4), C1 (bit 8).
+    method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2)
+    cls = ((mtype >> 4) & 1) | ((mtype >> 7) & 2)
+    classic = int.from_bytes(data[4:8], "big") != MAGIC_COOKIE
+    msg = StunMessage(method, CLASSES[cls], bytes(data[8:20]), classic)
+    offset, end = STUN_HEADER_BYTES, STUN_HEADER_BYTES + length
+    while offset < end:
+        if len(msg.attributes) >= max_attributes:
+            raise Malformed(f"STUN message has more than {max_attributes} attributes")
+        if end - offset < 4:
+            raise Truncated("STUN attribute header is truncated")
+        atype = int.from_bytes(data[offset : offset + 2], "big")
+        alen = int.from_bytes(data[offset + 2 : offset + 4], "big")
+        value = bytes(data[offset + 4 : offset + 4 + alen])
+        if offset + 4 + alen > end:
+            raise Truncated(f"STUN attribute 0x{atype:04x} runs past the message")
+        msg.attributes.append((atype, value))
+        name = ATTRIBUTES.get(atype, f"0x{atype:04x}")
+        if atype in XOR_ADDRESS_ATTRIBUTES or atype in PLAIN_ADDRESS_ATTRIBUTES:
+            address = _address(value, data[4:20] if atype in XOR_ADDRESS_ATTRIBUTES else None)
+            if address is not None:
+                msg.addresses.setdefault(name, []).append(address)
+        elif atype in TEXT_ATTRIBUTES:
+            msg.text[name] = value.decode("utf-8", "replace")
+        offset += 4 + alen + (-alen % 4)  # values are padded to 4 bytes (§14)
+    return msg
+
+
+def _address(value: bytes, xor_key: bytes | None) -> tuple[str, int] | None:
+    """(MAPPED|XOR-*)-ADDRESS value (RFC 8489 §14.1-14.2); None when it is malformed."""
+    if len(value) < 8:
+        return None
+    family = value[1]
+    port = int.from_bytes(value[2:4], "big")
+    raw = value[4:]
+    if xor_key is not None:
+        port ^= MAGIC_COOKIE >> 16
+        raw = bytes(a ^ b for a, b in zip(raw, xor_key, strict=False))
+    if family == 0x01 and len(raw) >= 4:
+        return str(ipaddress.IPv4Address(raw[:4])), port
+    if family == 0x02 and len(raw) >= 16:
+        return str(ipaddress.IPv6Address(raw[:16])), port
+    return None
+
+
+def parse_channel_data(data: bytes) -> tuple[int, int]:
+    """TURN ChannelData (RFC 8656 §12.4): (channel number, application data length)."""
+    if len(data) < CHANNEL_DATA_HEADER_BYTES:
+        raise Truncated("ChannelData header is truncated")
+    channel = int.from_bytes(data[0:2], "big")
+    if channel not in CHANNEL_NUMBERS:
+        raise Malformed(f"channel number 0x{channel:04x} is outside 0x4000-0x4FFF")
+    length = int.from_bytes(data[2:4], "big")
+    if CHANNEL_DATA_HEADER_BYTES + length > len(data):
+        raise Truncated(f"ChannelData length {length} runs past the packet")
+    return channel, length
+
+
+# RFC 7983 §7 (updated by RFC 9443 §3): the first byte says which protocol shares the port.
+def demux_first_byte(first: int) -> str:
+    if first <= 3:
+        return "STUN"
+    if 16 <= first <= 19:
+        return "ZRTP"
+    if 20 <= first <= 63:
+        return "DTLS"
+    if 64 <= first <= 79:
+        return "TURN-ChannelData"
+    if 128 <= first <= 191:
+        return "RTP/RTCP"
+    return "unknown"
