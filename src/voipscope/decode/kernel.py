@@ -50,7 +50,8 @@ AF_INET6_BSD = (24, 28, 30)
 V4_MAPPED_PREFIX = np.int64(0xFFFF00000000)
 
 
-@njit(cache=True, nogil=True)
+# Inlined: a call that passes arrays costs reference-count traffic per packet.
+@njit(cache=True, nogil=True, inline="always")
 def _ether_payload(buf, q, end, ethertype, vlan_out, i):
     """Skip VLAN tags, MPLS labels and PPPoE; return (l3 offset, IP version or 0, status)."""
     tags = 0
@@ -101,7 +102,8 @@ def _ether_payload(buf, q, end, ethertype, vlan_out, i):
             return q, 0, S.TOO_MANY_HEADERS
 
 
-@njit(cache=True, nogil=True)
+# Inlined: a call that passes arrays costs reference-count traffic per packet.
+@njit(cache=True, nogil=True, inline="always")
 def _link(buf, p, end, linktype, vlan_out, i):
     """Find the IP header behind the link layer: (offset, version or 0, status)."""
     if linktype == L.LINKTYPE_ETHERNET:
@@ -286,7 +288,8 @@ def decode_packets(
         status[i] = decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len)
 
 
-@njit(cache=True, nogil=True)
+# Inlined: a call that passes arrays costs reference-count traffic per packet.
+@njit(cache=True, nogil=True, inline="always")
 def decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len):
     """Ports and payload bounds of UDP, TCP, SCTP; other protocols have no ports."""
     if nh == IPPROTO_UDP or nh == IPPROTO_UDPLITE:

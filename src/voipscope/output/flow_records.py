@@ -73,12 +73,16 @@ def _ip_column(version: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     text = pc.binary_join_element_wise(*octets, dots)
     v6_rows = np.flatnonzero(version == 6)
     if v6_rows.size:
-        v6_text: list[str | None] = [None] * len(version)
-        for i, h, low in zip(
-            v6_rows.tolist(), hi[v6_rows].tolist(), lo[v6_rows].tolist(), strict=True
-        ):
-            v6_text[i] = format_ip(6, h, low)
-        text = pc.if_else(_arrow(version == 6), _strings(v6_text), text)
+        # Render only the IPv6 rows, then scatter them: slot 0 of the table is a dummy for
+        # the IPv4 rows, which if_else takes from the IPv4 text instead.
+        v6_text = [
+            format_ip(6, h, low)
+            for h, low in zip(hi[v6_rows].tolist(), lo[v6_rows].tolist(), strict=True)
+        ]
+        slots = np.zeros(len(version), np.int32)
+        slots[v6_rows] = np.arange(1, v6_rows.size + 1, dtype=np.int32)
+        scattered = pc.take(_strings(["", *v6_text]), _arrow(slots))
+        text = pc.if_else(_arrow(version == 6), scattered, text)
     return text
 
 

@@ -77,7 +77,7 @@ def index_pcap(
     return n, pos, BATCH_FULL
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _pcapng_ts_ns(iface, ts_raw):
     value = iface[IF_RES_VALUE]
     if iface[IF_RES_POW2] == 0:
@@ -98,7 +98,7 @@ def _pcapng_ts_ns(iface, ts_raw):
     return ns + iface[IF_OFFSET_S] * 1_000_000_000
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _read_idb_options(buf, p, stop, be, iface):
     """Walk the option list of an IDB for if_tsresol and if_tsoffset (§4.2)."""
     while stop - p >= 4:
