@@ -92,7 +92,7 @@ class CsvWriter:
 class ParquetWriter:
     # Flows end in small groups; gather them into row groups of this size, or the file
     # gets thousands of tiny row groups that are slow to write and to read.
-    ROW_GROUP_ROWS = 65536
+    ROW_GROUP_ROWS = 16384
 
     def __init__(self, path: str | None, schema: pa.Schema) -> None:
         if path in (None, "-"):
