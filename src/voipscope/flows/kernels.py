@@ -68,6 +68,7 @@ M_LEN = 8
 DONE = 0
 TABLE_FULL = 1
 EXPIRED_FULL = 2
+INDEX_FULL = 3  # the hash index is half full: grow it (keeps probe chains short)
 
 TCP = 6
 TCP_FIN = 0x01
@@ -212,6 +213,8 @@ def update_flows(
         if slot < 0:
             if meta[M_LIVE] >= capacity:
                 return i, TABLE_FULL
+            if 2 * (meta[M_LIVE] + 1) > index.shape[0]:
+                return i, INDEX_FULL
             if meta[M_FREE_TOP] > 0:
                 meta[M_FREE_TOP] -= 1
                 slot = free[meta[M_FREE_TOP]]
@@ -261,6 +264,18 @@ def update_flows(
         out_dir[i] = direction
         out_seq[i] = row[F_PKTS_FWD] + row[F_PKTS_REV]
     return n, DONE
+
+
+@njit(cache=True, nogil=True)
+def rebuild_index(flows, index, high_water):
+    """Insert every live row into an empty (larger) index."""
+    mask = index.shape[0] - 1
+    for slot in range(high_water):
+        if flows[slot, F_STATE] & LIVE:
+            pos = flows[slot, F_HASH] & mask
+            while index[pos] >= 0:
+                pos = (pos + 1) & mask
+            index[pos] = slot
 
 
 @njit(cache=True, nogil=True)

@@ -16,6 +16,7 @@ from voipscope.wire import column
 # Rows evicted at once when the table is full: evicting one at a time would rescan the
 # table for every new flow of a flood.
 EVICT_FRACTION = 64
+INITIAL_INDEX_SIZE = 1 << 14
 # Sweep for idle flows at most this often in capture time.
 SWEEP_INTERVAL_NS = 1_000_000_000
 
@@ -45,8 +46,10 @@ class FlowTable:
         capacity = config.max_flows
         # np.zeros is calloc: rows never used are never touched and cost no RSS.
         self.flows = np.zeros((capacity, K.NF), np.int64)
-        index_size = 1 << max(4, int(2 * capacity - 1).bit_length())
-        self.index = np.full(index_size, -1, np.int64)
+        # The index starts small and doubles when half full, up to twice max_flows: RSS
+        # follows the live flows, not the configured bound.
+        self.max_index_size = 1 << max(4, int(2 * capacity - 1).bit_length())
+        self.index = np.full(min(self.max_index_size, INITIAL_INDEX_SIZE), -1, np.int64)
         self.free = np.zeros(capacity, np.int64)
         self.meta = np.zeros(K.M_LEN, np.int64)
         self.meta[K.M_NEXT_ID] = first_flow_id
@@ -82,6 +85,8 @@ class FlowTable:
                 self._evict_oldest(int(d.ts_ns[stopped]))
             elif why == K.EXPIRED_FULL:
                 yield from self._drain()
+            elif why == K.INDEX_FULL:
+                self._grow_index()
             start = stopped
             if why == K.DONE:
                 break
@@ -107,7 +112,7 @@ class FlowTable:
         rows[:, K.F_END] = K.END_CAPTURE
         rows = rows[np.argsort(rows[:, K.F_ID], kind="stable")]
         self.flows[:high, K.F_STATE] = 0
-        self.index.fill(-1)
+        self.index = np.full(min(self.max_index_size, INITIAL_INDEX_SIZE), -1, np.int64)
         for m in (K.M_LIVE, K.M_FREE_TOP, K.M_HIGH_WATER, K.M_N_EXP):
             self.meta[m] = 0
         self._next_sweep_ns = None
@@ -120,6 +125,11 @@ class FlowTable:
             out = self.exp[:n].copy()
             self.meta[K.M_N_EXP] = 0
             yield out
+
+    def _grow_index(self) -> None:
+        size = min(self.index.shape[0] * 2, self.max_index_size)
+        self.index = np.full(size, -1, np.int64)
+        K.rebuild_index(self.flows, self.index, int(self.meta[K.M_HIGH_WATER]))
 
     def _evict_oldest(self, now_ns: int) -> None:
         high = int(self.meta[K.M_HIGH_WATER])

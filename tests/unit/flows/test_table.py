@@ -290,3 +290,24 @@ def test_matches_reference_model(tmp_path_factory, raw_events, batch_choice):
         for r in table.to_pylist()
     )
     assert got == reference_flows(events, 2.0, 3.0, 1.0)
+
+
+def test_index_grows_with_live_flows_and_loses_nothing(tmp_path):
+    """40k concurrent flows: the hash index doubles several times mid-batch."""
+    n = 40_000
+    packets = []
+    for rnd in range(2):
+        for i in range(n):
+            host = f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}"
+            packets.append(pb.udp_packet(rnd + i * 1e-6, host, 1000 + rnd, B, 5060))
+    path = tmp_path / "many.pcap"
+    path.write_bytes(pb.pcap(packets))
+    table = voipscope.read_flows(path, batch_packets=10_000)
+    assert table.num_rows == 2 * n
+    assert set(table["src2dst_packets"].to_pylist()) == {1}
+    log = AnomalyLog()
+    ft = FlowTable(FlowConfig(), log)
+    for batch in read_capture(str(path)):
+        d = decode_batch(batch)
+        list(ft.update(d, new_assignment(len(d))))
+    assert ft.live == 2 * n and ft.index.shape[0] >= 4 * n
