@@ -36,6 +36,8 @@ class DecodeConfig:
     fragment_timeout_s: float = 30.0
     max_pending_datagrams: int = 4096
     max_datagram_bytes: int = 65535 + 40
+    # All fragment data held at once, over all pending datagrams.
+    max_pending_fragment_bytes: int = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)

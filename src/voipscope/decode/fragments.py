@@ -33,6 +33,7 @@ class _Datagram:
     ip_bytes: int = 0
     fragments: int = 0
     overlapped: bool = False
+    held_bytes: int = 0  # bytes stored in pieces (overlaps included)
 
 
 class FragmentReassembler:
@@ -40,6 +41,7 @@ class FragmentReassembler:
         self.config = config
         self.anomalies = anomalies
         self._pending: dict[_Key, _Datagram] = {}
+        self._held_bytes = 0  # over all pending datagrams: the memory an attacker controls
         self.datagrams_reassembled = 0
 
     def process(self, d: DecodedBatch) -> None:
@@ -83,6 +85,18 @@ class FragmentReassembler:
             dgram.overlapped = True
         if offset not in dgram.pieces:
             dgram.pieces[offset] = data
+            dgram.held_bytes += len(data)
+            self._held_bytes += len(data)
+        # Overlapping pieces at new offsets are all stored: cap what one datagram may hold,
+        # or a stream of overlapping fragments grows it without end.
+        if dgram.held_bytes > 2 * self.config.max_datagram_bytes:
+            self._drop(key, "ip_fragments_oversized", "overlapping fragments hold too many bytes")
+            return
+        while self._held_bytes > self.config.max_pending_fragment_bytes and len(self._pending) > 1:
+            oldest = min(self._pending, key=lambda k: self._pending[k].first_ts_ns)
+            self._drop(oldest, "ip_fragments_evicted", "pending-fragment byte cap reached")
+            if oldest == key:
+                return
         if not d.frag_more[i]:
             dgram.total_len = end
         # Any fragment reaching past the cap already makes the datagram too big: drop it
@@ -100,6 +114,7 @@ class FragmentReassembler:
         if payload is None:
             return
         del self._pending[key]
+        self._held_bytes -= dgram.held_bytes
         self.datagrams_reassembled += 1
         if dgram.overlapped:
             self.anomalies.add(
@@ -152,6 +167,7 @@ class FragmentReassembler:
 
     def _drop(self, key: _Key, name: str, detail: str) -> None:
         dgram = self._pending.pop(key)
+        self._held_bytes -= dgram.held_bytes
         self.anomalies.add(
             name,
             f"{detail} ({dgram.fragments} fragments)",

@@ -268,3 +268,28 @@ def test_read_flows_counts_a_reassembled_datagram_once(tmp_path):
     assert stats["datagrams_reassembled"] == 1
     assert stats["packets_by_status"] == {"decoded": 3, "fragment": 2}
     assert stats["anomalies"] == {}
+
+
+def test_overlapping_fragment_flood_is_capped_per_datagram():
+    """Overlapping pieces at ever new offsets must not grow one datagram without end."""
+    config = DecodeConfig(max_datagram_bytes=4000)
+    chunk = b"x" * 1000
+    # 8-byte steps, each 1000 bytes long: every fragment overlaps the previous one.
+    frames = [
+        pb.ethernet(pb.ipv4(chunk, ident=9, frag_offset=8 * k, more_fragments=True))
+        for k in range(20)
+    ]
+    _, reassembler, log = run([frames], config, flush=False)
+    counts = log.as_dict()
+    # A datagram is dropped at its 9th piece (9000 held > 2 x 4000); the next fragments
+    # start a new one, dropped at its 9th piece too; the last two are still held.
+    assert counts["ip_fragments_oversized"] == 18
+    assert reassembler._held_bytes == 2 * len(chunk)
+
+
+def test_byte_cap_over_all_datagrams_evicts_the_oldest():
+    config = DecodeConfig(max_pending_fragment_bytes=5000)
+    frames = [v4_fragments(ident=k)[0][0] for k in range(6)]  # 1480 bytes held each
+    _, reassembler, log = run([frames], config, flush=False)
+    assert log.as_dict() == {"ip_fragments_evicted": 3}
+    assert reassembler._held_bytes <= 5000
