@@ -9,6 +9,7 @@ yielded and the damage is reported in :class:`CaptureInfo` (``truncated_at`` /
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import stat
 import sys
@@ -79,14 +80,43 @@ class CaptureInfo:
         return out
 
 
+class _Replay(io.RawIOBase):
+    """A stream whose first bytes were already read: serves them again, then the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._rest.readinto(b)  # type: ignore[attr-defined, no-any-return]
+
+
+def _sniffed(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
+    """The first two bytes of a pipe (looping: a pipe may hand out one byte at a time) and
+    a stream that still yields them."""
+    head = b""
+    while len(head) < 2:
+        more = stream.read(2 - len(head))
+        if not more:
+            break
+        head += more
+    return head, io.BufferedReader(_Replay(head, stream))  # type: ignore[return-value]
+
+
 def open_windows(path: str, config: SourceConfig) -> tuple[Windows, bool]:
     """Pick mmap for a regular uncompressed file, a stream otherwise. Returns (windows, gz)."""
     if path == "-":
-        stdin = sys.stdin.buffer
-        head = stdin.peek(2)[:2] if hasattr(stdin, "peek") else b""
-        stream: BinaryIO = stdin
+        head, stream = _sniffed(sys.stdin.buffer)
         if head == GZIP_MAGIC:
-            return StreamWindows(gzip.GzipFile(fileobj=stdin), config.window_bytes), True
+            return StreamWindows(gzip.GzipFile(fileobj=stream), config.window_bytes), True
         return StreamWindows(stream, config.window_bytes), False
     try:
         f = open(path, "rb")  # noqa: SIM115 - kept open for a FIFO, closed below otherwise
@@ -99,12 +129,13 @@ def open_windows(path: str, config: SourceConfig) -> tuple[Windows, bool]:
     except OSError as exc:
         raise SourceError(path, f"cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-        # A FIFO or device gives its bytes once: sniff with peek() and keep this handle
+        # A FIFO or device gives its bytes once: sniff them and keep this handle
         # (reading the head and reopening would lose it, or block with no writer left).
-        head = f.peek(2)[:2]
+        head, stream = _sniffed(f)
         if head == GZIP_MAGIC:
-            return StreamWindows(gzip.GzipFile(fileobj=f), config.window_bytes, also_close=f), True
-        return StreamWindows(f, config.window_bytes), False
+            gz = gzip.GzipFile(fileobj=stream)
+            return StreamWindows(gz, config.window_bytes, also_close=f), True  # type: ignore[arg-type]
+        return StreamWindows(stream, config.window_bytes, also_close=f), False
     with f:
         head = f.read(2)
     if head == GZIP_MAGIC:

@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -168,3 +169,19 @@ def test_stdin_and_exit_status_in_a_real_process(capture):
     )  # fmt: skip
     assert missing.returncode == 3
     assert missing.stderr.strip() == "voipscope: error: /nonexistent/x.pcap: no such file"
+
+
+def test_gzip_on_a_pipe_that_delivers_one_byte_first(capture):
+    """The gzip magic split across two pipe reads must still be recognised."""
+    data = gzip.compress(capture.read_bytes())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voipscope", "flows", "-", "-f", "jsonl"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(data[:1])
+    proc.stdin.flush()
+    time.sleep(0.3)
+    out, err = proc.communicate(data[1:], timeout=120)
+    assert proc.returncode == 0, err
+    assert len(out.splitlines()) == 2
