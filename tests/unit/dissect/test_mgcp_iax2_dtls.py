@@ -1,0 +1,84 @@
+"""MGCP, IAX2 and DTLS parsing on the shared captures, against what tshark reads in them."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.dissect.test_sip_sdp import udp_payloads
+from voipscope.dissect.dtls import parse_dtls_records
+from voipscope.dissect.iax2 import parse_iax2
+from voipscope.dissect.mgcp import looks_like_mgcp, parse_mgcp
+from voipscope.errors import DecodeError, Malformed, Truncated
+
+GOLDENS = Path(__file__).parent / "goldens"
+
+
+def golden(name: str) -> list[list[str]]:
+    rows = [line.split("|") for line in (GOLDENS / name).read_text().splitlines()]
+    assert len(rows) >= 10, "a short golden proves little"
+    return rows
+
+
+def test_mgcp_against_tshark(shared_captures):
+    payloads = udp_payloads(shared_captures / "mgcp.pcap")
+    for frame, verb, code, transid, endpoint in golden("mgcp.pcap.mgcp.txt"):
+        data = payloads[int(frame)]
+        assert looks_like_mgcp(data)
+        msg = parse_mgcp(data)
+        assert (msg.verb or "", str(msg.response_code or "")) == (verb, code), frame
+        assert msg.transaction_id == int(transid) and (msg.endpoint or "") == endpoint
+
+
+def test_iax2_against_tshark(shared_captures):
+    payloads = udp_payloads(shared_captures / "iax.pcap")
+    for frame, packet_type, src, dst, ftype, oseq, iseq in golden("iax.pcap.iax2.txt"):
+        f = parse_iax2(payloads[int(frame)])
+        assert f.full == (packet_type == "1") and f.source_call == int(src), frame
+        if f.full:
+            assert (f.destination_call, f.frame_type) == (int(dst), int(ftype))
+            assert (f.oseqno, f.iseqno) == (int(oseq), int(iseq))
+
+
+@pytest.mark.parametrize("name", ["dtls2.pcap", "stun_dtls_rtp.pcapng"])
+def test_dtls_against_tshark(name, shared_captures):
+    payloads = udp_payloads(shared_captures / name)
+    for frame, ctypes, versions, epochs, lengths in golden(f"{name}.dtls.txt"):
+        records = parse_dtls_records(payloads[int(frame)])
+        assert [str(r.content_type) for r in records] == ctypes.split(","), frame
+        assert [f"0x{r.version:04x}" for r in records] == versions.split(",")
+        assert [str(r.epoch) for r in records] == epochs.split(",")
+        assert [str(r.length) for r in records] == lengths.split(",")
+
+
+def test_mgcp_errors():
+    with pytest.raises(Malformed):
+        parse_mgcp(b"CRCX 1 ep@gw SIP 1.0\r\n")
+    with pytest.raises(Malformed):
+        parse_mgcp(b"HELLO 1 ep@gw MGCP 1.0\r\n")
+    with pytest.raises(Malformed):
+        parse_mgcp(b"200 abc OK\r\n")
+
+
+def test_dtls_and_iax2_errors():
+    hello = bytes.fromhex("16feff00000000000000000002") + b"\x01\x00"
+    with pytest.raises(Truncated):
+        parse_dtls_records(hello[:-1])
+    with pytest.raises(Malformed):
+        parse_dtls_records(b"\x17\x03\x03" + hello[3:])
+    with pytest.raises(Truncated):
+        parse_iax2(b"\x80\x01\x00\x00\x00")
+    with pytest.raises(Malformed):
+        parse_iax2(b"\x80\x01\x00\x00\x00\x00\x00\x00\x00\x00\x63\x00")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_only_decode_errors(data):
+    for parse in (parse_mgcp, parse_iax2, parse_dtls_records):
+        with contextlib.suppress(DecodeError):
+            parse(data)
