@@ -77,7 +77,6 @@ class StreamWindows:
         self._filled = 0
         self._eof = False
         self.size_hint = size_hint
-        self.bytes_read = 0
         self.damage: Exception | None = None  # the error that ended a damaged gzip stream
 
     def window(self, start: int, min_bytes: int) -> tuple[np.ndarray, bool]:
@@ -107,7 +106,6 @@ class StreamWindows:
                 self._eof = True
                 break
             self._filled += got
-            self.bytes_read += got
         return self._buf[: self._filled], self._eof
 
     def close(self) -> None:
