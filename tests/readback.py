@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from voipscope.config import SourceConfig
+from voipscope.decode import decode_batch
+from voipscope.decode import status as S
 from voipscope.source import CaptureInfo, PacketBatch, read_capture
 
 
@@ -141,3 +143,15 @@ def batch_of(
         first_index=0,
         file_offset=0,
     )
+
+
+def payloads_by_frame(path: Path, proto: int) -> dict[int, bytes]:
+    """Frame number (from 1, as tshark counts) -> L4 payload of every decoded packet of IP
+    protocol ``proto`` (17 UDP, 6 TCP) that carries one."""
+    out = {}
+    for batch in read_capture(str(path)):
+        d = decode_batch(batch)
+        for i in range(len(d)):
+            if d.status[i] == S.OK and d.proto[i] == proto and d.l4_len[i]:
+                out[batch.first_index + i + 1] = d.payload(i)
+    return out

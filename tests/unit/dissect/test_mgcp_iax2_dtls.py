@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.dissect.test_sip_sdp import udp_payloads
+from tests.readback import payloads_by_frame
 from voipscope.dissect.dtls import parse_dtls_records
 from voipscope.dissect.iax2 import parse_iax2
 from voipscope.dissect.mgcp import looks_like_mgcp, parse_mgcp
@@ -25,7 +25,7 @@ def golden(name: str) -> list[list[str]]:
 
 
 def test_mgcp_against_tshark(shared_captures):
-    payloads = udp_payloads(shared_captures / "mgcp.pcap")
+    payloads = payloads_by_frame(shared_captures / "mgcp.pcap", 17)
     for frame, verb, code, transid, endpoint in golden("mgcp.pcap.mgcp.txt"):
         data = payloads[int(frame)]
         assert looks_like_mgcp(data)
@@ -35,7 +35,7 @@ def test_mgcp_against_tshark(shared_captures):
 
 
 def test_iax2_against_tshark(shared_captures):
-    payloads = udp_payloads(shared_captures / "iax.pcap")
+    payloads = payloads_by_frame(shared_captures / "iax.pcap", 17)
     for frame, packet_type, src, dst, ftype, oseq, iseq in golden("iax.pcap.iax2.txt"):
         f = parse_iax2(payloads[int(frame)])
         assert f.full == (packet_type == "1") and f.source_call == int(src), frame
@@ -46,7 +46,7 @@ def test_iax2_against_tshark(shared_captures):
 
 @pytest.mark.parametrize("name", ["dtls2.pcap", "stun_dtls_rtp.pcapng"])
 def test_dtls_against_tshark(name, shared_captures):
-    payloads = udp_payloads(shared_captures / name)
+    payloads = payloads_by_frame(shared_captures / name, 17)
     for frame, ctypes, versions, epochs, lengths in golden(f"{name}.dtls.txt"):
         records = parse_dtls_records(payloads[int(frame)])
         assert [str(r.content_type) for r in records] == ctypes.split(","), frame

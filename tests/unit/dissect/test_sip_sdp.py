@@ -8,31 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voipscope.decode import decode_batch
-from voipscope.decode import status as S
+from tests.readback import payloads_by_frame
 from voipscope.dissect.sdp import parse_sdp
 from voipscope.dissect.sip import looks_like_sip, parse_sip
 from voipscope.errors import DecodeError, Malformed, Truncated
-from voipscope.source import read_capture
 
 GOLDENS = Path(__file__).parent / "goldens"
 CAPTURES = ["sip.pcap", "FAX-Call-t38-CA-TDM-SIP-FB-1.pcap"]
 
 
-def udp_payloads(path: Path) -> dict[int, bytes]:
-    """Frame number (from 1) -> UDP payload, for every decoded UDP packet."""
-    out = {}
-    for batch in read_capture(str(path)):
-        d = decode_batch(batch)
-        for i in range(len(d)):
-            if d.status[i] == S.OK and d.proto[i] == 17:
-                out[batch.first_index + i + 1] = d.payload(i)
-    return out
-
-
 @pytest.mark.parametrize("name", CAPTURES)
 def test_every_sip_message_tshark_sees(name, shared_captures):
-    payloads = udp_payloads(shared_captures / name)
+    payloads = payloads_by_frame(shared_captures / name, 17)
     rows = [line.split("|") for line in (GOLDENS / f"{name}.sip.txt").read_text().splitlines()]
     assert len(rows) > 50
     for frame, method, status, call_id, cseq_method, m_line, c_address in rows:

@@ -9,24 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voipscope.decode import decode_batch
-from voipscope.decode import status as S
+from tests.readback import payloads_by_frame
 from voipscope.dissect.h225 import parse_tpkt_q931
 from voipscope.dissect.skinny import parse_skinny
 from voipscope.errors import DecodeError, Malformed, Truncated
-from voipscope.source import read_capture
 
 GOLDENS = Path(__file__).parent / "goldens"
-
-
-def tcp_payloads(path: Path) -> dict[int, bytes]:
-    out = {}
-    for batch in read_capture(str(path)):
-        d = decode_batch(batch)
-        for i in range(len(d)):
-            if d.status[i] == S.OK and d.proto[i] == 6 and d.l4_len[i]:
-                out[batch.first_index + i + 1] = d.payload(i)
-    return out
 
 
 def rows(name: str) -> list[list[str]]:
@@ -34,7 +22,7 @@ def rows(name: str) -> list[list[str]]:
 
 
 def test_skinny_against_tshark(shared_captures):
-    payloads = tcp_payloads(shared_captures / "sccp_hw_conf_register.pcapng")
+    payloads = payloads_by_frame(shared_captures / "sccp_hw_conf_register.pcapng", 6)
     golden = rows("sccp_hw_conf_register.pcapng.skinny.txt")
     assert len(golden) == 7
     for frame, ids, lengths in golden:
@@ -45,7 +33,7 @@ def test_skinny_against_tshark(shared_captures):
 
 
 def test_q931_against_tshark(shared_captures):
-    payloads = tcp_payloads(shared_captures / "h323.pcap")
+    payloads = payloads_by_frame(shared_captures / "h323.pcap", 6)
     golden = rows("h323.pcap.q931.txt")
     assert len(golden) == 8
     # Frame 50's 4-byte TPKT header came alone in frame 48 (tshark reassembles the PDU;
