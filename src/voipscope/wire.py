@@ -54,15 +54,3 @@ def u32(buf: np.ndarray, p: int, big_endian: bool) -> int:
 def u64be_signed(buf: np.ndarray, p: int) -> int:
     """Eight bytes big-endian as an int64 bit pattern (IPv6 address halves)."""
     return (u32be(buf, p) << 32) | u32be(buf, p + 4)
-
-
-def column(n: int, dtype: type, zero: bool = False) -> np.ndarray:
-    """An array of ``n`` items for a per-batch column, allocated at a rounded-up size.
-
-    Batches end where windows end, so their lengths vary; allocating exactly ``n`` each
-    time leaves the C heap full of odd-sized holes and RSS creeps up over a long run.
-    A few fixed sizes (powers of two) are reused by the allocator instead.
-    """
-    size = max(4096, 1 << max(0, n - 1).bit_length())
-    out = np.zeros(size, dtype) if zero else np.empty(size, dtype)
-    return out[:n]

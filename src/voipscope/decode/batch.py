@@ -8,7 +8,6 @@ import numpy as np
 
 from voipscope.decode.kernel import decode_packets
 from voipscope.source.batch import PacketBatch
-from voipscope.wire import column
 
 
 @dataclass(slots=True)
@@ -54,24 +53,24 @@ def decode_batch(batch: PacketBatch) -> DecodedBatch:
     n = len(batch)
     out = DecodedBatch(
         packets=batch,
-        status=column(n, np.uint8),
-        ip_ver=column(n, np.uint8),
-        proto=column(n, np.uint8),
-        src_hi=column(n, np.int64, zero=True),
-        src_lo=column(n, np.int64, zero=True),
-        dst_hi=column(n, np.int64, zero=True),
-        dst_lo=column(n, np.int64, zero=True),
-        sport=column(n, np.int32),
-        dport=column(n, np.int32),
-        ip_bytes=column(n, np.int32),
-        l3_off=column(n, np.int64),
-        l4_off=column(n, np.int64),
-        l4_len=column(n, np.int32),
-        tcp_flags=column(n, np.uint8),
-        vlan=column(n, np.int32),
-        frag_id=column(n, np.int64, zero=True),
-        frag_off=column(n, np.int32),
-        frag_more=column(n, np.uint8),
+        status=np.empty(n, np.uint8),
+        ip_ver=np.empty(n, np.uint8),
+        proto=np.empty(n, np.uint8),
+        src_hi=np.zeros(n, np.int64),
+        src_lo=np.zeros(n, np.int64),
+        dst_hi=np.zeros(n, np.int64),
+        dst_lo=np.zeros(n, np.int64),
+        sport=np.empty(n, np.int32),
+        dport=np.empty(n, np.int32),
+        ip_bytes=np.empty(n, np.int32),
+        l3_off=np.empty(n, np.int64),
+        l4_off=np.empty(n, np.int64),
+        l4_len=np.empty(n, np.int32),
+        tcp_flags=np.empty(n, np.uint8),
+        vlan=np.empty(n, np.int32),
+        frag_id=np.zeros(n, np.int64),
+        frag_off=np.empty(n, np.int32),
+        frag_more=np.empty(n, np.uint8),
     )
     decode_packets(
         batch.buf, batch.data_offset, batch.caplen, batch.linktype,

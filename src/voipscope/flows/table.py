@@ -11,7 +11,6 @@ from voipscope.anomalies import AnomalyLog
 from voipscope.config import FlowConfig
 from voipscope.decode.batch import DecodedBatch
 from voipscope.flows import kernels as K
-from voipscope.wire import column
 
 # Rows evicted at once when the table is full: evicting one at a time would rescan the
 # table for every new flow of a flood.
@@ -152,8 +151,8 @@ class FlowTable:
 
 def new_assignment(n: int) -> FlowAssignment:
     return FlowAssignment(
-        slot=column(n, np.int64),
-        flow_id=column(n, np.int64),
-        direction=column(n, np.uint8),
-        seq=column(n, np.int64),
+        slot=np.empty(n, np.int64),
+        flow_id=np.empty(n, np.int64),
+        direction=np.empty(n, np.uint8),
+        seq=np.empty(n, np.int64),
     )
