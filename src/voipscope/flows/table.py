@@ -48,7 +48,7 @@ class FlowTable:
         # The index starts small and doubles when half full, up to twice max_flows: RSS
         # follows the live flows, not the configured bound.
         self.max_index_size = 1 << max(4, int(2 * capacity - 1).bit_length())
-        self.index = np.full(min(self.max_index_size, INITIAL_INDEX_SIZE), -1, np.int64)
+        self.index = _empty_index(min(self.max_index_size, INITIAL_INDEX_SIZE))
         self.free = np.zeros(capacity, np.int64)
         self.meta = np.zeros(K.M_LEN, np.int64)
         self.meta[K.M_NEXT_ID] = first_flow_id
@@ -111,7 +111,7 @@ class FlowTable:
         rows[:, K.F_END] = K.END_CAPTURE
         rows = rows[np.argsort(rows[:, K.F_ID], kind="stable")]
         self.flows[:high, K.F_STATE] = 0
-        self.index = np.full(min(self.max_index_size, INITIAL_INDEX_SIZE), -1, np.int64)
+        self.index = _empty_index(min(self.max_index_size, INITIAL_INDEX_SIZE))
         for m in (K.M_LIVE, K.M_FREE_TOP, K.M_HIGH_WATER, K.M_N_EXP):
             self.meta[m] = 0
         self._next_sweep_ns = None
@@ -127,7 +127,7 @@ class FlowTable:
 
     def _grow_index(self) -> None:
         size = min(self.index.shape[0] * 2, self.max_index_size)
-        self.index = np.full(size, -1, np.int64)
+        self.index = _empty_index(size)
         K.rebuild_index(self.flows, self.index, int(self.meta[K.M_HIGH_WATER]))
 
     def _evict_oldest(self, now_ns: int) -> None:
@@ -147,6 +147,10 @@ class FlowTable:
             ts=now_ns / 1e9,
             count=int(oldest.size),
         )
+
+
+def _empty_index(size: int) -> np.ndarray:
+    return np.full(size, -1, np.int64)  # -1: an empty index slot
 
 
 def new_assignment(n: int) -> FlowAssignment:
