@@ -58,6 +58,29 @@ class FlowConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DissectConfig:
+    # Identify protocols and apps (False: flow accounting only, as nfpcapd does).
+    enabled: bool = True
+    # Payload packets of a flow offered to the dissectors while none has matched
+    # (nDPI-style budget: unrecognised flows stop costing work early). Each dissector
+    # also has its own, smaller budget.
+    max_probe_packets: int = 32
+    # The same once a protocol of the RFC 7983 family matched (STUN, DTLS): the media
+    # multiplexed beside it may start only after dozens of handshake packets.
+    max_multiplexed_probe_packets: int = 128
+    # Hard cap on packets given to a dissector that follows a flow after its match
+    # (SIP follows every message of a dialog).
+    max_follow_packets: int = 100_000
+    # Bytes buffered per TCP direction to reassemble messages split over segments
+    # (SIP, H.323, SCCP); more without a complete message is an anomaly.
+    max_stream_buffer_bytes: int = 64 << 10
+    # Cross-flow facts (SDP/STUN expectations, DNS/SNI host names), attacker-controlled.
+    max_expectations: int = 65536
+    max_host_names: int = 65536
+    expectation_ttl_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class AnomalyConfig:
     max_records_per_name: int = 100
 
@@ -67,6 +90,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     flows: FlowConfig = field(default_factory=FlowConfig)
+    dissect: DissectConfig = field(default_factory=DissectConfig)
     anomalies: AnomalyConfig = field(default_factory=AnomalyConfig)
 
     @classmethod

@@ -1,6 +1,6 @@
 """The one module that knows the order of the stages (DESIGN §1).
 
-source -> decode (+ fragment reassembly) -> flows -> hooks -> records
+source -> decode (+ fragment reassembly) -> flows -> dissect -> hooks -> classify -> records
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import numpy as np
 import pyarrow as pa
 
 from voipscope.anomalies import AnomalyLog
+from voipscope.classify.arbiter import Arbiter
 from voipscope.config import Config
 from voipscope.decode import DecodedBatch, FragmentReassembler, decode_batch
 from voipscope.decode import status as S
+from voipscope.dissect.registry import DISSECTORS
+from voipscope.dissect.stage import DissectStage
 from voipscope.errors import SourceError
 from voipscope.flows import FlowHooks, FlowTable, new_assignment
 from voipscope.output.flow_records import flows_to_batch
@@ -82,6 +85,13 @@ class FlowPipeline:
         self.hooks = list(hooks)
         self.stats = RunStats(anomalies=AnomalyLog(self.config.anomalies.max_records_per_name))
         self._next_flow_id = 0
+        self.dissect: DissectStage | None = None
+        self.arbiter: Arbiter | None = None
+        if self.config.dissect.enabled:
+            self.dissect = DissectStage(
+                self.config.dissect, self.stats.anomalies, DISSECTORS, self.config.flows.max_flows
+            )
+            self.arbiter = Arbiter(self.dissect.knowledge)
 
     def run(
         self, inputs: Sequence[str], progress: Callable[[CaptureInfo], None] | None = None
@@ -112,9 +122,10 @@ class FlowPipeline:
                 ended = list(table.update(d, a))
                 status_counts += np.bincount(d.status, minlength=S.N_STATUS)[: S.N_STATUS]
                 self._report_decode_anomalies(d)
-                if self.hooks:
+                stages = self.hooks if self.dissect is None else [self.dissect, *self.hooks]
+                if stages:
                     first_packets = np.flatnonzero(a.seq == 1)
-                    for hook in self.hooks:
+                    for hook in stages:
                         hook.on_init(d, a, first_packets)
                         hook.on_update(d, a)
                 yield from self._emit(ended, path)
@@ -142,10 +153,13 @@ class FlowPipeline:
             return
         # One record batch per packet batch: building Arrow columns has a fixed cost.
         rows = ended[0] if len(ended) == 1 else np.concatenate(ended)
+        verdicts = None
+        if self.dissect is not None and self.arbiter is not None:
+            verdicts = self.arbiter.judge_batch(rows, self.dissect.expire(rows))
         for hook in self.hooks:
             hook.on_expire(rows)
         self.stats.flows += rows.shape[0]
-        yield flows_to_batch(rows, path)
+        yield flows_to_batch(rows, path, verdicts)
 
     def _report_decode_anomalies(self, d: DecodedBatch) -> None:
         bad = np.flatnonzero(

@@ -6,9 +6,11 @@ layer alone tells DTLS from the RTP/STUN sharing that port (RFC 7983 first-byte 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from voipscope.errors import Malformed, Truncated
+from voipscope.dissect.base import OTHER, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.errors import DecodeError, Malformed, Truncated
 
 RECORD_HEADER_BYTES = 13  # type 1, version 2, epoch 2, sequence 6, length 2
 CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
@@ -59,3 +61,158 @@ def parse_dtls_records(data: bytes) -> list[DtlsRecord]:
     if not records:
         raise Truncated("empty DTLS datagram")
     return records
+
+
+# -- handshake details ---------------------------------------------------------------------
+
+HANDSHAKE_HEADER_BYTES = 12  # RFC 6347 §4.2.2: type, length, message_seq, fragment offset/len
+EXT_SERVER_NAME = 0x0000  # RFC 6066 §3
+EXT_USE_SRTP = 0x000E  # RFC 5764 §4.1.1: DTLS-SRTP, the WebRTC/SIP media key exchange
+EXT_ALPN = 0x0010  # RFC 7301
+
+
+@dataclass(slots=True)
+class ClientHello:
+    extensions: list[int]
+    server_name: str | None
+
+
+def parse_client_hello(record_body: bytes) -> ClientHello:
+    """Extensions of an unfragmented DTLS ClientHello (the body of a handshake record)."""
+    if len(record_body) < HANDSHAKE_HEADER_BYTES or record_body[0] != 1:
+        raise Malformed("not a DTLS ClientHello handshake message")
+    frag_offset = int.from_bytes(record_body[6:9], "big")
+    frag_len = int.from_bytes(record_body[9:12], "big")
+    if frag_offset != 0:
+        raise Truncated("DTLS ClientHello fragment does not start the message")
+    body = record_body[HANDSHAKE_HEADER_BYTES : HANDSHAKE_HEADER_BYTES + frag_len]
+    pos = 2 + 32  # client_version, random
+    for size_bytes in (1, 1, 2, 1):  # session_id, cookie, cipher_suites, compression
+        if pos + size_bytes > len(body):
+            raise Truncated("DTLS ClientHello ends inside its fixed fields")
+        size = int.from_bytes(body[pos : pos + size_bytes], "big")
+        pos += size_bytes + size
+    if pos + 2 > len(body):
+        return ClientHello([], None)  # no extensions
+    end = min(len(body), pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
+    pos += 2
+    extensions: list[int] = []
+    server_name = None
+    while pos + 4 <= end and len(extensions) < MAX_RECORDS:
+        ext = int.from_bytes(body[pos : pos + 2], "big")
+        size = int.from_bytes(body[pos + 2 : pos + 4], "big")
+        value = body[pos + 4 : pos + 4 + size]
+        extensions.append(ext)
+        if ext == EXT_SERVER_NAME and len(value) >= 5 and value[2] == 0:
+            name_len = int.from_bytes(value[3:5], "big")
+            server_name = value[5 : 5 + name_len].decode("ascii", "replace")
+        pos += 4 + size
+    return ClientHello(extensions, server_name)
+
+
+def certificate_sha256(record_body: bytes) -> str | None:
+    """SHA-256 of the first certificate of an unfragmented Certificate message, in the
+    colon-hex form SDP ``a=fingerprint`` uses (RFC 8122 §5), or None."""
+    if len(record_body) < HANDSHAKE_HEADER_BYTES + 6 or record_body[0] != 11:
+        return None
+    length = int.from_bytes(record_body[1:4], "big")
+    if (
+        int.from_bytes(record_body[6:9], "big") != 0
+        or int.from_bytes(record_body[9:12], "big") != length
+    ):
+        return None  # fragmented: the fingerprint needs the whole certificate
+    body = record_body[HANDSHAKE_HEADER_BYTES:]
+    first_len = int.from_bytes(body[3:6], "big")
+    cert = body[6 : 6 + first_len]
+    if len(cert) != first_len or not cert:
+        return None
+    digest = hashlib.sha256(cert).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+# -- dissector ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DtlsFlowState:
+    records: int = 0
+    use_srtp: bool = False
+    fingerprint: str | None = None
+
+
+class DtlsDissector(Dissector):
+    """DTLS records; the handshake shows DTLS-SRTP (use_srtp) and the certificate."""
+
+    name = "DTLS"
+    budget_packets = 6
+    follow_packets = 24  # the certificate comes a few packets after the hellos
+    multiplexed = True
+    ANOMALIES = {"dtls_malformed": "a datagram in the DTLS range whose records do not parse"}
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        data = pkt.payload
+        first = data[0]
+        if not 20 <= first <= 63:
+            # STUN, RTP/RTCP, ChannelData beside it (RFC 7983), else not DTLS.
+            return (
+                Probe.PASS if first <= 3 or 64 <= first <= 79 or 128 <= first <= 191 else Probe.NO
+            )
+        try:
+            records = parse_dtls_records(data)
+        except DecodeError:
+            return Probe.NO
+        state = ctx.state.setdefault(self.name, DtlsFlowState())
+        self._records(ctx, state, data, records, pkt)
+        version = VERSIONS[records[0].version]
+        kinds = "+".join(HANDSHAKE_TYPES.get(r.handshake_type, "?") if r.handshake_type is not None
+                         else CONTENT_TYPES[r.content_type] for r in records[:4])  # fmt: skip
+        evidence = f"{version} records ({kinds}), lengths add up to the datagram"
+        if state.use_srtp:
+            evidence += "; ClientHello offers use_srtp (DTLS-SRTP, RFC 5764)"
+        ctx.report(Finding("DTLS", OTHER, 0.9, evidence, pkt.seq))
+        return Probe.MATCH
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+        data = pkt.payload
+        if not 20 <= data[0] <= 63:
+            return
+        try:
+            records = parse_dtls_records(data)
+        except DecodeError:
+            return
+        state = ctx.state[self.name]
+        had_srtp = state.use_srtp
+        self._records(ctx, state, data, records, pkt)
+        if state.use_srtp and not had_srtp:
+            ctx.report(
+                Finding(
+                    "DTLS", OTHER, 0.9, "ClientHello offers use_srtp (DTLS-SRTP, RFC 5764)", pkt.seq
+                )
+            )
+
+    def on_expire(self, ctx: FlowContext) -> None:
+        state: DtlsFlowState = ctx.state[self.name]
+        finding = ctx.best("DTLS")
+        if finding is not None and state.fingerprint:
+            finding.evidence += f"; certificate sha-256 {state.fingerprint[:23]}…"
+
+    @staticmethod
+    def _records(
+        ctx: FlowContext, state: DtlsFlowState, data: bytes, records: list[DtlsRecord], pkt: Packet
+    ) -> None:
+        offset = 0
+        for r in records:
+            body = data[offset + RECORD_HEADER_BYTES : offset + RECORD_HEADER_BYTES + r.length]
+            offset += RECORD_HEADER_BYTES + r.length
+            state.records += 1
+            if r.handshake_type == 1:
+                try:
+                    hello = parse_client_hello(body)
+                except DecodeError:
+                    continue
+                if EXT_USE_SRTP in hello.extensions:
+                    state.use_srtp = True
+                if hello.server_name:
+                    ctx.hint("sni", hello.server_name)
+            elif r.handshake_type == 11 and state.fingerprint is None:
+                state.fingerprint = certificate_sha256(body)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voipscope.dissect.base import SIGNALING, TCP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.stream import StreamBuffers
 from voipscope.errors import Malformed, Truncated
 
 TPKT_VERSION = 3
@@ -50,3 +52,128 @@ def parse_tpkt_q931(data: bytes) -> Q931Message:
     if ref:
         ref[0] &= 0x7F
     return Q931Message(length, bytes(ref), not flag, q[2 + ref_len])
+
+
+# -- dissectors --------------------------------------------------------------------------
+
+# X.224 TPDU codes (ITU-T X.224 §13): TPKT also carries ISO transport for RDP and S7comm;
+# byte 5 of those segments is one of these after the length indicator.
+X224_CODES = frozenset({0xE0, 0xD0, 0xF0, 0x80, 0xC0, 0x50, 0x60, 0x70})
+RAS_PORT = 1719  # H.225.0 RAS well-known port
+RAS_MAX_CHOICE = 32  # RasMessage alternatives (H.225.0 v7 has 33 incl. extensions)
+
+
+@dataclass(slots=True)
+class H323FlowState:
+    stream: StreamBuffers
+    messages: int = 0
+
+
+class H323Dissector(Dissector):
+    """H.225.0 call signalling (TPKT + Q.931) and H.245 (TPKT + PER) over TCP."""
+
+    name = "H.323"
+    transports = frozenset({TCP})
+    budget_packets = 3
+    ANOMALIES = {"h323_malformed": "a TPKT segment of an H.323 flow that does not parse"}
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        state = ctx.state.get(self.name)
+        if state is None:
+            state = ctx.state[self.name] = H323FlowState(StreamBuffers(ctx.max_stream_buffer_bytes))
+        buf = state.stream.add(pkt.direction, pkt.payload)
+        if len(buf) < TPKT_HEADER_BYTES + 2:
+            # A TPKT header alone in a segment happens (h323.pcap frame 48): wait.
+            return Probe.MAYBE if buf[:2] == b"\x03\x00" else Probe.NO
+        if buf[0] != TPKT_VERSION or buf[1] != 0:
+            return Probe.NO
+        length = int.from_bytes(buf[2:4], "big")
+        if length < TPKT_HEADER_BYTES + 3:
+            return Probe.NO
+        if length > len(buf):
+            return Probe.MAYBE
+        segment = bytes(buf[:length])
+        state.stream.consume(pkt.direction, length)
+        if segment[TPKT_HEADER_BYTES] == Q931_DISCRIMINATOR:
+            msg = parse_tpkt_q931(segment)
+            ctx.report(
+                Finding(
+                    "H.323",
+                    SIGNALING,
+                    0.95,
+                    f"H.225.0 call signalling: TPKT + Q.931 {msg.name}, call "
+                    f"reference 0x{msg.call_reference.hex() or '0'}",
+                    pkt.seq,
+                )
+            )
+            return Probe.MATCH
+        if segment[TPKT_HEADER_BYTES + 1] in X224_CODES:
+            return Probe.NO  # ISO transport (RDP, S7comm), not H.245
+        ctx.report(
+            Finding(
+                "H.323",
+                SIGNALING,
+                0.6,
+                f"TPKT-framed PER message of {length} bytes, not Q.931 or X.224: "
+                "H.245 control channel",
+                pkt.seq,
+            )
+        )
+        return Probe.MATCH
+
+
+@dataclass(slots=True)
+class RasFlowState:
+    requests: dict[int, int]  # sequence number -> RasMessage choice, per request seen
+
+
+class H225RasDissector(Dissector):
+    """H.225.0 RAS over UDP: PER-encoded RasMessage whose requests and confirms share a
+    requestSeqNum (the structure is too thin to trust one datagram alone)."""
+
+    name = "H.225 RAS"
+    budget_packets = 4
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        data = pkt.payload
+        if RAS_PORT not in (ctx.src_port, ctx.dst_port) or len(data) < 4:
+            return Probe.NO
+        choice = (data[0] >> 2) & 0x1F  # extension bit, then 5-bit alternative index
+        if data[0] & 0x80 or choice > RAS_MAX_CHOICE:
+            return Probe.NO
+        # The message's SEQUENCE preamble (extension and optional-field bits) fills the
+        # rest of the first two bytes; requestSeqNum (1..65535, sent minus one) follows.
+        seq = int.from_bytes(data[2:4], "big") + 1
+        state = ctx.state.setdefault(self.name, RasFlowState({}))
+        # Requests have even-ish indexes and their confirm/reject follow (GRQ 0, GCF 1,
+        # GRJ 2, RRQ 3, RCF 4, ...): an answer has the request's sequence number.
+        request = state.requests.get(seq)
+        if request is not None and request < choice <= request + 2:
+            ctx.report(
+                Finding(
+                    "H.323",
+                    SIGNALING,
+                    0.85,
+                    f"H.225.0 RAS: message {choice} answers message {request} "
+                    f"with requestSeqNum {seq} on port {RAS_PORT}",
+                    pkt.seq,
+                )
+            )
+            return Probe.MATCH
+        if len(state.requests) < 16:
+            state.requests[seq] = choice
+        return Probe.MAYBE
+
+    def on_expire(self, ctx: FlowContext) -> None:
+        state: RasFlowState = ctx.state[self.name]
+        if ctx.best("H.323") is None and len(state.requests) >= 2:
+            ctx.report(
+                Finding(
+                    "H.323",
+                    SIGNALING,
+                    0.5,
+                    f"{len(state.requests)} RAS-shaped messages on port {RAS_PORT} "
+                    "without an answer",
+                    1,
+                )
+            )

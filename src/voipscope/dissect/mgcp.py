@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voipscope.errors import Malformed, Truncated
+from voipscope.dissect.base import SIGNALING, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.sdp import announce, parse_sdp
+from voipscope.errors import DecodeError, Malformed, Truncated
 
 # RFC 3435 §2.3 commands (and the RFC 3991 MESG extension).
 VERBS = frozenset({"EPCF", "CRCX", "MDCX", "DLCX", "RQNT", "NTFY", "AUEP", "AUCX", "RSIP", "MESG"})
@@ -71,3 +73,67 @@ def parse_mgcp(data: bytes) -> MgcpMessage:
             )
         )
     return msg
+
+
+# -- dissector ---------------------------------------------------------------------------
+
+
+class MgcpDissector(Dissector):
+    """MGCP commands and responses (RFC 3435); SDP bodies announce the gateway's media."""
+
+    name = "MGCP"
+    budget_packets = 2
+    follow_packets = -1  # connection commands carry the SDP of every call
+    ANOMALIES = {
+        "mgcp_malformed": "a datagram that starts like MGCP but does not parse",
+        "mgcp_bad_sdp": "an SDP body of an MGCP message that does not parse",
+    }
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        if not looks_like_mgcp(pkt.payload):
+            return Probe.NO
+        msg = parse_mgcp(pkt.payload)
+        if msg.verb is not None:
+            what = f"MGCP {msg.verb} command to endpoint {msg.endpoint} (RFC 3435 §3.2.1)"
+            confidence = 0.97
+        else:
+            # A bare "200 1234 OK" is short and generic: a response alone is weaker.
+            what = f"MGCP {msg.response_code} response to transaction {msg.transaction_id}"
+            confidence = (
+                0.75
+                if 2427 in (ctx.src_port, ctx.dst_port) or (2727 in (ctx.src_port, ctx.dst_port))
+                else 0.55
+            )
+        ctx.report(Finding("MGCP", SIGNALING, confidence, what, pkt.seq))
+        self._sdp(ctx, msg, pkt)
+        return Probe.MATCH
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+        if not looks_like_mgcp(pkt.payload):
+            return
+        try:
+            msg = parse_mgcp(pkt.payload)
+        except DecodeError as exc:
+            ctx.anomaly("mgcp_malformed", str(exc), pkt.ts_ns)
+            return
+        self._sdp(ctx, msg, pkt)
+
+    @staticmethod
+    def _sdp(ctx: FlowContext, msg: MgcpMessage, pkt: Packet) -> None:
+        if not msg.sdp.strip():
+            return
+        try:
+            sdp = parse_sdp(msg.sdp)
+        except DecodeError as exc:
+            ctx.anomaly("mgcp_bad_sdp", str(exc), pkt.ts_ns)
+            return
+        call = msg.parameter("C")  # CallId parameter (§3.2.2.2)
+        what = msg.verb or str(msg.response_code)
+        announce(
+            ctx.knowledge,
+            sdp,
+            ctx.flow_id,
+            pkt.ts_ns,
+            call,
+            f"MGCP {what} (flow {ctx.flow_id}, packet {pkt.seq})",
+        )

@@ -1,15 +1,17 @@
-"""RTP and RTCP headers (RFC 3550), as pure parsing functions.
+"""RTP and RTCP (RFC 3550): header parsers and the dissector.
 
-Facts only: what the header fields are, or a DecodeError naming what is wrong. Whether a
-flow *is* RTP is decided elsewhere from many packets (a random UDP payload passes the
-version check one time in four).
+The parsers say what the header fields are, or raise a DecodeError naming what is wrong.
+One header proves little (a random UDP payload passes the version check one time in
+four), so the dissector matches on two packets of one SSRC with advancing sequence
+numbers, or on one packet at an address that signalling announced.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voipscope.errors import Malformed, Truncated
+from voipscope.dissect.base import MEDIA, TCP, UDP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.errors import DecodeError, Malformed, Truncated
 
 RTP_VERSION = 2  # RFC 3550 §5.1: V=2
 RTP_FIXED_HEADER_BYTES = 12  # §5.1
@@ -27,6 +29,17 @@ RTCP_PSFB = 206
 RTCP_XR = 207
 RTCP_TYPES = {RTCP_SR: "SR", RTCP_RR: "RR", RTCP_SDES: "SDES", RTCP_BYE: "BYE", RTCP_APP: "APP",
               RTCP_RTPFB: "RTPFB", RTCP_PSFB: "PSFB", RTCP_XR: "XR"}  # fmt: skip
+# RFC 3551 §6 tables 4 and 5: static payload types -> (encoding, clock rate, media).
+STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, str]] = {
+    0: ("PCMU", 8000, "audio"), 3: ("GSM", 8000, "audio"), 4: ("G723", 8000, "audio"),
+    5: ("DVI4", 8000, "audio"), 6: ("DVI4", 16000, "audio"), 7: ("LPC", 8000, "audio"),
+    8: ("PCMA", 8000, "audio"), 9: ("G722", 8000, "audio"), 10: ("L16", 44100, "audio"),
+    11: ("L16", 44100, "audio"), 12: ("QCELP", 8000, "audio"), 13: ("CN", 8000, "audio"),
+    14: ("MPA", 90000, "audio"), 15: ("G728", 8000, "audio"), 16: ("DVI4", 11025, "audio"),
+    17: ("DVI4", 22050, "audio"), 18: ("G729", 8000, "audio"), 25: ("CelB", 90000, "video"),
+    26: ("JPEG", 90000, "video"), 28: ("nv", 90000, "video"), 31: ("H261", 90000, "video"),
+    32: ("MPV", 90000, "video"), 33: ("MP2T", 90000, "video"), 34: ("H263", 90000, "video"),
+}  # fmt: skip
 # RFC 5761 §4: with RTP and RTCP on one port, RTP payload types 64-95 are avoided because
 # with the marker bit they read as RTCP packet types 192-223.
 RTCP_MUX_PT_RANGE = range(192, 224)
@@ -126,3 +139,212 @@ def parse_rtcp_compound(data: bytes, max_packets: int = 32) -> list[RtcpPacket]:
     # §6.1: a compound packet starts with SR or RR (RFC 5506 reduced-size RTCP relaxes
     # this, so it is a fact to report, not a reason to refuse).
     return out
+
+
+# -- dissector ---------------------------------------------------------------------------
+
+# RFC 4571 §2: RTP/RTCP over a stream, each packet behind a 16-bit length.
+FRAMING_HEADER_BYTES = 2
+# Consecutive packets of one SSRC: sequence numbers move forward by a little (loss and
+# reordering allowed, RFC 3550 appendix A.1 uses MAX_DROPOUT 3000; a tighter window keeps
+# random payloads out).
+MAX_SEQUENCE_STEP = 100
+FOLLOW_PACKETS = 32  # after a match: enough to collect payload types and SSRCs
+MAX_SSRCS = 16
+
+
+@dataclass(slots=True)
+class RtpFlowState:
+    last: list[tuple[int, int] | None]  # per direction: (ssrc, sequence)
+    rtp_packets: int = 0
+    rtcp_packets: int = 0
+    payload_types: dict[int, int] | None = None
+    ssrcs: set[int] | None = None
+    framed: bool = False  # RFC 4571 over TCP
+    channel_data: bool = False  # inside TURN ChannelData
+    matched_rtp: bool = False
+    matched_rtcp: bool = False
+
+
+class RtpDissector(Dissector):
+    """RTP and RTCP, also multiplexed on one port (RFC 5761), over TCP (RFC 4571) and
+    inside TURN ChannelData (RFC 8656 §12.4)."""
+
+    name = "RTP"
+    transports = frozenset({UDP, TCP})
+    budget_packets = 24  # multiplexed flows send STUN/DTLS before the first RTP packet
+    follow_packets = FOLLOW_PACKETS
+    multiplexed = True
+    ANOMALIES = {
+        "rtp_malformed": "a packet of an RTP flow with a broken header (CSRC list, "
+        "extension, padding)",
+        "rtcp_malformed": "an RTCP compound packet that does not add up",
+    }
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        state = ctx.state.get(self.name)
+        if state is None:
+            state = ctx.state[self.name] = RtpFlowState([None, None])
+        data = self._unwrap(ctx, state, pkt.payload)
+        if data is None:
+            return Probe.NO
+        if len(data) < RTCP_HEADER_BYTES:
+            return Probe.PASS if data and _other_rfc7983(data[0]) else Probe.NO
+        if data[0] >> 6 != RTP_VERSION:
+            # STUN, DTLS, ZRTP or TURN ChannelData sharing the 5-tuple (RFC 7983 §7).
+            return Probe.PASS if _other_rfc7983(data[0]) else Probe.NO
+        if data[1] in RTCP_TYPES:
+            return self._probe_rtcp(ctx, state, data, pkt)
+        return self._probe_rtp(ctx, state, data, pkt)
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+        state = ctx.state[self.name]
+        data = self._unwrap(ctx, state, pkt.payload)
+        if data is None or len(data) < RTP_FIXED_HEADER_BYTES or data[0] >> 6 != RTP_VERSION:
+            return
+        if data[1] in RTCP_TYPES:
+            state.rtcp_packets += 1
+            return
+        try:
+            header = parse_rtp(data)
+        except DecodeError as exc:
+            ctx.anomaly("rtp_malformed", str(exc), pkt.ts_ns)
+            return
+        self._account(state, header)
+
+    def on_expire(self, ctx: FlowContext) -> None:
+        state: RtpFlowState = ctx.state[self.name]
+        finding = ctx.best("RTP")
+        if finding is None or not state.payload_types:
+            return
+        types = ", ".join(f"{pt}×{n}" for pt, n in sorted(state.payload_types.items()))
+        finding.evidence += f"; {state.rtp_packets} RTP packets seen, PT {types}"
+        if finding.media is None:
+            kinds = {STATIC_PAYLOAD_TYPES[pt][2] for pt in state.payload_types
+                     if pt in STATIC_PAYLOAD_TYPES and pt != 13}  # fmt: skip
+            if len(kinds) == 1:
+                finding.media = kinds.pop()
+
+    # -- internals --
+
+    def _unwrap(self, ctx: FlowContext, state: RtpFlowState, data: bytes) -> bytes | None:
+        """The RTP/RTCP bytes of a payload, or None when the framing rules it out."""
+        if ctx.transport == TCP:
+            if len(data) < FRAMING_HEADER_BYTES + RTCP_HEADER_BYTES:
+                return None
+            length = int.from_bytes(data[:2], "big")
+            if not RTCP_HEADER_BYTES <= length <= len(data) - FRAMING_HEADER_BYTES:
+                return None
+            state.framed = True
+            return data[FRAMING_HEADER_BYTES : FRAMING_HEADER_BYTES + length]
+        if data and 0x40 <= data[0] <= 0x4F and len(data) >= 4:
+            # TURN ChannelData (RFC 8656 §12.4): 2-byte channel, 2-byte length, data.
+            length = int.from_bytes(data[2:4], "big")
+            if 4 + length <= len(data):
+                state.channel_data = True
+                return data[4 : 4 + length]
+        return data
+
+    def _probe_rtcp(self, ctx: FlowContext, state: RtpFlowState, data: bytes, pkt: Packet) -> Probe:
+        try:
+            packets = parse_rtcp_compound(data)
+        except DecodeError:
+            # SRTCP (RFC 3711 §3.4): encrypted after the first 8 bytes, then an index and
+            # an authentication tag, so the compound lengths do not add up.
+            if len(data) >= 8 + 4 + 10 and data[1] in (RTCP_SR, RTCP_RR, RTCP_XR):
+                state.rtcp_packets += 1
+                return Probe.MAYBE
+            return Probe.MAYBE if state.rtcp_packets or state.rtp_packets else Probe.NO
+        state.rtcp_packets += 1
+        if state.matched_rtcp:
+            return Probe.MAYBE
+        first = packets[0]
+        lone = first.packet_type not in (RTCP_SR, RTCP_RR) and len(packets) == 1
+        if lone and state.rtcp_packets < 2:
+            # A lone SDES/BYE/APP is legal (RFC 5506) but weak: wait for a second one.
+            return Probe.MAYBE
+        names = "+".join(RTCP_TYPES[p.packet_type] for p in packets)
+        state.matched_rtcp = True
+        ctx.report(
+            Finding(
+                "RTCP",
+                MEDIA,
+                0.9 if first.packet_type in (RTCP_SR, RTCP_RR) else 0.7,
+                f"RTCP compound {names}, lengths add up to the datagram{self._how(state)}",
+                pkt.seq,
+            )
+        )
+        return Probe.MATCH
+
+    def _probe_rtp(self, ctx: FlowContext, state: RtpFlowState, data: bytes, pkt: Packet) -> Probe:
+        try:
+            header = parse_rtp(data)
+        except DecodeError:
+            return Probe.NO if not state.rtp_packets else Probe.MAYBE
+        if header.payload_type in range(72, 77):
+            return Probe.NO  # RFC 5761 §4: would collide with RTCP SR..APP
+        self._account(state, header)
+        previous = state.last[pkt.direction]
+        state.last[pkt.direction] = (header.ssrc, header.sequence)
+        expected = ctx.lookup_expectation(pkt.ts_ns)
+        media = None
+        if header.payload_type in STATIC_PAYLOAD_TYPES and header.payload_type != 13:
+            media = STATIC_PAYLOAD_TYPES[header.payload_type][2]
+        codec = STATIC_PAYLOAD_TYPES.get(header.payload_type, ("dynamic",))[0]
+        if previous is not None and previous[0] == header.ssrc:
+            step = (header.sequence - previous[1]) & 0xFFFF
+            if 0 < step <= MAX_SEQUENCE_STEP:
+                state.matched_rtp = True
+                ctx.report(
+                    Finding(
+                        "RTP",
+                        MEDIA,
+                        0.9,
+                        f"RTP v2 PT {header.payload_type} ({codec}), SSRC "
+                        f"0x{header.ssrc:08x}, sequence +{step} in one direction"
+                        f"{self._how(state)}",
+                        pkt.seq,
+                        media=media,
+                    )
+                )
+                return Probe.MATCH
+            return Probe.MAYBE
+        if expected is not None and expected.protocol in ("RTP", "SRTP"):
+            state.matched_rtp = True
+            ctx.report(
+                Finding(
+                    "RTP",
+                    MEDIA,
+                    0.85,
+                    f"RTP v2 PT {header.payload_type} ({codec}), SSRC 0x{header.ssrc:08x} "
+                    f"on an address announced by signalling{self._how(state)}",
+                    pkt.seq,
+                    media=media or expected.media,
+                )
+            )
+            return Probe.MATCH
+        return Probe.MAYBE
+
+    @staticmethod
+    def _account(state: RtpFlowState, header: RtpHeader) -> None:
+        state.rtp_packets += 1
+        if state.payload_types is None:
+            state.payload_types = {}
+            state.ssrcs = set()
+        pts = state.payload_types
+        pts[header.payload_type] = pts.get(header.payload_type, 0) + 1
+        if state.ssrcs is not None and len(state.ssrcs) < MAX_SSRCS:
+            state.ssrcs.add(header.ssrc)
+
+    @staticmethod
+    def _how(state: RtpFlowState) -> str:
+        if state.framed:
+            return " (RFC 4571 framing over TCP)"
+        if state.channel_data:
+            return " (inside TURN ChannelData)"
+        return ""
+
+
+def _other_rfc7983(first: int) -> bool:
+    """STUN 0-3, ZRTP 16-19, DTLS 20-63, TURN ChannelData 64-79 (RFC 7983, RFC 9443)."""
+    return first <= 3 or 16 <= first <= 79

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from voipscope.dissect.knowledge import Expectation, Knowledge
+from voipscope.dissect.rtp import STATIC_PAYLOAD_TYPES
 from voipscope.errors import Malformed
+
+MEDIA_CATEGORY = "voip-media"
 
 MAX_MEDIA = 32  # attacker-controlled m-lines; more is Malformed
 MAX_LINES = 4096
@@ -116,3 +120,78 @@ def _attribute(sdp: Sdp, media: SdpMedia | None, value: str) -> None:
         media.rtcp_mux = True
     elif name == "crypto":
         media.crypto = True
+
+
+def announce(
+    knowledge: Knowledge, sdp: Sdp, flow_id: int, ts_ns: int, call_id: str | None, where: str
+) -> int:
+    """Turn an SDP's media lines into expectations for the flows they announce.
+
+    Each ``m=`` line with a port says media will arrive at ``c=`` address:port (RFC 8866
+    §5.14); RTCP goes to port+1 unless ``a=rtcp`` or ``a=rtcp-mux`` say otherwise
+    (RFC 3605, RFC 5761). ICE candidates (RFC 8839) are further addresses of the same
+    stream. Returns how many expectations were written.
+    """
+    written = 0
+    for m in sdp.media:
+        if m.port == 0 or m.connection is None:
+            continue  # port 0: the stream is refused or disabled (RFC 3264 §6)
+        transport = m.protocol.upper()
+        if transport == "UDPTL" or m.media == "image":
+            protocol, media = "T.38", None
+        elif "SAVP" in transport:
+            protocol, media = "SRTP", m.media if m.media in ("audio", "video") else None
+        elif "RTP" in transport:
+            protocol, media = "RTP", m.media if m.media in ("audio", "video") else None
+        else:
+            continue  # application/data channels etc.: not media we expect as RTP
+        codec = _codec(m)
+        evidence = f"SDP m={m.media} {m.port} {m.protocol} ({codec or 'no codec'}) in {where}"
+        addresses = [(m.connection, m.port)]
+        addresses += [(ip, port) for kind, ip, port, _ in m.candidates if kind == "udp"]
+        for ip, port in addresses:
+            knowledge.expect(
+                ip,
+                port,
+                Expectation(
+                    protocol,
+                    MEDIA_CATEGORY,
+                    evidence,
+                    flow_id,
+                    ts_ns,
+                    media,
+                    call_id=call_id,
+                    codec=codec,
+                ),
+            )
+            written += 1
+        if protocol != "T.38" and not m.rtcp_mux:
+            rtcp_port = m.rtcp_port or m.port + 1
+            knowledge.expect(
+                m.connection,
+                rtcp_port,
+                Expectation(
+                    "SRTCP" if protocol == "SRTP" else "RTCP",
+                    MEDIA_CATEGORY,
+                    f"RTCP port of {evidence}",
+                    flow_id,
+                    ts_ns,
+                    media,
+                    call_id=call_id,
+                ),
+            )
+            written += 1
+    return written
+
+
+def _codec(m: SdpMedia) -> str | None:
+    if not m.formats:
+        return None
+    first = m.formats[0]
+    if first.isdigit():
+        pt = int(first)
+        if pt in m.rtpmap:
+            return m.rtpmap[pt]
+        static = STATIC_PAYLOAD_TYPES.get(pt)
+        return f"{static[0]}/{static[1]}" if static else None
+    return first  # udptl: "t38"

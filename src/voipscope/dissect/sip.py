@@ -10,7 +10,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from voipscope.errors import Malformed, Truncated
+from voipscope.dissect.base import (
+    SIGNALING,
+    TCP,
+    UDP,
+    Dissector,
+    Finding,
+    FlowContext,
+    Packet,
+    Probe,
+)
+from voipscope.dissect.sdp import announce, parse_sdp
+from voipscope.dissect.stream import StreamBuffers
+from voipscope.errors import DecodeError, Malformed, Truncated
 
 # RFC 3261 §7.3.3 compact header forms, plus the ones added by later RFCs.
 COMPACT_HEADERS = {
@@ -22,8 +34,24 @@ COMPACT_HEADERS = {
 }  # fmt: skip
 # Methods of RFC 3261 and its extensions (RFC 3262 PRACK, 3265/6665 SUBSCRIBE/NOTIFY,
 # 3311 UPDATE, 3428 MESSAGE, 3515 REFER, 3903 PUBLISH, 2976/6086 INFO).
-METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE",
-                     "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})  # fmt: skip
+METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "REGISTER",
+        "OPTIONS",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
 SIP_VERSION = "SIP/2.0"
 MAX_HEADERS = 256  # attacker-controlled: more is Malformed, not unbounded work
 MAX_HEADER_BYTES = 64 * 1024
@@ -167,3 +195,141 @@ def _headers(msg: SipMessage, lines: list[bytes]) -> None:
         msg.headers.append(
             (COMPACT_HEADERS.get(key, key), value.strip().decode("utf-8", "replace"))
         )
+
+
+# -- dissector ---------------------------------------------------------------------------
+
+# RFC 3261 §8.1.1: headers every request carries (Max-Forwards is often missing in the
+# wild, so it does not count against a message).
+REQUIRED_HEADERS = ("via", "from", "to", "call-id", "cseq")
+MAX_CALL_IDS_PER_FLOW = 256  # attacker-controlled; only the first ones are kept
+
+
+@dataclass(slots=True)
+class SipFlowState:
+    messages: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    responses: dict[int, int] = field(default_factory=dict)
+    call_ids: list[str] = field(default_factory=list)
+    user_agents: list[str] = field(default_factory=list)
+    stream: StreamBuffers | None = None
+
+
+class SipDissector(Dissector):
+    name = "SIP"
+    transports = frozenset({UDP, TCP})
+    budget_packets = 3
+    follow_packets = -1  # every message of a dialog matters to the calls stage
+    ANOMALIES = {
+        "sip_malformed": "a message that starts like SIP but does not parse",
+        "sip_missing_header": "a request without Via, From, To, Call-ID or CSeq (RFC 3261 §8.1.1)",
+        "sip_stream_overflow": "a TCP direction buffered more bytes than "
+        "dissect.max_stream_buffer_bytes without a complete message",
+        "sip_bad_sdp": "an SDP body that does not parse",
+    }
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        data = pkt.payload
+        if not data.strip(b"\r\n"):
+            return Probe.MAYBE  # CRLF keep-alive (RFC 5626 §3.5.1) before the first message
+        if not looks_like_sip(data):
+            return Probe.NO
+        state = ctx.state.setdefault(self.name, SipFlowState())
+        messages = self._messages(ctx, state, pkt)
+        if not messages:
+            return Probe.MAYBE if ctx.transport == TCP else Probe.NO
+        first = messages[0]
+        missing = [h for h in REQUIRED_HEADERS if first.header(h) is None]
+        what = (
+            f"SIP {first.method} request"
+            if first.is_request
+            else (f"SIP {first.status_code} response")
+        )
+        if missing:
+            confidence = 0.6
+            evidence = f"{what} start line; missing {', '.join(missing)}"
+        else:
+            confidence = 0.99
+            evidence = f"{what}: start line and Via/From/To/Call-ID/CSeq"
+        transport = "TCP" if ctx.transport == TCP else "UDP"
+        ctx.report(Finding("SIP", SIGNALING, confidence, f"{evidence} over {transport}", pkt.seq))
+        return Probe.MATCH
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+        if not pkt.payload.strip(b"\r\n"):
+            return
+        state = ctx.state.setdefault(self.name, SipFlowState())
+        self._messages(ctx, state, pkt)
+
+    def _messages(self, ctx: FlowContext, state: SipFlowState, pkt: Packet) -> list[SipMessage]:
+        out: list[SipMessage] = []
+        if ctx.transport != TCP:
+            try:
+                out.append(parse_sip(pkt.payload))
+            except DecodeError as exc:
+                ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
+        else:
+            if state.stream is None:
+                state.stream = StreamBuffers(ctx.max_stream_buffer_bytes)
+            buf = state.stream.add(pkt.direction, pkt.payload)
+            if state.stream.overflowed:
+                state.stream.overflowed = False
+                ctx.anomaly("sip_stream_overflow", "TCP buffer dropped", pkt.ts_ns)
+            while buf.strip(b"\r\n"):
+                try:
+                    msg = parse_sip(bytes(buf), stream=True)
+                except Truncated:
+                    break  # wait for more segments
+                except DecodeError as exc:
+                    ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
+                    buf.clear()  # resynchronise on the next segment
+                    break
+                state.stream.consume(pkt.direction, msg.message_bytes)
+                out.append(msg)
+            if not buf.strip(b"\r\n"):
+                buf.clear()
+        for msg in out:
+            self._account(ctx, state, msg, pkt)
+        return out
+
+    def _account(self, ctx: FlowContext, state: SipFlowState, msg: SipMessage, pkt: Packet) -> None:
+        state.messages += 1
+        if msg.is_request and msg.method:
+            state.requests[msg.method] = state.requests.get(msg.method, 0) + 1
+            missing = [h for h in REQUIRED_HEADERS if msg.header(h) is None]
+            if missing:
+                ctx.anomaly(
+                    "sip_missing_header",
+                    f"{msg.method} without {', '.join(missing)}",
+                    pkt.ts_ns,
+                )
+        elif msg.status_code is not None:
+            state.responses[msg.status_code] = state.responses.get(msg.status_code, 0) + 1
+        call_id = msg.call_id
+        if (
+            call_id
+            and call_id not in state.call_ids
+            and len(state.call_ids) < MAX_CALL_IDS_PER_FLOW
+        ):
+            state.call_ids.append(call_id)
+            if ctx.call_id is None:
+                ctx.call_id = call_id
+        agent = msg.user_agent
+        if agent and agent not in state.user_agents and len(state.user_agents) < 8:
+            state.user_agents.append(agent)
+        content_type = (msg.header("content-type") or "").lower()
+        if msg.body and ("application/sdp" in content_type or msg.body.startswith(b"v=0")):
+            try:
+                sdp = parse_sdp(msg.body)
+            except DecodeError as exc:
+                ctx.anomaly("sip_bad_sdp", str(exc), pkt.ts_ns)
+                return
+            what = msg.method if msg.is_request else f"{msg.status_code}"
+            announce(
+                ctx.knowledge,
+                sdp,
+                ctx.flow_id,
+                pkt.ts_ns,
+                call_id,
+                f"SIP {what} (flow {ctx.flow_id}, packet {pkt.seq})",
+            )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voipscope.dissect.base import SIGNALING, TCP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.stream import StreamBuffers
 from voipscope.errors import Malformed, Truncated
 
 HEADER_BYTES = 12
@@ -55,3 +57,57 @@ def parse_skinny(data: bytes) -> list[SkinnyMessage]:
         out.append(SkinnyMessage(message_id, length, version))
         offset += 8 + length
     return out
+
+
+# -- dissector ---------------------------------------------------------------------------
+
+# Header "version" field: 0 in old releases, 0x11-0x17 for the CallManager 7+ dialects.
+HEADER_VERSIONS = frozenset({0, *range(0x11, 0x18)})
+MAX_MESSAGE_ID = 0x1FF  # station and call manager messages (0x8000+ are SPCP)
+
+
+@dataclass(slots=True)
+class SkinnyFlowState:
+    stream: StreamBuffers
+    messages: int = 0
+
+
+class SkinnyDissector(Dissector):
+    """Cisco SCCP/Skinny over TCP (port 2000; 2443 is TLS and looks like TLS)."""
+
+    name = "SCCP"
+    transports = frozenset({TCP})
+    budget_packets = 3
+    ANOMALIES = {"sccp_malformed": "a segment of a Skinny flow that does not parse"}
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        state = ctx.state.get(self.name)
+        if state is None:
+            state = ctx.state[self.name] = SkinnyFlowState(
+                StreamBuffers(ctx.max_stream_buffer_bytes)
+            )
+        buf = state.stream.add(pkt.direction, pkt.payload)
+        try:
+            messages = parse_skinny(bytes(buf))
+        except Truncated:
+            return Probe.MAYBE if len(buf) < HEADER_BYTES else Probe.NO
+        first = messages[0]
+        if first.header_version not in HEADER_VERSIONS or any(
+            m.message_id > MAX_MESSAGE_ID for m in messages
+        ):
+            return Probe.NO
+        state.stream.consume(pkt.direction, sum(8 + m.data_length for m in messages))
+        known = [m.name for m in messages if m.message_id in MESSAGES]
+        confidence = 0.95 if known else 0.7
+        names = ", ".join(m.name for m in messages[:4])
+        ctx.report(
+            Finding(
+                "SCCP",
+                SIGNALING,
+                confidence,
+                f"Skinny messages {names}: little-endian length, header version "
+                f"0x{first.header_version:02x}, lengths fill the segment",
+                pkt.seq,
+            )
+        )
+        return Probe.MATCH

@@ -9,7 +9,19 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from voipscope.errors import Malformed, Truncated
+from voipscope.dissect.base import (
+    MEDIA,
+    SIGNALING,
+    TCP,
+    UDP,
+    Dissector,
+    Finding,
+    FlowContext,
+    Packet,
+    Probe,
+)
+from voipscope.dissect.knowledge import Expectation
+from voipscope.errors import DecodeError, Malformed, Truncated
 
 STUN_HEADER_BYTES = 20  # RFC 8489 §5
 MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5; absent in RFC 3489 messages
@@ -158,3 +170,138 @@ def demux_first_byte(first: int) -> str:
     if 128 <= first <= 191:
         return "RTP/RTCP"
     return "unknown"
+
+
+# -- dissector ---------------------------------------------------------------------------
+
+TURN_METHODS = frozenset({0x003, 0x004, 0x006, 0x007, 0x008, 0x009})  # RFC 8656 §17
+# [MS-TURN]/[MS-ICE2] attributes: Microsoft's STUN/TURN dialect (Skype for Business, Teams).
+MS_ATTRIBUTES = frozenset({0x8007, 0x8008, 0x8050, 0x8054, 0x8055, 0x8056, 0x8070, 0x8090,
+                           0xFF10})  # fmt: skip
+# Google's WebRTC (libwebrtc: Chrome, Meet, and apps built on it) adds these.
+GOOG_ATTRIBUTES = frozenset({0xC057, 0xFF03, 0xFF04, 0xFF05})
+FOLLOW_PACKETS = 64  # responses, SOFTWARE/REALM and TURN peers come in the first packets
+
+
+@dataclass(slots=True)
+class StunFlowState:
+    messages: int = 0
+    methods: set[str] = field(default_factory=set)
+    turn: bool = False
+    channel_data: int = 0
+
+
+class StunDissector(Dissector):
+    """STUN (RFC 8489, classic RFC 3489), TURN (RFC 8656) incl. ChannelData, over UDP
+    and TCP (bare or RFC 4571-framed, RFC 6544)."""
+
+    name = "STUN"
+    transports = frozenset({UDP, TCP})
+    budget_packets = 8
+    follow_packets = FOLLOW_PACKETS
+    multiplexed = True
+    ANOMALIES = {"stun_malformed": "a message in the STUN range that does not parse"}
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        state = ctx.state.setdefault(self.name, StunFlowState())
+        msg = self._message(ctx, state, pkt)
+        if msg is None:
+            if state.channel_data and not state.messages:
+                ctx.report(
+                    Finding(
+                        "TURN",
+                        SIGNALING,
+                        0.6,
+                        "TURN ChannelData framing (RFC 8656 §12.4) with an exact length",
+                        pkt.seq,
+                    )
+                )
+                return Probe.MATCH
+            first = pkt.payload[0]
+            # Not STUN: NO unless another RFC 7983 protocol may own this packet.
+            if 16 <= first <= 79 or 128 <= first <= 191:
+                return Probe.PASS if state.messages else Probe.MAYBE
+            return Probe.NO
+        protocol = "TURN" if state.turn else "STUN"
+        kind = "RFC 3489 (no magic cookie)" if msg.classic else "RFC 5389/8489 magic cookie"
+        names = [n for n in msg.attribute_names if not n.startswith("0x")][:8]
+        evidence = f"STUN {msg.method_name} {msg.message_class}, {kind}"
+        if names:
+            evidence += f", attributes {', '.join(names)}"
+        ctx.report(Finding(protocol, SIGNALING, 0.8 if msg.classic else 0.95, evidence, pkt.seq))
+        return Probe.MATCH
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+        state = ctx.state[self.name]
+        was_turn = state.turn
+        msg = self._message(ctx, state, pkt)
+        if msg is not None and state.turn and not was_turn:
+            ctx.report(
+                Finding(
+                    "TURN", SIGNALING, 0.95, f"TURN {msg.method_name} {msg.message_class}", pkt.seq
+                )
+            )
+
+    def _message(self, ctx: FlowContext, state: StunFlowState, pkt: Packet) -> StunMessage | None:
+        data = pkt.payload
+        if ctx.transport == TCP and len(data) >= 2 and data[0] <= 3:
+            # ICE-TCP (RFC 6544) frames with a 16-bit length; bare STUN over TCP does not.
+            framed = int.from_bytes(data[:2], "big")
+            if framed == len(data) - 2 and len(data) >= 2 + STUN_HEADER_BYTES:
+                data = data[2:]
+        if not data:
+            return None
+        first = data[0]
+        if 0x40 <= first <= 0x4F:
+            try:
+                parse_channel_data(data)
+            except DecodeError:
+                return None
+            state.channel_data += 1
+            if state.channel_data == 1 and state.messages:
+                ctx.hint("turn", "ChannelData")
+            return None
+        if first > 3 or not looks_like_stun(data):
+            return None
+        try:
+            msg = parse_stun(data)
+        except DecodeError as exc:
+            if state.messages:
+                ctx.anomaly("stun_malformed", str(exc), pkt.ts_ns)
+            return None
+        length = int.from_bytes(data[2:4], "big")
+        exact = STUN_HEADER_BYTES + length == len(data)
+        if msg.classic and (not exact or msg.method not in METHODS or msg.method != 0x001):
+            return None  # RFC 3489 had only Binding; without the cookie demand exactness
+        state.messages += 1
+        state.methods.add(msg.method_name)
+        if msg.method in TURN_METHODS:
+            state.turn = True
+        self._facts(ctx, msg, pkt)
+        return msg
+
+    @staticmethod
+    def _facts(ctx: FlowContext, msg: StunMessage, pkt: Packet) -> None:
+        for key in ("SOFTWARE", "REALM"):
+            if key in msg.text:
+                ctx.hint(key.lower(), msg.text[key][:80])
+        types = {t for t, _ in msg.attributes}
+        if types & MS_ATTRIBUTES:
+            ctx.hint("stun-vendor", "MS-TURN")
+        if types & GOOG_ATTRIBUTES:
+            ctx.hint("stun-vendor", "GOOG")
+        # TURN peers and relayed addresses carry the session's media (RFC 8656 §2).
+        for name in ("XOR-PEER-ADDRESS", "XOR-RELAYED-ADDRESS"):
+            for ip, port in msg.addresses.get(name, []):
+                ctx.knowledge.expect(
+                    ip,
+                    port,
+                    Expectation(
+                        "TURN",
+                        MEDIA,
+                        f"{name} {ip}:{port} in TURN {msg.method_name} "
+                        f"(flow {ctx.flow_id}, packet {pkt.seq})",
+                        ctx.flow_id,
+                        pkt.ts_ns,
+                    ),
+                )

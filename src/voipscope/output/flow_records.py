@@ -7,12 +7,12 @@ Python's ipaddress gives RFC 5952 text).
 
 from __future__ import annotations
 
-import ipaddress
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voipscope.addresses import format_ip
+from voipscope.classify.arbiter import VerdictColumns
 from voipscope.flows import kernels as K
 from voipscope.output.schema import FLOW_SCHEMA
 
@@ -21,14 +21,6 @@ PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 
 PORT_PROTOCOLS = (6, 17, 132, 136)
 # RFC 9293 §3.1 control bits, lowest first; ECE and CWR from RFC 3168.
 _TCP_FLAG_LETTERS = tuple(zip("FSRPAUEC", (1 << b for b in range(8)), strict=True))
-_MASK64 = (1 << 64) - 1
-
-
-def format_ip(version: int, hi: int, lo: int) -> str:
-    """Render an address kept as two int64 halves (IPv4 in IPv4-mapped form)."""
-    if version == 4:
-        return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
-    return str(ipaddress.IPv6Address(((hi & _MASK64) << 64) | (lo & _MASK64)))
 
 
 def format_tcp_flags(flags: int) -> str:
@@ -98,8 +90,10 @@ _END_TEXT = _strings([K.END_NAMES.get(e, "unknown") for e in range(8)])
 _OCTET_TEXT = _strings([str(i) for i in range(256)])
 
 
-def flows_to_batch(rows: np.ndarray, capture: str) -> pa.RecordBatch:
-    """One Arrow batch of Flow records; VoIP fields stay 'unknown' until classification."""
+def flows_to_batch(
+    rows: np.ndarray, capture: str, verdicts: VerdictColumns | None = None
+) -> pa.RecordBatch:
+    """One Arrow batch of Flow records; without verdicts the VoIP fields say 'unknown'."""
     n = rows.shape[0]
     col = np.ascontiguousarray(rows.T)
     proto = col[K.F_PROTO]
@@ -109,7 +103,6 @@ def flows_to_batch(rows: np.ndarray, capture: str) -> pa.RecordBatch:
     first = col[K.F_FIRST_NS] / 1e9
     last = col[K.F_LAST_NS] / 1e9
     vlan = col[K.F_VLAN]
-    empty_lists = pa.ListArray.from_arrays(_arrow(np.zeros(n + 1, np.int32)), _strings([]))
     arrays = [
         _arrow(col[K.F_ID]),
         pc.take(_strings([capture]), _arrow(np.zeros(n, np.int32))),
@@ -130,6 +123,14 @@ def flows_to_batch(rows: np.ndarray, capture: str) -> pa.RecordBatch:
         _tcp_flags(col[K.F_FLAGS_REV], is_tcp),
         _arrow(vlan.astype(np.int32), vlan < 0),
         pc.take(_END_TEXT, _arrow(col[K.F_END] & 7)),
+        *(_verdict_columns(verdicts) if verdicts is not None else _unknown_columns(n)),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)
+
+
+def _unknown_columns(n: int) -> list[pa.Array]:
+    empty_lists = pa.ListArray.from_arrays(_arrow(np.zeros(n + 1, np.int32)), _strings([]))
+    return [
         pc.take(_strings(["unknown"]), _arrow(np.zeros(n, np.int32))),
         pa.nulls(n, pa.string()),
         pa.nulls(n, pa.string()),
@@ -139,4 +140,20 @@ def flows_to_batch(rows: np.ndarray, capture: str) -> pa.RecordBatch:
         pa.nulls(n, pa.int64()),
         pa.nulls(n, pa.string()),
     ]
-    return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)
+
+
+def _verdict_columns(v: VerdictColumns) -> list[pa.Array]:
+    counts = np.fromiter((len(e) for e in v.evidence), np.int32, len(v.evidence))
+    offsets = np.zeros(len(counts) + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    flat = [text for texts in v.evidence for text in texts]
+    return [
+        _strings(v.category),
+        _strings(v.protocol),
+        _strings(v.app),
+        _strings(v.media),
+        _arrow(v.confidence.astype(np.float64)),
+        pa.ListArray.from_arrays(_arrow(offsets), _strings(flat)),
+        _arrow(v.detected_at_packet, v.detected_at_packet < 0),
+        _strings(v.call_id),
+    ]

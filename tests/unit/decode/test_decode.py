@@ -11,9 +11,9 @@ import pytest
 
 from tests import pcapbuild as pb
 from tests.readback import batch_of
+from voipscope.addresses import format_ip
 from voipscope.decode import DecodedBatch, decode_batch
 from voipscope.decode import status as S
-from voipscope.output.flow_records import format_ip
 
 ETH, RAW, SLL, SLL2, NULL, LOOP = 1, 101, 113, 276, 0, 108
 PAYLOAD = b"INVITE sip:bob@example.com SIP/2.0\r\n"

@@ -1,0 +1,14 @@
+"""IP addresses as the pipeline keeps them (two int64 halves) and as people read them."""
+
+from __future__ import annotations
+
+import ipaddress
+
+_MASK64 = (1 << 64) - 1
+
+
+def format_ip(version: int, hi: int, lo: int) -> str:
+    """Render an address kept as two int64 halves (IPv4 in IPv4-mapped form)."""
+    if version == 4:
+        return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address(((hi & _MASK64) << 64) | (lo & _MASK64)))

@@ -1,0 +1,222 @@
+"""The one arbiter: a flow's findings and the cross-flow facts -> its verdict.
+
+Dissectors report what the bytes show; conflicts are settled here and nowhere else
+(DESIGN §1). The order of precedence, and why:
+
+1. **Media beats signalling beats other.** A 5-tuple that carried STUN checks, a DTLS
+   handshake and then RTP is a media flow (RFC 7983 multiplexing); its STUN and DTLS
+   findings stay as evidence.
+2. **Expectations confirm or supply.** SDP ``m=`` lines and ICE candidates announce
+   ip:port pairs; a flow touching one inherits the announced protocol, media and call —
+   enough on its own only when no dissector found something else on the flow.
+3. **SRTP is RTP with keys elsewhere**: RTP headers stay in clear text, so RTP on a flow
+   with a DTLS-SRTP handshake, or announced by an ``RTP/SAVP`` SDP, is SRTP.
+4. **App**: from the bytes first (app signatures, STUN attributes), then the call's
+   expectation, then host names learned from DNS answers and TLS SNI, then published
+   address ranges. Ports are never used for the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voipscope.classify import apps
+from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UNKNOWN, Finding, FlowContext
+from voipscope.dissect.knowledge import Expectation, Knowledge
+from voipscope.flows import kernels as K
+
+CATEGORY_RANK = {MEDIA: 3, SIGNALING: 2, OTHER: 1}
+# A finding below this confidence is evidence, not a verdict.
+MIN_VERDICT_CONFIDENCE = 0.5
+# Mean IP packet size above which a media flow of unknown kind is called video: audio
+# codecs fill 60-250-byte packets at 20 ms; video frames are split near the MTU.
+VIDEO_MEAN_PACKET_BYTES = 400
+MAX_EVIDENCE = 8
+OUTVOTE_MARGIN = 0.1
+
+
+@dataclass(slots=True)
+class Verdict:
+    category: str = UNKNOWN
+    protocol: str | None = None
+    app: str | None = None
+    media: str | None = None
+    confidence: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+    detected_at_packet: int | None = None
+    call_id: str | None = None
+
+
+@dataclass(slots=True)
+class VerdictColumns:
+    """Verdicts of a batch of flows as columns, aligned with the flow rows."""
+
+    category: list[str]
+    protocol: list[str | None]
+    app: list[str | None]
+    media: list[str | None]
+    confidence: np.ndarray
+    evidence: list[list[str]]
+    detected_at_packet: np.ndarray  # int64, -1 for null
+    call_id: list[str | None]
+
+
+class Arbiter:
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.knowledge = knowledge
+
+    def judge_batch(self, rows: np.ndarray, contexts: list[FlowContext | None]) -> VerdictColumns:
+        n = rows.shape[0]
+        out = VerdictColumns(
+            category=[UNKNOWN] * n,
+            protocol=[None] * n,
+            app=[None] * n,
+            media=[None] * n,
+            confidence=np.zeros(n),
+            evidence=[[] for _ in range(n)],
+            detected_at_packet=np.full(n, -1, np.int64),
+            call_id=[None] * n,
+        )
+        for i, ctx in enumerate(contexts):
+            if ctx is None:
+                continue
+            v = self.judge(ctx, rows[i])
+            out.category[i] = v.category
+            out.protocol[i] = v.protocol
+            out.app[i] = v.app
+            out.media[i] = v.media
+            out.confidence[i] = v.confidence
+            out.evidence[i] = v.evidence
+            if v.detected_at_packet is not None:
+                out.detected_at_packet[i] = v.detected_at_packet
+            out.call_id[i] = v.call_id
+        return out
+
+    def judge(self, ctx: FlowContext, row: np.ndarray) -> Verdict:
+        best = _best_per_protocol(ctx.findings)
+        expectation = self._expectation(ctx)
+        winner = _winner(best)
+        v = Verdict(call_id=ctx.call_id)
+        if winner is not None and winner.confidence >= MIN_VERDICT_CONFIDENCE:
+            if winner.protocol == "DTLS" and "use_srtp" in winner.evidence:
+                # DTLS-SRTP (RFC 5764) exists to key media: the handshake is call setup.
+                winner = Finding("DTLS", SIGNALING, winner.confidence, winner.evidence,
+                                 winner.at_packet, winner.app)  # fmt: skip
+            v.category = winner.category
+            v.protocol = winner.protocol
+            v.confidence = winner.confidence
+            v.detected_at_packet = winner.at_packet
+            v.media = winner.media
+            v.evidence.append(f"{winner.protocol}: {winner.evidence}")
+        elif expectation is not None:
+            # Announced media whose bytes no dissector recognised (T.38 UDPTL, encrypted
+            # or unusual payloads): the signalling is the evidence.
+            v.category = expectation.category
+            v.protocol = expectation.protocol
+            v.confidence = 0.7
+            v.detected_at_packet = 1
+        if expectation is not None and v.category == expectation.category:
+            v.evidence.append(f"expected: {expectation.evidence}")
+            v.confidence = _combine(v.confidence, 0.7)
+            v.call_id = v.call_id or expectation.call_id
+            v.media = v.media or expectation.media
+            if expectation.protocol in ("SRTP", "SRTCP") and v.protocol in ("RTP", "RTCP"):
+                v.protocol = expectation.protocol
+                v.evidence.append("SRTP: announced as RTP/SAVP(F) in SDP")
+        if v.category == MEDIA:
+            self._media_details(v, best, row)
+        for protocol, finding in best.items():
+            if finding is not winner and len(v.evidence) < MAX_EVIDENCE:
+                v.evidence.append(f"{protocol}: {finding.evidence}")
+        self._app(v, ctx, best, expectation)
+        v.confidence = round(v.confidence, 3)
+        return v
+
+    def _expectation(self, ctx: FlowContext) -> Expectation | None:
+        return ctx.lookup_expectation(ctx.first_ts_ns)
+
+    def _media_details(self, v: Verdict, best: dict[str, Finding], row: np.ndarray) -> None:
+        if v.protocol in ("RTP", "RTCP") and "DTLS" in best:
+            dtls = best["DTLS"]
+            if "use_srtp" in dtls.evidence or "STUN" in best:
+                v.protocol = "SRTP" if v.protocol == "RTP" else "SRTCP"
+                v.evidence.append("SRTP: RTP after a DTLS handshake on the same 5-tuple")
+        if v.media is None and v.protocol not in ("RTCP", "SRTCP", "T.38"):
+            packets = int(row[K.F_PKTS_FWD] + row[K.F_PKTS_REV])
+            if packets:
+                mean = int(row[K.F_BYTES_FWD] + row[K.F_BYTES_REV]) // packets
+                v.media = "video" if mean > VIDEO_MEAN_PACKET_BYTES else "audio"
+                v.evidence.append(f"media: {v.media} by mean packet size {mean} B")
+
+    def _app(
+        self,
+        v: Verdict,
+        ctx: FlowContext,
+        best: dict[str, Finding],
+        expectation: Expectation | None,
+    ) -> None:
+        by_bytes = [f for f in best.values() if f.app]
+        if by_bytes:
+            top = max(by_bytes, key=lambda f: f.confidence)
+            v.app = top.app
+            return
+        if expectation is not None and expectation.app:
+            v.app = expectation.app
+            return
+        for ip in (ctx.dst_ip, ctx.src_ip):
+            host = self.knowledge.name_of(ip)
+            if host is not None:
+                match = apps.app_for_name(host.name)
+                if match is not None:
+                    v.app = match.app
+                    _add(v, f"app: {ip} is {host.name} ({host.how}, flow {host.source_flow_id})")
+                    return
+        for ip in (ctx.dst_ip, ctx.src_ip):
+            match = apps.app_for_address(ip)
+            if match is not None:
+                v.app = match.app
+                _add(v, f"app: {match.evidence}")
+                return
+
+
+def _add(v: Verdict, text: str) -> None:
+    if len(v.evidence) < MAX_EVIDENCE:
+        v.evidence.append(text)
+
+
+def _best_per_protocol(findings: list[Finding]) -> dict[str, Finding]:
+    best: dict[str, Finding] = {}
+    for f in findings:
+        seen = best.get(f.protocol)
+        # Per protocol: media over signalling (IAX2 carries both), then the surest
+        # finding, then the earliest packet.
+        if seen is None or _rank(f) > _rank(seen):
+            best[f.protocol] = f
+    return best
+
+
+def _rank(f: Finding) -> tuple[int, float, int]:
+    return CATEGORY_RANK.get(f.category, 0), f.confidence, -f.at_packet
+
+
+def _winner(best: dict[str, Finding]) -> Finding | None:
+    strong = [f for f in best.values() if f.confidence >= MIN_VERDICT_CONFIDENCE]
+    pool = strong or list(best.values())
+    if not pool:
+        return None
+    top = max(pool, key=_rank)
+    # A clearly surer non-VoIP finding (DNS, QUIC, TLS) beats weak VoIP evidence; DTLS is
+    # part of the RFC 7983 family and never outvotes the media beside it.
+    others = [f for f in pool if f.category == OTHER and f.protocol != "DTLS"]
+    if others and top.category != OTHER:
+        other = max(others, key=lambda f: f.confidence)
+        if other.confidence > top.confidence + OUTVOTE_MARGIN:
+            return other
+    return top
+
+
+def _combine(a: float, b: float) -> float:
+    """Two independent pieces of evidence: 1 - (1-a)(1-b)."""
+    return 1.0 - (1.0 - a) * (1.0 - b)

@@ -1,0 +1,160 @@
+"""What every dissector shares: the probe verdicts, the packet and flow views, findings.
+
+A dissector is a stateless singleton; what it learns about a flow lives in
+``FlowContext.state[dissector.name]`` (its own slots dataclass), so one instance serves
+every flow. The stage (``dissect.stage``) offers a flow's packets to the dissectors still
+interested in it:
+
+* ``probe(ctx, pkt)`` until the dissector answers ``MATCH`` or ``NO`` or its
+  ``budget_packets`` run out (nDPI-style packet budget: an unrecognised flow stops costing
+  Python work after a few packets);
+* after a ``MATCH``, ``dissect(ctx, pkt)`` for the flow's packets up to ``follow_packets``
+  (SIP follows for ever: every message of a dialog matters; RTP stops after a few);
+* ``on_expire(ctx)`` once, when the flow ends, for facts only the whole flow shows.
+
+Dissectors report *facts* (``ctx.report``: a protocol was seen, how sure, why, at which
+packet), *expectations* (``ctx.knowledge.expect``: SDP announced media at ip:port) and
+*anomalies* (``ctx.anomaly``). Judging is the arbiter's job (``voipscope.classify``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, ClassVar
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.dissect.knowledge import Expectation, Knowledge
+
+UDP = 17
+TCP = 6
+MAX_HINTS = 16  # per flow; attacker-controlled strings
+
+# Categories of the Flow record (DESIGN §3).
+SIGNALING = "voip-signaling"
+MEDIA = "voip-media"
+OTHER = "other"
+UNKNOWN = "unknown"
+
+
+class Probe(IntEnum):
+    NO = 0  # not this protocol: stop offering this flow's packets
+    MAYBE = 1  # could be, or a packet of a protocol multiplexed beside it: keep offering
+    MATCH = 2  # it is this protocol (a Finding was reported)
+    # Not mine, but a packet of a protocol that shares the 5-tuple by RFC 7983
+    # demultiplexing (STUN, DTLS, RTP, TURN ChannelData): keep offering, and do not count
+    # it against my budget (WebRTC sends ~25 STUN/DTLS packets before the first RTP).
+    PASS = 3
+
+
+@dataclass(slots=True)
+class Packet:
+    payload: bytes  # L4 payload (TCP: one segment as captured, not reassembled)
+    ts_ns: int
+    seq: int  # number of the packet within its flow, from 1 (all packets, not only payload)
+    direction: int  # 0: from the flow's src (first sender), 1: towards it
+
+
+@dataclass(slots=True)
+class Finding:
+    """One fact: on this flow, at this packet, the bytes showed this protocol."""
+
+    protocol: str
+    category: str  # SIGNALING | MEDIA | OTHER
+    confidence: float  # 0..1: how sure the bytes make the dissector, not a verdict
+    evidence: str
+    at_packet: int
+    app: str | None = None
+    media: str | None = None  # "audio" | "video"
+
+
+@dataclass(slots=True)
+class FlowContext:
+    """A flow as dissectors see it: its addresses, their states and their findings."""
+
+    flow_id: int
+    transport: int  # IP protocol number
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    first_ts_ns: int
+    knowledge: Knowledge
+    anomalies: AnomalyLog
+    findings: list[Finding] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    call_id: str | None = None
+    # What signalling announced for this flow's addresses when its first packet came
+    # (looked up once: later re-INVITEs may announce the same port again).
+    expected: Expectation | None = None
+    max_stream_buffer_bytes: int = 64 << 10  # dissect.max_stream_buffer_bytes
+    payload_packets: int = 0  # packets offered to dissectors (payload-carrying)
+    matched: bool = False  # some dissector matched
+    # Names the bytes gave for the app behind the flow: ("sni", host), ("software",
+    # "Telegram ..."), ("realm", ...), ("stun-vendor", "MS-TURN"). The arbiter maps them.
+    hints: list[tuple[str, str]] = field(default_factory=list)
+
+    def report(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def anomaly(self, name: str, detail: str, ts_ns: int | None = None) -> None:
+        self.anomalies.add(
+            name,
+            detail,
+            ts=None if ts_ns is None else ts_ns / 1e9,
+            flow_id=self.flow_id,
+            src_ip=self.src_ip,
+            dst_ip=self.dst_ip,
+        )
+
+    def hint(self, kind: str, value: str) -> None:
+        if len(self.hints) < MAX_HINTS and (kind, value) not in self.hints:
+            self.hints.append((kind, value))
+
+    def endpoint(self, direction: int) -> tuple[str, int]:
+        """The sender of a packet going in ``direction``."""
+        return (self.src_ip, self.src_port) if direction == 0 else (self.dst_ip, self.dst_port)
+
+    def lookup_expectation(self, ts_ns: int) -> Expectation | None:
+        """The expectation for either end of the flow (looked up once, then kept)."""
+        if self.expected is None:
+            k = self.knowledge
+            self.expected = k.expected(self.dst_ip, self.dst_port, ts_ns) or k.expected(
+                self.src_ip, self.src_port, ts_ns
+            )
+        return self.expected
+
+    def best(self, protocol: str) -> Finding | None:
+        found = [f for f in self.findings if f.protocol == protocol]
+        return max(found, key=lambda f: f.confidence) if found else None
+
+
+class Dissector:
+    """Base class: override ``probe`` and what else the protocol needs."""
+
+    name: ClassVar[str] = ""
+    transports: ClassVar[frozenset[int]] = frozenset({UDP})
+    # Packets offered without a MATCH before the dissector gives up on the flow.
+    budget_packets: ClassVar[int] = 8
+    # Packets (flow sequence numbers) still given to ``dissect`` after a MATCH; -1: all.
+    follow_packets: ClassVar[int] = 0
+    # Protocols that share a 5-tuple by RFC 7983 demultiplexing (STUN, DTLS, RTP, TURN
+    # ChannelData, ZRTP): a MATCH of one of them keeps the others of the group probing.
+    # A MATCH of any other dissector ends probing for every other one.
+    multiplexed: ClassVar[bool] = False
+    # Named anomalies the dissector can raise, name -> meaning (DESIGN §4).
+    ANOMALIES: ClassVar[dict[str, str]] = {}
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        raise NotImplementedError
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+        return None
+
+    def on_expire(self, ctx: FlowContext) -> None:
+        return None
+
+
+def anomaly_prefix(protocol: str) -> str:
+    """``H.323`` -> ``h323``: protocol names as they start anomaly names."""
+    return "".join(c for c in protocol.lower().replace("-", "_") if c.isalnum() or c == "_")

@@ -1,0 +1,86 @@
+"""Cross-flow facts: what one flow's bytes say about other flows.
+
+SDP announces where media will flow (RFC 4566 ``c=``/``m=``), STUN/TURN reveal relayed
+peers (XOR-PEER-ADDRESS, RFC 8656 §14.3), DNS answers and TLS SNI name the hosts behind
+addresses. Dissectors write these facts here; the arbiter reads them when it judges a
+later flow. Dissectors never read each other's state (DESIGN §1).
+
+Both tables hold attacker-controlled data, so both are bounded: the oldest entry goes
+when a table is full (LRU on insertion), and evictions are counted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+EXPECTATION_LEAD_NS = 1_000_000_000
+HISTORY = 4
+
+
+@dataclass(slots=True, frozen=True)
+class Expectation:
+    """A later flow touching ``ip:port`` is expected to carry ``protocol``."""
+
+    protocol: str  # "RTP", "RTCP", "T.38", "SRTP", ...
+    category: str
+    evidence: str  # e.g. "SDP m=audio 49170 RTP/AVP 0 in INVITE of flow 12"
+    source_flow_id: int
+    ts_ns: int
+    media: str | None = None
+    app: str | None = None
+    call_id: str | None = None
+    codec: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class HostName:
+    name: str
+    how: str  # "DNS answer", "TLS SNI", "QUIC SNI", "HTTP Host", "STUN REALM"
+    source_flow_id: int
+    ts_ns: int
+
+
+class Knowledge:
+    def __init__(
+        self, max_expectations: int = 65536, max_names: int = 65536, ttl_s: float = 3600.0
+    ) -> None:
+        self.max_expectations = max_expectations
+        self.max_names = max_names
+        self.ttl_ns = int(ttl_s * 1e9)
+        # Per ip:port the last few expectations: a re-INVITE (T.38 switch, hold) announces
+        # the same port again, and flows that began before it must still find theirs.
+        self._expected: OrderedDict[tuple[str, int], list[Expectation]] = OrderedDict()
+        self._names: OrderedDict[str, HostName] = OrderedDict()
+        self.evicted = 0
+
+    def expect(self, ip: str, port: int, expectation: Expectation) -> None:
+        key = (ip, port)
+        history = self._expected.pop(key, [])
+        history.append(expectation)
+        self._expected[key] = history[-HISTORY:]
+        if len(self._expected) > self.max_expectations:
+            self._expected.popitem(last=False)
+            self.evicted += 1
+
+    def expected(self, ip: str, port: int, ts_ns: int) -> Expectation | None:
+        """The newest expectation for ``ip:port`` made before ``ts_ns`` and not stale."""
+        # Media may start a moment before the SDP answer is captured (early media,
+        # capture points): allow one second of lead.
+        for found in reversed(self._expected.get((ip, port), ())):
+            if -EXPECTATION_LEAD_NS <= ts_ns - found.ts_ns <= self.ttl_ns:
+                return found
+        return None
+
+    def learn_name(self, ip: str, name: str, how: str, flow_id: int, ts_ns: int) -> None:
+        name = name.rstrip(".").lower()
+        if not name:
+            return
+        self._names.pop(ip, None)
+        self._names[ip] = HostName(name, how, flow_id, ts_ns)
+        if len(self._names) > self.max_names:
+            self._names.popitem(last=False)
+            self.evicted += 1
+
+    def name_of(self, ip: str) -> HostName | None:
+        return self._names.get(ip)

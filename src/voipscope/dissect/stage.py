@@ -1,0 +1,204 @@
+"""The dissect stage: offers each flow's first packets to the registered dissectors.
+
+Columnar up to the last moment (DESIGN §2): per batch, numpy selects the packets that
+carry payload and belong to a flow some dissector still wants; only those become Python
+objects. A flow stops being offered when every dissector has said NO, matched and
+stopped following, or run out of budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from voipscope.addresses import format_ip
+from voipscope.anomalies import AnomalyLog
+from voipscope.config import DissectConfig
+from voipscope.decode import status as S
+from voipscope.decode.batch import DecodedBatch
+from voipscope.dissect.base import (
+    TCP,
+    UDP,
+    Dissector,
+    FlowContext,
+    Packet,
+    Probe,
+    anomaly_prefix,
+)
+from voipscope.dissect.knowledge import Knowledge
+from voipscope.errors import DecodeError
+from voipscope.flows import kernels as K
+from voipscope.flows.table import FlowAssignment
+
+ANOMALIES = {
+    "dissector_internal_error": "a dissector failed on a packet (a bug: please report it); "
+    "the flow's other dissectors went on",
+}
+
+
+@dataclass(slots=True)
+class _Offer:
+    dissector: Dissector
+    offered: int = 0
+    matched: bool = False
+
+
+class DissectStage:
+    """FlowHooks that run dissectors; ``expire`` hands the contexts to the arbiter."""
+
+    def __init__(
+        self,
+        config: DissectConfig,
+        anomalies: AnomalyLog,
+        dissectors: Sequence[Dissector],
+        capacity: int,
+    ) -> None:
+        self.config = config
+        self.anomalies = anomalies
+        self.knowledge = Knowledge(
+            config.max_expectations, config.max_host_names, config.expectation_ttl_s
+        )
+        self.by_transport: dict[int, tuple[Dissector, ...]] = {
+            t: tuple(d for d in dissectors if t in d.transports) for t in (UDP, TCP)
+        }
+        # Per flow-table slot: does some dissector still want this flow's packets, and
+        # which flow owns the slot (slots are reused once a flow ends).
+        self.wanted = np.zeros(capacity, np.bool_)
+        self.owner = np.full(capacity, -1, np.int64)
+        self.contexts: dict[int, FlowContext] = {}
+        self._offers: dict[int, list[_Offer]] = {}
+        self.packets_offered = 0
+
+    # -- FlowHooks ------------------------------------------------------------------
+
+    def on_init(self, d: DecodedBatch, a: FlowAssignment, first_packets: np.ndarray) -> None:
+        slots = a.slot[first_packets]
+        self.owner[slots] = a.flow_id[first_packets]
+        proto = d.proto[first_packets]
+        self.wanted[slots] = (proto == UDP) | (proto == TCP)
+
+    def on_update(self, d: DecodedBatch, a: FlowAssignment) -> None:
+        slot = a.slot
+        has_flow = slot >= 0
+        safe = np.where(has_flow, slot, 0)
+        rows = np.flatnonzero(
+            has_flow
+            & (d.status == S.OK)
+            & (d.l4_len > 0)
+            & self.wanted[safe]
+            & (self.owner[safe] == a.flow_id)
+        )
+        if rows.size == 0:
+            return
+        ts = d.ts_ns
+        for i in rows.tolist():
+            flow_id = int(a.flow_id[i])
+            s = int(slot[i])
+            if not self.wanted[s]:
+                continue  # gave up earlier in this batch
+            ctx = self.contexts.get(flow_id)
+            if ctx is None:
+                ctx = self._new_context(d, a, i, flow_id)
+            pkt = Packet(d.payload(i), int(ts[i]), int(a.seq[i]), int(a.direction[i]))
+            if not self._offer(ctx, self._offers[flow_id], pkt):
+                self.wanted[s] = False
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        return None  # the pipeline calls ``expire`` to get the contexts for the arbiter
+
+    # -- for the pipeline -----------------------------------------------------------
+
+    def expire(self, ended: np.ndarray) -> list[FlowContext | None]:
+        """Contexts of the ended flows (None: no payload was ever offered), aligned."""
+        out: list[FlowContext | None] = []
+        for flow_id in ended[:, K.F_ID].tolist():
+            ctx = self.contexts.pop(flow_id, None)
+            self._offers.pop(flow_id, None)
+            if ctx is not None:
+                for dissector in self.by_transport.get(ctx.transport, ()):
+                    if dissector.name in ctx.state:
+                        self._guard(ctx, dissector, dissector.on_expire, ctx)
+            out.append(ctx)
+        return out
+
+    # -- internals ------------------------------------------------------------------
+
+    def _new_context(self, d: DecodedBatch, a: FlowAssignment, i: int, flow_id: int) -> FlowContext:
+        version = int(d.ip_ver[i])
+        here = (format_ip(version, int(d.src_hi[i]), int(d.src_lo[i])), int(d.sport[i]))
+        there = (format_ip(version, int(d.dst_hi[i]), int(d.dst_lo[i])), int(d.dport[i]))
+        src, dst = (here, there) if a.direction[i] == 0 else (there, here)
+        transport = int(d.proto[i])
+        ctx = FlowContext(
+            flow_id=flow_id,
+            transport=transport,
+            src_ip=src[0],
+            src_port=src[1],
+            dst_ip=dst[0],
+            dst_port=dst[1],
+            first_ts_ns=int(d.ts_ns[i]),
+            knowledge=self.knowledge,
+            anomalies=self.anomalies,
+            max_stream_buffer_bytes=self.config.max_stream_buffer_bytes,
+        )
+        ctx.lookup_expectation(ctx.first_ts_ns)
+        self.contexts[flow_id] = ctx
+        self._offers[flow_id] = [_Offer(x) for x in self.by_transport.get(transport, ())]
+        return ctx
+
+    def _offer(self, ctx: FlowContext, offers: list[_Offer], pkt: Packet) -> bool:
+        """Give ``pkt`` to the flow's interested dissectors; False when none is left."""
+        ctx.payload_packets += 1
+        self.packets_offered += 1
+        cfg = self.config
+        winner: Dissector | None = None
+        for offer in list(offers):
+            dissector = offer.dissector
+            if offer.matched:
+                limit = dissector.follow_packets
+                if limit < 0:
+                    limit = cfg.max_follow_packets
+                if pkt.seq <= limit:
+                    self._guard(ctx, dissector, dissector.dissect, ctx, pkt)
+                else:
+                    offers.remove(offer)
+                continue
+            verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
+            if verdict == Probe.PASS:
+                continue
+            offer.offered += 1
+            if verdict == Probe.MATCH:
+                offer.matched = True
+                winner = dissector
+                if dissector.follow_packets == 0:
+                    offers.remove(offer)
+            elif verdict != Probe.MAYBE or offer.offered >= dissector.budget_packets:
+                offers.remove(offer)
+        if winner is not None:
+            # One protocol per 5-tuple, except the RFC 7983 family that shares one.
+            ctx.matched = True
+            offers[:] = [
+                o for o in offers if o.matched or (winner.multiplexed and o.dissector.multiplexed)
+            ]
+        limit = cfg.max_multiplexed_probe_packets if ctx.matched else cfg.max_probe_packets
+        if ctx.payload_packets >= limit:
+            offers[:] = [o for o in offers if o.matched]
+        return bool(offers)
+
+    def _guard(self, ctx: FlowContext, dissector: Dissector, fn, *args, probing: bool = False):  # type: ignore[no-untyped-def]
+        """Run a dissector call. A DecodeError while probing means "not this protocol";
+        after a match it is a named anomaly. Anything else is a bug, recorded as an
+        anomaly (a passive monitor must not die on one flow's bytes)."""
+        try:
+            return fn(*args)
+        except DecodeError as exc:
+            if probing:
+                return Probe.NO
+            ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
+        except Exception as exc:  # see docstring; tests assert none occur
+            ctx.anomaly(
+                "dissector_internal_error", f"{dissector.name}: {type(exc).__name__}: {exc}"
+            )
+        return Probe.NO
