@@ -18,12 +18,13 @@ Dissectors report what the bytes show; conflicts are settled here and nowhere el
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from voipscope.classify import apps
-from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UNKNOWN, Finding, FlowContext
+from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, UNKNOWN, Finding, FlowContext
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.flows import kernels as K
 
@@ -35,6 +36,10 @@ MIN_VERDICT_CONFIDENCE = 0.5
 VIDEO_MEAN_PACKET_BYTES = 400
 MAX_EVIDENCE = 8
 OUTVOTE_MARGIN = 0.1
+MAX_SOCKET_APPS = 65536
+# STUN dialects that name their vendor's app ([MS-TURN]/[MS-ICE2]: Teams, and Skype for
+# Business before it; Teams is the one still in service).
+VENDOR_APPS = {"MS-TURN": "Teams"}
 
 
 @dataclass(slots=True)
@@ -66,6 +71,7 @@ class VerdictColumns:
 class Arbiter:
     def __init__(self, knowledge: Knowledge) -> None:
         self.knowledge = knowledge
+        self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()
 
     def judge_batch(self, rows: np.ndarray, contexts: list[FlowContext | None]) -> VerdictColumns:
         n = rows.shape[0]
@@ -79,10 +85,19 @@ class Arbiter:
             detected_at_packet=np.full(n, -1, np.int64),
             call_id=[None] * n,
         )
-        for i, ctx in enumerate(contexts):
-            if ctx is None:
-                continue
-            v = self.judge(ctx, rows[i])
+        judged = [
+            (i, ctx, self.judge(ctx, rows[i])) for i, ctx in enumerate(contexts) if ctx is not None
+        ]
+        # ICE sends STUN to the app's servers and media to the peer from one local socket:
+        # a flow without an app inherits the app of another flow on the same socket. Two
+        # passes, so that flows ending together (the end of a capture) help each other.
+        for _, ctx, v in judged:
+            if v.app is not None and v.category != OTHER:
+                self._remember_socket_app(ctx, v.app)
+        for _, ctx, v in judged:
+            if v.app is None and v.category in (MEDIA, SIGNALING):
+                self._socket_app(ctx, v)
+        for i, _, v in judged:
             out.category[i] = v.category
             out.protocol[i] = v.protocol
             out.app[i] = v.app
@@ -93,6 +108,26 @@ class Arbiter:
                 out.detected_at_packet[i] = v.detected_at_packet
             out.call_id[i] = v.call_id
         return out
+
+    def _remember_socket_app(self, ctx: FlowContext, app: str) -> None:
+        if ctx.transport != UDP:
+            return
+        for endpoint in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+            self._socket_apps.pop(endpoint, None)
+            self._socket_apps[endpoint] = (app, ctx.flow_id)
+        while len(self._socket_apps) > MAX_SOCKET_APPS:
+            self._socket_apps.popitem(last=False)
+
+    def _socket_app(self, ctx: FlowContext, v: Verdict) -> None:
+        if ctx.transport != UDP:
+            return
+        for endpoint in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+            found = self._socket_apps.get(endpoint)
+            if found is not None and found[1] != ctx.flow_id:
+                v.app = found[0]
+                _add(v, f"app: socket {endpoint[0]}:{endpoint[1]} also carried {found[0]} "
+                        f"traffic (flow {found[1]}): one ICE agent")  # fmt: skip
+                return
 
     def judge(self, ctx: FlowContext, row: np.ndarray) -> Verdict:
         best = _best_per_protocol(ctx.findings)
@@ -165,6 +200,22 @@ class Arbiter:
         if expectation is not None and expectation.app:
             v.app = expectation.app
             return
+        for kind, value in ctx.hints:
+            if kind == "stun-vendor" and value in VENDOR_APPS:
+                v.app = VENDOR_APPS[value]
+                _add(v, f"app: {value} STUN attributes, Microsoft's dialect ({v.app})")
+                return
+            match = (
+                apps.app_for_software(value)
+                if kind == "software"
+                else apps.app_for_name(value)
+                if kind in ("sni", "realm")
+                else None
+            )
+            if match is not None:
+                v.app = match.app
+                _add(v, f"app: {kind.upper()} {value!r} is {match.app}")
+                return
         for ip in (ctx.dst_ip, ctx.src_ip):
             host = self.knowledge.name_of(ip)
             if host is not None:

@@ -114,11 +114,19 @@ def flows(
             help="Progress bar (default: on a terminal, for large files).",
         ),
     ] = None,
+    anomalies_out: Annotated[
+        str | None,
+        typer.Option(
+            "--anomalies",
+            help="Also write the run's anomaly records (named oddities on the wire) to this "
+            "file; format by suffix (.jsonl, .csv, .parquet).",
+        ),
+    ] = None,
     show_traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the stack on errors.")
     ] = False,
 ) -> None:
-    """One record per bidirectional flow (DESIGN §3 Flow record)."""
+    """One record per bidirectional flow (DESIGN §3 Flow record), with its verdict."""
     paths = list(inputs or [])
     if use_sample:
         paths.append(sample_path())
@@ -126,12 +134,15 @@ def flows(
         _err("usage: voipscope flows INPUT... (or --sample)")
         raise typer.Exit(EXIT_USAGE)
     chosen = _pick_format(fmt, output)
-    code = _run_flows(paths, chosen, output, config or [], stats, progress, show_traceback)
+    code = _run_flows(
+        paths, chosen, output, config or [], stats, progress, show_traceback, anomalies_out
+    )
     raise typer.Exit(code)
 
 
 def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: list[str],
-               print_stats: bool, progress: bool | None, show_traceback: bool) -> int:  # fmt: skip
+               print_stats: bool, progress: bool | None, show_traceback: bool,
+               anomalies_out: str | None = None) -> int:  # fmt: skip
     from voipscope.config import Config
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.output import FLOW_SCHEMA, FORMATS, open_writer
@@ -186,6 +197,19 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
         if show_traceback:
             traceback.print_exc()
         return EXIT_ERROR
+    if anomalies_out:
+        from voipscope.output import ANOMALY_SCHEMA
+        from voipscope.output.anomaly_records import anomalies_to_batch
+
+        try:
+            anomaly_writer = open_writer(
+                _pick_format(None, anomalies_out), anomalies_out, ANOMALY_SCHEMA
+            )
+            anomaly_writer.write(anomalies_to_batch(pipeline.stats.anomalies.records))
+            anomaly_writer.close()
+        except OSError as exc:
+            _err(f"{anomalies_out}: cannot write ({exc.strerror or exc})")
+            code = max(code, EXIT_ERROR)
     for warning in pipeline.stats.warnings():
         _err(f"warning: {warning}")
     if print_stats:

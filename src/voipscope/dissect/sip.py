@@ -203,6 +203,8 @@ def _headers(msg: SipMessage, lines: list[bytes]) -> None:
 # wild, so it does not count against a message).
 REQUIRED_HEADERS = ("via", "from", "to", "call-id", "cseq")
 MAX_CALL_IDS_PER_FLOW = 256  # attacker-controlled; only the first ones are kept
+# Keep-alive datagrams: CRLF (RFC 5626 §3.5.1) and, from some phones, spaces.
+KEEPALIVE_BYTES = b"\r\n \t\x00"
 
 
 @dataclass(slots=True)
@@ -230,8 +232,8 @@ class SipDissector(Dissector):
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         data = pkt.payload
-        if not data.strip(b"\r\n"):
-            return Probe.MAYBE  # CRLF keep-alive (RFC 5626 §3.5.1) before the first message
+        if not data.strip(KEEPALIVE_BYTES):
+            return Probe.MAYBE  # keep-alive (RFC 5626 §3.5.1 CRLF; spaces in the wild)
         if not looks_like_sip(data):
             return Probe.NO
         state = ctx.state.setdefault(self.name, SipFlowState())
@@ -256,7 +258,7 @@ class SipDissector(Dissector):
         return Probe.MATCH
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
-        if not pkt.payload.strip(b"\r\n"):
+        if not pkt.payload.strip(KEEPALIVE_BYTES):
             return
         state = ctx.state.setdefault(self.name, SipFlowState())
         self._messages(ctx, state, pkt)

@@ -83,27 +83,32 @@ class DissectStage:
         slot = a.slot
         has_flow = slot >= 0
         safe = np.where(has_flow, slot, 0)
+        # The flow table accounts a whole batch before the hooks run, so a slot can hold
+        # a flow that ended in this batch and then a new one: rows whose flow no longer
+        # owns its slot are checked one by one below instead of by the slot flag.
+        reused = self.owner[safe] != a.flow_id
         rows = np.flatnonzero(
-            has_flow
-            & (d.status == S.OK)
-            & (d.l4_len > 0)
-            & self.wanted[safe]
-            & (self.owner[safe] == a.flow_id)
+            has_flow & (d.status == S.OK) & (d.l4_len > 0) & (self.wanted[safe] | reused)
         )
         if rows.size == 0:
             return
         ts = d.ts_ns
         for i in rows.tolist():
             flow_id = int(a.flow_id[i])
-            s = int(slot[i])
-            if not self.wanted[s]:
-                continue  # gave up earlier in this batch
-            ctx = self.contexts.get(flow_id)
-            if ctx is None:
-                ctx = self._new_context(d, a, i, flow_id)
+            offers = self._offers.get(flow_id)
+            if offers is None:
+                if int(d.proto[i]) not in self.by_transport:
+                    continue
+                self._new_context(d, a, i, flow_id)
+                offers = self._offers[flow_id]
+            elif not offers:
+                continue  # done with this flow
+            ctx = self.contexts[flow_id]
             pkt = Packet(d.payload(i), int(ts[i]), int(a.seq[i]), int(a.direction[i]))
-            if not self._offer(ctx, self._offers[flow_id], pkt):
-                self.wanted[s] = False
+            if not self._offer(ctx, offers, pkt):
+                s = int(slot[i])
+                if self.owner[s] == flow_id:
+                    self.wanted[s] = False
 
     def on_expire(self, ended: np.ndarray) -> None:
         return None  # the pipeline calls ``expire`` to get the contexts for the arbiter

@@ -171,6 +171,8 @@ def _endpoint(ip: str | None, port: int | None) -> str:
 def _flow_cells(r: dict) -> list[str]:
     first = dt.datetime.fromtimestamp(r["first_seen"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     verdict = r["category"] if not r["protocol"] else f"{r['category']}/{r['protocol']}"
+    if r.get("app"):
+        verdict += f" ({r['app']})"
     return [
         str(r["flow_id"]), r["proto"], _endpoint(r["src_ip"], r["src_port"]),
         _endpoint(r["dst_ip"], r["dst_port"]), first, f"{r['duration_s']:.3f}",
