@@ -208,8 +208,10 @@ class Arbiter:
             match = (
                 apps.app_for_software(value)
                 if kind == "software"
+                else apps.app_for_realm(value)
+                if kind == "realm"
                 else apps.app_for_name(value)
-                if kind in ("sni", "realm")
+                if kind == "sni"
                 else None
             )
             if match is not None:
