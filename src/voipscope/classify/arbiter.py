@@ -39,7 +39,7 @@ OUTVOTE_MARGIN = 0.1
 MAX_SOCKET_APPS = 65536
 # STUN dialects that name their vendor's app ([MS-TURN]/[MS-ICE2]: Teams, and Skype for
 # Business before it; Teams is the one still in service).
-VENDOR_APPS = {"MS-TURN": "Teams"}
+VENDOR_APPS = {"MS-TURN": "Teams", "WhatsApp": "WhatsApp"}
 
 
 @dataclass(slots=True)

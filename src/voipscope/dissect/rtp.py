@@ -253,7 +253,17 @@ class RtpDissector(Dissector):
             # an authentication tag, so the compound lengths do not add up.
             if len(data) >= 8 + 4 + 10 and data[1] in (RTCP_SR, RTCP_RR, RTCP_XR):
                 state.rtcp_packets += 1
-                return Probe.MAYBE
+                # One is chance; a second, or one beside STUN/DTLS on the 5-tuple, is not.
+                if state.matched_rtcp or not (ctx.matched or state.rtcp_packets >= 2):
+                    return Probe.MAYBE
+                state.matched_rtcp = True
+                ctx.report(
+                    Finding("RTCP", MEDIA, 0.75,
+                            f"SRTCP: RTCP {RTCP_TYPES[data[1]]} header in clear, encrypted "
+                            f"compound with index and tag (RFC 3711 §3.4){self._how(state)}",
+                            pkt.seq)
+                )  # fmt: skip
+                return Probe.MATCH
             return Probe.MAYBE if state.rtcp_packets or state.rtp_packets else Probe.NO
         state.rtcp_packets += 1
         if state.matched_rtcp:

@@ -87,15 +87,19 @@ def looks_like_stun(data: bytes) -> bool:
     )
 
 
-def parse_stun(data: bytes, max_attributes: int = 64) -> StunMessage:
-    """Parse one STUN message; raise Truncated/Malformed. Trailing bytes are allowed (TCP)."""
+def parse_stun(data: bytes, max_attributes: int = 64, strict: bool = True) -> StunMessage:
+    """Parse one STUN message; raise Truncated/Malformed. Trailing bytes are allowed (TCP).
+
+    ``strict=False`` accepts a length that is not a multiple of 4 and an unpadded last
+    attribute, as WhatsApp's STUN dialect sends them.
+    """
     if len(data) < STUN_HEADER_BYTES:
         raise Truncated(f"STUN message has {len(data)} bytes, fewer than the 20-byte header")
     mtype = int.from_bytes(data[0:2], "big")
     if mtype & 0xC000:
         raise Malformed("STUN message type has its two top bits set")
     length = int.from_bytes(data[2:4], "big")
-    if length % 4:
+    if length % 4 and strict:
         raise Malformed(f"STUN message length {length} is not a multiple of 4")
     if STUN_HEADER_BYTES + length > len(data):
         raise Truncated(f"STUN message length {length} runs past the packet")
@@ -180,6 +184,10 @@ MS_ATTRIBUTES = frozenset({0x8007, 0x8008, 0x8050, 0x8054, 0x8055, 0x8056, 0x807
                            0xFF10})  # fmt: skip
 # Google's WebRTC (libwebrtc: Chrome, Meet, and apps built on it) adds these.
 GOOG_ATTRIBUTES = frozenset({0xC057, 0xFF03, 0xFF04, 0xFF05})
+# Attributes 0x4000-0x4007 are unassigned by IANA; WhatsApp's call relays use them
+# (nDPI src/lib/protocols/stun.c attributes the same codes to WhatsApp calls).
+WHATSAPP_ATTRIBUTES = frozenset(range(0x4000, 0x4008))
+COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
 FOLLOW_PACKETS = 64  # responses, SOFTWARE/REALM and TURN peers come in the first packets
 
 
@@ -254,23 +262,30 @@ class StunDissector(Dissector):
         first = data[0]
         if 0x40 <= first <= 0x4F:
             try:
-                parse_channel_data(data)
+                _, length = parse_channel_data(data)
             except DecodeError:
+                return None
+            # RFC 8656 §12.5: the data fills the datagram (padding to 4 bytes over TCP).
+            if length == 0 or not 0 <= len(data) - CHANNEL_DATA_HEADER_BYTES - length <= 3:
                 return None
             state.channel_data += 1
             if state.channel_data == 1 and state.messages:
                 ctx.hint("turn", "ChannelData")
             return None
-        if first > 3 or not looks_like_stun(data):
+        if first > 3 or len(data) < STUN_HEADER_BYTES:
+            return None
+        length = int.from_bytes(data[2:4], "big")
+        exact = STUN_HEADER_BYTES + length == len(data)
+        # WhatsApp's dialect: magic cookie, but a length that is not a multiple of 4.
+        lenient = exact and length % 4 != 0 and data[4:8] == COOKIE_BYTES
+        if not lenient and not looks_like_stun(data):
             return None
         try:
-            msg = parse_stun(data)
+            msg = parse_stun(data, strict=not lenient)
         except DecodeError as exc:
             if state.messages:
                 ctx.anomaly("stun_malformed", str(exc), pkt.ts_ns)
             return None
-        length = int.from_bytes(data[2:4], "big")
-        exact = STUN_HEADER_BYTES + length == len(data)
         if msg.classic and (not exact or msg.method not in METHODS or msg.method != 0x001):
             return None  # RFC 3489 had only Binding; without the cookie demand exactness
         state.messages += 1
@@ -290,6 +305,8 @@ class StunDissector(Dissector):
             ctx.hint("stun-vendor", "MS-TURN")
         if types & GOOG_ATTRIBUTES:
             ctx.hint("stun-vendor", "GOOG")
+        if types & WHATSAPP_ATTRIBUTES:
+            ctx.hint("stun-vendor", "WhatsApp")
         # TURN peers and relayed addresses carry the session's media (RFC 8656 §2).
         for name in ("XOR-PEER-ADDRESS", "XOR-RELAYED-ADDRESS"):
             for ip, port in msg.addresses.get(name, []):
