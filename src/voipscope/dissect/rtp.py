@@ -149,7 +149,10 @@ FRAMING_HEADER_BYTES = 2
 # reordering allowed, RFC 3550 appendix A.1 uses MAX_DROPOUT 3000; a tighter window keeps
 # random payloads out).
 MAX_SEQUENCE_STEP = 100
-FOLLOW_PACKETS = 32  # after a match: enough to collect payload types and SSRCs
+# The first two packets seen of an SSRC must be nearly consecutive to make a match: a
+# capture rarely starts inside a burst of loss, and random payloads rarely step by 1-3.
+MAX_FIRST_STEP = 3
+FOLLOW_PACKETS = 64  # after a match: enough to collect payload types and SSRCs
 MAX_SSRCS = 16
 
 
@@ -205,6 +208,10 @@ class RtpDissector(Dissector):
         if data[1] in RTCP_TYPES:
             state.rtcp_packets += 1
             return
+        if not state.matched_rtp:
+            # RTCP matched first (multiplexed, RFC 5761): RTP may still be found here.
+            self._probe_rtp(ctx, state, data, pkt)
+            return
         try:
             header = parse_rtp(data)
         except DecodeError as exc:
@@ -253,8 +260,12 @@ class RtpDissector(Dissector):
             # an authentication tag, so the compound lengths do not add up.
             if len(data) >= 8 + 4 + 10 and data[1] in (RTCP_SR, RTCP_RR, RTCP_XR):
                 state.rtcp_packets += 1
-                # One is chance; a second, or one beside STUN/DTLS on the 5-tuple, is not.
-                if state.matched_rtcp or not (ctx.matched or state.rtcp_packets >= 2):
+                # Only beside STUN/DTLS or RTP on the 5-tuple: alone, the clear 8 bytes
+                # are too little (a DNS query can look like them).
+                beside = state.matched_rtp or any(
+                    f.protocol in ("STUN", "TURN", "DTLS") for f in ctx.findings
+                )
+                if state.matched_rtcp or not beside:
                     return Probe.MAYBE
                 state.matched_rtcp = True
                 ctx.report(
@@ -303,7 +314,7 @@ class RtpDissector(Dissector):
         codec = STATIC_PAYLOAD_TYPES.get(header.payload_type, ("dynamic",))[0]
         if previous is not None and previous[0] == header.ssrc:
             step = (header.sequence - previous[1]) & 0xFFFF
-            if 0 < step <= MAX_SEQUENCE_STEP:
+            if 0 < step <= MAX_FIRST_STEP:
                 state.matched_rtp = True
                 ctx.report(
                     Finding(

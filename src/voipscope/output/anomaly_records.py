@@ -25,6 +25,6 @@ def anomalies_to_batch(records: Sequence[Anomaly]) -> pa.RecordBatch:
                 "detail": a.detail,
             }
             for a in ordered
-        ],  # fmt: skip
+        ],
         schema=ANOMALY_SCHEMA,
     )

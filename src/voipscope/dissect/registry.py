@@ -1,0 +1,26 @@
+"""The explicit list of dissectors, in the order they are offered a packet.
+
+Adding a protocol = one module in ``voipscope.dissect`` + one line here + one test folder.
+Order matters only for cost: cheap, selective probes first.
+"""
+
+from __future__ import annotations
+
+from voipscope.dissect import dtls, h225, iax2, mgcp, rtp, sip, skinny, stun
+from voipscope.dissect.base import Dissector
+
+DISSECTORS: tuple[Dissector, ...] = (
+    # VoIP signalling
+    sip.SipDissector(),
+    mgcp.MgcpDissector(),
+    h225.H323Dissector(),
+    h225.H225RasDissector(),
+    skinny.SkinnyDissector(),
+    iax2.Iax2Dissector(),
+    # RFC 7983 family (multiplexed on one 5-tuple)
+    stun.StunDissector(),
+    dtls.DtlsDissector(),
+    rtp.RtpDissector(),
+    # app media and signatures
+    # lookalikes
+)
