@@ -6,13 +6,14 @@ Order matters only for cost: cheap, selective probes first.
 
 from __future__ import annotations
 
-from voipscope.dissect import dtls, h225, iax2, mgcp, rtp, sip, skinny, stun
+from voipscope.dissect import dtls, h225, iax2, megaco, mgcp, rtp, sip, skinny, stun
 from voipscope.dissect.base import Dissector
 
 DISSECTORS: tuple[Dissector, ...] = (
     # VoIP signalling
     sip.SipDissector(),
     mgcp.MgcpDissector(),
+    megaco.MegacoDissector(),
     h225.H323Dissector(),
     h225.H225RasDissector(),
     skinny.SkinnyDissector(),

@@ -234,9 +234,15 @@ class SipDissector(Dissector):
         data = pkt.payload
         if not data.strip(KEEPALIVE_BYTES):
             return Probe.MAYBE  # keep-alive (RFC 5626 §3.5.1 CRLF; spaces in the wild)
-        if not looks_like_sip(data):
+        state = ctx.state.get(self.name)
+        # Over TCP a message may continue in this segment: look at the stream's start.
+        pending = (
+            state is not None and state.stream is not None and state.stream.pending[pkt.direction]
+        )
+        if not pending and not looks_like_sip(data):
             return Probe.NO
-        state = ctx.state.setdefault(self.name, SipFlowState())
+        if state is None:
+            state = ctx.state[self.name] = SipFlowState()
         messages = self._messages(ctx, state, pkt)
         if not messages:
             return Probe.MAYBE if ctx.transport == TCP else Probe.NO
