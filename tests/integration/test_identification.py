@@ -79,7 +79,7 @@ def test_iax2_sccp_and_fax_call() -> None:
     assert [(r["category"], r["protocol"]) for r in voip("iax.pcap")] == [("voip-media", "IAX2")]
     assert [r["protocol"] for r in voip("sccp_hw_conf_register.pcapng")] == ["SCCP"]
     fax = voip("FAX-Call-t38-CA-TDM-SIP-FB-1.pcap")
-    assert sorted(r["protocol"] for r in fax) == ["RTP", "SIP", "SIP", "SIP"]
+    assert sorted(r["protocol"] for r in fax) == ["MEGACO", "RTP", "SIP", "SIP", "SIP"]
 
 
 def test_webrtc_stun_dtls_srtp_on_one_5tuple() -> None:

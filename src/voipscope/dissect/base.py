@@ -136,12 +136,17 @@ class Dissector:
     transports: ClassVar[frozenset[int]] = frozenset({UDP})
     # Packets offered without a MATCH before the dissector gives up on the flow.
     budget_packets: ClassVar[int] = 8
-    # Packets (flow sequence numbers) still given to ``dissect`` after a MATCH; -1: all.
+    # Packets of the flow still given to ``dissect`` after the one that matched; -1: all.
     follow_packets: ClassVar[int] = 0
     # Protocols that share a 5-tuple by RFC 7983 demultiplexing (STUN, DTLS, RTP, TURN
     # ChannelData, ZRTP): a MATCH of one of them keeps the others of the group probing.
     # A MATCH of any other dissector ends probing for every other one.
     multiplexed: ClassVar[bool] = False
+    # First payload bytes a UDP packet of this protocol can start with (None: any). The
+    # stage answers NO (or PASS, for the RFC 7983 family) for other bytes without a call:
+    # most packets offered are the first of a flow, and most dissectors can refuse them
+    # from one byte.
+    udp_first_bytes: ClassVar[frozenset[int] | None] = None
     # Named anomalies the dissector can raise, name -> meaning (DESIGN §4).
     ANOMALIES: ClassVar[dict[str, str]] = {}
 
@@ -153,6 +158,12 @@ class Dissector:
 
     def on_expire(self, ctx: FlowContext) -> None:
         return None
+
+
+# RFC 7983 §7 / RFC 9443 §3 first-byte ranges: STUN, ZRTP, DTLS, TURN ChannelData, RTP/RTCP.
+RFC7983_BYTES = frozenset([*range(0, 4), *range(16, 80), *range(128, 192)])
+TEXT_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+WHITESPACE_BYTES = frozenset(b"\r\n \t\x00")
 
 
 def anomaly_prefix(protocol: str) -> str:

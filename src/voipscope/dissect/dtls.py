@@ -144,7 +144,8 @@ class DtlsDissector(Dissector):
     """DTLS records; the handshake shows DTLS-SRTP (use_srtp) and the certificate."""
 
     name = "DTLS"
-    budget_packets = 6
+    budget_packets = 4
+    udp_first_bytes = frozenset(range(20, 64))  # RFC 7983 §7
     follow_packets = 24  # the certificate comes a few packets after the hellos
     multiplexed = True
     ANOMALIES = {"dtls_malformed": "a datagram in the DTLS range whose records do not parse"}

@@ -133,6 +133,7 @@ class H225RasDissector(Dissector):
 
     name = "H.225 RAS"
     budget_packets = 4
+    udp_first_bytes = frozenset(range(0x80))  # extension bit clear
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         data = pkt.payload

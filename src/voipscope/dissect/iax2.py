@@ -81,6 +81,7 @@ class Iax2Dissector(Dissector):
     name = "IAX2"
     budget_packets = 4
     follow_packets = 64
+    udp_first_bytes = frozenset(range(0x80, 0x100))  # the F bit of a full frame
     ANOMALIES = {"iax2_malformed": "a datagram of an IAX2 flow that does not parse"}
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:

@@ -14,6 +14,7 @@ from voipscope.dissect.base import (
     SIGNALING,
     TCP,
     UDP,
+    WHITESPACE_BYTES,
     Dissector,
     Finding,
     FlowContext,
@@ -54,6 +55,7 @@ class MegacoDissector(Dissector):
     name = "MEGACO"
     transports = frozenset({UDP, TCP})
     budget_packets = 2
+    udp_first_bytes = frozenset(b"!Mm") | WHITESPACE_BYTES
     follow_packets = -1  # descriptors of every context carry SDP
     ANOMALIES = {"megaco_malformed": "a message of a Megaco flow that does not parse",
                  "megaco_bad_sdp": "an SDP descriptor that does not parse"}  # fmt: skip

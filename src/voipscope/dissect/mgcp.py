@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voipscope.dissect.base import SIGNALING, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.base import (
+    SIGNALING,
+    TEXT_BYTES,
+    Dissector,
+    Finding,
+    FlowContext,
+    Packet,
+    Probe,
+)
 from voipscope.dissect.sdp import announce, parse_sdp
 from voipscope.errors import DecodeError, Malformed, Truncated
 
@@ -84,6 +92,7 @@ class MgcpDissector(Dissector):
     name = "MGCP"
     budget_packets = 2
     follow_packets = -1  # connection commands carry the SDP of every call
+    udp_first_bytes = TEXT_BYTES
     ANOMALIES = {
         "mgcp_malformed": "a datagram that starts like MGCP but does not parse",
         "mgcp_bad_sdp": "an SDP body of an MGCP message that does not parse",

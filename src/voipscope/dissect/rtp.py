@@ -152,7 +152,7 @@ MAX_SEQUENCE_STEP = 100
 # The first two packets seen of an SSRC must be nearly consecutive to make a match: a
 # capture rarely starts inside a burst of loss, and random payloads rarely step by 1-3.
 MAX_FIRST_STEP = 3
-FOLLOW_PACKETS = 64  # after a match: enough to collect payload types and SSRCs
+FOLLOW_PACKETS = 24  # after a match: enough to collect payload types and SSRCs
 MAX_SSRCS = 16
 
 
@@ -175,7 +175,10 @@ class RtpDissector(Dissector):
 
     name = "RTP"
     transports = frozenset({UDP, TCP})
-    budget_packets = 24  # multiplexed flows send STUN/DTLS before the first RTP packet
+    # Packets in the RTP range that did not make a match; STUN/DTLS packets beside it do
+    # not count (Probe.PASS).
+    budget_packets = 8
+    udp_first_bytes = frozenset([*range(128, 192), *range(0x40, 0x50)])  # + ChannelData
     follow_packets = FOLLOW_PACKETS
     multiplexed = True
     ANOMALIES = {

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from voipscope.dissect.base import (
     SIGNALING,
     TCP,
+    TEXT_BYTES,
     UDP,
+    WHITESPACE_BYTES,
     Dissector,
     Finding,
     FlowContext,
@@ -222,6 +224,7 @@ class SipDissector(Dissector):
     transports = frozenset({UDP, TCP})
     budget_packets = 3
     follow_packets = -1  # every message of a dialog matters to the calls stage
+    udp_first_bytes = TEXT_BYTES | WHITESPACE_BYTES
     ANOMALIES = {
         "sip_malformed": "a message that starts like SIP but does not parse",
         "sip_missing_header": "a request without Via, From, To, Call-ID or CSeq (RFC 3261 §8.1.1)",

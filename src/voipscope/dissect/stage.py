@@ -19,6 +19,7 @@ from voipscope.config import DissectConfig
 from voipscope.decode import status as S
 from voipscope.decode.batch import DecodedBatch
 from voipscope.dissect.base import (
+    RFC7983_BYTES,
     TCP,
     UDP,
     Dissector,
@@ -43,6 +44,7 @@ class _Offer:
     dissector: Dissector
     offered: int = 0
     matched: bool = False
+    matched_at: int = 0
 
 
 class DissectStage:
@@ -159,23 +161,37 @@ class DissectStage:
         self.packets_offered += 1
         cfg = self.config
         winner: Dissector | None = None
+        udp = ctx.transport == UDP
+        first = pkt.payload[0]
         for offer in list(offers):
             dissector = offer.dissector
             if offer.matched:
                 limit = dissector.follow_packets
                 if limit < 0:
                     limit = cfg.max_follow_packets
-                if pkt.seq <= limit:
+                if pkt.seq <= offer.matched_at + limit:
                     self._guard(ctx, dissector, dissector.dissect, ctx, pkt)
                 else:
                     offers.remove(offer)
                 continue
-            verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
+            gate = dissector.udp_first_bytes if udp else None
+            if gate is not None and first not in gate:
+                verdict = (
+                    Probe.PASS if dissector.multiplexed and first in RFC7983_BYTES else Probe.NO
+                )
+            else:
+                verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
             if verdict == Probe.PASS:
-                continue
+                if ctx.matched:
+                    continue
+                # Nothing on the flow matched yet: the packet belongs to no known neighbour,
+                # so it counts like any other.
+                verdict = Probe.MAYBE
             offer.offered += 1
             if verdict == Probe.MATCH:
                 offer.matched = True
+                offer.matched_at = pkt.seq
+                ctx.matched = True  # later dissectors of this round see it (PASS rules)
                 winner = dissector
                 if dissector.follow_packets == 0:
                     offers.remove(offer)
@@ -183,7 +199,6 @@ class DissectStage:
                 offers.remove(offer)
         if winner is not None:
             # One protocol per 5-tuple, except the RFC 7983 family that shares one.
-            ctx.matched = True
             offers[:] = [
                 o for o in offers if o.matched or (winner.multiplexed and o.dissector.multiplexed)
             ]

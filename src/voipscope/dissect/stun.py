@@ -188,7 +188,7 @@ GOOG_ATTRIBUTES = frozenset({0xC057, 0xFF03, 0xFF04, 0xFF05})
 # (nDPI src/lib/protocols/stun.c attributes the same codes to WhatsApp calls).
 WHATSAPP_ATTRIBUTES = frozenset(range(0x4000, 0x4008))
 COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
-FOLLOW_PACKETS = 64  # responses, SOFTWARE/REALM and TURN peers come in the first packets
+FOLLOW_PACKETS = 16  # responses, SOFTWARE/REALM and TURN peers come in the first packets
 
 
 @dataclass(slots=True)
@@ -208,6 +208,7 @@ class StunDissector(Dissector):
     budget_packets = 8
     follow_packets = FOLLOW_PACKETS
     multiplexed = True
+    udp_first_bytes = frozenset([*range(0, 4), *range(0x40, 0x50)])  # STUN, ChannelData
     ANOMALIES = {"stun_malformed": "a message in the STUN range that does not parse"}
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
@@ -226,6 +227,8 @@ class StunDissector(Dissector):
                 )
                 return Probe.MATCH
             first = pkt.payload[0]
+            if ctx.transport == TCP and not state.messages:
+                return Probe.NO  # ICE-TCP and TURN-TCP start with STUN
             # Not STUN: NO unless another RFC 7983 protocol may own this packet.
             if 16 <= first <= 79 or 128 <= first <= 191:
                 return Probe.PASS if state.messages else Probe.MAYBE
