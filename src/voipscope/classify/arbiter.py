@@ -130,6 +130,17 @@ class Arbiter:
                 return
 
     def judge(self, ctx: FlowContext, row: np.ndarray) -> Verdict:
+        if not ctx.findings and ctx.expected is None and not ctx.hints:
+            # Nothing on the wire said anything (most flows of a busy link): only the
+            # published ranges may still name an app.
+            v = Verdict()
+            for ip in (ctx.dst_ip, ctx.src_ip):
+                match = apps.app_for_address(ip)
+                if match is not None:
+                    v.app = match.app
+                    v.evidence.append(f"app: {match.evidence}")
+                    break
+            return v
         best = _best_per_protocol(ctx.findings)
         expectation = self._expectation(ctx)
         winner = _winner(best)
