@@ -37,6 +37,9 @@ VIDEO_MEAN_PACKET_BYTES = 400
 MAX_EVIDENCE = 8
 OUTVOTE_MARGIN = 0.1
 MAX_SOCKET_APPS = 65536
+# Socket-level evidence (see _weigh_sockets): enough flows, nearly all passing.
+SOCKET_MIN_FLOWS = 8
+SOCKET_MIN_SHARE = 0.8
 # STUN dialects that name their vendor's app ([MS-TURN]/[MS-ICE2]: Teams, and Skype for
 # Business before it; Teams is the one still in service).
 VENDOR_APPS = {"MS-TURN": "Teams", "WhatsApp": "WhatsApp"}
@@ -130,6 +133,7 @@ class Arbiter:
                 return
 
     def judge(self, ctx: FlowContext, row: np.ndarray) -> Verdict:
+        self._weigh_sockets(ctx)
         if not ctx.findings and ctx.expected is None and not ctx.hints:
             # Nothing on the wire said anything (most flows of a busy link): only the
             # published ranges may still name an app.
@@ -179,6 +183,22 @@ class Arbiter:
         self._app(v, ctx, best, expectation)
         v.confidence = round(v.confidence, 3)
         return v
+
+    def _weigh_sockets(self, ctx: FlowContext) -> None:
+        """Weak per-flow evidence made strong by the endpoint's other flows: a socket
+        whose flows to many peers all carry the Skype SoM header is a Skype client."""
+        weak = ctx.best("Skype")
+        if weak is None or weak.confidence >= MIN_VERDICT_CONFIDENCE:
+            return
+        for ip, port in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+            passed, failed = self.knowledge.socket_tally("Skype", ip, port)
+            if passed >= SOCKET_MIN_FLOWS and passed >= SOCKET_MIN_SHARE * (passed + failed):
+                ctx.report(Finding(
+                    "Skype", SIGNALING, 0.8,
+                    f"socket {ip}:{port}: {passed} of {passed + failed} flows to other peers "
+                    "carry the Skype SoM header in every datagram (random bytes: 1 in 6.4 "
+                    "each)", weak.at_packet, app="Skype"))  # fmt: skip
+                return
 
     def _expectation(self, ctx: FlowContext) -> Expectation | None:
         return ctx.lookup_expectation(ctx.first_ts_ns)

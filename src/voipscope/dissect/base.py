@@ -153,7 +153,9 @@ class Dissector:
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         raise NotImplementedError
 
-    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> Probe | None:
+        """A packet after the match. Return ``Probe.NO`` when nothing more is wanted from
+        the flow (e.g. TLS after the ServerHello), else None."""
         return None
 
     def on_expire(self, ctx: FlowContext) -> None:

@@ -52,6 +52,7 @@ class Knowledge:
         # the same port again, and flows that began before it must still find theirs.
         self._expected: OrderedDict[tuple[str, int], list[Expectation]] = OrderedDict()
         self._names: OrderedDict[str, HostName] = OrderedDict()
+        self._sockets: OrderedDict[tuple[str, str, int], list[int]] = OrderedDict()
         self.evicted = 0
 
     def expect(self, ip: str, port: int, expectation: Expectation) -> None:
@@ -71,6 +72,22 @@ class Knowledge:
             if -EXPECTATION_LEAD_NS <= ts_ns - found.ts_ns <= self.ttl_ns:
                 return found
         return None
+
+    def count_socket(self, kind: str, ip: str, port: int, passed: bool) -> None:
+        """Tally, per endpoint, flows whose packets did or did not pass a weak per-packet
+        test (``kind``, e.g. the Skype SoM header). One flow proves little; a socket whose
+        flows to many peers all pass is a client of that protocol."""
+        key = (kind, ip, port)
+        tally = self._sockets.pop(key, None) or [0, 0]
+        tally[0 if passed else 1] += 1
+        self._sockets[key] = tally
+        if len(self._sockets) > self.max_names:
+            self._sockets.popitem(last=False)
+            self.evicted += 1
+
+    def socket_tally(self, kind: str, ip: str, port: int) -> tuple[int, int]:
+        tally = self._sockets.get((kind, ip, port))
+        return (tally[0], tally[1]) if tally else (0, 0)
 
     def learn_name(self, ip: str, name: str, how: str, flow_id: int, ts_ns: int) -> None:
         name = name.rstrip(".").lower()

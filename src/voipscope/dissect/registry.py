@@ -6,7 +6,32 @@ Order matters only for cost: cheap, selective probes first.
 
 from __future__ import annotations
 
-from voipscope.dissect import dtls, h225, iax2, megaco, mgcp, rtp, sip, skinny, stun
+from voipscope.dissect import (
+    bittorrent,
+    discord,
+    dns,
+    dtls,
+    h225,
+    http,
+    iax2,
+    megaco,
+    mgcp,
+    mpegts,
+    mumble,
+    ntp,
+    quic,
+    rtp,
+    rtps,
+    sip,
+    skinny,
+    skype,
+    steam,
+    stun,
+    teamspeak,
+    tls,
+    wireguard,
+    zoom,
+)
 from voipscope.dissect.base import Dissector
 
 DISSECTORS: tuple[Dissector, ...] = (
@@ -23,5 +48,20 @@ DISSECTORS: tuple[Dissector, ...] = (
     dtls.DtlsDissector(),
     rtp.RtpDissector(),
     # app media and signatures
+    discord.DiscordDissector(),
+    zoom.ZoomDissector(),
+    teamspeak.TeamSpeakDissector(),
+    mumble.MumbleDissector(),
+    skype.SkypeDissector(),
     # lookalikes
+    dns.DnsDissector(),
+    ntp.NtpDissector(),
+    rtps.RtpsDissector(),
+    steam.SteamDissector(),
+    wireguard.WireGuardDissector(),
+    mpegts.MpegTsDissector(),
+    quic.QuicDissector(),
+    tls.TlsDissector(),
+    http.HttpDissector(),
+    bittorrent.BitTorrentDissector(),
 )

@@ -59,8 +59,12 @@ class RtpHeader:
     padding_bytes: int
 
 
-def parse_rtp(data: bytes) -> RtpHeader:
-    """Parse an RTP header (RFC 3550 §5.1, §5.3.1); raise Truncated or Malformed."""
+def parse_rtp(data: bytes, srtp: bool = False) -> RtpHeader:
+    """Parse an RTP header (RFC 3550 §5.1, §5.3.1); raise Truncated or Malformed.
+
+    ``srtp``: the packet may be SRTP (RFC 3711 §3.1), where the padding count is
+    encrypted and an authentication tag ends the packet, so padding is not checked.
+    """
     if len(data) < RTP_FIXED_HEADER_BYTES:
         raise Truncated(f"RTP packet has {len(data)} bytes, fewer than the 12-byte header")
     b0, b1 = data[0], data[1]
@@ -81,7 +85,7 @@ def parse_rtp(data: bytes) -> RtpHeader:
         if len(data) < offset:
             raise Truncated("RTP header extension runs past the packet")
     padding = 0
-    if b0 & 0x20:
+    if b0 & 0x20 and not srtp:
         # §5.1: the last octet counts the padding octets, itself included.
         padding = data[-1]
         if padding == 0 or offset + padding > len(data):
@@ -216,7 +220,7 @@ class RtpDissector(Dissector):
             self._probe_rtp(ctx, state, data, pkt)
             return
         try:
-            header = parse_rtp(data)
+            header = parse_rtp(data, srtp=True)
         except DecodeError as exc:
             ctx.anomaly("rtp_malformed", str(exc), pkt.ts_ns)
             return
@@ -302,7 +306,7 @@ class RtpDissector(Dissector):
 
     def _probe_rtp(self, ctx: FlowContext, state: RtpFlowState, data: bytes, pkt: Packet) -> Probe:
         try:
-            header = parse_rtp(data)
+            header = parse_rtp(data, srtp=True)
         except DecodeError:
             return Probe.NO if not state.rtp_packets else Probe.MAYBE
         if header.payload_type in range(72, 77):

@@ -169,9 +169,9 @@ class DissectStage:
                 limit = dissector.follow_packets
                 if limit < 0:
                     limit = cfg.max_follow_packets
-                if pkt.seq <= offer.matched_at + limit:
-                    self._guard(ctx, dissector, dissector.dissect, ctx, pkt)
-                else:
+                if pkt.seq > offer.matched_at + limit or (
+                    self._guard(ctx, dissector, dissector.dissect, ctx, pkt) == Probe.NO
+                ):
                     offers.remove(offer)
                 continue
             gate = dissector.udp_first_bytes if udp else None
@@ -217,6 +217,7 @@ class DissectStage:
             if probing:
                 return Probe.NO
             ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
+            return None  # a bad packet in a followed flow: keep following
         except Exception as exc:  # see docstring; tests assert none occur
             ctx.anomaly(
                 "dissector_internal_error", f"{dissector.name}: {type(exc).__name__}: {exc}"

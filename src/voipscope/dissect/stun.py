@@ -87,11 +87,14 @@ def looks_like_stun(data: bytes) -> bool:
     )
 
 
-def parse_stun(data: bytes, max_attributes: int = 64, strict: bool = True) -> StunMessage:
+def parse_stun(
+    data: bytes, max_attributes: int = 64, strict: bool = True, unpadded_ok: bool = False
+) -> StunMessage:
     """Parse one STUN message; raise Truncated/Malformed. Trailing bytes are allowed (TCP).
 
     ``strict=False`` accepts a length that is not a multiple of 4 and an unpadded last
-    attribute, as WhatsApp's STUN dialect sends them.
+    attribute, as WhatsApp's STUN dialect sends them; with ``unpadded_ok`` attributes
+    are read without padding at all (MS-TURN).
     """
     if len(data) < STUN_HEADER_BYTES:
         raise Truncated(f"STUN message has {len(data)} bytes, fewer than the 20-byte header")
@@ -127,7 +130,8 @@ def parse_stun(data: bytes, max_attributes: int = 64, strict: bool = True) -> St
                 msg.addresses.setdefault(name, []).append(address)
         elif atype in TEXT_ATTRIBUTES:
             msg.text[name] = value.decode("utf-8", "replace")
-        offset += 4 + alen + (-alen % 4)  # values are padded to 4 bytes (§14)
+        # Values are padded to 4 bytes (§14); Microsoft's MS-TURN does not pad some.
+        offset += 4 + alen + (-alen % 4 if strict or unpadded_ok is False else 0)
     return msg
 
 
@@ -189,6 +193,9 @@ GOOG_ATTRIBUTES = frozenset({0xC057, 0xFF03, 0xFF04, 0xFF05})
 WHATSAPP_ATTRIBUTES = frozenset(range(0x4000, 0x4008))
 COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
 FOLLOW_PACKETS = 16  # responses, SOFTWARE/REALM and TURN peers come in the first packets
+# TURN flows are followed longer: the relayed media (Send/Data indications) starts after
+# the allocation and the ICE checks.
+FOLLOW_TURN_PACKETS = 64
 
 
 @dataclass(slots=True)
@@ -197,6 +204,8 @@ class StunFlowState:
     methods: set[str] = field(default_factory=set)
     turn: bool = False
     channel_data: int = 0
+    relayed_rtp: dict[int, int] = field(default_factory=dict)  # SSRC -> last sequence
+    relayed_media: bool = False
 
 
 class StunDissector(Dissector):
@@ -206,7 +215,7 @@ class StunDissector(Dissector):
     name = "STUN"
     transports = frozenset({UDP, TCP})
     budget_packets = 8
-    follow_packets = FOLLOW_PACKETS
+    follow_packets = FOLLOW_TURN_PACKETS
     multiplexed = True
     udp_first_bytes = frozenset([*range(0, 4), *range(0x40, 0x50)])  # STUN, ChannelData
     ANOMALIES = {"stun_malformed": "a message in the STUN range that does not parse"}
@@ -242,16 +251,17 @@ class StunDissector(Dissector):
         ctx.report(Finding(protocol, SIGNALING, 0.8 if msg.classic else 0.95, evidence, pkt.seq))
         return Probe.MATCH
 
-    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> Probe | None:
         state = ctx.state[self.name]
         was_turn = state.turn
         msg = self._message(ctx, state, pkt)
         if msg is not None and state.turn and not was_turn:
-            ctx.report(
-                Finding(
-                    "TURN", SIGNALING, 0.95, f"TURN {msg.method_name} {msg.message_class}", pkt.seq
-                )
-            )
+            ctx.report(Finding("TURN", SIGNALING, 0.95,
+                               f"TURN {msg.method_name} {msg.message_class}", pkt.seq))  # fmt: skip
+        done_with_turn = not state.turn or state.relayed_media
+        if done_with_turn and pkt.seq > FOLLOW_PACKETS:
+            return Probe.NO
+        return None
 
     def _message(self, ctx: FlowContext, state: StunFlowState, pkt: Packet) -> StunMessage | None:
         data = pkt.payload
@@ -279,12 +289,22 @@ class StunDissector(Dissector):
             return None
         length = int.from_bytes(data[2:4], "big")
         exact = STUN_HEADER_BYTES + length == len(data)
-        # WhatsApp's dialect: magic cookie, but a length that is not a multiple of 4.
-        lenient = exact and length % 4 != 0 and data[4:8] == COOKIE_BYTES
+        # WhatsApp's and Microsoft's (MS-TURN) dialects: magic cookie, but a length that
+        # is not a multiple of 4; the datagram ends at the length or its padding.
+        lenient = (
+            length % 4 != 0
+            and data[4:8] == COOKIE_BYTES
+            and 0 <= len(data) - STUN_HEADER_BYTES - length <= 3
+        )
         if not lenient and not looks_like_stun(data):
             return None
         try:
-            msg = parse_stun(data, strict=not lenient)
+            try:
+                msg = parse_stun(data, strict=not lenient)
+            except DecodeError:
+                if not lenient:
+                    raise
+                msg = parse_stun(data, strict=False, unpadded_ok=True)
         except DecodeError as exc:
             if state.messages:
                 ctx.anomaly("stun_malformed", str(exc), pkt.ts_ns)
@@ -296,7 +316,34 @@ class StunDissector(Dissector):
         if msg.method in TURN_METHODS:
             state.turn = True
         self._facts(ctx, msg, pkt)
+        if msg.method in (0x006, 0x007) and not state.relayed_media:
+            self._relayed(ctx, state, msg, pkt)
         return msg
+
+    @staticmethod
+    def _relayed(ctx: FlowContext, state: StunFlowState, msg: StunMessage, pkt: Packet) -> None:
+        """Send/Data indications carry the relayed datagrams in DATA (RFC 8656 §11):
+        RTP inside them makes this a media flow, however the TURN client frames it."""
+        data = next((v for t, v in msg.attributes if t == 0x0013), b"")
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return
+        if 200 <= data[1] <= 207:
+            kind, ssrc, seq = "RTCP", int.from_bytes(data[4:8], "big"), None
+        else:
+            kind, ssrc, seq = (
+                "RTP",
+                int.from_bytes(data[8:12], "big"),
+                int.from_bytes(data[2:4], "big"),
+            )
+        last = state.relayed_rtp.get(ssrc)
+        if len(state.relayed_rtp) < 16:
+            state.relayed_rtp[ssrc] = seq if seq is not None else -1
+        # Two packets of one SSRC (RTP: sequence +1..3) before believing it.
+        if last is None or (seq is not None and not 0 < (seq - last) & 0xFFFF <= 3):
+            return
+        state.relayed_media = True
+        ctx.report(Finding(kind, MEDIA, 0.85, f"{kind} SSRC 0x{ssrc:08x} inside TURN "
+                           f"{msg.method_name} indications (DATA attribute)", pkt.seq))  # fmt: skip
 
     @staticmethod
     def _facts(ctx: FlowContext, msg: StunMessage, pkt: Packet) -> None:
