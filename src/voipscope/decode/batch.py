@@ -41,6 +41,11 @@ class DecodedBatch:
     def ts_ns(self) -> np.ndarray:
         return self.packets.ts_ns
 
+    def payload_first_byte(self, i: int) -> int:
+        if i in self.reassembled:
+            return self.reassembled[i][0]
+        return int(self.packets.buf[int(self.l4_off[i])])
+
     def payload(self, i: int) -> bytes:
         """The L4 payload of packet ``i`` as bytes (copied out of the window)."""
         if i in self.reassembled:

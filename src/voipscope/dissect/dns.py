@@ -299,14 +299,17 @@ class DnsDissector(Dissector):
             self._one(ctx, state, extra, flavour, pkt)
         return Probe.MATCH
 
-    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> Probe | None:
         flavour = _flavour(ctx) or "DNS"
         state = ctx.state.setdefault(self.name, DnsFlowState())
         if ctx.transport == UDP:
             self._one(ctx, state, pkt.payload, flavour, pkt)
-            return
-        for data in self._from_stream(ctx, state, pkt):
-            self._one(ctx, state, data, flavour, pkt)
+        else:
+            for data in self._from_stream(ctx, state, pkt):
+                self._one(ctx, state, data, flavour, pkt)
+        # A query and its answer are what the names need; a resolver's socket reused for
+        # many queries (mDNS, LLMNR) gives a few more within the follow budget.
+        return Probe.NO if state.answered and state.messages >= 4 else None
 
     # -- internals --
 

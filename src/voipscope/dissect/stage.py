@@ -39,7 +39,7 @@ ANOMALIES = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Offer:
     dissector: Dissector
     offered: int = 0
@@ -65,6 +65,16 @@ class DissectStage:
         self.by_transport: dict[int, tuple[Dissector, ...]] = {
             t: tuple(d for d in dissectors if t in d.transports) for t in (UDP, TCP)
         }
+        self._udp_candidates = [
+            tuple(
+                x
+                for x in self.by_transport[UDP]
+                if x.udp_first_bytes is None
+                or b in x.udp_first_bytes
+                or (x.multiplexed and b in RFC7983_BYTES)
+            )
+            for b in range(256)
+        ]
         # Per flow-table slot: does some dissector still want this flow's packets, and
         # which flow owns the slot (slots are reused once a flow ends).
         self.wanted = np.zeros(capacity, np.bool_)
@@ -152,7 +162,14 @@ class DissectStage:
         )
         ctx.lookup_expectation(ctx.first_ts_ns)
         self.contexts[flow_id] = ctx
-        self._offers[flow_id] = [_Offer(x) for x in self.by_transport.get(transport, ())]
+        # Only the dissectors whose first-byte gate admits this first packet (or that may
+        # PASS it as an RFC 7983 neighbour) get an offer: the others would say NO to it.
+        candidates = (
+            self._udp_candidates[d.payload_first_byte(i)]
+            if transport == UDP
+            else self.by_transport.get(transport, ())
+        )
+        self._offers[flow_id] = [_Offer(x) for x in candidates]
         return ctx
 
     def _offer(self, ctx: FlowContext, offers: list[_Offer], pkt: Packet) -> bool:
@@ -163,26 +180,30 @@ class DissectStage:
         winner: Dissector | None = None
         udp = ctx.transport == UDP
         first = pkt.payload[0]
-        for offer in list(offers):
+        keep: list[_Offer] = []
+        for offer in offers:
             dissector = offer.dissector
             if offer.matched:
                 limit = dissector.follow_packets
                 if limit < 0:
                     limit = cfg.max_follow_packets
-                if pkt.seq > offer.matched_at + limit or (
-                    self._guard(ctx, dissector, dissector.dissect, ctx, pkt) == Probe.NO
+                if pkt.seq <= offer.matched_at + limit and (
+                    self._guard(ctx, dissector, dissector.dissect, ctx, pkt) != Probe.NO
                 ):
-                    offers.remove(offer)
+                    keep.append(offer)
                 continue
             gate = dissector.udp_first_bytes if udp else None
             if gate is not None and first not in gate:
-                verdict = (
-                    Probe.PASS if dissector.multiplexed and first in RFC7983_BYTES else Probe.NO
-                )
+                # Refused from the first byte without a call: NO, or PASS for a packet of
+                # an RFC 7983 neighbour.
+                if not (dissector.multiplexed and first in RFC7983_BYTES):
+                    continue
+                verdict = Probe.PASS
             else:
                 verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
             if verdict == Probe.PASS:
                 if ctx.matched:
+                    keep.append(offer)
                     continue
                 # Nothing on the flow matched yet: the packet belongs to no known neighbour,
                 # so it counts like any other.
@@ -193,18 +214,19 @@ class DissectStage:
                 offer.matched_at = pkt.seq
                 ctx.matched = True  # later dissectors of this round see it (PASS rules)
                 winner = dissector
-                if dissector.follow_packets == 0:
-                    offers.remove(offer)
-            elif verdict != Probe.MAYBE or offer.offered >= dissector.budget_packets:
-                offers.remove(offer)
+                if dissector.follow_packets != 0:
+                    keep.append(offer)
+            elif verdict == Probe.MAYBE and offer.offered < dissector.budget_packets:
+                keep.append(offer)
         if winner is not None:
             # One protocol per 5-tuple, except the RFC 7983 family that shares one.
-            offers[:] = [
-                o for o in offers if o.matched or (winner.multiplexed and o.dissector.multiplexed)
+            keep = [
+                o for o in keep if o.matched or (winner.multiplexed and o.dissector.multiplexed)
             ]
         limit = cfg.max_multiplexed_probe_packets if ctx.matched else cfg.max_probe_packets
         if ctx.payload_packets >= limit:
-            offers[:] = [o for o in offers if o.matched]
+            keep = [o for o in keep if o.matched]
+        offers[:] = keep
         return bool(offers)
 
     def _guard(self, ctx: FlowContext, dissector: Dissector, fn, *args, probing: bool = False):  # type: ignore[no-untyped-def]

@@ -390,29 +390,32 @@ class TlsDissector(Dissector):
             return self._probe_hello(ctx, state, pkt)
         return self._probe_records(ctx, state, pkt)
 
-    def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> Probe | None:
         state: TlsFlowState = ctx.state[self.name]
         finding = state.finding
-        if state.answered or finding is None or state.hello_direction in (None, pkt.direction):
-            return
+        if state.answered or finding is None or state.hello_direction is None:
+            return Probe.NO  # nothing more to learn from this flow
+        if state.hello_direction == pkt.direction:
+            return None
         buf = state.stream.add(pkt.direction, pkt.payload)
         if state.stream.overflowed:
             state.answered = True
-            return
+            return Probe.NO
         try:
             hello = parse_hello(bytes(buf))
         except Truncated:
-            return
+            return None
         except DecodeError as exc:
             state.answered = True
             ctx.anomaly("tls_malformed", f"answer to the hello: {exc}", pkt.ts_ns)
-            return
+            return Probe.NO
         state.answered = True
         buf.clear()
         if isinstance(hello, ServerHello):
             finding.evidence += f"; ServerHello chose {version_name(hello.version)}"
             if hello.alpn:
                 finding.evidence += f", ALPN {hello.alpn}"
+        return Probe.NO
 
     # -- internals --
 
