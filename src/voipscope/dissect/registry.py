@@ -28,6 +28,7 @@ from voipscope.dissect import (
     steam,
     stun,
     teamspeak,
+    telegram,
     tls,
     wireguard,
     zoom,
@@ -53,6 +54,7 @@ DISSECTORS: tuple[Dissector, ...] = (
     teamspeak.TeamSpeakDissector(),
     mumble.MumbleDissector(),
     skype.SkypeDissector(),
+    telegram.TelegramDissector(),
     # lookalikes
     dns.DnsDissector(),
     ntp.NtpDissector(),
