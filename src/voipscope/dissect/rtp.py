@@ -270,7 +270,9 @@ class RtpDissector(Dissector):
                 # Only beside STUN/DTLS or RTP on the 5-tuple: alone, the clear 8 bytes
                 # are too little (a DNS query can look like them).
                 beside = state.matched_rtp or any(
-                    f.protocol in ("STUN", "TURN", "DTLS") for f in ctx.findings
+                    f.protocol in ("STUN", "TURN", "DTLS")
+                    or f.category in (MEDIA, "voip-signaling")
+                    for f in ctx.findings
                 )
                 if state.matched_rtcp or not beside:
                     return Probe.MAYBE
