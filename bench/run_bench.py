@@ -169,6 +169,14 @@ TOOLS: tuple[Tool, ...] = (
         warmup=True,
     ),
     Tool(
+        # Flow accounting only (identification off): the like-for-like row for nfpcapd.
+        "voipscope-flows-only",
+        lambda c: [*_voipscope_command(c), "-c", "dissect.enabled=false"],
+        _voipscope_missing,
+        _voipscope_version,
+        warmup=True,
+    ),
+    Tool(
         # The same command on the 112-packet bundled sample: what every run pays before
         # the first packet (interpreter, imports, loading the cached numba kernels).
         "voipscope-startup",
