@@ -67,7 +67,7 @@ class DissectConfig:
     max_probe_packets: int = 32
     # The same once a protocol of the RFC 7983 family matched (STUN, DTLS): the media
     # multiplexed beside it may start only after dozens of handshake packets.
-    max_multiplexed_probe_packets: int = 48
+    max_multiplexed_probe_packets: int = 32
     # Hard cap on packets given to a dissector that follows a flow after its match
     # (SIP follows every message of a dialog).
     max_follow_packets: int = 100_000

@@ -104,9 +104,13 @@ class DissectStage:
         )
         if rows.size == 0:
             return
-        ts = d.ts_ns
-        for i in rows.tolist():
-            flow_id = int(a.flow_id[i])
+        # Python ints once per batch: indexing numpy scalars per packet costs more.
+        flow_ids = a.flow_id[rows].tolist()
+        seqs = a.seq[rows].tolist()
+        directions = a.direction[rows].tolist()
+        stamps = d.ts_ns[rows].tolist()
+        for k, i in enumerate(rows.tolist()):
+            flow_id = flow_ids[k]
             offers = self._offers.get(flow_id)
             if offers is None:
                 if int(d.proto[i]) not in self.by_transport:
@@ -115,9 +119,8 @@ class DissectStage:
                 offers = self._offers[flow_id]
             elif not offers:
                 continue  # done with this flow
-            ctx = self.contexts[flow_id]
-            pkt = Packet(d.payload(i), int(ts[i]), int(a.seq[i]), int(a.direction[i]))
-            if not self._offer(ctx, offers, pkt):
+            pkt = Packet(d.payload(i), stamps[k], seqs[k], directions[k])
+            if not self._offer(self.contexts[flow_id], offers, pkt):
                 s = int(slot[i])
                 if self.owner[s] == flow_id:
                     self.wanted[s] = False

@@ -69,7 +69,7 @@ class TelegramFlowState:
 class TelegramDissector(Dissector):
     name = "Telegram"
     budget_packets = 4
-    follow_packets = 64
+    follow_packets = 32
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         msg = parse_reflector(pkt.payload)

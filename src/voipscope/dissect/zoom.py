@@ -261,7 +261,7 @@ class ZoomDissector(Dissector):
     name = "Zoom"
     transports = frozenset({UDP})
     budget_packets = 8  # nDPI decides within 5; SFU types 3/4 need a reply
-    follow_packets = 64  # to see the audio, video and screen-share streams start
+    follow_packets = 32  # to see the audio, video and screen-share streams start
     # The SFU types, the P2P opening packet and the media types a P2P flow starts with:
     # the stage answers NO for any other first byte without calling ``probe``.
     udp_first_bytes = _FIRST_BYTES
