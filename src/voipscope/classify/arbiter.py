@@ -234,7 +234,7 @@ class Arbiter:
         for kind, value in ctx.hints:
             if kind == "stun-vendor" and value in VENDOR_APPS:
                 v.app = VENDOR_APPS[value]
-                _add(v, f"app: {value} STUN attributes, Microsoft's dialect ({v.app})")
+                _add(v, f"app: {value} STUN attributes ({v.app})")
                 return
             match = (
                 apps.app_for_software(value)

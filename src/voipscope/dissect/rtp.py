@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voipscope.dissect.base import MEDIA, TCP, UDP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.base import (
+    MEDIA,
+    SIGNALING,
+    TCP,
+    UDP,
+    Dissector,
+    Finding,
+    FlowContext,
+    Packet,
+    Probe,
+)
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 RTP_VERSION = 2  # RFC 3550 §5.1: V=2
@@ -339,6 +349,18 @@ class RtpDissector(Dissector):
                 )
                 return Probe.MATCH
             return Probe.MAYBE
+        beside = next((f.protocol for f in ctx.findings if f.category in (MEDIA, SIGNALING)), None)
+        if beside is not None and header.payload_type not in range(64, 96):
+            # The 5-tuple already carries a real-time protocol (STUN/DTLS checks, an
+            # app's call setup): one well-formed RTP header is enough.
+            state.matched_rtp = True
+            ctx.report(
+                Finding("RTP", MEDIA, 0.85,
+                        f"RTP v2 PT {header.payload_type} ({codec}), SSRC 0x{header.ssrc:08x} "
+                        f"on a 5-tuple that already carried {beside}{self._how(state)}",
+                        pkt.seq, media=media)
+            )  # fmt: skip
+            return Probe.MATCH
         if expected is not None and expected.protocol in ("RTP", "SRTP"):
             state.matched_rtp = True
             ctx.report(
