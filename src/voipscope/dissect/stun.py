@@ -192,7 +192,7 @@ GOOG_ATTRIBUTES = frozenset({0xC057, 0xFF03, 0xFF04, 0xFF05})
 # (nDPI src/lib/protocols/stun.c attributes the same codes to WhatsApp calls).
 WHATSAPP_ATTRIBUTES = frozenset(range(0x4000, 0x4008))
 COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
-FOLLOW_PACKETS = 16  # responses, SOFTWARE/REALM and TURN peers come in the first packets
+FOLLOW_PACKETS = 8  # responses, SOFTWARE/REALM and TURN peers come in the first packets
 # TURN flows are followed longer: the relayed media (Send/Data indications) starts after
 # the allocation and the ICE checks.
 FOLLOW_TURN_PACKETS = 64
