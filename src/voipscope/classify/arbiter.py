@@ -223,7 +223,8 @@ class Arbiter:
         best: dict[str, Finding],
         expectation: Expectation | None,
     ) -> None:
-        by_bytes = [f for f in best.values() if f.app]
+        # A weak finding (a port, one header) may name its app but does not decide it.
+        by_bytes = [f for f in best.values() if f.app and f.confidence >= MIN_VERDICT_CONFIDENCE]
         if by_bytes:
             top = max(by_bytes, key=lambda f: f.confidence)
             v.app = top.app

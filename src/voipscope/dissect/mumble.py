@@ -48,16 +48,6 @@ CRYPT_HEADER_BYTES = 4  # OCB2 nonce byte + 3 bytes of tag (voice_data.md "Packe
 MAX_UDP_BYTES = 1024  # 1020-byte audio packet + crypt header
 
 
-# A finding names the app only when it is sure enough to stand as a verdict (the arbiter's
-# threshold, classify.arbiter.MIN_VERDICT_CONFIDENCE): weaker byte evidence stays evidence
-# and must not put an app name on a flow another protocol explains.
-APP_MIN_CONFIDENCE = 0.5
-
-
-def _app(confidence: float) -> str | None:
-    return "Mumble" if confidence >= APP_MIN_CONFIDENCE else None
-
-
 @dataclass(slots=True, frozen=True)
 class MumblePing:
     form: str  # "legacy-request" | "legacy-response" | "protobuf"
@@ -269,6 +259,4 @@ class MumbleDissector(Dissector):
         self, ctx: FlowContext, pkt: Packet, state: MumbleState, confidence: float, evidence: str
     ) -> None:
         state.best = max(state.best, confidence)
-        ctx.report(
-            Finding("Mumble", SIGNALING, confidence, evidence, pkt.seq, app=_app(confidence))
-        )
+        ctx.report(Finding("Mumble", SIGNALING, confidence, evidence, pkt.seq, app="Mumble"))

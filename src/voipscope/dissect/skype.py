@@ -64,16 +64,6 @@ STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"  # RFC 8489 §5
 DNSCRYPT_RESOLVER_MAGIC = b"r6fnvWj8"  # DNSCrypt v2 protocol spec: response magic
 
 
-# A finding names the app only when it is sure enough to stand as a verdict (the arbiter's
-# threshold, classify.arbiter.MIN_VERDICT_CONFIDENCE): weaker byte evidence stays evidence
-# and must not put an app name on a flow another protocol explains.
-APP_MIN_CONFIDENCE = 0.5
-
-
-def _app(confidence: float) -> str | None:
-    return "Skype" if confidence >= APP_MIN_CONFIDENCE else None
-
-
 @dataclass(slots=True, frozen=True)
 class SkypeSom:
     message_id: int
@@ -234,9 +224,7 @@ class SkypeDissector(Dissector):
         voice = sum(d.voice for d in state.dirs) * 2 >= total
         category, media = (MEDIA, "audio") if voice else (SIGNALING, None)
         ctx.report(
-            Finding(
-                "Skype", category, confidence, evidence, pkt.seq, app=_app(confidence), media=media
-            )
+            Finding("Skype", category, confidence, evidence, pkt.seq, app="Skype", media=media)
         )
         return Probe.MATCH if confidence >= 0.7 else Probe.MAYBE
 

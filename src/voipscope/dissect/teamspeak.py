@@ -61,16 +61,6 @@ CLIENT_INIT_BYTES = {0: 21, 2: 25, 4: 301}
 SERVER_INIT_BYTES = {1: 21, 3: 233, 127: 1}
 
 
-# A finding names the app only when it is sure enough to stand as a verdict (the arbiter's
-# threshold, classify.arbiter.MIN_VERDICT_CONFIDENCE): weaker byte evidence stays evidence
-# and must not put an app name on a flow another protocol explains.
-APP_MIN_CONFIDENCE = 0.5
-
-
-def _app(confidence: float) -> str | None:
-    return "TeamSpeak" if confidence >= APP_MIN_CONFIDENCE else None
-
-
 @dataclass(slots=True, frozen=True)
 class Ts3Header:
     mac: bytes
@@ -320,7 +310,7 @@ class TeamSpeakDissector(Dissector):
                 confidence,
                 evidence,
                 pkt.seq,
-                app=_app(confidence),
+                app="TeamSpeak",
                 media=media,
             )
         )

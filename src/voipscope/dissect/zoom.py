@@ -98,16 +98,6 @@ P2P_HELLO_LIST_OFFSET = 24
 P2P_HELLO_MIN_BYTES = 37
 
 
-# A finding names the app only when it is sure enough to stand as a verdict (the arbiter's
-# threshold, classify.arbiter.MIN_VERDICT_CONFIDENCE): weaker byte evidence stays evidence
-# and must not put an app name on a flow another protocol explains.
-APP_MIN_CONFIDENCE = 0.5
-
-
-def _app(confidence: float) -> str | None:
-    return "Zoom" if confidence >= APP_MIN_CONFIDENCE else None
-
-
 @dataclass(slots=True, frozen=True)
 class ZoomSfu:
     sfu_type: int
@@ -489,9 +479,7 @@ class ZoomDissector(Dissector):
             state.kinds.add(media)
         state.best = max(state.best, confidence)
         ctx.report(
-            Finding(
-                "Zoom", category, confidence, evidence, pkt.seq, app=_app(confidence), media=media
-            )
+            Finding("Zoom", category, confidence, evidence, pkt.seq, app="Zoom", media=media)
         )
 
 

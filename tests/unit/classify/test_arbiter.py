@@ -1,0 +1,67 @@
+"""classify/arbiter.py: precedence rules on hand-made findings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.classify.arbiter import Arbiter
+from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, Finding, FlowContext
+from voipscope.dissect.knowledge import Expectation, Knowledge
+from voipscope.flows import kernels as K
+
+
+def judge(*findings: Finding, knowledge: Knowledge | None = None, bytes_per_packet: int = 100):
+    k = knowledge or Knowledge()
+    ctx = FlowContext(1, UDP, "192.0.2.1", 40000, "192.0.2.2", 50000, 10, k, AnomalyLog())
+    ctx.findings.extend(findings)
+    ctx.lookup_expectation(ctx.first_ts_ns)  # as the dissect stage does for a new flow
+    row = np.zeros(K.NF, np.int64)
+    row[K.F_PKTS_FWD] = 10
+    row[K.F_BYTES_FWD] = 10 * bytes_per_packet
+    return Arbiter(k).judge(ctx, row)
+
+
+def test_media_beats_signalling_on_one_5tuple() -> None:
+    v = judge(Finding("STUN", SIGNALING, 0.95, "binding", 1), Finding("RTP", MEDIA, 0.9, "rtp", 9))
+    assert (v.category, v.protocol, v.detected_at_packet) == (MEDIA, "RTP", 9)
+    assert v.evidence[0].startswith("RTP:") and any(e.startswith("STUN:") for e in v.evidence)
+
+
+def test_rtp_after_dtls_srtp_is_srtp() -> None:
+    v = judge(Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 3),
+              Finding("RTP", MEDIA, 0.9, "rtp", 20))  # fmt: skip
+    assert v.protocol == "SRTP"
+
+
+def test_dtls_srtp_alone_is_signalling_and_plain_dtls_is_other() -> None:
+    assert (
+        judge(Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 1)).category == SIGNALING
+    )
+    assert judge(Finding("DTLS", OTHER, 0.9, "records", 1)).category == OTHER
+
+
+def test_a_surer_non_voip_finding_outvotes_weak_voip() -> None:
+    v = judge(Finding("DNS", OTHER, 0.95, "dns", 1), Finding("Skype", SIGNALING, 0.6, "som", 1))
+    assert (v.category, v.protocol) == (OTHER, "DNS")
+
+
+def test_weak_findings_decide_nothing_and_name_no_app() -> None:
+    v = judge(Finding("Mumble", SIGNALING, 0.3, "port 64738", 1, app="Mumble"))
+    assert v.category == "unknown" and v.app is None
+
+
+def test_expectation_supplies_protocol_call_and_srtp() -> None:
+    k = Knowledge()
+    k.expect("192.0.2.2", 50000, Expectation("SRTP", MEDIA, "SDP m=audio 50000 RTP/SAVP", 7, 5,
+                                             "audio", call_id="c1"))  # fmt: skip
+    v = judge(Finding("RTP", MEDIA, 0.85, "rtp", 1), knowledge=k)
+    assert (v.protocol, v.call_id, v.media) == ("SRTP", "c1", "audio")
+    assert v.confidence > 0.85
+    bare = judge(knowledge=k)  # announced, nothing recognised: the signalling decides
+    assert (bare.category, bare.protocol) == (MEDIA, "SRTP")
+
+
+def test_media_kind_from_size_when_nothing_else_says() -> None:
+    assert judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), bytes_per_packet=1100).media == "video"
+    assert judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), bytes_per_packet=120).media == "audio"
