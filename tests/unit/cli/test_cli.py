@@ -185,3 +185,32 @@ def test_gzip_on_a_pipe_that_delivers_one_byte_first(capture):
     out, err = proc.communicate(data[1:], timeout=120)
     assert proc.returncode == 0, err
     assert len(out.splitlines()) == 2
+
+
+def test_sample_flows_carry_verdicts_and_anomalies_go_to_their_own_file(tmp_path):
+    anomalies = tmp_path / "anomalies.jsonl"
+    result = call("flows", "--sample", "-f", "jsonl", "--anomalies", str(anomalies))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    verdicts = {(r["category"], r["protocol"]) for r in rows}
+    assert ("voip-signaling", "SIP") in verdicts and ("voip-media", "RTP") in verdicts
+    # Each anomaly record (if the sample has any) names its flow and what was wrong.
+    records = [json.loads(line) for line in anomalies.read_text().splitlines()]
+    assert all(set(r) == {"ts", "name", "flow_id", "src_ip", "dst_ip", "detail"} for r in records)
+    assert all(r["name"] and r["detail"] for r in records)
+
+
+def test_anomaly_records_name_the_dissector_and_the_flow(tmp_path, write_pcap):
+    bad = (
+        b"INVITE sip:x SIP/2.0\r\nVia: a\r\nFrom: b\r\nTo: c\r\nCall-ID: d\r\n"
+        b"CSeq: 1 INVITE\r\n\r\n"
+    )
+    packets = [
+        pb.udp_packet(0.0, "10.0.0.1", 5060, "10.0.0.2", 5060, bad),
+        pb.udp_packet(0.1, "10.0.0.1", 5060, "10.0.0.2", 5060, b"INVITE broken\r\n"),
+    ]
+    anomalies = tmp_path / "a.csv"
+    result = call("flows", str(write_pcap(packets)), "-f", "jsonl", "--anomalies", str(anomalies))
+    assert result.exit_code == 0, result.output
+    text = anomalies.read_text()
+    assert "sip_malformed" in text and "10.0.0.1" in text
