@@ -84,6 +84,10 @@ class MegacoDissector(Dissector):
     @staticmethod
     def _sdp(ctx: FlowContext, msg: MegacoMessage, pkt: Packet) -> None:
         for block in msg.sdp_blocks:
+            if b"$" in block:
+                # CHOOSE wildcards (H.248.1 §7.1.8): the gateway picks the port later;
+                # nothing to expect yet, and not malformed.
+                continue
             try:
                 sdp = parse_sdp(block[block.find(b"v=0") :])
             except DecodeError as exc:

@@ -246,7 +246,7 @@ class SipDissector(Dissector):
             return Probe.NO
         if state is None:
             state = ctx.state[self.name] = SipFlowState()
-        messages = self._messages(ctx, state, pkt)
+        messages = self._messages(ctx, state, pkt, probing=True)
         if not messages:
             return Probe.MAYBE if ctx.transport == TCP else Probe.NO
         first = messages[0]
@@ -272,13 +272,19 @@ class SipDissector(Dissector):
         state = ctx.state.setdefault(self.name, SipFlowState())
         self._messages(ctx, state, pkt)
 
-    def _messages(self, ctx: FlowContext, state: SipFlowState, pkt: Packet) -> list[SipMessage]:
+    def _messages(
+        self, ctx: FlowContext, state: SipFlowState, pkt: Packet, probing: bool = False
+    ) -> list[SipMessage]:
+        """Messages of this packet (TCP: completed by it). While probing, bytes that do not
+        parse are simply not SIP (SSDP's "NOTIFY * HTTP/1.1" looks like a SIP method);
+        after the match they are an anomaly."""
         out: list[SipMessage] = []
         if ctx.transport != TCP:
             try:
                 out.append(parse_sip(pkt.payload))
             except DecodeError as exc:
-                ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
+                if not probing:
+                    ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
         else:
             if state.stream is None:
                 state.stream = StreamBuffers(ctx.max_stream_buffer_bytes)
@@ -292,7 +298,8 @@ class SipDissector(Dissector):
                 except Truncated:
                     break  # wait for more segments
                 except DecodeError as exc:
-                    ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
+                    if not probing:
+                        ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
                     buf.clear()  # resynchronise on the next segment
                     break
                 state.stream.consume(pkt.direction, msg.message_bytes)
