@@ -275,7 +275,10 @@ class RtpDissector(Dissector):
         except DecodeError:
             # SRTCP (RFC 3711 §3.4): encrypted after the first 8 bytes, then an index and
             # an authentication tag, so the compound lengths do not add up.
-            if len(data) >= 8 + 4 + 10 and data[1] in (RTCP_SR, RTCP_RR, RTCP_XR):
+            # The first packet's header is in clear and its length fits before the
+            # E+index word and the tag; RFC 5506 lets any RTCP type come first.
+            first_bytes = (int.from_bytes(data[2:4], "big") + 1) * 4
+            if len(data) >= 8 + 4 + 10 and first_bytes + 4 + 4 <= len(data):
                 state.rtcp_packets += 1
                 # Only beside STUN/DTLS or RTP on the 5-tuple: alone, the clear 8 bytes
                 # are too little (a DNS query can look like them).
