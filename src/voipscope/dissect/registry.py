@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from voipscope.dissect import (
     bittorrent,
+    dhcp,
     discord,
     dns,
     dtls,
     h225,
     http,
     iax2,
+    ike,
     megaco,
     mgcp,
     mpegts,
@@ -30,6 +32,7 @@ from voipscope.dissect import (
     teamspeak,
     telegram,
     tls,
+    whatsapp_chat,
     wireguard,
     zoom,
 )
@@ -56,6 +59,9 @@ DISSECTORS: tuple[Dissector, ...] = (
     skype.SkypeDissector(),
     telegram.TelegramDissector(),
     # lookalikes
+    whatsapp_chat.WhatsAppChatDissector(),
+    ike.IkeDissector(),
+    dhcp.DhcpDissector(),
     dns.DnsDissector(),
     ntp.NtpDissector(),
     rtps.RtpsDissector(),
