@@ -1,10 +1,10 @@
 """Drive one dissector without the pipeline: hand-made flows, or the flows of a capture.
 
-``run`` follows the offering rules of ``voipscope.dissect.stage`` for a single
-dissector: the ``udp_first_bytes`` gate, ``probe`` until MATCH, NO or the dissector's
-budget, then ``dissect`` for ``follow_packets`` more packets of the flow. A DecodeError
-from the dissector becomes the anomaly ``<name>_malformed`` as in the stage; any other
-exception propagates (it is a bug).
+``run`` offers the packets through the stage's own ``DissectStage.step`` (the first-byte
+gate, PASS for RFC 7983 neighbours, the budget, ``dissect`` for ``follow_packets`` after
+the match or until it returns NO, DecodeError handling), so a test sees exactly what the
+pipeline does with one dissector. Any other exception is a bug: the stage records it as
+``dissector_internal_error``, and ``run`` fails the test on it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from pathlib import Path
 
 from voipscope.addresses import format_ip
 from voipscope.anomalies import AnomalyLog
+from voipscope.config import DissectConfig
 from voipscope.decode import decode_batch
 from voipscope.decode import status as S
-from voipscope.dissect.base import TCP, UDP, Dissector, FlowContext, Packet, Probe, anomaly_prefix
+from voipscope.dissect.base import TCP, UDP, Dissector, FlowContext, Packet, Probe
 from voipscope.dissect.knowledge import Knowledge
+from voipscope.dissect.stage import DissectStage, Offer
 from voipscope.errors import DecodeError
 from voipscope.source import read_capture
 
@@ -69,37 +71,22 @@ class Run:
 
 
 def run(dissector: Dissector, ctx: FlowContext, flow: list[Packet]) -> Run:
+    stage = DissectStage(DissectConfig(), ctx.anomalies, [dissector], capacity=1)
+    offer = Offer(dissector)
     result = Run(ctx)
-    offered = 0
-    gate = dissector.udp_first_bytes if ctx.transport == UDP else None
     for pkt in flow:
-        if result.matched_at is not None:
-            limit = dissector.follow_packets
-            if limit >= 0 and pkt.seq > result.matched_at + limit:
-                break
-            _guard(dissector, ctx, dissector.dissect, pkt)
-            continue
-        offered += 1
-        if gate is not None and pkt.payload and pkt.payload[0] not in gate:
-            verdict = Probe.NO  # the stage refuses from the first byte, without a call
-        else:
-            verdict = _guard(dissector, ctx, dissector.probe, pkt)
-        result.verdicts.append(verdict)
-        if verdict == Probe.MATCH:
-            result.matched_at = pkt.seq
-            if dissector.follow_packets == 0:
-                break
-        elif verdict == Probe.NO or offered >= dissector.budget_packets:
+        following = offer.matched
+        verdict, stays = stage.step(ctx, offer, pkt)
+        if not following:
+            assert verdict is not None
+            result.verdicts.append(verdict)
+            if verdict == Probe.MATCH:
+                result.matched_at = pkt.seq
+        if not stays:
             break
+    bugs = [a.detail for a in ctx.anomalies.records if a.name == "dissector_internal_error"]
+    assert not bugs, bugs
     return result
-
-
-def _guard(dissector: Dissector, ctx: FlowContext, fn, pkt: Packet):  # type: ignore[no-untyped-def]
-    try:
-        return fn(ctx, pkt)
-    except DecodeError as exc:
-        ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
-        return Probe.NO
 
 
 @dataclass

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.dissectdrive import run
 from tests.fuzz.support import FAST, LONG, SHARED
 from voipscope.anomalies import AnomalyLog
-from voipscope.dissect.base import TCP, UDP, FlowContext, Packet, Probe
+from voipscope.dissect.base import TCP, UDP, FlowContext, Packet
 from voipscope.dissect.knowledge import Knowledge
 from voipscope.dissect.registry import DISSECTORS
-from voipscope.errors import DecodeError
 
 SEED_CAPTURES = ("sip.pcap", "rtp.pcapng", "stun.pcap", "stun_dtls_rtp.pcapng", "mgcp.pcap",
                  "iax.pcap", "h323.pcap", "sccp_hw_conf_register.pcapng", "dtls.pcap",
@@ -81,16 +81,8 @@ def _drive(name: str, transport: int, packets: list[bytes]) -> None:
     if transport not in dissector.transports:
         transport = next(iter(dissector.transports))
     ctx = _context(transport)
-    matched = False
-    for seq, payload in enumerate(packets, start=1):
-        pkt = Packet(payload, seq * 20_000_000, seq, seq % 2)
-        try:
-            if matched:
-                dissector.dissect(ctx, pkt)
-            else:
-                matched = dissector.probe(ctx, pkt) == Probe.MATCH
-        except DecodeError:
-            pass
+    flow = [Packet(p, seq * 20_000_000, seq, seq % 2) for seq, p in enumerate(packets, 1)]
+    run(dissector, ctx, flow)  # the stage's own offering; fails on any non-DecodeError
     if dissector.name in ctx.state:
         dissector.on_expire(ctx)
     for f in ctx.findings:

@@ -40,7 +40,9 @@ ANOMALIES = {
 
 
 @dataclass(slots=True, eq=False)
-class _Offer:
+class Offer:
+    """One dissector's standing on one flow."""
+
     dissector: Dissector
     offered: int = 0
     matched: bool = False
@@ -80,7 +82,7 @@ class DissectStage:
         self.wanted = np.zeros(capacity, np.bool_)
         self.owner = np.full(capacity, -1, np.int64)
         self.contexts: dict[int, FlowContext] = {}
-        self._offers: dict[int, list[_Offer]] = {}
+        self._offers: dict[int, list[Offer]] = {}
         self.packets_offered = 0
 
     # -- FlowHooks ------------------------------------------------------------------
@@ -172,54 +174,21 @@ class DissectStage:
             if transport == UDP
             else self.by_transport.get(transport, ())
         )
-        self._offers[flow_id] = [_Offer(x) for x in candidates]
+        self._offers[flow_id] = [Offer(x) for x in candidates]
         return ctx
 
-    def _offer(self, ctx: FlowContext, offers: list[_Offer], pkt: Packet) -> bool:
+    def _offer(self, ctx: FlowContext, offers: list[Offer], pkt: Packet) -> bool:
         """Give ``pkt`` to the flow's interested dissectors; False when none is left."""
         ctx.payload_packets += 1
         self.packets_offered += 1
         cfg = self.config
         winner: Dissector | None = None
-        udp = ctx.transport == UDP
-        first = pkt.payload[0]
-        keep: list[_Offer] = []
+        keep: list[Offer] = []
         for offer in offers:
-            dissector = offer.dissector
-            if offer.matched:
-                limit = dissector.follow_packets
-                if limit < 0:
-                    limit = cfg.max_follow_packets
-                if pkt.seq <= offer.matched_at + limit and (
-                    self._guard(ctx, dissector, dissector.dissect, ctx, pkt) != Probe.NO
-                ):
-                    keep.append(offer)
-                continue
-            gate = dissector.udp_first_bytes if udp else None
-            if gate is not None and first not in gate:
-                # Refused from the first byte without a call: NO, or PASS for a packet of
-                # an RFC 7983 neighbour.
-                if not (dissector.multiplexed and first in RFC7983_BYTES):
-                    continue
-                verdict = Probe.PASS
-            else:
-                verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
-            if verdict == Probe.PASS:
-                if ctx.matched:
-                    keep.append(offer)
-                    continue
-                # Nothing on the flow matched yet: the packet belongs to no known neighbour,
-                # so it counts like any other.
-                verdict = Probe.MAYBE
-            offer.offered += 1
+            verdict, stays = self.step(ctx, offer, pkt)
             if verdict == Probe.MATCH:
-                offer.matched = True
-                offer.matched_at = pkt.seq
-                ctx.matched = True  # later dissectors of this round see it (PASS rules)
-                winner = dissector
-                if dissector.follow_packets != 0:
-                    keep.append(offer)
-            elif verdict == Probe.MAYBE and offer.offered < dissector.budget_packets:
+                winner = offer.dissector
+            if stays:
                 keep.append(offer)
         if winner is not None:
             # One protocol per 5-tuple, except the RFC 7983 family that shares one.
@@ -231,6 +200,44 @@ class DissectStage:
             keep = [o for o in keep if o.matched]
         offers[:] = keep
         return bool(offers)
+
+    def step(self, ctx: FlowContext, offer: Offer, pkt: Packet) -> tuple[Probe | None, bool]:
+        """One dissector, one packet: its probe verdict (None while it follows the flow
+        after its match) and whether it stays on the flow. The tests drive single
+        dissectors through this too, so they see exactly what the stage does."""
+        dissector = offer.dissector
+        if offer.matched:
+            limit = dissector.follow_packets
+            if limit < 0:
+                limit = self.config.max_follow_packets
+            stays = pkt.seq <= offer.matched_at + limit and (
+                self._guard(ctx, dissector, dissector.dissect, ctx, pkt) != Probe.NO
+            )
+            return None, stays
+        first = pkt.payload[0] if pkt.payload else -1  # the stage offers no empty ones
+        gate = dissector.udp_first_bytes if ctx.transport == UDP else None
+        if gate is not None and first not in gate:
+            # Refused from the first byte without a call: NO, or PASS for a packet of an
+            # RFC 7983 neighbour.
+            if not (dissector.multiplexed and first in RFC7983_BYTES):
+                return Probe.NO, False
+            verdict = Probe.PASS
+        else:
+            verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
+        counted = verdict
+        if verdict == Probe.PASS:
+            if ctx.matched:
+                return verdict, True
+            # Nothing on the flow matched yet: the packet belongs to no known neighbour, so
+            # it counts like any other.
+            counted = Probe.MAYBE
+        offer.offered += 1
+        if counted == Probe.MATCH:
+            offer.matched = True
+            offer.matched_at = pkt.seq
+            ctx.matched = True  # later dissectors of this round see it (PASS rules)
+            return verdict, dissector.follow_packets != 0
+        return verdict, counted == Probe.MAYBE and offer.offered < dissector.budget_packets
 
     def _guard(self, ctx: FlowContext, dissector: Dissector, fn, *args, probing: bool = False):  # type: ignore[no-untyped-def]
         """Run a dissector call. A DecodeError while probing means "not this protocol";

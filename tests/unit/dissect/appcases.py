@@ -8,17 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.dissectdrive import CapturedFlow, Run, capture_flows, context, packets
+from tests.dissectdrive import CapturedFlow, Run, capture_flows, context, packets, run
 from voipscope.dissect.base import (
-    RFC7983_BYTES,
     UDP,
     Dissector,
     FlowContext,
     Packet,
-    Probe,
-    anomaly_prefix,
 )
-from voipscope.errors import DecodeError
 
 SIP_INVITE = (
     b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
@@ -59,53 +55,9 @@ NEGATIVE_CAPTURES = {
 }
 
 
-def stage_run(dissector: Dissector, ctx: FlowContext, flow: list[Packet]) -> Run:
-    """Offer a flow's packets to one dissector the way ``dissect.stage`` does: the UDP
-    first-byte gate (NO, or PASS for a multiplexed dissector on RFC 7983 bytes), PASS
-    counted like MAYBE until something matched, ``follow_packets`` counted from the match.
-    A DecodeError becomes the ``<name>_malformed`` anomaly; anything else propagates."""
-    result = Run(ctx)
-    offered = 0
-    for pkt in flow:
-        if result.matched_at is not None:
-            limit = dissector.follow_packets if dissector.follow_packets >= 0 else 1 << 30
-            if pkt.seq > result.matched_at + limit:
-                break
-            _guard(dissector, ctx, dissector.dissect, pkt)
-            continue
-        gate = dissector.udp_first_bytes if ctx.transport == UDP else None
-        if gate is not None and pkt.payload[0] not in gate:
-            multiplexed = dissector.multiplexed and pkt.payload[0] in RFC7983_BYTES
-            verdict = Probe.PASS if multiplexed else Probe.NO
-        else:
-            verdict = _guard(dissector, ctx, dissector.probe, pkt)
-        result.verdicts.append(verdict)
-        if verdict == Probe.PASS:
-            if ctx.matched:
-                continue
-            verdict = Probe.MAYBE
-        offered += 1
-        if verdict == Probe.MATCH:
-            result.matched_at = pkt.seq
-            ctx.matched = True
-            if dissector.follow_packets == 0:
-                break
-        elif verdict != Probe.MAYBE or offered >= dissector.budget_packets:
-            break
-    return result
-
-
-def _guard(dissector: Dissector, ctx: FlowContext, fn, pkt: Packet):  # type: ignore[no-untyped-def]
-    try:
-        return fn(ctx, pkt)
-    except DecodeError as exc:
-        ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
-        return Probe.NO
-
-
 def finish(dissector: Dissector, ctx: FlowContext, flow: list[Packet]) -> Run:
-    """``stage_run``, then ``on_expire`` as the stage ends a flow."""
-    result = stage_run(dissector, ctx, flow)
+    """``run`` (the stage's own offering), then ``on_expire`` as the stage ends a flow."""
+    result = run(dissector, ctx, flow)
     if dissector.name in ctx.state:
         dissector.on_expire(ctx)
     return result
