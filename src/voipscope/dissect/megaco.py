@@ -21,8 +21,8 @@ from voipscope.dissect.base import (
     Packet,
     Probe,
 )
-from voipscope.dissect.sdp import announce, parse_sdp
-from voipscope.errors import DecodeError, Malformed, Truncated
+from voipscope.dissect.sdp import announce_body
+from voipscope.errors import Malformed, Truncated
 
 # RFC 3525 §B.2: megacopToken SLASH Version SEP mId; "!" is the short form of "MEGACO".
 _HEADER = re.compile(rb"^\s*(MEGACO|!)/(\d)\s+(\S+)", re.IGNORECASE)
@@ -74,12 +74,7 @@ class MegacoDissector(Dissector):
         return Probe.MATCH
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
-        try:
-            msg = parse_megaco(pkt.payload)
-        except DecodeError as exc:
-            ctx.anomaly("megaco_malformed", str(exc), pkt.ts_ns)
-            return
-        self._sdp(ctx, msg, pkt)
+        self._sdp(ctx, parse_megaco(pkt.payload), pkt)  # a DecodeError: megaco_malformed
 
     @staticmethod
     def _sdp(ctx: FlowContext, msg: MegacoMessage, pkt: Packet) -> None:
@@ -88,10 +83,4 @@ class MegacoDissector(Dissector):
                 # CHOOSE wildcards (H.248.1 §7.1.8): the gateway picks the port later;
                 # nothing to expect yet, and not malformed.
                 continue
-            try:
-                sdp = parse_sdp(block[block.find(b"v=0") :])
-            except DecodeError as exc:
-                ctx.anomaly("megaco_bad_sdp", str(exc), pkt.ts_ns)
-                continue
-            announce(ctx.knowledge, sdp, ctx.flow_id, pkt.ts_ns, None,
-                     f"Megaco (flow {ctx.flow_id}, packet {pkt.seq})")  # fmt: skip
+            announce_body(ctx, block[block.find(b"v=0") :], pkt, None, "Megaco", "megaco_bad_sdp")

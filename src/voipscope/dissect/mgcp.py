@@ -13,8 +13,8 @@ from voipscope.dissect.base import (
     Packet,
     Probe,
 )
-from voipscope.dissect.sdp import announce, parse_sdp
-from voipscope.errors import DecodeError, Malformed, Truncated
+from voipscope.dissect.sdp import announce_body
+from voipscope.errors import Malformed, Truncated
 
 # RFC 3435 §2.3 commands (and the RFC 3991 MESG extension).
 VERBS = frozenset({"EPCF", "CRCX", "MDCX", "DLCX", "RQNT", "NTFY", "AUEP", "AUCX", "RSIP", "MESG"})
@@ -118,31 +118,12 @@ class MgcpDissector(Dissector):
         return Probe.MATCH
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
-        if not looks_like_mgcp(pkt.payload):
-            return
-        try:
-            msg = parse_mgcp(pkt.payload)
-        except DecodeError as exc:
-            ctx.anomaly("mgcp_malformed", str(exc), pkt.ts_ns)
-            return
-        self._sdp(ctx, msg, pkt)
+        if looks_like_mgcp(pkt.payload):
+            self._sdp(ctx, parse_mgcp(pkt.payload), pkt)  # a DecodeError: mgcp_malformed
 
     @staticmethod
     def _sdp(ctx: FlowContext, msg: MgcpMessage, pkt: Packet) -> None:
-        if not msg.sdp.strip():
-            return
-        try:
-            sdp = parse_sdp(msg.sdp)
-        except DecodeError as exc:
-            ctx.anomaly("mgcp_bad_sdp", str(exc), pkt.ts_ns)
-            return
-        call = msg.parameter("C")  # CallId parameter (§3.2.2.2)
-        what = msg.verb or str(msg.response_code)
-        announce(
-            ctx.knowledge,
-            sdp,
-            ctx.flow_id,
-            pkt.ts_ns,
-            call,
-            f"MGCP {what} (flow {ctx.flow_id}, packet {pkt.seq})",
-        )
+        if msg.sdp.strip():
+            what = msg.verb or str(msg.response_code)
+            # CallId parameter (RFC 3435 §3.2.2.2) names the call the media belongs to.
+            announce_body(ctx, msg.sdp, pkt, msg.parameter("C"), f"MGCP {what}", "mgcp_bad_sdp")

@@ -198,7 +198,6 @@ class RtpDissector(Dissector):
     ANOMALIES = {
         "rtp_malformed": "a packet of an RTP flow with a broken header (CSRC list, "
         "extension, padding)",
-        "rtcp_malformed": "an RTCP compound packet that does not add up",
     }
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
@@ -229,12 +228,7 @@ class RtpDissector(Dissector):
             # RTCP matched first (multiplexed, RFC 5761): RTP may still be found here.
             self._probe_rtp(ctx, state, data, pkt)
             return
-        try:
-            header = parse_rtp(data, srtp=True)
-        except DecodeError as exc:
-            ctx.anomaly("rtp_malformed", str(exc), pkt.ts_ns)
-            return
-        self._account(state, header)
+        self._account(state, parse_rtp(data, srtp=True))  # a DecodeError: rtp_malformed
 
     def on_expire(self, ctx: FlowContext) -> None:
         state: RtpFlowState = ctx.state[self.name]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from voipscope.dissect.base import FlowContext, Packet
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.dissect.rtp import STATIC_PAYLOAD_TYPES
-from voipscope.errors import Malformed
+from voipscope.errors import DecodeError, Malformed
 
 MEDIA_CATEGORY = "voip-media"
 
@@ -195,3 +196,17 @@ def _codec(m: SdpMedia) -> str | None:
         static = STATIC_PAYLOAD_TYPES.get(pt)
         return f"{static[0]}/{static[1]}" if static else None
     return first  # udptl: "t38"
+
+
+def announce_body(
+    ctx: FlowContext, body: bytes, pkt: Packet, call_id: str | None, what: str, anomaly: str
+) -> None:
+    """Parse the SDP carried by a signalling message (SIP, MGCP, Megaco) and announce its
+    media; a body that does not parse is the named anomaly ``anomaly``."""
+    try:
+        sdp = parse_sdp(body)
+    except DecodeError as exc:
+        ctx.anomaly(anomaly, str(exc), pkt.ts_ns)
+        return
+    announce(ctx.knowledge, sdp, ctx.flow_id, pkt.ts_ns, call_id,
+             f"{what} (flow {ctx.flow_id}, packet {pkt.seq})")  # fmt: skip

@@ -22,7 +22,7 @@ from voipscope.dissect.base import (
     Packet,
     Probe,
 )
-from voipscope.dissect.sdp import announce, parse_sdp
+from voipscope.dissect.sdp import announce_body
 from voipscope.dissect.stream import StreamBuffers
 from voipscope.errors import DecodeError, Malformed, Truncated
 
@@ -337,17 +337,5 @@ class SipDissector(Dissector):
             state.user_agents.append(agent)
         content_type = (msg.header("content-type") or "").lower()
         if msg.body and ("application/sdp" in content_type or msg.body.startswith(b"v=0")):
-            try:
-                sdp = parse_sdp(msg.body)
-            except DecodeError as exc:
-                ctx.anomaly("sip_bad_sdp", str(exc), pkt.ts_ns)
-                return
             what = msg.method if msg.is_request else f"{msg.status_code}"
-            announce(
-                ctx.knowledge,
-                sdp,
-                ctx.flow_id,
-                pkt.ts_ns,
-                call_id,
-                f"SIP {what} (flow {ctx.flow_id}, packet {pkt.seq})",
-            )
+            announce_body(ctx, msg.body, pkt, call_id, f"SIP {what}", "sip_bad_sdp")

@@ -241,17 +241,19 @@ class DissectStage:
 
     def _guard(self, ctx: FlowContext, dissector: Dissector, fn, *args, probing: bool = False):  # type: ignore[no-untyped-def]
         """Run a dissector call. A DecodeError while probing means "not this protocol";
-        after a match it is a named anomaly. Anything else is a bug, recorded as an
-        anomaly (a passive monitor must not die on one flow's bytes)."""
+        after a match it is the named anomaly ``<protocol>_malformed`` (so dissectors need
+        not catch their own parse errors). Anything else is a bug, recorded as an anomaly
+        (a passive monitor must not die on one flow's bytes)."""
+        ts_ns = args[1].ts_ns if len(args) > 1 else None  # (ctx, pkt) for probe/dissect
         try:
             return fn(*args)
         except DecodeError as exc:
             if probing:
                 return Probe.NO
-            ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
+            ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc), ts_ns)
             return None  # a bad packet in a followed flow: keep following
         except Exception as exc:  # see docstring; tests assert none occur
             ctx.anomaly(
-                "dissector_internal_error", f"{dissector.name}: {type(exc).__name__}: {exc}"
+                "dissector_internal_error", f"{dissector.name}: {type(exc).__name__}: {exc}", ts_ns
             )
         return Probe.NO
