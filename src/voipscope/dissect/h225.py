@@ -63,25 +63,18 @@ RAS_PORT = 1719  # H.225.0 RAS well-known port
 RAS_MAX_CHOICE = 32  # RasMessage alternatives (H.225.0 v7 has 33 incl. extensions)
 
 
-@dataclass(slots=True)
-class H323FlowState:
-    stream: StreamBuffers
-    messages: int = 0
-
-
 class H323Dissector(Dissector):
     """H.225.0 call signalling (TPKT + Q.931) and H.245 (TPKT + PER) over TCP."""
 
     name = "H.323"
     transports = frozenset({TCP})
     budget_packets = 3
-    ANOMALIES = {"h323_malformed": "a TPKT segment of an H.323 flow that does not parse"}
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
-        state = ctx.state.get(self.name)
-        if state is None:
-            state = ctx.state[self.name] = H323FlowState(StreamBuffers(ctx.max_stream_buffer_bytes))
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        stream = ctx.state.get(self.name)
+        if stream is None:
+            stream = ctx.state[self.name] = StreamBuffers(ctx.max_stream_buffer_bytes)
+        buf = stream.add(pkt.direction, pkt.payload)
         if len(buf) < TPKT_HEADER_BYTES + 2:
             # A TPKT header alone in a segment happens (h323.pcap frame 48): wait.
             return Probe.MAYBE if buf[:2] == b"\x03\x00" else Probe.NO
@@ -93,7 +86,7 @@ class H323Dissector(Dissector):
         if length > len(buf):
             return Probe.MAYBE
         segment = bytes(buf[:length])
-        state.stream.consume(pkt.direction, length)
+        stream.consume(pkt.direction, length)
         if segment[TPKT_HEADER_BYTES] == Q931_DISCRIMINATOR:
             msg = parse_tpkt_q931(segment)
             ctx.report(

@@ -66,27 +66,18 @@ HEADER_VERSIONS = frozenset({0, *range(0x11, 0x18)})
 MAX_MESSAGE_ID = 0x1FF  # station and call manager messages (0x8000+ are SPCP)
 
 
-@dataclass(slots=True)
-class SkinnyFlowState:
-    stream: StreamBuffers
-    messages: int = 0
-
-
 class SkinnyDissector(Dissector):
     """Cisco SCCP/Skinny over TCP (port 2000; 2443 is TLS and looks like TLS)."""
 
     name = "SCCP"
     transports = frozenset({TCP})
     budget_packets = 3
-    ANOMALIES = {"sccp_malformed": "a segment of a Skinny flow that does not parse"}
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
-        state = ctx.state.get(self.name)
-        if state is None:
-            state = ctx.state[self.name] = SkinnyFlowState(
-                StreamBuffers(ctx.max_stream_buffer_bytes)
-            )
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        stream = ctx.state.get(self.name)
+        if stream is None:
+            stream = ctx.state[self.name] = StreamBuffers(ctx.max_stream_buffer_bytes)
+        buf = stream.add(pkt.direction, pkt.payload)
         try:
             messages = parse_skinny(bytes(buf))
         except Truncated:
@@ -96,7 +87,7 @@ class SkinnyDissector(Dissector):
             m.message_id > MAX_MESSAGE_ID for m in messages
         ):
             return Probe.NO
-        state.stream.consume(pkt.direction, sum(8 + m.data_length for m in messages))
+        stream.consume(pkt.direction, sum(8 + m.data_length for m in messages))
         known = [m.name for m in messages if m.message_id in MESSAGES]
         confidence = 0.95 if known else 0.7
         names = ", ".join(m.name for m in messages[:4])
