@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from tests import pcapbuild as pb
 from tests.readback import Rec, check_batch
@@ -165,3 +167,15 @@ def flows_checked(path: str | os.PathLike[str]) -> None:
     except VoipscopeError:
         return
     assert table.num_rows >= 0
+
+
+@st.composite
+def damaged(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
+    """One of ``seeds`` (real payloads) with a few bytes changed, cut short or extended."""
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(0, 4))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(data)))
+    tail = draw(st.binary(max_size=8)) if draw(st.booleans()) else b""
+    return bytes(data[:cut]) + tail

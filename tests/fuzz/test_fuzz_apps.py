@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.dissectdrive import context, packets
-from tests.fuzz.support import FAST, LONG
+from tests.fuzz.support import FAST, LONG, damaged
 from tests.unit.dissect import test_discord as discord_cases
 from tests.unit.dissect import test_mumble as mumble_cases
 from tests.unit.dissect import test_skype as skype_cases
@@ -86,19 +86,7 @@ DISSECTORS = [
 PORTS = [8801, 8802, 64738, 9987, 12340, 50004, 3478, 5060, 40000]
 
 
-@st.composite
-def damaged(draw: st.DrawFn) -> bytes:
-    """A real frame with a few bytes changed, cut short or extended."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 4))):
-        if data:
-            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-    cut = draw(st.integers(0, len(data)))
-    tail = draw(st.binary(max_size=8)) if draw(st.booleans()) else b""
-    return bytes(data[:cut]) + tail
-
-
-payloads = st.one_of(st.binary(min_size=1, max_size=600), damaged().filter(bool))
+payloads = st.one_of(st.binary(min_size=1, max_size=600), damaged(SEEDS).filter(bool))
 flows = st.lists(st.tuples(st.integers(0, 1), payloads), min_size=1, max_size=24)
 
 
@@ -145,7 +133,7 @@ def test_random_bytes(data):
 
 
 @FAST
-@given(data=damaged())
+@given(data=damaged(SEEDS))
 def test_damaged_frames(data):
     check_parsers(data)
 
@@ -163,7 +151,7 @@ def test_dissectors_on_random_flows(flow, src_port, dst_port, neighbour):
 
 @pytest.mark.slow
 @LONG
-@given(data=st.one_of(st.binary(max_size=600), damaged()))
+@given(data=st.one_of(st.binary(max_size=600), damaged(SEEDS)))
 def test_parsers_fuzz_long(data):
     check_parsers(data)
 

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.dissectdrive import run
-from tests.fuzz.support import FAST, LONG, SHARED
+from tests.fuzz.support import FAST, LONG, SHARED, damaged
 from voipscope.anomalies import AnomalyLog
 from voipscope.dissect.base import TCP, UDP, FlowContext, Packet
 from voipscope.dissect.knowledge import Knowledge
@@ -60,19 +60,13 @@ def _context(transport: int) -> FlowContext:
 
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[int, list[bytes]]:
+    """A transport and 1-6 payloads: random bytes or damaged real ones."""
     pool = seeds()
-    transport, _ = pool[draw(st.integers(0, len(pool) - 1))]
-    packets = []
-    for _ in range(draw(st.integers(1, 6))):
-        if draw(st.booleans()):
-            packets.append(draw(st.binary(min_size=1, max_size=200)))
-            continue
-        data = bytearray(pool[draw(st.integers(0, len(pool) - 1))][1])
-        for _ in range(draw(st.integers(0, 4))):
-            if data:
-                data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-        cut = draw(st.integers(0, len(data)))
-        packets.append(bytes(data[:cut] if draw(st.booleans()) else data) or b"\x00")
+    transport = pool[draw(st.integers(0, len(pool) - 1))][0]
+    real = damaged([payload for _, payload in pool]).filter(bool)
+    packets = draw(
+        st.lists(st.one_of(st.binary(min_size=1, max_size=200), real), min_size=1, max_size=6)
+    )
     return transport, packets
 
 

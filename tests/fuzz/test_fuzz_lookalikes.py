@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.dissectdrive import context, packets, run
-from tests.fuzz.support import FAST, LONG
+from tests.fuzz.support import FAST, LONG, damaged
 from tests.unit.dissect import test_bittorrent as bittorrent_cases
 from tests.unit.dissect import test_dns as dns_cases
 from tests.unit.dissect import test_http as http_cases
@@ -105,19 +105,7 @@ PROTOCOLS = {"DNS": {"DNS", "MDNS", "LLMNR"}, "TLS": {"TLS", "SIP-TLS"},
 PORTS = [53, 5353, 5355, 123, 443, 5061, 1900, 5060, 27036, 40000]
 
 
-@st.composite
-def damaged(draw: st.DrawFn) -> bytes:
-    """A real message with a few bytes changed, cut short or extended."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 4))):
-        if data:
-            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-    cut = draw(st.integers(0, len(data)))
-    tail = draw(st.binary(max_size=8)) if draw(st.booleans()) else b""
-    return bytes(data[:cut]) + tail
-
-
-payloads = st.one_of(st.binary(min_size=1, max_size=600), damaged().filter(bool))
+payloads = st.one_of(st.binary(min_size=1, max_size=600), damaged(SEEDS).filter(bool))
 flows = st.lists(st.tuples(st.integers(0, 1), payloads), min_size=1, max_size=12)
 
 
@@ -159,7 +147,7 @@ def test_random_bytes(data):
 
 
 @FAST
-@given(data=damaged())
+@given(data=damaged(SEEDS))
 def test_damaged_messages(data):
     check_parsers(data)
 
@@ -177,7 +165,7 @@ def test_dissectors_on_random_flows(flow, transport, src_port, dst_port):
 
 @pytest.mark.slow
 @LONG
-@given(data=st.one_of(st.binary(max_size=600), damaged()))
+@given(data=st.one_of(st.binary(max_size=600), damaged(SEEDS)))
 def test_parsers_fuzz_long(data):
     check_parsers(data)
 
