@@ -128,6 +128,7 @@ class FlowPipeline:
                     for hook in stages:
                         hook.on_init(d, a, first_packets)
                         hook.on_update(d, a)
+                    self._hand_out_messages()
                 yield from self._emit(ended, path)
                 if progress is not None:
                     progress(info)
@@ -147,6 +148,17 @@ class FlowPipeline:
         if info.packets and unsupported == info.packets:
             names = ", ".join(f"{t} ({linktype_name(t)})" for t in sorted(info.linktypes))
             raise SourceError(path, f"unsupported link type {names}")
+
+    def _hand_out_messages(self) -> None:
+        if self.dissect is None:
+            return
+        messages = self.dissect.knowledge.drain_messages()
+        if not messages:
+            return
+        for hook in self.hooks:
+            on_messages = getattr(hook, "on_messages", None)  # optional in FlowHooks
+            if on_messages is not None:
+                on_messages(messages)
 
     def _emit(self, ended: list[np.ndarray], path: str) -> Iterator[pa.RecordBatch]:
         if not ended:

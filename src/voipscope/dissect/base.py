@@ -69,6 +69,23 @@ class Finding:
 
 
 @dataclass(slots=True)
+class MessageEvent:
+    """One signalling message as it went over the wire, in capture order.
+
+    ``message`` is the protocol's own parsed object (``SipMessage`` for SIP). Events are
+    drained by the pipeline after every batch, so their number is bounded by a batch.
+    """
+
+    protocol: str
+    ts_ns: int
+    flow_id: int
+    transport: int
+    sender: tuple[str, int]
+    receiver: tuple[str, int]
+    message: object
+
+
+@dataclass(slots=True)
 class FlowContext:
     """A flow as dissectors see it: its addresses, their states and their findings."""
 
@@ -96,6 +113,16 @@ class FlowContext:
 
     def report(self, finding: Finding) -> None:
         self.findings.append(finding)
+
+    def message(self, protocol: str, pkt: Packet, message: object) -> None:
+        """Hand a parsed signalling message to the later stages (calls, detectors)."""
+        sender = self.endpoint(pkt.direction)
+        receiver = self.endpoint(1 - pkt.direction)
+        self.knowledge.messages.append(
+            MessageEvent(
+                protocol, pkt.ts_ns, self.flow_id, self.transport, sender, receiver, message
+            )
+        )
 
     def anomaly(self, name: str, detail: str, ts_ns: int | None = None) -> None:
         self.anomalies.add(

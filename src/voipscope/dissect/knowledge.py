@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 EXPECTATION_LEAD_NS = 1_000_000_000
 HISTORY = 4
@@ -54,6 +55,12 @@ class Knowledge:
         self._names: OrderedDict[str, HostName] = OrderedDict()
         self._sockets: OrderedDict[tuple[str, str, int], list[int]] = OrderedDict()
         self.evicted = 0
+        # Signalling messages of the current batch (MessageEvent), drained by the pipeline.
+        self.messages: list[Any] = []
+
+    def drain_messages(self) -> list[Any]:
+        out, self.messages = self.messages, []
+        return out
 
     def expect(self, ip: str, port: int, expectation: Expectation) -> None:
         key = (ip, port)

@@ -312,6 +312,7 @@ class SipDissector(Dissector):
 
     def _account(self, ctx: FlowContext, state: SipFlowState, msg: SipMessage, pkt: Packet) -> None:
         state.messages += 1
+        ctx.message("SIP", pkt, msg)
         if msg.is_request and msg.method:
             state.requests[msg.method] = state.requests.get(msg.method, 0) + 1
             missing = [h for h in REQUIRED_HEADERS if msg.header(h) is None]

@@ -25,6 +25,10 @@ class FlowHooks(Protocol):
     def on_expire(self, ended: np.ndarray) -> None:
         """Flows ended; ``ended`` is a matrix with the F_* columns of flows.kernels."""
 
+    def on_messages(self, messages: list[object]) -> None:
+        """Signalling messages the dissectors parsed in this batch, in capture order
+        (``voipscope.dissect.base.MessageEvent``). Optional for a hook."""
+
 
 class NoHooks:
     """The do-nothing hook set; subclass it and override what you need."""
@@ -36,4 +40,7 @@ class NoHooks:
         return None
 
     def on_expire(self, ended: np.ndarray) -> None:
+        return None
+
+    def on_messages(self, messages: list[object]) -> None:
         return None
