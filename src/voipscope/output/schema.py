@@ -46,3 +46,63 @@ ANOMALY_SCHEMA = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
+
+# Media stream (DESIGN §3): one direction of RTP (or equivalent) inside a call.
+STREAM_FIELDS = [
+    pa.field("flow_id", pa.int64()),
+    pa.field("src_ip", pa.string()),
+    pa.field("src_port", pa.int32()),
+    pa.field("dst_ip", pa.string()),
+    pa.field("dst_port", pa.int32()),
+    pa.field("ssrc", pa.string()),  # 0x-prefixed hex, as Wireshark shows it
+    pa.field("payload_type", pa.int32()),
+    pa.field("codec", pa.string()),
+    pa.field("clock_rate_hz", pa.int32()),
+    pa.field("first_seen", pa.float64()),
+    pa.field("last_seen", pa.float64()),
+    pa.field("packets", pa.int64()),
+    pa.field("lost", pa.int64()),
+    pa.field("loss_pct", pa.float64()),
+    pa.field("duplicates", pa.int64()),
+    pa.field("out_of_order", pa.int64()),
+    pa.field("jitter_ms", pa.float64()),  # RFC 3550 A.8 at the stream's end
+    pa.field("mean_jitter_ms", pa.float64()),
+    pa.field("max_jitter_ms", pa.float64()),
+    pa.field("max_delta_ms", pa.float64()),
+    pa.field("mos", pa.float64()),  # null when it cannot be known; see mos_reason
+    pa.field("r_factor", pa.float64()),
+    pa.field("mos_reason", pa.string()),
+    pa.field("talk_spurts", pa.list_(pa.list_(pa.float64()))),
+    pa.field("pairing", pa.string()),  # how the stream was tied to its call
+    pa.field("pairing_confidence", pa.float64()),
+]
+STREAM_TYPE = pa.struct(STREAM_FIELDS)
+
+CALL_SCHEMA = pa.schema(
+    [
+        pa.field("call_id", pa.string()),
+        pa.field("capture", pa.string()),
+        pa.field("protocol", pa.string()),
+        pa.field("kind", pa.string()),  # "call" | "registration" | "app-call"
+        pa.field("app", pa.string()),
+        pa.field("caller", pa.string()),
+        pa.field("callee", pa.string()),
+        pa.field("request_uri", pa.string()),
+        pa.field("path", pa.string()),  # app calls: "relay" | "direct" | "relay and direct"
+        pa.field("start", pa.float64()),
+        pa.field("answer", pa.float64()),
+        pa.field("end", pa.float64()),
+        pa.field("duration_s", pa.float64()),
+        pa.field("state", pa.string()),
+        pa.field("final_code", pa.int32()),
+        pa.field("redirected_to", pa.list_(pa.string())),
+        pa.field("related_calls", pa.list_(pa.string())),
+        pa.field("streams", pa.list_(STREAM_TYPE)),
+        pa.field("signaling_flows", pa.list_(pa.int64())),
+        pa.field("media_flows", pa.list_(pa.int64())),
+        pa.field("messages", pa.string()),  # per-method counts, "INVITE:3 ACK:1 BYE:1"
+        pa.field("dtmf", pa.list_(pa.string())),
+        pa.field("user_agents", pa.list_(pa.string())),
+        pa.field("evidence", pa.list_(pa.string())),
+    ]
+)

@@ -60,12 +60,20 @@ class JsonlWriter:
 
 
 def _flatten_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """CSV has no lists: join list columns with '; '."""
+    """CSV has no nesting: lists of strings are joined with '; ', other lists and structs
+    (a call's streams) become one JSON text per cell."""
     arrays, fields = [], []
     for field, array in zip(batch.schema, batch.columns, strict=True):
-        if pa.types.is_list(field.type):
+        nested = pa.types.is_list(field.type) or pa.types.is_struct(field.type)
+        if pa.types.is_list(field.type) and pa.types.is_string(field.type.value_type):
             joined = pc.binary_join(array, "; ")
             array = pc.if_else(pc.is_null(joined), "", joined)
+            field = pa.field(field.name, pa.string())
+        elif nested:
+            import json
+
+            cells = [None if v is None else json.dumps(v) for v in array.to_pylist()]
+            array = pa.array(cells, pa.string())
             field = pa.field(field.name, pa.string())
         arrays.append(array)
         fields.append(field)
@@ -181,6 +189,73 @@ def _flow_cells(r: dict) -> list[str]:
     ]  # fmt: skip
 
 
+class CallConsoleTable(FlowConsoleTable):
+    """Calls at a glance: who called whom, what became of it, and each media stream
+    underneath with its codec, loss, jitter and MOS."""
+
+    COLUMNS = ("start (UTC)", "proto", "caller", "callee", "state", "code", "answer s",
+               "dur s", "streams")  # fmt: skip
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
+        for i, name in enumerate(self.COLUMNS):
+            table.add_column(name, justify="right" if i in (5, 6, 7, 8) else "left")
+        rows = pa.Table.from_batches(self._batches).sort_by("start") if self._batches else None
+        shown = 0
+        if rows is not None:
+            for r in rows.slice(0, self.max_rows).to_pylist():
+                table.add_row(*_call_cells(r))
+                for stream in r["streams"] or []:
+                    table.add_row("", "", *_stream_cells(stream), style="dim")
+                shown += 1
+        to_file = self._path not in (None, "-")
+        stream_out = open(self._path, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
+        console = Console(file=stream_out, width=None if stream_out.isatty() else 160)
+        console.print(table)
+        more = f" (first {shown} shown; use --format jsonl for all)" if shown < self._rows else ""
+        console.print(f"[dim]{self._rows} calls and registrations{more}[/dim]")
+        if to_file:
+            stream_out.close()
+
+
+def _stamp(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _call_cells(r: dict) -> list[str]:
+    answered = "-" if r["answer"] is None else f"{r['answer'] - r['start']:.1f}"
+    duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}"
+    protocol = r["protocol"] or "-"
+    if r.get("kind") and r["kind"] != "call":
+        protocol += f" {r['kind']}"
+    if r.get("app"):
+        protocol += f" ({r['app']})"
+    return [
+        _stamp(r["start"]), protocol, r["caller"] or "-", r["callee"] or "-",
+        r["state"] or "-", "-" if r["final_code"] is None else str(r["final_code"]),
+        answered, duration, str(len(r["streams"] or [])),
+    ]  # fmt: skip
+
+
+def _stream_cells(m: dict) -> list[str]:
+    quality = [f"{m['codec'] or 'PT ' + str(m['payload_type'])}", f"{m['packets']} pkts"]
+    if m["loss_pct"] is not None:
+        quality.append(f"loss {m['loss_pct']:.1f}%")
+    if m["jitter_ms"] is not None:
+        quality.append(f"jitter {m['jitter_ms']:.1f} ms")
+    quality.append("MOS -" if m["mos"] is None else f"MOS {m['mos']:.2f}")
+    return [
+        f"↳ {_endpoint(m['src_ip'], m['src_port'])}",
+        f"→ {_endpoint(m['dst_ip'], m['dst_port'])}",
+        m["ssrc"] or "", ", ".join(quality), "", "", "",
+    ]  # fmt: skip
+
+
 def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
     if fmt == "jsonl":
         return JsonlWriter(path)
@@ -189,5 +264,5 @@ def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
     if fmt == "parquet":
         return ParquetWriter(path, schema)
     if fmt == "table":
-        return FlowConsoleTable(path)
+        return CallConsoleTable(path) if "caller" in schema.names else FlowConsoleTable(path)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

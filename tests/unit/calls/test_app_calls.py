@@ -1,0 +1,101 @@
+"""App calls grouped from flow records: one user's media flows of one app within the
+join gap are one call; signalling joins but never makes a call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voipscope.calls.app_calls import (
+    ANSWERED_MIN_PACKETS,
+    JOIN_GAP_S,
+    AppCallGrouper,
+    is_app_call_flow,
+    user_address,
+)
+
+TELEGRAM_RELAY = "91.108.8.7"  # in Telegram's published ranges (classify/data/app_networks.csv)
+PEER = "203.0.113.9"  # TEST-NET-3: in no published range
+
+
+def flow(flow_id: int, first: float, last: float, *, app: str | None = "Telegram",
+         category: str = "voip-media", src: str = "192.168.1.77", dst: str = TELEGRAM_RELAY,
+         fwd: int = 100, rev: int = 100, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "flow_id": flow_id, "capture": "x.pcap", "category": category, "protocol": "Telegram",
+        "app": app, "media": "audio" if category == "voip-media" else None, "call_id": None,
+        "src_ip": src, "src_port": 40000 + flow_id, "dst_ip": dst, "dst_port": 530,
+        "first_seen": first, "last_seen": last, "src2dst_packets": fwd, "dst2src_packets": rev,
+        **extra,
+    }  # fmt: skip
+
+
+def calls(flows: list[dict[str, Any]], grouper: AppCallGrouper | None = None) -> list[dict]:
+    g = grouper or AppCallGrouper()
+    return [*g.add(flows), *g.finish()]
+
+
+def test_overlapping_media_flows_are_one_call_with_their_signalling() -> None:
+    out = calls([
+        flow(1, 100.0, 130.0),
+        flow(2, 110.0, 160.0, dst="91.108.8.8"),
+        flow(3, 95.0, 99.0, category="voip-signaling"),
+    ])  # fmt: skip
+    assert len(out) == 1
+    call = out[0]
+    assert call["kind"] == "app-call" and call["app"] == "Telegram"
+    assert call["media_flows"] == [1, 2] and call["signaling_flows"] == [3]
+    assert call["start"] == 95.0 and call["end"] == 160.0
+    assert call["caller"] == "192.168.1.77"
+    assert call["callee"] == f"{TELEGRAM_RELAY}:530, 91.108.8.8:530"
+    assert call["state"] == "answered" and call["path"] == "relay"
+
+
+def test_a_gap_longer_than_the_join_gap_makes_two_calls() -> None:
+    out = calls([flow(1, 100.0, 130.0), flow(2, 130.0 + JOIN_GAP_S + 1, 200.0 + JOIN_GAP_S)])
+    assert [c["media_flows"] for c in out] == [[1], [2]]
+
+
+def test_signalling_alone_is_no_call() -> None:
+    assert calls([flow(1, 100.0, 130.0, category="voip-signaling")]) == []
+
+
+def test_one_way_media_is_unanswered_and_direct_path_is_named() -> None:
+    (call,) = calls([flow(1, 0.0, 5.0, dst=PEER, rev=ANSWERED_MIN_PACKETS - 1)])
+    assert call["state"] == "unanswered"
+    assert call["path"] == "direct"
+    assert any("no published range" in e for e in call["evidence"])
+
+
+def test_apps_and_users_are_kept_apart() -> None:
+    out = calls([
+        flow(1, 0.0, 10.0),
+        flow(2, 0.0, 10.0, app="WhatsApp", dst=PEER),
+        flow(3, 0.0, 10.0, src="192.168.1.78"),
+    ])  # fmt: skip
+    assert sorted(tuple(c["media_flows"]) for c in out) == [(1,), (2,), (3,)]
+
+
+def test_dialog_protocols_and_paired_media_are_left_to_the_dialog_trackers() -> None:
+    assert not is_app_call_flow(flow(1, 0, 1, protocol="SIP", category="voip-signaling"))
+    assert not is_app_call_flow(flow(1, 0, 1, call_id="abc@host"))
+    assert not is_app_call_flow(flow(1, 0, 1, category="other"))
+    assert is_app_call_flow(flow(1, 0, 1, app=None))  # media nobody could name still groups
+
+
+def test_user_is_the_local_end() -> None:
+    assert user_address(flow(1, 0, 1, src=TELEGRAM_RELAY, dst="10.0.0.5")) == "10.0.0.5"
+    assert user_address(flow(1, 0, 1)) == "192.168.1.77"
+
+
+def test_streaming_hands_out_calls_once_the_clock_passed_the_gap() -> None:
+    g = AppCallGrouper()
+    assert list(g.add([flow(1, 0.0, 10.0)])) == []
+    out = list(g.add([flow(2, 100.0, 10.0 + JOIN_GAP_S + 100.0)]))
+    assert [c["media_flows"] for c in out] == [[1]]
+    assert [c["media_flows"] for c in g.finish()] == [[2]]
+
+
+def test_open_calls_are_bounded() -> None:
+    g = AppCallGrouper(max_open=2)
+    out = calls([flow(i, 0.0, 1.0, src=f"10.0.0.{i}") for i in range(1, 5)], g)
+    assert len(out) == 2 and g.overflowed == 2
