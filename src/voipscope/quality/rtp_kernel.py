@@ -1,0 +1,345 @@
+"""numba kernel: per-(flow, direction, SSRC) RTP statistics over one DecodedBatch.
+
+Speculative by design (DESIGN §2): every UDP payload that looks like an RTP header is
+tracked before any dissector has matched the flow, so the packets before the match
+count too; the caller keeps the streams only of flows the arbiter judged RTP.
+
+State is preallocated numpy, no Python object per packet:
+
+- ``slot_row[slot]``: 1 + the flow row of the flow now in that flow-table slot (0: none).
+  A flow row (``FR_*`` columns of ``frows``) holds the flow id, the RTCP, truncated and
+  SSRC-overflow counters and up to ``2 * MAX_SSRCS`` stream rows. Slots are reused once a
+  flow ends, possibly inside the batch being tracked: a packet whose flow id differs from
+  its slot's flow row starts a new flow row, and the old one lives on until the caller
+  collects it at expiry (``on_expire`` comes after the batch's hooks).
+- ``si``/``sf``: stream rows, int64 (``S_*``) and float64 (``SF_*``) columns.
+
+Pools are free-list stacks; when one is empty the kernel stops and returns where, the
+caller grows the pool and calls again from there (as flows.kernels.update_flows does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from voipscope.decode import status as S
+from voipscope.wire import u16be, u32be
+
+UDP = 17
+RTP_VERSION_BITS = 0x80  # RFC 3550 §5.1: V=2 in the top two bits of the first octet
+RTP_FIXED_HEADER_BYTES = 12  # RFC 3550 §5.1
+RTP_EXTENSION_HEADER_BYTES = 4  # RFC 3550 §5.3.1
+RTCP_MIN_BYTES = 8  # RFC 3550 §6.4: V/P/count, PT, length, SSRC
+# RFC 5761 §4: with RTP and RTCP on one port, the second octet 200..223 (RTCP packet
+# types, or RTP PT 72..95 with the marker bit, which RTP must avoid) is RTCP.
+RTCP_SECOND_BYTE_FIRST = 200
+RTCP_SECOND_BYTE_LAST = 223
+SEQ_MOD = 1 << 16  # RFC 3550 A.1: RTP_SEQ_MOD
+SEQ_HALF = 1 << 15
+# A duplicate is told from a late packet by remembering which of the last SEEN_WINDOW
+# extended sequence numbers arrived (a 64-bit mask, one bit each).
+SEEN_WINDOW = 64
+PT_CN = 13  # RFC 3551 §6 / RFC 3389 comfort noise
+PT_CN_OLD = 19  # CN's pre-RFC 3389 number; tshark treats both as CN
+
+# Streams tracked per (flow, direction); more SSRCs are counted, not tracked (DESIGN §4).
+MAX_SSRCS = 4
+
+# Flow row columns (int64)
+FR_FLOW_ID = 0
+FR_SLOT = 1
+FR_RTCP = 2  # + direction: RTCP packets (RFC 5761 §4 second-octet test)
+FR_TRUNCATED = 4  # + direction: version 2, but CSRC list or extension cut short
+FR_OVERFLOW = 6  # + direction: packets of SSRCs beyond MAX_SSRCS
+FR_STREAMS = 8  # + direction * MAX_SSRCS + k: 1 + stream row (0: empty)
+FR_LEN = FR_STREAMS + 2 * MAX_SSRCS
+
+# Stream row int64 columns
+S_FLOW_ROW = 0
+S_DIRECTION = 1
+S_SSRC = 2
+S_PACKETS = 3
+S_FIRST_SEQ = 4  # as sent (16 bits)
+S_LAST_SEQ = 5  # as sent, of the last packet to arrive
+S_MIN_EXT = 6  # extended sequence numbers (RFC 3550 A.1: cycles << 16 | seq)
+S_MAX_EXT = 7
+S_SEEN = 8  # bit k: extended seq S_MAX_EXT - k arrived
+S_DUPLICATES = 9
+S_OUT_OF_ORDER = 10  # arrived after a higher sequence number (late, not a duplicate)
+S_PT_FIRST = 11
+S_PT_LAST = 12
+S_PT_CHANGES = 13
+S_MARKERS = 14
+S_FIRST_NS = 15
+S_LAST_NS = 16
+S_TS_FIRST = 17  # RTP timestamp of the first packet (32 bits, as sent)
+S_TS_LAST = 18  # extended (RFC 3550 §5.1 wraps it) timestamp of the last packet
+S_MAX_DELTA_NS = 19  # the largest gap before a "regular" packet (see _account)
+S_JITTER_PACKETS = 20  # regular packets with a known clock: the mean jitter's count
+S_CLOCK_HZ = 21  # the last known clock rate seen (0: none yet)
+S_UNCLOCKED = 22  # packets whose payload type has no known clock rate
+S_REF_TS = 23  # extended timestamp of the last packet in timestamp order
+S_REF_NS = 24  # and its arrival time: what the next packet's gap and transit are from
+S_LEN = 25
+
+# Stream row float64 columns (milliseconds)
+SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
+SF_MAX_JITTER = 1
+# Wireshark's running mean over regular packets: m = (m * (N - 1) + J) / N with N the
+# packets before this one (all of them, regular or not); equal to the plain mean of J
+# over packets 2.. when every packet is regular.
+SF_MEAN_JITTER = 2
+SF_LEN = 3
+
+# meta vector
+M_FROWS_TOP = 0  # free flow rows on the stack
+M_FROWS_HIGH = 1  # flow rows ever used
+M_SROWS_TOP = 2
+M_SROWS_HIGH = 3
+M_NEW = 4  # flow rows allocated since the caller last read ``new_rows``
+M_LEN = 5
+
+# Stop reasons
+DONE = 0
+FLOW_POOL_FULL = 1
+STREAM_POOL_FULL = 2
+
+
+# _parse verdicts
+NOT_RTP = 0
+IS_RTP = 1
+IS_RTCP = 2
+TRUNCATED = 3  # version 2 and not RTCP, but the CSRC list or extension runs past the end
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _parse(data, p, length):
+    """(verdict, sequence, timestamp, SSRC, second octet) of the payload at ``p``."""
+    if p < 0 or p + length > data.shape[0]:
+        return NOT_RTP, 0, 0, 0, 0  # not the caller's promise; never read outside it
+    b0 = np.int64(data[p])
+    if (b0 & 0xC0) != RTP_VERSION_BITS:
+        return NOT_RTP, 0, 0, 0, 0
+    b1 = np.int64(data[p + 1])
+    if RTCP_SECOND_BYTE_FIRST <= b1 <= RTCP_SECOND_BYTE_LAST:
+        return IS_RTCP, 0, 0, 0, b1
+    if length < RTP_FIXED_HEADER_BYTES:
+        return NOT_RTP, 0, 0, 0, b1
+    # RFC 3550 §5.1/§5.3.1: the CSRC list and the extension must fit the datagram.
+    header = RTP_FIXED_HEADER_BYTES + 4 * (b0 & 0x0F)
+    if b0 & 0x10:
+        if header + RTP_EXTENSION_HEADER_BYTES > length:
+            return TRUNCATED, 0, 0, 0, b1
+        header += RTP_EXTENSION_HEADER_BYTES + 4 * u16be(data, p + header + 2)
+    if header > length:
+        return TRUNCATED, 0, 0, 0, b1
+    return IS_RTP, u16be(data, p + 2), u32be(data, p + 4), u32be(data, p + 8), b1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pop(free, meta, top, high, capacity):
+    """A free row from a pool's stack, else a never-used one, else -1."""
+    if meta[top] > 0:
+        meta[top] -= 1
+        return free[meta[top]]
+    if meta[high] < capacity:
+        meta[high] += 1
+        return meta[high] - 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def track_rtp(
+    buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
+    slot, flow_id, direction, start,
+    slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz,
+):  # fmt: skip
+    """Account packets [start, n). Returns (stopped_at, DONE | *_POOL_FULL).
+
+    ``in_extra[i]``: packet i's payload is at ``l4_off[i]`` in ``extra`` (a datagram
+    rebuilt from fragments), not in ``buf``. ``clock_hz[pt]``: 0 when unknown.
+    """
+    n = status.shape[0]
+    f_cap = frows.shape[0]
+    s_cap = si.shape[0]
+    for i in range(start, n):
+        if status[i] != S.OK or proto[i] != UDP or not 0 <= slot[i] < slot_row.shape[0]:
+            continue
+        length = np.int64(l4_len[i])
+        if length < RTCP_MIN_BYTES:
+            continue
+        # Two calls, not one array variable: the capture window may be read-only and
+        # numba will not unify a read-only array with a writable one.
+        if in_extra[i]:
+            kind, seq, ts, ssrc, b1 = _parse(extra, l4_off[i], length)
+        else:
+            kind, seq, ts, ssrc, b1 = _parse(buf, l4_off[i], length)
+        if kind == NOT_RTP:
+            continue
+        # The flow row of this packet's flow (a new one when the slot changed hands).
+        s = slot[i]
+        fid = flow_id[i]
+        r = slot_row[s] - 1
+        if r < 0 or frows[r, FR_FLOW_ID] != fid:
+            r = _pop(ffree, meta, M_FROWS_TOP, M_FROWS_HIGH, f_cap)
+            if r < 0:
+                return i, FLOW_POOL_FULL
+            frows[r, :] = 0
+            frows[r, FR_FLOW_ID] = fid
+            frows[r, FR_SLOT] = s
+            slot_row[s] = r + 1
+            new_rows[meta[M_NEW]] = r
+            meta[M_NEW] += 1
+        d = np.int64(direction[i])
+        if kind == IS_RTCP:
+            frows[r, FR_RTCP + d] += 1
+            continue
+        if kind == TRUNCATED:
+            frows[r, FR_TRUNCATED + d] += 1
+            continue
+        # Find the stream of this SSRC in this direction, or a free place for it.
+        base = FR_STREAMS + d * MAX_SSRCS
+        row = -1
+        empty = -1
+        for k in range(MAX_SSRCS):
+            ref = frows[r, base + k]
+            if ref == 0:
+                if empty < 0:
+                    empty = k
+            elif si[ref - 1, S_SSRC] == ssrc:
+                row = ref - 1
+                break
+        if row < 0:
+            if empty < 0:
+                frows[r, FR_OVERFLOW + d] += 1
+                continue
+            row = _pop(sfree, meta, M_SROWS_TOP, M_SROWS_HIGH, s_cap)
+            if row < 0:
+                return i, STREAM_POOL_FULL
+            frows[r, base + empty] = row + 1
+            si[row, :] = 0
+            sf[row, :] = 0.0
+            si[row, S_FLOW_ROW] = r
+            si[row, S_DIRECTION] = d
+            si[row, S_SSRC] = ssrc
+        _account(
+            si, sf, row, seq, ts, b1 & 0x7F, b1 >> 7,
+            ts_ns[i], clock_hz,
+        )  # fmt: skip
+    return n, DONE
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
+    """One RTP packet into its stream: sequence (RFC 3550 A.1, A.3), jitter (A.8)."""
+    clock = clock_hz[pt]
+    si[row, S_MARKERS] += marker
+    if si[row, S_PACKETS] == 0:
+        si[row, S_PACKETS] = 1
+        si[row, S_FIRST_SEQ] = seq
+        si[row, S_LAST_SEQ] = seq
+        si[row, S_MIN_EXT] = seq
+        si[row, S_MAX_EXT] = seq
+        si[row, S_SEEN] = 1
+        si[row, S_PT_FIRST] = pt
+        si[row, S_PT_LAST] = pt
+        si[row, S_FIRST_NS] = t_ns
+        si[row, S_LAST_NS] = t_ns
+        si[row, S_TS_FIRST] = ts
+        si[row, S_TS_LAST] = ts
+        si[row, S_REF_TS] = ts
+        si[row, S_REF_NS] = t_ns
+        if clock > 0:
+            si[row, S_CLOCK_HZ] = clock
+        else:
+            si[row, S_UNCLOCKED] = 1
+        return
+    si[row, S_PACKETS] += 1
+
+    # -- sequence: extend the 16-bit number to the one nearest the highest so far (A.1)
+    top = si[row, S_MAX_EXT]
+    step = (seq - top) & (SEQ_MOD - 1)
+    if step >= SEQ_HALF:
+        step -= SEQ_MOD  # behind the highest: late or duplicate
+    ext = top + step
+    if step > 0:
+        seen = si[row, S_SEEN]
+        si[row, S_SEEN] = ((seen << step) | 1) if step < SEEN_WINDOW else 1
+        si[row, S_MAX_EXT] = ext
+    else:
+        back = -step
+        bit = np.int64(1) << back if back < SEEN_WINDOW else np.int64(0)
+        if back < SEEN_WINDOW and (si[row, S_SEEN] & bit) != 0:
+            si[row, S_DUPLICATES] += 1
+        else:
+            si[row, S_OUT_OF_ORDER] += 1
+            si[row, S_SEEN] |= bit
+    if ext < si[row, S_MIN_EXT]:
+        si[row, S_MIN_EXT] = ext
+    si[row, S_LAST_SEQ] = seq
+
+    # -- payload type and the packet's standing, as Wireshark's RTP stream analysis
+    # judges it: marker (talk-spurt start), comfort noise and timestamps going
+    # backwards make irregular gaps that say nothing about the network.
+    prev_pt = si[row, S_PT_LAST]
+    if pt != prev_pt:
+        si[row, S_PT_CHANGES] += 1
+    si[row, S_PT_LAST] = pt
+    # RTP timestamps wrap (RFC 3550 §5.1): extend to the value nearest the last one.
+    ts_step = (ts - si[row, S_TS_LAST]) & 0xFFFFFFFF
+    if ts_step >= 0x80000000:
+        ts_step -= 0x100000000
+    ext_ts = si[row, S_TS_LAST] + ts_step
+    si[row, S_TS_LAST] = ext_ts
+    si[row, S_LAST_NS] = t_ns
+    # Gaps and transit times are taken from the last packet in timestamp order, as
+    # Wireshark's RTP analysis does: a packet from the past (reordered, a DTMF event's
+    # fixed timestamp, a new timestamp base) moves neither reference.
+    in_order = ext_ts >= si[row, S_REF_TS]
+    regular = (
+        in_order
+        and marker == 0
+        and pt != PT_CN
+        and pt != PT_CN_OLD
+        and prev_pt != PT_CN
+        and prev_pt != PT_CN_OLD
+    )
+    delta_ns = t_ns - si[row, S_REF_NS]
+    if regular and delta_ns > si[row, S_MAX_DELTA_NS]:
+        si[row, S_MAX_DELTA_NS] = delta_ns
+    if clock <= 0:
+        si[row, S_UNCLOCKED] += 1
+    elif in_order:
+        # Interarrival jitter (RFC 3550 §6.4.1, A.8): D = (Rj - Ri) - (Sj - Si) and
+        # J += (|D| - J) / 16, here in ms; in timestamp units it is J * clock / 1000.
+        si[row, S_CLOCK_HZ] = clock
+        d_ms = delta_ns / 1e6 - (ext_ts - si[row, S_REF_TS]) * 1000.0 / clock
+        jitter = sf[row, SF_JITTER] + (abs(d_ms) - sf[row, SF_JITTER]) / 16.0
+        sf[row, SF_JITTER] = jitter
+        if regular:
+            si[row, S_JITTER_PACKETS] += 1
+            before = si[row, S_PACKETS] - 1
+            sf[row, SF_MEAN_JITTER] = (sf[row, SF_MEAN_JITTER] * (before - 1) + jitter) / before
+            if jitter > sf[row, SF_MAX_JITTER]:
+                sf[row, SF_MAX_JITTER] = jitter
+    if in_order:
+        si[row, S_REF_TS] = ext_ts
+        si[row, S_REF_NS] = t_ns
+
+
+@njit(cache=True, nogil=True)
+def free_flow_rows(rows, slot_row, frows, ffree, sfree, meta):
+    """Return flow rows and their stream rows to the pools; detach them from slots."""
+    for r in rows:
+        for k in range(2 * MAX_SSRCS):
+            ref = frows[r, FR_STREAMS + k]
+            if ref > 0:
+                sfree[meta[M_SROWS_TOP]] = ref - 1
+                meta[M_SROWS_TOP] += 1
+        s = frows[r, FR_SLOT]
+        if 0 <= s < slot_row.shape[0] and slot_row[s] == r + 1:
+            slot_row[s] = 0
+        frows[r, FR_FLOW_ID] = -1
+        ffree[meta[M_FROWS_TOP]] = r
+        meta[M_FROWS_TOP] += 1

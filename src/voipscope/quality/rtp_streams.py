@@ -1,0 +1,323 @@
+"""RtpStreamTracker: FlowHooks that measure every RTP stream, then hand them out at expiry.
+
+The tracker follows every UDP flow speculatively (rtp_kernel); whether a flow *was* RTP is
+the arbiter's call, made when the flow ends. So the pipeline's caller takes the streams of
+the flows judged RTP/SRTP from :meth:`RtpStreamTracker.pop` (or ``streams_for``) after
+the Flow records of those flows were yielded, and leaves the rest: results not taken
+are dropped oldest-first beyond ``max_pending_flows`` (memory stays bounded by live
+flows, DESIGN §2).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voipscope.addresses import format_ip
+from voipscope.config import FlowConfig
+from voipscope.decode.batch import DecodedBatch
+from voipscope.flows import kernels as F
+from voipscope.flows.table import FlowAssignment
+from voipscope.quality import rtp_kernel as K
+from voipscope.quality.payload_types import (
+    RtpMap,
+    clock_table_hz,
+    encoding_name,
+    jitter_unknown_reason,
+)
+
+INITIAL_FLOW_ROWS = 1024
+INITIAL_STREAM_ROWS = 1024
+# Ended flows whose streams wait for the caller; beyond this the oldest are dropped.
+MAX_PENDING_FLOWS = 16384
+
+
+@dataclass(slots=True)
+class MediaStream:
+    """One direction of RTP of one SSRC: the Media stream record of DESIGN §3, and more."""
+
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    ssrc: int
+    payload_type: int  # of the first packet
+    codec: str | None
+    packets: int
+    lost: int  # expected - received (RFC 3550 A.3); negative with duplicates
+    loss_pct: float
+    duplicates: int
+    out_of_order: int
+    jitter_ms: float | None  # mean A.8 estimate over regular packets, as tshark reports it
+    max_delta_ms: float
+    mos: float | None = None  # E-model: another stage's job
+    talk_spurts: list[list[float]] | None = None  # activity: another stage's job
+    # -- beyond the contract's minimum
+    flow_id: int = -1
+    direction: int = 0  # 0: the flow's src -> dst
+    expected: int = 0
+    first_seq: int = 0
+    last_seq: int = 0  # of the last packet to arrive
+    payload_type_changed: bool = False
+    last_payload_type: int = 0
+    markers: int = 0
+    first_seen: float = 0.0  # capture time, epoch seconds
+    last_seen: float = 0.0
+    rtp_timestamp_first: int = 0
+    rtp_timestamp_last: int = 0
+    clock_hz: int | None = None
+    max_jitter_ms: float | None = None
+    jitter_last_ms: float | None = None  # the running A.8 estimate after the last packet
+    jitter_ts_units: float | None = None  # the same in RTP timestamp units (RFC 3550 A.8)
+    jitter_unknown: str | None = None  # why jitter_ms is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Ended:
+    """An ended flow's rows, copied out of the pools; records are built on demand."""
+
+    flow: np.ndarray  # F_* row of flows.kernels
+    frow: np.ndarray  # FR_* row of rtp_kernel
+    si: np.ndarray  # (2 * MAX_SSRCS, S_LEN): the stream rows, in FR_STREAMS order
+    sf: np.ndarray  # (2 * MAX_SSRCS, SF_LEN)
+
+
+@dataclass(slots=True)
+class RtpFlowStats:
+    """What the tracker saw on one ended flow."""
+
+    flow_id: int
+    streams: list[MediaStream] = field(default_factory=list)
+    rtcp_packets: tuple[int, int] = (0, 0)  # per direction
+    truncated_packets: tuple[int, int] = (0, 0)  # version 2, header cut short
+    ssrc_overflow_packets: tuple[int, int] = (0, 0)  # SSRCs beyond MAX_SSRCS
+
+
+class RtpStreamTracker:
+    """FlowHooks: per-(flow, direction, SSRC) RTP statistics (RFC 3550 appendix A)."""
+
+    def __init__(
+        self,
+        capacity: int = FlowConfig().max_flows,
+        rtpmap: RtpMap | None = None,
+        max_pending_flows: int = MAX_PENDING_FLOWS,
+    ) -> None:
+        """``capacity``: the flow table's ``flows.max_flows`` (slots are indices below it).
+        ``rtpmap``: SDP payload-type overrides {pt: (encoding, clock Hz)} for every flow."""
+        self.rtpmap = dict(rtpmap or {})
+        self.clock_hz = clock_table_hz(self.rtpmap)
+        self.max_pending_flows = max_pending_flows
+        # np.zeros is calloc: slots never used cost no RSS.
+        self.slot_row = np.zeros(capacity, np.int64)
+        self.frows = np.zeros((INITIAL_FLOW_ROWS, K.FR_LEN), np.int64)
+        self.ffree = np.zeros(INITIAL_FLOW_ROWS, np.int64)
+        self.new_rows = np.zeros(INITIAL_FLOW_ROWS, np.int64)
+        self.si = np.zeros((INITIAL_STREAM_ROWS, K.S_LEN), np.int64)
+        self.sf = np.zeros((INITIAL_STREAM_ROWS, K.SF_LEN), np.float64)
+        self.sfree = np.zeros(INITIAL_STREAM_ROWS, np.int64)
+        self.meta = np.zeros(K.M_LEN, np.int64)
+        self._row_of: dict[int, int] = {}  # flow id -> flow row, for tracked flows only
+        self._ended: OrderedDict[int, _Ended] = OrderedDict()
+        self.dropped_results = 0
+        self._no_extra = np.zeros(1, np.uint8)
+
+    # -- FlowHooks ------------------------------------------------------------------
+
+    def on_init(self, d: DecodedBatch, a: FlowAssignment, first_packets: np.ndarray) -> None:
+        # Nothing to do: a flow row records its flow id, and the kernel starts a new row
+        # when a slot's packets carry another flow id (a reused slot).
+        return None
+
+    def on_update(self, d: DecodedBatch, a: FlowAssignment) -> None:
+        n = len(d)
+        if n == 0:
+            return
+        extra, in_extra, l4_off = self._no_extra, np.zeros(n, np.uint8), d.l4_off
+        if d.reassembled:
+            # Datagrams rebuilt from fragments live outside the window: give the kernel
+            # their payloads in a side buffer.
+            l4_off = d.l4_off.copy()
+            chunks = []
+            at = 0
+            for i, payload in d.reassembled.items():
+                in_extra[i] = 1
+                l4_off[i] = at
+                chunks.append(payload)
+                at += len(payload)
+            extra = np.frombuffer(b"".join(chunks) or b"\0", np.uint8)
+        start = 0
+        while True:
+            stopped, why = K.track_rtp(
+                d.packets.buf, extra, in_extra, l4_off, d.l4_len, d.status, d.proto,
+                d.ts_ns, a.slot, a.flow_id, a.direction, start,
+                self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
+                self.meta, self.new_rows, self.clock_hz,
+            )  # fmt: skip
+            self._collect_new_rows()
+            if why == K.DONE:
+                return
+            if why == K.FLOW_POOL_FULL:
+                self._grow_flow_rows()
+            else:
+                self._grow_stream_rows()
+            start = int(stopped)
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        ids = ended[:, F.F_ID].tolist()
+        rows: list[int] = []
+        at: list[int] = []
+        for k, flow_id in enumerate(ids):
+            r = self._row_of.pop(flow_id, None)
+            if r is not None:
+                rows.append(r)
+                at.append(k)
+        if not rows:
+            return
+        # Copy the ended flows' rows out (numpy, all at once) and free the pools; the
+        # records are built only for the flows the caller asks for (most flows with an
+        # RTP-looking packet are not RTP: DNS ids, random payloads).
+        picked = np.array(rows, np.int64)
+        frows = self.frows[picked]
+        refs = np.maximum(frows[:, K.FR_STREAMS :] - 1, 0)
+        si, sf = self.si[refs], self.sf[refs]
+        flows = ended[at]
+        K.free_flow_rows(picked, self.slot_row, self.frows, self.ffree, self.sfree, self.meta)
+        for j, k in enumerate(at):
+            self._ended[ids[k]] = _Ended(flows[j], frows[j], si[j], sf[j])
+        while len(self._ended) > self.max_pending_flows:
+            self._ended.popitem(last=False)
+            self.dropped_results += 1
+
+    # -- for the caller -------------------------------------------------------------
+
+    def pop(self, flow_id: int) -> RtpFlowStats | None:
+        """The ended flow's statistics (None: no RTP-looking packet), handed out once."""
+        ended = self._ended.pop(flow_id, None)
+        return None if ended is None else self._stats(ended)
+
+    def streams_for(self, flow_ids: Iterable[int]) -> list[MediaStream]:
+        """The streams of ended flows (e.g. those judged RTP), handed out once."""
+        out: list[MediaStream] = []
+        for flow_id in flow_ids:
+            stats = self.pop(int(flow_id))
+            if stats is not None:
+                out.extend(stats.streams)
+        return out
+
+    @property
+    def live_flows(self) -> int:
+        """Flows with tracking state (RTP-looking packets) not yet ended."""
+        return len(self._row_of)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _collect_new_rows(self) -> None:
+        count = int(self.meta[K.M_NEW])
+        if count:
+            rows = self.new_rows[:count]
+            self._row_of.update(
+                zip(self.frows[rows, K.FR_FLOW_ID].tolist(), rows.tolist(), strict=True)
+            )
+            self.meta[K.M_NEW] = 0
+
+    def _grow_flow_rows(self) -> None:
+        size = 2 * self.frows.shape[0]
+        self.frows = _grown(self.frows, size)
+        self.ffree = _grown(self.ffree, size)
+        self.new_rows = _grown(self.new_rows, size)
+
+    def _grow_stream_rows(self) -> None:
+        size = 2 * self.si.shape[0]
+        self.si = _grown(self.si, size)
+        self.sf = _grown(self.sf, size)
+        self.sfree = _grown(self.sfree, size)
+
+    def _stats(self, ended: _Ended) -> RtpFlowStats:
+        flow = ended.flow
+        fr = ended.frow.tolist()
+        version = int(flow[F.F_IPVER])
+        ends = (
+            (format_ip(version, int(flow[F.F_SRC_HI]), int(flow[F.F_SRC_LO])),
+             int(flow[F.F_SPORT])),
+            (format_ip(version, int(flow[F.F_DST_HI]), int(flow[F.F_DST_LO])),
+             int(flow[F.F_DPORT])),
+        )  # fmt: skip
+        stats = RtpFlowStats(
+            flow_id=int(flow[F.F_ID]),
+            rtcp_packets=(fr[K.FR_RTCP], fr[K.FR_RTCP + 1]),
+            truncated_packets=(fr[K.FR_TRUNCATED], fr[K.FR_TRUNCATED + 1]),
+            ssrc_overflow_packets=(fr[K.FR_OVERFLOW], fr[K.FR_OVERFLOW + 1]),
+        )
+        for k, ref in enumerate(fr[K.FR_STREAMS : K.FR_LEN]):
+            if ref:
+                stats.streams.append(
+                    self._stream(stats.flow_id, ends, ended.si[k].tolist(), ended.sf[k].tolist())
+                )
+        return stats
+
+    def _stream(
+        self,
+        flow_id: int,
+        ends: tuple[tuple[str, int], tuple[str, int]],
+        s: list[int],
+        sf: list[float],
+    ) -> MediaStream:
+        jitter, max_jitter, mean = sf
+        direction = s[K.S_DIRECTION]
+        (src_ip, src_port), (dst_ip, dst_port) = ends if direction == 0 else ends[::-1]
+        expected = s[K.S_MAX_EXT] - s[K.S_MIN_EXT] + 1
+        lost = expected - s[K.S_PACKETS]
+        pt = s[K.S_PT_FIRST]
+        clock = s[K.S_CLOCK_HZ] or None
+        mean_jitter: float | None = None
+        why = None
+        if clock is None:
+            why = jitter_unknown_reason(pt, self.rtpmap) or "no packet with a known clock"
+        else:
+            mean_jitter = mean
+        return MediaStream(
+            src_ip=src_ip,
+            src_port=src_port,
+            dst_ip=dst_ip,
+            dst_port=dst_port,
+            ssrc=s[K.S_SSRC],
+            payload_type=pt,
+            codec=encoding_name(pt, self.rtpmap),
+            packets=s[K.S_PACKETS],
+            lost=lost,
+            loss_pct=100.0 * lost / expected,
+            duplicates=s[K.S_DUPLICATES],
+            out_of_order=s[K.S_OUT_OF_ORDER],
+            jitter_ms=mean_jitter,
+            max_delta_ms=s[K.S_MAX_DELTA_NS] / 1e6,
+            flow_id=flow_id,
+            direction=direction,
+            expected=expected,
+            first_seq=s[K.S_FIRST_SEQ],
+            last_seq=s[K.S_LAST_SEQ],
+            payload_type_changed=s[K.S_PT_CHANGES] > 0,
+            last_payload_type=s[K.S_PT_LAST],
+            markers=s[K.S_MARKERS],
+            first_seen=s[K.S_FIRST_NS] / 1e9,
+            last_seen=s[K.S_LAST_NS] / 1e9,
+            rtp_timestamp_first=s[K.S_TS_FIRST],
+            rtp_timestamp_last=s[K.S_TS_LAST] & 0xFFFFFFFF,
+            clock_hz=clock,
+            max_jitter_ms=max_jitter if clock else None,
+            jitter_last_ms=jitter if clock else None,
+            jitter_ts_units=jitter * clock / 1000.0 if clock else None,
+            jitter_unknown=why,
+        )
+
+
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, *a.shape[1:]), a.dtype)
+    out[: a.shape[0]] = a
+    return out

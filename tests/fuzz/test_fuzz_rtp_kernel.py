@@ -1,0 +1,137 @@
+"""Hypothesis over the RTP stream kernel: random and near-RTP payloads, random schedules.
+
+Through the real decoder and flow table (tiny tables and batches, so slots are reused and
+pools grow), then straight into the kernel with lying offsets. Nothing may raise, and
+with NUMBA_BOUNDSCHECK=1 (see conftest.py) no read may leave its array.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests import pcapbuild as pb
+from tests.fuzz.support import FAST, LONG
+from tests.readback import batch_of
+from voipscope.anomalies import AnomalyLog
+from voipscope.config import FlowConfig
+from voipscope.decode import decode_batch
+from voipscope.flows import FlowTable, new_assignment
+from voipscope.quality import rtp_kernel as K
+from voipscope.quality.rtp_streams import RtpStreamTracker
+
+PORTS = [(4000, 5000), (4002, 5002), (4004, 5004)]
+
+
+@st.composite
+def payload(draw: st.DrawFn) -> bytes:
+    """Random bytes, or an RTP-ish header with random fields and random damage."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=64))
+    b0 = draw(st.integers(0x80, 0xBF))
+    head = struct.pack(
+        "!BBHII",
+        b0,
+        draw(st.integers(0, 255)),
+        draw(st.integers(0, 0xFFFF)),
+        draw(st.integers(0, 0xFFFFFFFF)),
+        draw(st.sampled_from([1, 2, 3, 4, 5, 6, draw(st.integers(0, 0xFFFFFFFF))])),
+    )
+    tail = draw(st.binary(max_size=80))
+    return (head + tail)[: draw(st.integers(0, 12 + len(tail)))]
+
+
+packets = st.lists(
+    st.tuples(
+        payload(),
+        st.sampled_from(range(len(PORTS))),
+        st.booleans(),  # reverse direction
+        st.integers(0, 3_000_000_000),  # ns since the previous packet (idle timeouts too)
+    ),
+    max_size=60,
+)
+
+
+def check_tracker(pkts: list[tuple[bytes, int, bool, int]], batch: int) -> None:
+    frames, stamps, ts = [], [], 1_700_000_000_000_000_000
+    for data, flow, reverse, gap in pkts:
+        a, b = PORTS[flow]
+        sport, dport = (b, a) if reverse else (a, b)
+        src, dst = ("10.0.0.2", "10.0.0.1") if reverse else ("10.0.0.1", "10.0.0.2")
+        frames.append((1, pb.ethernet(pb.ipv4(pb.udp(data, sport, dport), src, dst))))
+        ts += gap
+        stamps.append(ts)
+    config = FlowConfig(idle_timeout_s=1.0, max_flows=2)
+    table = FlowTable(config, AnomalyLog())
+    tracker = RtpStreamTracker(config.max_flows)
+    ended_ids: list[int] = []
+    for start in range(0, len(frames), batch):
+        d = decode_batch(batch_of(frames[start : start + batch], stamps[start : start + batch]))
+        a = new_assignment(len(d))
+        ended = list(table.update(d, a))
+        tracker.on_init(d, a, np.flatnonzero(a.seq == 1))
+        tracker.on_update(d, a)
+        for rows in ended:
+            tracker.on_expire(rows)
+            ended_ids += rows[:, 0].tolist()
+    for rows in table.flush():
+        tracker.on_expire(rows)
+        ended_ids += rows[:, 0].tolist()
+    assert tracker.live_flows == 0
+    counted = 0
+    for flow_id in ended_ids:
+        stats = tracker.pop(flow_id)
+        if stats is None:
+            continue
+        counted += sum(stats.rtcp_packets) + sum(stats.truncated_packets)
+        counted += sum(stats.ssrc_overflow_packets)
+        for s in stats.streams:
+            assert s.packets >= 1 and s.expected >= 1
+            assert s.duplicates + s.out_of_order <= s.packets - 1
+            assert s.max_delta_ms >= 0 and 0 <= s.payload_type < 128
+            assert s.jitter_ms is None or s.jitter_ms >= 0
+            counted += s.packets
+    assert counted <= len(frames)
+
+
+@FAST
+@given(pkts=packets, batch=st.integers(1, 8))
+def test_random_payloads_through_the_tracker(pkts, batch):
+    check_tracker(pkts, batch)
+
+
+@pytest.mark.slow
+@LONG
+@given(pkts=packets, batch=st.integers(1, 8))
+def test_random_payloads_through_the_tracker_fuzz_long(pkts, batch):
+    check_tracker(pkts, batch)
+
+
+@FAST
+@given(
+    buf=st.binary(min_size=1, max_size=64),
+    rows=st.lists(
+        st.tuples(st.integers(-100, 100), st.integers(0, 200), st.integers(-2, 3)),
+        min_size=1,
+        max_size=20,
+    ),
+)
+def test_kernel_never_reads_outside_its_buffers(buf, rows):
+    """Offsets and lengths past the buffer, slots past the table: skipped, not read."""
+    n = len(rows)
+    off = np.array([r[0] for r in rows], np.int64)
+    length = np.array([r[1] for r in rows], np.int32)
+    slot = np.array([r[2] for r in rows], np.int64)
+    tracker = RtpStreamTracker(2)
+    stopped, why = K.track_rtp(
+        np.frombuffer(buf, np.uint8), np.zeros(1, np.uint8), np.zeros(n, np.uint8), off,
+        length, np.zeros(n, np.uint8), np.full(n, 17, np.uint8),
+        np.arange(n, dtype=np.int64), slot, np.arange(n, dtype=np.int64),
+        np.zeros(n, np.uint8), 0, tracker.slot_row, tracker.frows, tracker.ffree, tracker.si,
+        tracker.sf, tracker.sfree, tracker.meta, tracker.new_rows, tracker.clock_hz,
+    )  # fmt: skip
+    assert (stopped, why) == (n, K.DONE)
