@@ -133,5 +133,6 @@ def test_kernel_never_reads_outside_its_buffers(buf, rows):
         np.arange(n, dtype=np.int64), slot, np.arange(n, dtype=np.int64),
         np.zeros(n, np.uint8), 0, tracker.slot_row, tracker.frows, tracker.ffree, tracker.si,
         tracker.sf, tracker.sfree, tracker.meta, tracker.new_rows, tracker.clock_hz,
+        tracker.va, tracker.ev,
     )  # fmt: skip
     assert (stopped, why) == (n, K.DONE)

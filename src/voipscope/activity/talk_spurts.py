@@ -98,6 +98,15 @@ def reset_rows(state: np.ndarray, rows: np.ndarray) -> None:
 
 
 @njit(cache=True)
+def reset_row(state: np.ndarray, row: int) -> None:  # pragma: no cover - numba
+    for k in range(V_LEN):
+        state[row, k] = 0.0
+    state[row, V_SPURT_START] = np.nan
+    state[row, V_NOISE_DB] = np.nan
+    state[row, V_SIZE_FLOOR] = np.nan
+
+
+@njit(cache=True)
 def g711_energy_dbov(
     buf: np.ndarray, start: int, length: int, table: np.ndarray
 ) -> float:  # pragma: no cover - numba

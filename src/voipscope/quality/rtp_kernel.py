@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from voipscope.activity import talk_spurts as TS
 from voipscope.decode import status as S
 from voipscope.wire import u16be, u32be
 
@@ -81,7 +82,9 @@ S_CLOCK_HZ = 21  # the last known clock rate seen (0: none yet)
 S_UNCLOCKED = 22  # packets whose payload type has no known clock rate
 S_REF_TS = 23  # extended timestamp of the last packet in timestamp order
 S_REF_NS = 24  # and its arrival time: what the next packet's gap and transit are from
-S_LEN = 25
+S_DTMF_TS = 25  # 1 + RTP timestamp of the last DTMF event reported (0: none)
+S_DTMF_EVENTS = 26
+S_LEN = 27
 
 # Stream row float64 columns (milliseconds)
 SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
@@ -98,12 +101,27 @@ M_FROWS_HIGH = 1  # flow rows ever used
 M_SROWS_TOP = 2
 M_SROWS_HIGH = 3
 M_NEW = 4  # flow rows allocated since the caller last read ``new_rows``
-M_LEN = 5
+M_EVENTS = 5  # events in ``ev`` not yet drained by the caller
+M_LEN = 6
+
+# Event columns (int64): a finished talk spurt (row, start ns, end ns) or a DTMF event
+# (row, arrival ns, event code).
+EV_KIND = 0
+EV_ROW = 1
+EV_A = 2
+EV_B = 3
+EV_LEN = 4
+EV_SPURT = 0
+EV_DTMF = 1
+DTMF_EVENT_BYTES = 4  # RFC 4733 §2.3: event, E/R/volume, duration
+DTMF_LAST_EVENT = 15  # RFC 4733 §3.2: 0-9, *, #, A-D
+DYNAMIC_PT_FIRST = 96  # RFC 3551 §6: telephone-event always has a dynamic type
 
 # Stop reasons
 DONE = 0
 FLOW_POOL_FULL = 1
 STREAM_POOL_FULL = 2
+EVENTS_FULL = 3
 
 
 # _parse verdicts
@@ -115,26 +133,27 @@ TRUNCATED = 3  # version 2 and not RTCP, but the CSRC list or extension runs pas
 
 @njit(cache=True, nogil=True, inline="always")
 def _parse(data, p, length):
-    """(verdict, sequence, timestamp, SSRC, second octet) of the payload at ``p``."""
+    """(verdict, sequence, timestamp, SSRC, second octet, header bytes) of the payload
+    at ``p``."""
     if p < 0 or p + length > data.shape[0]:
-        return NOT_RTP, 0, 0, 0, 0  # not the caller's promise; never read outside it
+        return NOT_RTP, 0, 0, 0, 0, 0  # not the caller's promise; never read outside it
     b0 = np.int64(data[p])
     if (b0 & 0xC0) != RTP_VERSION_BITS:
-        return NOT_RTP, 0, 0, 0, 0
+        return NOT_RTP, 0, 0, 0, 0, 0
     b1 = np.int64(data[p + 1])
     if RTCP_SECOND_BYTE_FIRST <= b1 <= RTCP_SECOND_BYTE_LAST:
-        return IS_RTCP, 0, 0, 0, b1
+        return IS_RTCP, 0, 0, 0, b1, 0
     if length < RTP_FIXED_HEADER_BYTES:
-        return NOT_RTP, 0, 0, 0, b1
+        return NOT_RTP, 0, 0, 0, b1, 0
     # RFC 3550 §5.1/§5.3.1: the CSRC list and the extension must fit the datagram.
     header = RTP_FIXED_HEADER_BYTES + 4 * (b0 & 0x0F)
     if b0 & 0x10:
         if header + RTP_EXTENSION_HEADER_BYTES > length:
-            return TRUNCATED, 0, 0, 0, b1
+            return TRUNCATED, 0, 0, 0, b1, 0
         header += RTP_EXTENSION_HEADER_BYTES + 4 * u16be(data, p + header + 2)
     if header > length:
-        return TRUNCATED, 0, 0, 0, b1
-    return IS_RTP, u16be(data, p + 2), u32be(data, p + 4), u32be(data, p + 8), b1
+        return TRUNCATED, 0, 0, 0, b1, 0
+    return IS_RTP, u16be(data, p + 2), u32be(data, p + 4), u32be(data, p + 8), b1, header
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -153,9 +172,12 @@ def _pop(free, meta, top, high, capacity):
 def track_rtp(
     buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
     slot, flow_id, direction, start,
-    slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz,
+    slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
 ):  # fmt: skip
-    """Account packets [start, n). Returns (stopped_at, DONE | *_POOL_FULL).
+    """Account packets [start, n). Returns (stopped_at, DONE | *_POOL_FULL | EVENTS_FULL).
+
+    ``va``: talk-spurt state per stream row (activity.talk_spurts V_* columns); ``ev``:
+    events out (EV_* columns), ``meta[M_EVENTS]`` of them, drained by the caller.
 
     ``in_extra[i]``: packet i's payload is at ``l4_off[i]`` in ``extra`` (a datagram
     rebuilt from fragments), not in ``buf``. ``clock_hz[pt]``: 0 when unknown.
@@ -163,7 +185,10 @@ def track_rtp(
     n = status.shape[0]
     f_cap = frows.shape[0]
     s_cap = si.shape[0]
+    ev_cap = ev.shape[0]
     for i in range(start, n):
+        if meta[M_EVENTS] >= ev_cap:
+            return i, EVENTS_FULL  # a packet makes at most one event
         if status[i] != S.OK or proto[i] != UDP or not 0 <= slot[i] < slot_row.shape[0]:
             continue
         length = np.int64(l4_len[i])
@@ -172,9 +197,9 @@ def track_rtp(
         # Two calls, not one array variable: the capture window may be read-only and
         # numba will not unify a read-only array with a writable one.
         if in_extra[i]:
-            kind, seq, ts, ssrc, b1 = _parse(extra, l4_off[i], length)
+            kind, seq, ts, ssrc, b1, header = _parse(extra, l4_off[i], length)
         else:
-            kind, seq, ts, ssrc, b1 = _parse(buf, l4_off[i], length)
+            kind, seq, ts, ssrc, b1, header = _parse(buf, l4_off[i], length)
         if kind == NOT_RTP:
             continue
         # The flow row of this packet's flow (a new one when the slot changed hands).
@@ -223,10 +248,42 @@ def track_rtp(
             si[row, S_FLOW_ROW] = r
             si[row, S_DIRECTION] = d
             si[row, S_SSRC] = ssrc
-        _account(
-            si, sf, row, seq, ts, b1 & 0x7F, b1 >> 7,
-            ts_ns[i], clock_hz,
-        )  # fmt: skip
+            TS.reset_row(va, row)
+        pt = b1 & 0x7F
+        marker = b1 >> 7
+        _account(si, sf, row, seq, ts, pt, marker, ts_ns[i], clock_hz)
+        # -- who talks when, and DTMF (RFC 4733) events
+        p = l4_off[i] + header
+        payload = length - header
+        if payload == DTMF_EVENT_BYTES and pt >= DYNAMIC_PT_FIRST:
+            if in_extra[i]:
+                event, flags = np.int64(extra[p]), np.int64(extra[p + 1])
+            else:
+                event, flags = np.int64(buf[p]), np.int64(buf[p + 1])
+            # RFC 4733 §2.3: event 0-15 are DTMF digits; the R bit is zero. One event is
+            # several packets with the same timestamp: report it once, at its first.
+            new_event = ts + 1 != si[row, S_DTMF_TS]
+            if event <= DTMF_LAST_EVENT and (flags & 0x40) == 0 and new_event:
+                si[row, S_DTMF_TS] = ts + 1
+                si[row, S_DTMF_EVENTS] += 1
+                k = meta[M_EVENTS]
+                ev[k, EV_KIND] = EV_DTMF
+                ev[k, EV_ROW] = row
+                ev[k, EV_A] = ts_ns[i]
+                ev[k, EV_B] = event
+                meta[M_EVENTS] += 1
+            continue  # a DTMF event is neither speech nor silence of the stream
+        if in_extra[i]:
+            voice = TS.is_voice(va, row, extra, p, payload, pt)
+        else:
+            voice = TS.is_voice(va, row, buf, p, payload, pt)
+        k = meta[M_EVENTS]
+        ended = TS.account_packet(
+            va, row, ts_ns[i], voice, marker == 1, ev[:, EV_ROW], ev[:, EV_A], ev[:, EV_B], k
+        )
+        if ended > k:
+            ev[k, EV_KIND] = EV_SPURT
+            meta[M_EVENTS] += 1
     return n, DONE
 
 

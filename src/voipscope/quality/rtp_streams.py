@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from voipscope.activity import talk_spurts as TS
 from voipscope.addresses import format_ip
 from voipscope.config import FlowConfig
 from voipscope.decode.batch import DecodedBatch
@@ -34,6 +35,10 @@ INITIAL_FLOW_ROWS = 1024
 INITIAL_STREAM_ROWS = 1024
 # Ended flows whose streams wait for the caller; beyond this the oldest are dropped.
 MAX_PENDING_FLOWS = 16384
+EVENT_BUFFER = 4096  # talk-spurt and DTMF events per kernel call before the caller drains
+MAX_SPURTS_PER_STREAM = 20_000  # ~1 spurt per 2 s: over 10 hours; more are counted
+MAX_DTMF_PER_STREAM = 1024
+DTMF_DIGITS = "0123456789*#ABCD"  # RFC 4733 §3.2 events 0-15
 
 
 @dataclass(slots=True)
@@ -74,9 +79,19 @@ class MediaStream:
     jitter_last_ms: float | None = None  # the running A.8 estimate after the last packet
     jitter_ts_units: float | None = None  # the same in RTP timestamp units (RFC 3550 A.8)
     jitter_unknown: str | None = None  # why jitter_ms is None
+    activity_method: str | None = None  # how talk_spurts were found (activity.talk_spurts)
+    talk_spurts_dropped: int = 0  # beyond MAX_SPURTS_PER_STREAM
+    dtmf: list[dict[str, Any]] = field(default_factory=list)  # RFC 4733 events
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class _StreamEvents:
+    spurts: list[list[float]] = field(default_factory=list)  # [start s, end s]
+    dtmf: list[dict[str, Any]] = field(default_factory=list)
+    dropped: int = 0
 
 
 @dataclass(slots=True)
@@ -87,6 +102,8 @@ class _Ended:
     frow: np.ndarray  # FR_* row of rtp_kernel
     si: np.ndarray  # (2 * MAX_SSRCS, S_LEN): the stream rows, in FR_STREAMS order
     sf: np.ndarray  # (2 * MAX_SSRCS, SF_LEN)
+    va: np.ndarray  # (2 * MAX_SSRCS, V_LEN): talk-spurt state
+    events: dict[tuple[int, int], _StreamEvents]  # (direction, SSRC) -> spurts and DTMF
 
 
 @dataclass(slots=True)
@@ -122,6 +139,10 @@ class RtpStreamTracker:
         self.si = np.zeros((INITIAL_STREAM_ROWS, K.S_LEN), np.int64)
         self.sf = np.zeros((INITIAL_STREAM_ROWS, K.SF_LEN), np.float64)
         self.sfree = np.zeros(INITIAL_STREAM_ROWS, np.int64)
+        self.va = TS.new_state(INITIAL_STREAM_ROWS)
+        self.ev = np.zeros((EVENT_BUFFER, K.EV_LEN), np.int64)
+        # (flow id, direction, SSRC) -> events of live streams; moved to _Ended at expiry
+        self._events: dict[int, dict[tuple[int, int], _StreamEvents]] = {}
         self.meta = np.zeros(K.M_LEN, np.int64)
         self._row_of: dict[int, int] = {}  # flow id -> flow row, for tracked flows only
         self._ended: OrderedDict[int, _Ended] = OrderedDict()
@@ -158,14 +179,15 @@ class RtpStreamTracker:
                 d.packets.buf, extra, in_extra, l4_off, d.l4_len, d.status, d.proto,
                 d.ts_ns, a.slot, a.flow_id, a.direction, start,
                 self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
-                self.meta, self.new_rows, self.clock_hz,
+                self.meta, self.new_rows, self.clock_hz, self.va, self.ev,
             )  # fmt: skip
             self._collect_new_rows()
+            self._drain_events()
             if why == K.DONE:
                 return
             if why == K.FLOW_POOL_FULL:
                 self._grow_flow_rows()
-            else:
+            elif why == K.STREAM_POOL_FULL:
                 self._grow_stream_rows()
             start = int(stopped)
 
@@ -186,11 +208,12 @@ class RtpStreamTracker:
         picked = np.array(rows, np.int64)
         frows = self.frows[picked]
         refs = np.maximum(frows[:, K.FR_STREAMS :] - 1, 0)
-        si, sf = self.si[refs], self.sf[refs]
+        si, sf, va = self.si[refs], self.sf[refs], self.va[refs]
         flows = ended[at]
         K.free_flow_rows(picked, self.slot_row, self.frows, self.ffree, self.sfree, self.meta)
         for j, k in enumerate(at):
-            self._ended[ids[k]] = _Ended(flows[j], frows[j], si[j], sf[j])
+            events = self._events.pop(ids[k], {})
+            self._ended[ids[k]] = _Ended(flows[j], frows[j], si[j], sf[j], va[j], events)
         while len(self._ended) > self.max_pending_flows:
             self._ended.popitem(last=False)
             self.dropped_results += 1
@@ -238,6 +261,31 @@ class RtpStreamTracker:
         self.si = _grown(self.si, size)
         self.sf = _grown(self.sf, size)
         self.sfree = _grown(self.sfree, size)
+        self.va = np.concatenate([self.va, TS.new_state(size - self.va.shape[0])])
+
+    def _drain_events(self) -> None:
+        """Move the kernel's events to their streams (rows are reused later: key them by
+        flow id, direction and SSRC now)."""
+        count = int(self.meta[K.M_EVENTS])
+        if not count:
+            return
+        ev = self.ev[:count]
+        rows = ev[:, K.EV_ROW]
+        flow_rows = self.si[rows, K.S_FLOW_ROW]
+        flow_ids = self.frows[flow_rows, K.FR_FLOW_ID].tolist()
+        directions = self.si[rows, K.S_DIRECTION].tolist()
+        ssrcs = self.si[rows, K.S_SSRC].tolist()
+        for j, (kind, _, a, b) in enumerate(ev.tolist()):
+            streams = self._events.setdefault(flow_ids[j], {})
+            events = streams.setdefault((directions[j], ssrcs[j]), _StreamEvents())
+            if kind == K.EV_SPURT:
+                if len(events.spurts) < MAX_SPURTS_PER_STREAM:
+                    events.spurts.append([a / 1e9, b / 1e9])
+                else:
+                    events.dropped += 1
+            elif len(events.dtmf) < MAX_DTMF_PER_STREAM:
+                events.dtmf.append({"ts": a / 1e9, "digit": DTMF_DIGITS[b], "via": "RFC 4733"})
+        self.meta[K.M_EVENTS] = 0
 
     def _stats(self, ended: _Ended) -> RtpFlowStats:
         flow = ended.flow
@@ -257,9 +305,19 @@ class RtpStreamTracker:
         )
         for k, ref in enumerate(fr[K.FR_STREAMS : K.FR_LEN]):
             if ref:
-                stats.streams.append(
-                    self._stream(stats.flow_id, ends, ended.si[k].tolist(), ended.sf[k].tolist())
+                stream = self._stream(
+                    stats.flow_id, ends, ended.si[k].tolist(), ended.sf[k].tolist()
                 )
+                events = ended.events.get((stream.direction, stream.ssrc), _StreamEvents())
+                spurts = list(events.spurts)
+                tail = TS.close_spurt(ended.va, k)
+                if tail is not None:
+                    spurts.append([tail[0] / 1e9, tail[1] / 1e9])
+                stream.talk_spurts = spurts
+                stream.activity_method = TS.method_name(ended.va, k)
+                stream.talk_spurts_dropped = events.dropped
+                stream.dtmf = events.dtmf
+                stats.streams.append(stream)
         return stats
 
     def _stream(

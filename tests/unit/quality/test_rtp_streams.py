@@ -33,7 +33,35 @@ def test_clean_stream(write_pcap):
     assert (s.first_seq, s.last_seq) == (1, 50)
     assert (s.rtp_timestamp_first, s.rtp_timestamp_last) == (1000, 1000 + 49 * PCMU_TICKS)
     assert s.last_seen - s.first_seen == pytest.approx(49 * FRAME_MS / 1000)
-    assert s.mos is None and s.talk_spurts is None
+    assert s.mos is None  # the calls stage scores streams
+    # µ-law 0xFF is digital silence: nobody talks.
+    assert s.talk_spurts == [] and s.activity_method == "payload energy (G.711)"
+    assert s.dtmf == []
+
+
+def test_talk_spurts_from_g711_energy_and_rfc4733_digits(write_pcap):
+    """Loud frames 0.4-1.0 s, silence around; DTMF '5' then '#' (PT 101, 4-byte events,
+    three packets each with one timestamp) between 1.2 and 1.4 s."""
+    tone = bytes([0x00, 0x80] * 80)  # µ-law full-scale square wave: unmistakably voice
+    packets = []
+    for k in range(100):
+        ms = k * FRAME_MS
+        payload = tone if 400 <= ms < 1000 else b"\xff" * 160
+        packets.append(udp_at(ms, rtp(k + 1, 1000 + k * PCMU_TICKS, payload=payload)))
+    seq = 200
+    for n, (digit, event_ts) in enumerate(((5, 50_000), (11, 51_000))):
+        for r in range(3):
+            body = bytes([digit, 0x80 if r == 2 else 0x0A]) + (160 * (r + 1)).to_bytes(2, "big")
+            ms = 1200 + n * 100 + r * 20 + 5
+            packets.append(udp_at(ms, rtp(seq, event_ts, payload=body, pt=101)))
+            seq += 1
+    packets.sort(key=lambda p: p.ts_ns)
+    (s,) = only_stats(run(write_pcap, packets)).streams
+    ((start, end),) = s.talk_spurts
+    assert start - s.first_seen == pytest.approx(0.400, abs=1e-5)
+    assert end - s.first_seen == pytest.approx(1.000, abs=1e-5)  # last voice + one frame
+    assert [d["digit"] for d in s.dtmf] == ["5", "#"]
+    assert s.dtmf[0]["ts"] - s.first_seen == pytest.approx(1.205, abs=1e-5)
 
 
 def test_sequence_wraps_at_65535(write_pcap):
