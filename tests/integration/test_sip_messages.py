@@ -29,6 +29,8 @@ def _voipscope(name: str) -> list[tuple[int, str]]:
         pass
     out = []
     for event in hook.messages:
+        if event.protocol != "SIP":  # type: ignore[attr-defined]
+            continue
         msg = event.message  # type: ignore[attr-defined]
         out.append((event.ts_ns // 1000, msg.method if msg.is_request else str(msg.status_code)))  # type: ignore[attr-defined]
     return out
