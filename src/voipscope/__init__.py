@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from voipscope._version import __version__
 
 _LAZY = {
+    "iter_calls": "voipscope.api",
     "iter_flows": "voipscope.api",
+    "read_calls": "voipscope.api",
     "read_flows": "voipscope.api",
     "Config": "voipscope.config",
     "ConfigError": "voipscope.errors",
@@ -25,7 +27,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from voipscope.api import iter_flows, read_flows
+    from voipscope.api import iter_calls, iter_flows, read_calls, read_flows
     from voipscope.config import Config
     from voipscope.errors import (
         ConfigError,
@@ -55,6 +57,8 @@ __all__ = [
     "Unsupported",
     "VoipscopeError",
     "__version__",
+    "iter_calls",
     "iter_flows",
+    "read_calls",
     "read_flows",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -149,6 +150,30 @@ class FlowPipeline:
             names = ", ".join(f"{t} ({linktype_name(t)})" for t in sorted(info.linktypes))
             raise SourceError(path, f"unsupported link type {names}")
 
+    def run_calls(
+        self, path: str, progress: Callable[[CaptureInfo], None] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Call records of one input, in lists as calls become final (the flows still
+        run; their records are not kept). Every record names ``path`` as its capture."""
+        from voipscope.calls.stage import CallsStage  # only calls runs pay for it
+
+        stage = CallsStage(self.config, self.stats.anomalies)
+        self.hooks.append(stage)
+
+        def stamped(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for record in records:
+                record["capture"] = path
+            return records
+
+        try:
+            for _ in self.run_one(path, progress):
+                if records := stage.drain():
+                    yield stamped(records)
+            if records := stage.drain() + stage.finish():
+                yield stamped(records)
+        finally:
+            self.hooks.remove(stage)
+
     def _hand_out_messages(self) -> None:
         if self.dissect is None:
             return
@@ -171,7 +196,12 @@ class FlowPipeline:
         for hook in self.hooks:
             hook.on_expire(rows)
         self.stats.flows += rows.shape[0]
-        yield flows_to_batch(rows, path, verdicts)
+        batch = flows_to_batch(rows, path, verdicts)
+        for hook in self.hooks:
+            on_flow_records = getattr(hook, "on_flow_records", None)  # optional in FlowHooks
+            if on_flow_records is not None:
+                on_flow_records(batch)
+        yield batch
 
     def _report_decode_anomalies(self, d: DecodedBatch) -> None:
         bad = np.flatnonzero(

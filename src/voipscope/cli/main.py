@@ -142,10 +142,11 @@ def flows(
 
 def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: list[str],
                print_stats: bool, progress: bool | None, show_traceback: bool,
-               anomalies_out: str | None = None) -> int:  # fmt: skip
+               anomalies_out: str | None = None, records: str = "flows") -> int:  # fmt: skip
+    """Run the pipeline over ``paths`` and write ``records`` ("flows" or "calls")."""
     from voipscope.config import Config
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
-    from voipscope.output import FLOW_SCHEMA, FORMATS, open_writer
+    from voipscope.output import CALL_SCHEMA, FLOW_SCHEMA, FORMATS, open_writer
     from voipscope.pipeline import FlowPipeline
 
     if fmt not in FORMATS:
@@ -166,15 +167,18 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
     pipeline = FlowPipeline(cfg)
     code = EXIT_OK
     try:
-        writer = open_writer(fmt, output, FLOW_SCHEMA)
+        writer = open_writer(fmt, output, CALL_SCHEMA if records == "calls" else FLOW_SCHEMA)
     except OSError as exc:
         _err(f"{output}: cannot write ({exc.strerror or exc})")
         return EXIT_ERROR
     try:
         for path in paths:
             try:
-                for batch in _with_progress(pipeline, path, progress):
-                    writer.write(batch)
+                if records == "calls":
+                    _write_calls(pipeline, path, progress, writer)
+                else:
+                    for batch in _with_progress(pipeline, path, progress):
+                        writer.write(batch)
             except SourceError as exc:
                 _err(f"error: {exc}")
                 code = EXIT_UNREADABLE
@@ -219,6 +223,64 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
     return code
 
 
+def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  # type: ignore[no-untyped-def]
+    from voipscope.output.call_records import calls_to_batch
+
+    for records in _with_progress(pipeline, path, progress, calls=True):
+        writer.write(calls_to_batch(records))
+
+
+@app.command()
+def calls(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | jsonl | csv | parquet (default: table on a terminal, "
+            "jsonl when piped, else by the -o suffix).",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
+    ] = None,
+    use_sample: Annotated[
+        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
+    ] = False,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", "-c", help="KEY=VALUE (repeatable), as for `flows`."),
+    ] = None,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Print the run's counts to stderr as JSON.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
+    ] = None,
+    show_traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the stack on errors.")
+    ] = False,
+) -> None:
+    """One record per call or registration (DESIGN §3 Call record), with its media
+    streams: quality (loss, jitter, MOS) and who talked when."""
+    paths = list(inputs or [])
+    if use_sample:
+        paths.append(sample_path())
+    if not paths:
+        _err("usage: voipscope calls INPUT... (or --sample)")
+        raise typer.Exit(EXIT_USAGE)
+    chosen = _pick_format(fmt, output)
+    code = _run_flows(
+        paths, chosen, output, config or [], stats, progress, show_traceback, None, "calls"
+    )
+    raise typer.Exit(code)
+
+
 def _use_system_allocator() -> None:
     """Arrow's default jemalloc pool keeps ~40 MB of freed memory around; the system
     allocator gives it back. The command owns its process, so it may choose (a library
@@ -228,13 +290,14 @@ def _use_system_allocator() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
-def _with_progress(pipeline, path: str, progress: bool | None) -> Iterator:  # type: ignore[no-untyped-def]
+def _with_progress(pipeline, path: str, progress: bool | None, calls: bool = False) -> Iterator:  # type: ignore[no-untyped-def]
     size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
     show = (
         progress if progress is not None else (sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
     )
+    run = pipeline.run_calls if calls else pipeline.run_one
     if not show:
-        yield from pipeline.run_one(path)
+        yield from run(path)
         return
     from rich.progress import (
         BarColumn,
@@ -253,7 +316,7 @@ def _with_progress(pipeline, path: str, progress: bool | None) -> Iterator:  # t
             total = info.bytes_total or None
             bar.update(task, completed=info.bytes_done, total=total)
 
-        yield from pipeline.run_one(path, progress=update)
+        yield from run(path, progress=update)
 
 
 def main() -> None:

@@ -25,6 +25,10 @@ class FlowHooks(Protocol):
     def on_expire(self, ended: np.ndarray) -> None:
         """Flows ended; ``ended`` is a matrix with the F_* columns of flows.kernels."""
 
+    def on_flow_records(self, batch: object) -> None:
+        """The Flow records (a pyarrow RecordBatch, verdicts filled) of flows that ended,
+        after ``on_expire``. Optional for a hook."""
+
     def on_messages(self, messages: list[object]) -> None:
         """Signalling messages the dissectors parsed in this batch, in capture order
         (``voipscope.dissect.base.MessageEvent``). Optional for a hook."""
@@ -43,4 +47,7 @@ class NoHooks:
         return None
 
     def on_messages(self, messages: list[object]) -> None:
+        return None
+
+    def on_flow_records(self, batch: object) -> None:
         return None

@@ -73,6 +73,8 @@ STREAM_FIELDS = [
     pa.field("r_factor", pa.float64()),
     pa.field("mos_reason", pa.string()),
     pa.field("talk_spurts", pa.list_(pa.list_(pa.float64()))),
+    pa.field("activity_method", pa.string()),
+    pa.field("markers", pa.int64()),
     pa.field("pairing", pa.string()),  # how the stream was tied to its call
     pa.field("pairing_confidence", pa.float64()),
 ]
@@ -101,8 +103,22 @@ CALL_SCHEMA = pa.schema(
         pa.field("signaling_flows", pa.list_(pa.int64())),
         pa.field("media_flows", pa.list_(pa.int64())),
         pa.field("messages", pa.string()),  # per-method counts, "INVITE:3 ACK:1 BYE:1"
-        pa.field("dtmf", pa.list_(pa.string())),
+        pa.field("dtmf", pa.list_(pa.string())),  # "5 at 1700000000.120 (RFC 4733)"
         pa.field("user_agents", pa.list_(pa.string())),
+        pa.field("caller_ip", pa.string()),
+        pa.field("callee_ip", pa.string()),
+        pa.field("ended_by", pa.string()),
+        pa.field("participants", pa.int32()),
+        pa.field("caller_talk_pct", pa.float64()),
+        pa.field("callee_talk_pct", pa.float64()),
+        pa.field("double_talk_pct", pa.float64()),
+        pa.field("silence_pct", pa.float64()),
+        # registrations (kind "registration")
+        pa.field("result", pa.string()),
+        pa.field("challenges", pa.int32()),
+        pa.field("credentials_rejected", pa.int32()),
+        pa.field("auth_usernames", pa.list_(pa.string())),
+        pa.field("realm", pa.string()),
         pa.field("evidence", pa.list_(pa.string())),
     ]
 )

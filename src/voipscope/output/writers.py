@@ -193,8 +193,9 @@ class CallConsoleTable(FlowConsoleTable):
     """Calls at a glance: who called whom, what became of it, and each media stream
     underneath with its codec, loss, jitter and MOS."""
 
-    COLUMNS = ("start (UTC)", "proto", "caller", "callee", "state", "code", "answer s",
-               "dur s", "streams")  # fmt: skip
+    # Stream rows under a call reuse the columns: the headers name both meanings.
+    COLUMNS = ("start (UTC)", "proto", "caller ↳ from", "callee → to", "state·codec",
+               "code·pkts", "ans s·loss%", "dur s·jit ms", "strm·MOS")  # fmt: skip
 
     def close(self) -> None:
         from rich.console import Console
@@ -202,7 +203,13 @@ class CallConsoleTable(FlowConsoleTable):
 
         table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
         for i, name in enumerate(self.COLUMNS):
-            table.add_column(name, justify="right" if i in (5, 6, 7, 8) else "left")
+            table.add_column(
+                name,
+                justify="right" if i in (5, 6, 7, 8) else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=24 if i in (2, 3) else None,
+            )
         rows = pa.Table.from_batches(self._batches).sort_by("start") if self._batches else None
         shown = 0
         if rows is not None:
@@ -229,6 +236,7 @@ def _stamp(ts: float | None) -> str:
 
 def _call_cells(r: dict) -> list[str]:
     answered = "-" if r["answer"] is None else f"{r['answer'] - r['start']:.1f}"
+    caller, callee = r["caller"] or r["caller_ip"] or "-", r["callee"] or r["callee_ip"] or "-"
     duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}"
     protocol = r["protocol"] or "-"
     if r.get("kind") and r["kind"] != "call":
@@ -236,24 +244,23 @@ def _call_cells(r: dict) -> list[str]:
     if r.get("app"):
         protocol += f" ({r['app']})"
     return [
-        _stamp(r["start"]), protocol, r["caller"] or "-", r["callee"] or "-",
+        _stamp(r["start"]), protocol, caller.removeprefix("sip:"), callee.removeprefix("sip:"),
         r["state"] or "-", "-" if r["final_code"] is None else str(r["final_code"]),
         answered, duration, str(len(r["streams"] or [])),
     ]  # fmt: skip
 
 
 def _stream_cells(m: dict) -> list[str]:
-    quality = [f"{m['codec'] or 'PT ' + str(m['payload_type'])}", f"{m['packets']} pkts"]
-    if m["loss_pct"] is not None:
-        quality.append(f"loss {m['loss_pct']:.1f}%")
-    if m["jitter_ms"] is not None:
-        quality.append(f"jitter {m['jitter_ms']:.1f} ms")
-    quality.append("MOS -" if m["mos"] is None else f"MOS {m['mos']:.2f}")
+    codec = m["codec"] or ("-" if m["payload_type"] is None else f"PT {m['payload_type']}")
     return [
         f"↳ {_endpoint(m['src_ip'], m['src_port'])}",
         f"→ {_endpoint(m['dst_ip'], m['dst_port'])}",
-        m["ssrc"] or "", ", ".join(quality), "", "", "",
-    ]  # fmt: skip
+        codec,
+        str(m["packets"]),
+        "-" if m["loss_pct"] is None else f"{m['loss_pct']:.1f}",
+        "-" if m["jitter_ms"] is None else f"{m['jitter_ms']:.1f}",
+        "-" if m["mos"] is None else f"{m['mos']:.2f}",
+    ]
 
 
 def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:

@@ -1,0 +1,301 @@
+"""Calls meet their media: dialog records from the signalling trackers, media flows with
+their RTP streams from the quality stage, joined into the Call records of DESIGN §3.
+
+How a media flow finds its call, surest first:
+1. ``call_id`` on the Flow record: the dissect stage matched the flow's address to an SDP
+   (or MGCP/H.245) announcement of that call (classify/arbiter carries it over).
+2. Behind NAT the media comes from another address than the SDP said (symmetric RTP,
+   RFC 4961; latching): a flow one of whose ports is a port the call announced, starting
+   while the call was up, belongs to it with less confidence.
+3. Otherwise it is no dialog's media: the app-call grouper (calls.app_calls) gets it.
+
+Streaming and bounded: a call is handed out once capture time has passed its end by the
+flow idle timeout (its media flows have ended by then); unpaired media waits a while for
+a call that may still arrive; both waits are capped in count.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voipscope.activity.conversation import conversation
+from voipscope.calls.app_calls import AppCallGrouper
+from voipscope.quality.emodel import mos as emodel_mos
+
+MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZRTP"})
+PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
+CALL_ID_PAIRING_CONFIDENCE = 0.95  # address and port as announced (the dissect expectation)
+MAX_HELD_CALLS = 100_000
+MAX_WAITING_MEDIA = 100_000
+MAX_STREAMS_PER_CALL = 64
+# A media stream that starts this long after the call's first two did is a party joining
+# (conference, barge-in, call recording bleed), not the call's own start-up.
+JOIN_AFTER_S = 2.0
+
+
+@dataclass(slots=True)
+class _Held:
+    record: dict[str, Any]
+    release_s: float  # hand out once capture time passes this
+    ports: frozenset[int]
+    rtpmap: dict[int, str]
+    media: list[tuple[dict[str, Any], list[dict[str, Any]], str, float]] = field(
+        default_factory=list
+    )  # (flow, streams, pairing, confidence)
+
+
+class CallAssembler:
+    def __init__(
+        self,
+        flow_idle_timeout_s: float,
+        app_calls: AppCallGrouper | None = None,
+        max_held_calls: int = MAX_HELD_CALLS,
+        max_waiting_media: int = MAX_WAITING_MEDIA,
+    ) -> None:
+        # Media of a call ends at most one idle timeout after the call's last packet.
+        self.grace_s = flow_idle_timeout_s + 5.0
+        self.app_calls = app_calls or AppCallGrouper()
+        self.max_held_calls = max_held_calls
+        self.max_waiting_media = max_waiting_media
+        self.now_s = 0.0
+        self._held: OrderedDict[str, _Held] = OrderedDict()
+        # call_id -> media flows that ended before their call's record arrived
+        self._early: OrderedDict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = (
+            OrderedDict()
+        )
+        # media flows without a call_id, waiting for a call announcing one of their ports
+        self._unpaired: OrderedDict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = (
+            OrderedDict()
+        )
+        self._app_streams: dict[int, list[dict[str, Any]]] = {}
+        self._out: list[dict[str, Any]] = []
+        self.dropped = 0  # records or flows given up because a cap was reached
+
+    # -- input ----------------------------------------------------------------------------
+
+    def add_call(self, record: dict[str, Any]) -> None:
+        """A finished dialog record (SIP call, registration, H.323/MGCP/IAX2/SCCP call)."""
+        key = record.get("record_id") or record["call_id"] or f"anon-{id(record)}"
+        if record.get("kind") not in (None, "call"):
+            self._out.append(_finish(record, []))  # registrations etc.: no media
+            return
+        endpoints = list(_announced(record))
+        held = _Held(
+            record,
+            release_s=max(self.now_s, _last_time(record)) + self.grace_s,
+            ports=frozenset(p for _, p, _ in endpoints if p),
+            rtpmap={pt: codec for _, _, rtpmap in endpoints for pt, codec in rtpmap.items()},
+        )
+        call_id = record.get("call_id")
+        for flow, streams in self._early.pop(call_id, []) if call_id else []:
+            held.media.append((flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE))
+        for flow_id, (flow, streams) in list(self._unpaired.items()):
+            if self._fits(held, flow):
+                held.media.append((flow, streams, "sdp-port+time (NAT)", PORT_PAIRING_CONFIDENCE))
+                del self._unpaired[flow_id]
+        if len(self._held) >= self.max_held_calls:
+            self._release(next(iter(self._held)))
+            self.dropped += 1
+        self._held[key] = held
+
+    def add_media(self, flow: dict[str, Any], streams: list[dict[str, Any]]) -> None:
+        """An ended media flow (Flow record) and its per-direction streams."""
+        self.now_s = max(self.now_s, flow["last_seen"])
+        call_id = flow.get("call_id")
+        if call_id:
+            for held in self._held.values():
+                if held.record.get("call_id") == call_id:
+                    held.media.append((flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE))
+                    return
+            early = self._early.setdefault(call_id, [])
+            early.append((flow, streams))
+            if len(self._early) > self.max_waiting_media:
+                self._early.popitem(last=False)
+                self.dropped += 1
+            return
+        for held in self._held.values():
+            if self._fits(held, flow):
+                held.media.append((flow, streams, "sdp-port+time (NAT)", PORT_PAIRING_CONFIDENCE))
+                return
+        self._unpaired[flow["flow_id"]] = (flow, streams)
+        if len(self._unpaired) > self.max_waiting_media:
+            self._to_app_calls([self._unpaired.popitem(last=False)[1]])
+
+    def add_other_flows(self, flows: Iterable[dict[str, Any]]) -> None:
+        """Ended non-media flows: app signalling for the app-call grouper, and the clock."""
+        rows = list(flows)
+        for flow in rows:
+            self.now_s = max(self.now_s, flow["last_seen"])
+        self._app_out(self.app_calls.add(rows))
+
+    def advance(self, now_s: float) -> None:
+        self.now_s = max(self.now_s, now_s)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def ready(self) -> list[dict[str, Any]]:
+        """Calls (and app calls, registrations) that nothing can change any more."""
+        for key, held in list(self._held.items()):
+            if held.release_s < self.now_s:
+                self._release(key)
+        waited = [
+            fid
+            for fid, (flow, _) in self._unpaired.items()
+            if flow["last_seen"] + self.grace_s < self.now_s
+        ]
+        self._to_app_calls([self._unpaired.pop(fid) for fid in waited])
+        out, self._out = self._out, []
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        for key in list(self._held):
+            self._release(key)
+        for call_id, media in self._early.items():
+            # Media pinned to a call whose record never came (capture began mid-call).
+            for flow, streams in media:
+                flow = {**flow, "call_id": None, "_orphan_call_id": call_id}
+                self._unpaired[flow["flow_id"]] = (flow, streams)
+        self._early.clear()
+        self._to_app_calls(list(self._unpaired.values()))
+        self._unpaired.clear()
+        self._app_out(self.app_calls.finish())
+        out, self._out = self._out, []
+        return out
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _fits(self, held: _Held, flow: dict[str, Any]) -> bool:
+        if not held.ports or not (flow["src_port"] in held.ports or flow["dst_port"] in held.ports):
+            return False
+        record = held.record
+        start = record.get("answer") or record.get("start") or 0.0
+        end = _last_time(record)
+        return start - 2.0 <= flow["first_seen"] <= end + 2.0
+
+    def _release(self, key: str) -> None:
+        held = self._held.pop(key)
+        streams: list[dict[str, Any]] = []
+        media_flows: list[int] = []
+        for flow, flow_streams, pairing, confidence in sorted(
+            held.media, key=lambda m: (m[0]["first_seen"], m[0]["flow_id"])
+        ):
+            media_flows.append(flow["flow_id"])
+            for stream in flow_streams:
+                if len(streams) < MAX_STREAMS_PER_CALL:
+                    streams.append(
+                        _with_quality(stream, held.rtpmap)
+                        | {"pairing": pairing, "pairing_confidence": confidence}
+                    )
+        record = held.record
+        record["media_flows"] = media_flows
+        self._out.append(_finish(record, streams))
+
+    def _to_app_calls(self, media: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        for flow, streams in media:
+            if len(self._app_streams) < self.max_waiting_media:
+                self._app_streams[flow["flow_id"]] = streams
+        self._app_out(self.app_calls.add(flow for flow, _ in media))
+
+    def _app_out(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            streams = [
+                _with_quality(s, {}) | {"pairing": "app flow", "pairing_confidence": None}
+                for flow_id in record["media_flows"]
+                for s in self._app_streams.pop(flow_id, [])
+            ]
+            self._out.append(_finish(record, streams[:MAX_STREAMS_PER_CALL]))
+
+
+def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:
+    """Streams of a media flow without readable RTP (proprietary or encrypted framing):
+    one per direction with what the flow counters know; quality stays unknown."""
+    out = []
+    for direction, (src, dst) in enumerate((("src", "dst"), ("dst", "src"))):
+        packets = flow["src2dst_packets" if direction == 0 else "dst2src_packets"]
+        if not packets:
+            continue
+        out.append(
+            {
+                "flow_id": flow["flow_id"],
+                "src_ip": flow[f"{src}_ip"],
+                "src_port": flow[f"{src}_port"],
+                "dst_ip": flow[f"{dst}_ip"],
+                "dst_port": flow[f"{dst}_port"],
+                "codec": None,
+                "packets": packets,
+                "first_seen": flow["first_seen"],
+                "last_seen": flow["last_seen"],
+                "mos_reason": f"{flow.get('protocol') or 'media'} framing has no RTP sequence "
+                "numbers to measure loss and jitter",
+            }
+        )
+    return out
+
+
+def _announced(record: dict[str, Any]) -> Iterable[tuple[str | None, int, dict[int, str]]]:
+    """(ip, port, {payload type: codec}) of every media line the signalling announced."""
+    for exchange in record.get("sdp") or []:
+        for m in exchange.get("media") or []:
+            codecs = dict(zip(m.get("payload_types") or [], m.get("codecs") or [], strict=False))
+            yield m.get("ip"), int(m.get("port") or 0), codecs
+    for m in record.get("media_endpoints") or []:
+        yield m.get("ip"), int(m.get("port") or 0), {}
+
+
+def _last_time(record: dict[str, Any]) -> float:
+    for name in ("end", "last_message", "answer", "start"):
+        value = record.get(name)
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, Any]:
+    """MOS by the E-model from the stream's codec and loss; null with a reason otherwise."""
+    out = dict(stream)
+    codec = rtpmap.get(out.get("payload_type", -1)) or out.get("codec")
+    if codec:
+        out["codec"] = codec
+    if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:
+        result = emodel_mos(codec or out.get("payload_type"), out.get("loss_pct"))
+        out["mos"] = result.mos
+        out["r_factor"] = result.r_factor
+        out["mos_reason"] = result.reason
+    return out
+
+
+def _finish(record: dict[str, Any], streams: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record with its streams, the conversation shape and third parties joining."""
+    record = dict(record)
+    record["streams"] = streams
+    evidence = list(record.get("evidence") or [])
+    with_spurts = [s for s in streams if s.get("talk_spurts") is not None]
+    if len(with_spurts) >= 2:
+        a, b = with_spurts[0], with_spurts[1]
+        start = record.get("answer") or record.get("start") or a["first_seen"]
+        end = record.get("end") or max(s["last_seen"] for s in streams)
+        shape = conversation(
+            [tuple(x) for x in a["talk_spurts"]], [tuple(x) for x in b["talk_spurts"]], start, end
+        )
+        record.update(
+            {
+                "caller_talk_pct": shape["a_talk_pct"],
+                "callee_talk_pct": shape["b_talk_pct"],
+                "double_talk_pct": shape["double_talk_pct"],
+                "silence_pct": shape["silence_pct"],
+            }
+        )
+    if len(streams) > 2:
+        first_two = sorted(s["first_seen"] for s in streams)[1]
+        for s in streams:
+            if s["first_seen"] > first_two + JOIN_AFTER_S:
+                evidence.append(
+                    f"another party joined at {s['first_seen']:.3f}: "
+                    f"{s['src_ip']}:{s['src_port']} SSRC {s.get('ssrc')}"
+                )
+    record["participants"] = len({(s["src_ip"], s.get("ssrc")) for s in streams}) or None
+    record["evidence"] = evidence
+    return record

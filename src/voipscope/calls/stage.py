@@ -1,0 +1,104 @@
+"""The calls stage: one FlowHooks that runs the RTP quality tracker and the dialog
+trackers beside the flow table, and hands out finished Call records.
+
+Per batch the pipeline calls ``on_init``/``on_update`` (RTP statistics, numba),
+``on_messages`` (signalling messages in capture order), ``on_expire`` and
+``on_flow_records`` (ended flows with their verdicts); ``drain`` then gives the calls
+nothing can change any more, ``finish`` the rest at the end of the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.calls.assembler import CallAssembler, flow_streams
+from voipscope.calls.sip_dialogs import SipCallTracker
+from voipscope.config import Config
+from voipscope.decode.batch import DecodedBatch
+from voipscope.flows.hooks import NoHooks
+from voipscope.flows.table import FlowAssignment
+from voipscope.quality.rtp_streams import RtpStreamTracker
+
+VOIP_CATEGORIES = ("voip-media", "voip-signaling")
+RTP_PROTOCOLS = frozenset({"RTP", "SRTP"})
+CONTROL_PROTOCOLS = frozenset({"RTCP", "SRTCP"})
+
+
+class CallsStage(NoHooks):
+    def __init__(self, config: Config | None = None, anomalies: AnomalyLog | None = None) -> None:
+        config = config or Config()
+        self.rtp = RtpStreamTracker(config.flows.max_flows)
+        self.sip = SipCallTracker(anomalies=anomalies)
+        self.trackers: list[Any] = [self.sip]
+        self.assembler = CallAssembler(config.flows.idle_timeout_s)
+
+    # -- FlowHooks ------------------------------------------------------------------------
+
+    def on_init(self, d: DecodedBatch, a: FlowAssignment, first_packets: np.ndarray) -> None:
+        self.rtp.on_init(d, a, first_packets)
+
+    def on_update(self, d: DecodedBatch, a: FlowAssignment) -> None:
+        self.rtp.on_update(d, a)
+        if len(d):
+            self.assembler.advance(int(d.ts_ns[-1]) / 1e9)
+
+    def on_messages(self, messages: list[object]) -> None:
+        for tracker in self.trackers:
+            tracker.on_messages(messages)
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        self.rtp.on_expire(ended)
+        for tracker in self.trackers:
+            tracker.on_expire(ended)
+
+    def on_flow_records(self, batch: object) -> None:
+        assert isinstance(batch, pa.RecordBatch)
+        voip = pc.is_in(batch.column("category"), pa.array(VOIP_CATEGORIES))
+        chosen = batch.filter(voip)
+        media_ids = set()
+        others = []
+        for flow in chosen.to_pylist():
+            if flow["category"] == "voip-media":
+                media_ids.add(flow["flow_id"])
+                stats = self.rtp.pop(flow["flow_id"])
+                if flow["protocol"] in RTP_PROTOCOLS and stats is not None and stats.streams:
+                    streams = [_stream_record(asdict(s)) for s in stats.streams]
+                elif flow["protocol"] in CONTROL_PROTOCOLS:
+                    streams = []  # RTCP reports on streams; it is not one
+                else:
+                    streams = flow_streams(flow)
+                self.assembler.add_media(flow, streams)
+            else:
+                others.append(flow)
+        self.assembler.add_other_flows(others)
+        # The tracker keeps results until asked; flows that were not media never will be.
+        for flow_id in batch.column("flow_id").to_pylist():
+            if flow_id not in media_ids:
+                self.rtp.pop(flow_id)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def drain(self) -> list[dict[str, Any]]:
+        for tracker in self.trackers:
+            for record in tracker.drain():
+                self.assembler.add_call(record.to_record())
+        return self.assembler.ready()
+
+    def finish(self) -> list[dict[str, Any]]:
+        for tracker in self.trackers:
+            for record in tracker.finish():
+                self.assembler.add_call(record.to_record())
+        return self.assembler.finish()
+
+
+def _stream_record(s: dict[str, Any]) -> dict[str, Any]:
+    s["ssrc"] = f"0x{s['ssrc']:08X}"  # as Wireshark writes it
+    s["clock_rate_hz"] = s.pop("clock_hz", None)
+    s["mean_jitter_ms"] = s["jitter_ms"]
+    return s

@@ -1,0 +1,74 @@
+"""`voipscope calls` end to end on the shared captures: dialogs, their media streams with
+quality, and app calls grouped from flows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voipscope.api import iter_calls, read_calls
+
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "captures" / "ndpi"
+
+
+def calls(name: str) -> list[dict[str, Any]]:
+    path = CAPTURES / name
+    if not path.exists():
+        pytest.skip(f"{name} not in the shared captures")
+    return sorted(iter_calls(path), key=lambda r: (r["start"] or 0.0, r["call_id"]))
+
+
+def test_sip_pcap_calls_and_registrations() -> None:
+    records = calls("sip.pcap")
+    dialogs = [r for r in records if r["kind"] == "call"]
+    registrations = [r for r in records if r["kind"] == "registration"]
+    # Wireshark's VoIP Calls (peer_calls.csv): 1 cancelled, 3 rejected.
+    assert [r["state"] for r in dialogs] == ["cancelled", "failed", "failed", "failed"]
+    assert [r["final_code"] for r in dialogs] == [408, 403, 403, 480]
+    assert len(registrations) == 9
+    assert {r["result"] for r in registrations} >= {"registered", "challenged", "forbidden"}
+    # The 480 call had early media (183 with SDP): its RTP is paired by the SDP address.
+    early = dialogs[-1]
+    (stream,) = early["streams"]
+    assert stream["packets"] == 9 and stream["codec"].startswith("PCMA")
+    assert stream["pairing"] == "sdp-address" and stream["mos"] == pytest.approx(4.41, abs=0.01)
+    assert all(r["capture"].endswith("sip.pcap") for r in records)
+
+
+def test_fax_call_streams_carry_quality() -> None:
+    dialogs = [r for r in calls("FAX-Call-t38-CA-TDM-SIP-FB-1.pcap") if r["kind"] == "call"]
+    assert [r["state"] for r in dialogs] == ["answered", "answered"]
+    streams = {s["ssrc"]: s for r in dialogs for s in r["streams"]}
+    # Packets as tshark counts them (0x0EAF0EAF: +27 packets tshark calls T.38, see
+    # tests/expected/rtp_streams_exceptions.csv).
+    assert streams["0x17D90134"]["packets"] == 1171 and streams["0x17D90134"]["lost"] == 0
+    assert streams["0x0EAF0EAF"]["packets"] == 159
+    good, bad = streams["0x17D90134"], streams["0x0EAF0EAF"]
+    assert good["mos"] > 4.0 > bad["mos"]  # the side that went T.38 lost its RTP
+    assert good["talk_spurts"] is not None and good["activity_method"]
+
+
+@pytest.mark.parametrize(
+    ("name", "app", "media_flows", "path"),
+    [
+        ("zoom2.pcap", "Zoom", 2, "relay"),
+        ("telegram.pcap", "Telegram", 3, "relay"),
+        ("whatsapp_login_call.pcap", "WhatsApp", 4, "relay and direct"),
+        ("stun_signal.pcapng", "Signal", 2, "direct"),
+    ],
+)
+def test_app_calls_group_their_media_flows(
+    name: str, app: str, media_flows: int, path: str
+) -> None:
+    (call,) = calls(name)
+    assert call["kind"] == "app-call" and call["app"] == app
+    assert len(call["media_flows"]) == media_flows and call["path"] == path
+    assert call["state"] == "answered" and call["streams"]
+
+
+def test_read_calls_gives_the_output_schema() -> None:
+    table = read_calls(CAPTURES / "sip.pcap")
+    assert table.num_rows == 13
+    assert table.column("start").to_pylist() == sorted(table.column("start").to_pylist())

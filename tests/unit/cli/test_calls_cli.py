@@ -1,0 +1,52 @@
+"""`voipscope calls`: the Call record contract in every format, and the console table."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from voipscope.cli.main import app, sample_path
+from voipscope.output.schema import CALL_SCHEMA, STREAM_FIELDS
+
+runner = CliRunner()
+CONTRACT = ("call_id", "protocol", "app", "caller", "callee", "start", "answer", "end",
+            "state", "final_code", "redirected_to", "streams", "signaling_flows",
+            "media_flows")  # fmt: skip
+STREAM_CONTRACT = ("src_ip", "src_port", "dst_ip", "dst_port", "ssrc", "payload_type",
+                   "codec", "packets", "lost", "loss_pct", "duplicates", "out_of_order",
+                   "jitter_ms", "max_delta_ms", "mos", "talk_spurts")  # fmt: skip
+
+
+def test_jsonl_has_the_call_record_contract() -> None:
+    result = runner.invoke(app, ["calls", "--sample", "-f", "jsonl"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 13
+    assert all(set(CONTRACT) <= set(r) for r in records)
+    streams = [s for r in records for s in r["streams"]]
+    assert streams and all(set(STREAM_CONTRACT) <= set(s) for s in streams)
+    assert {f.name for f in STREAM_FIELDS} >= set(STREAM_CONTRACT)
+
+
+def test_csv_parquet_and_table(tmp_path) -> None:
+    out = tmp_path / "calls.parquet"
+    assert runner.invoke(app, ["calls", sample_path(), "-o", str(out)]).exit_code == 0
+    table = pq.read_table(out)
+    assert table.schema.equals(CALL_SCHEMA) and table.num_rows == 13
+    csv = tmp_path / "calls.csv"
+    assert runner.invoke(app, ["calls", sample_path(), "-o", str(csv)]).exit_code == 0
+    header, *rows = csv.read_text().splitlines()
+    assert header.startswith('"call_id"') and len(rows) == 13
+    shown = runner.invoke(app, ["calls", sample_path(), "-f", "table"])
+    assert shown.exit_code == 0
+    assert "cancelled" in shown.stdout and "13 calls and registrations" in shown.stdout
+    assert "PCMA/8000" in shown.stdout  # the early-media stream under its call
+
+
+def test_unreadable_input_exits_3(tmp_path) -> None:
+    bad = tmp_path / "x.pcap"
+    bad.write_bytes(b"not a capture at all")
+    result = runner.invoke(app, ["calls", str(bad)])
+    assert result.exit_code == 3
