@@ -1,4 +1,5 @@
-"""MGCP messages (RFC 3435 §3) as facts: command or response line, parameters, SDP body."""
+"""MGCP messages (RFC 3435 §3) as facts: command or response line, parameters, SDP body.
+Every message is handed to the later stages as an ``MgcpMessage`` (``ctx.message``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from voipscope.dissect.base import (
     Probe,
 )
 from voipscope.dissect.sdp import announce_body
-from voipscope.errors import Malformed, Truncated
+from voipscope.errors import DecodeError, Malformed, Truncated
 
 # RFC 3435 §2.3 commands (and the RFC 3991 MESG extension).
 VERBS = frozenset({"EPCF", "CRCX", "MDCX", "DLCX", "RQNT", "NTFY", "AUEP", "AUCX", "RSIP", "MESG"})
@@ -34,6 +35,28 @@ class MgcpMessage:
         name = name.upper()
         return next((v for k, v in self.parameters if k == name), None)
 
+    @property
+    def name(self) -> str:
+        return self.verb if self.verb is not None else str(self.response_code)
+
+    @property
+    def call_id(self) -> str | None:
+        """CallId (C:, §3.2.2.2): hexadecimal, compared case-insensitively."""
+        value = self.parameter("C")
+        return value.lower() if value else None
+
+    @property
+    def connection_mode(self) -> str | None:
+        """ConnectionMode (M:, §3.2.2.6): sendrecv, recvonly, sendonly, inactive ..."""
+        value = self.parameter("M")
+        return value.lower() if value else None
+
+
+def _lines(data: bytes) -> bytes:
+    """Line ends as LF: CRLF and LF are the RFC's (§3.1); bare CR is seen in the wild
+    (mgcp.pcap frames 27-29)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
 
 def looks_like_mgcp(data: bytes) -> bool:
     head = data[:5]
@@ -44,7 +67,7 @@ def looks_like_mgcp(data: bytes) -> bool:
 
 def parse_mgcp(data: bytes) -> MgcpMessage:
     """Parse one MGCP message (a datagram may piggy-back several after a '.' line: §3.5)."""
-    text = data.replace(b"\r\n", b"\n")
+    text = _lines(data)
     head, sep, body = text.partition(b"\n\n")
     lines = head.split(b"\n")
     first = lines[0].decode("utf-8", "replace").split()
@@ -83,6 +106,24 @@ def parse_mgcp(data: bytes) -> MgcpMessage:
     return msg
 
 
+MAX_PIGGYBACKED = 16  # messages per datagram (§3.5), attacker-controlled
+
+
+def parse_mgcp_all(data: bytes) -> list[MgcpMessage]:
+    """Every message of a datagram: piggy-backed ones are separated by a line holding a
+    single period (§3.5)."""
+    out = []
+    for part in _lines(data).split(b"\n.\n"):
+        if not part.strip():
+            continue
+        if len(out) >= MAX_PIGGYBACKED:
+            raise Malformed(f"more than {MAX_PIGGYBACKED} piggy-backed MGCP messages")
+        out.append(parse_mgcp(part))
+    if not out:
+        raise Truncated("empty MGCP datagram")
+    return out
+
+
 # -- dissector ---------------------------------------------------------------------------
 
 
@@ -115,11 +156,21 @@ class MgcpDissector(Dissector):
             )
         ctx.report(Finding("MGCP", SIGNALING, confidence, what, pkt.seq))
         self._sdp(ctx, msg, pkt)
+        try:
+            self._emit(ctx, pkt)
+        except DecodeError as exc:  # a later piggy-backed message: the first one matched
+            ctx.anomaly("mgcp_malformed", str(exc), pkt.ts_ns)
         return Probe.MATCH
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
         if looks_like_mgcp(pkt.payload):
             self._sdp(ctx, parse_mgcp(pkt.payload), pkt)  # a DecodeError: mgcp_malformed
+            self._emit(ctx, pkt)
+
+    @staticmethod
+    def _emit(ctx: FlowContext, pkt: Packet) -> None:
+        for msg in parse_mgcp_all(pkt.payload):
+            ctx.message("MGCP", pkt, msg)
 
     @staticmethod
     def _sdp(ctx: FlowContext, msg: MgcpMessage, pkt: Packet) -> None:

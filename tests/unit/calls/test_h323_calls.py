@@ -1,0 +1,200 @@
+"""H.323 call tracker state machine (Q.931 §5 via H.225.0) and the Q.931/PER parsers,
+from hand-built messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from voipscope.calls import h323_calls
+from voipscope.calls.h323_calls import H323CallTracker
+from voipscope.dissect.base import TCP, UDP, MessageEvent
+from voipscope.dissect.h225 import H323Message, parse_h323_message
+from voipscope.dissect.h225_asn1 import (
+    ARQ,
+    DRQ,
+    H225Body,
+    H245Message,
+    LogicalChannel,
+    PerReader,
+    RasMessage,
+    parse_h245,
+    parse_h323_user_info,
+)
+from voipscope.errors import DecodeError, Truncated
+
+CALLER = ("10.0.0.1", 40000)
+CALLEE = ("10.0.0.2", 1720)
+GK = ("10.0.0.9", 1719)
+GUID = "11111111-2222-3333-4444-555555555555"
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+
+
+def cs(ts: int, mtype: int, *, from_caller: bool, ref: int = 7, cause: int | None = None,
+       body: str | None = None, guid: str | None = GUID, raw: bytes | None = None,
+       flow: int = 1, **extra: object) -> MessageEvent:  # fmt: skip
+    h225 = H225Body(body or "", call_identifier=guid) if body else None
+    for k, v in extra.items():
+        setattr(h225, k, v)
+    msg = H323Message(mtype, ref, from_caller, cause=cause, h225=h225,
+                      raw=raw if raw is not None else bytes([mtype, ts % 251]))  # fmt: skip
+    sender, receiver = (CALLER, CALLEE) if from_caller else (CALLEE, CALLER)
+    return MessageEvent("H.323", T0 + ts, flow, TCP, sender, receiver, msg)
+
+
+def run(*events: MessageEvent) -> list[dict[str, object]]:
+    tracker = H323CallTracker()
+    tracker.on_messages(list(events))
+    return tracker.finish()
+
+
+def test_answered_and_released_with_cause():
+    (call,) = run(
+        cs(0, 0x05, from_caller=True, body="setup", source_aliases=["alice"]),
+        cs(1 * S, 0x02, from_caller=False, body="callProceeding"),
+        cs(2 * S, 0x01, from_caller=False, body="alerting"),
+        cs(5 * S, 0x07, from_caller=False, body="connect"),
+        cs(65 * S, 0x5A, from_caller=True, body="releaseComplete", cause=16),
+    )
+    assert call["call_id"] == GUID and call["state"] == "answered"
+    assert call["caller"] == "alice" and call["final_code"] == 16
+    assert call["answer"] == pytest.approx((T0 + 5 * S) / 1e9)
+    assert call["duration_s"] == 60.0
+    assert call["messages"] == "setup:1 callProceeding:1 alerting:1 connect:1 releaseComplete:1"
+
+
+def test_refused_by_callee_is_failed_and_caller_release_is_cancelled():
+    (refused,) = run(
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x5A, from_caller=False, body="releaseComplete", cause=17),
+    )
+    assert refused["state"] == "failed" and refused["final_code"] == 17
+    (given_up,) = run(
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x01, from_caller=False, body="alerting"),
+        cs(9 * S, 0x5A, from_caller=True, body="releaseComplete"),
+    )
+    assert given_up["state"] == "cancelled" and given_up["end"] is not None
+
+
+def test_connected_without_release_is_ongoing_and_setup_only_unanswered():
+    (call,) = run(
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x07, from_caller=False, body="connect"),
+    )
+    assert call["state"] == "ongoing" and call["end"] is None
+    (call,) = run(cs(0, 0x05, from_caller=True, body="setup"))
+    assert call["state"] == "unanswered"
+
+
+def test_repeated_segment_is_not_counted():
+    (call,) = run(
+        cs(0, 0x05, from_caller=True, body="setup", raw=b"same"),
+        cs(0, 0x05, from_caller=True, body="setup", raw=b"same"),
+    )
+    assert call["messages"] == "setup:1" and call["packets"] == 1
+    assert any("repeated TPKT" in e for e in call["evidence"])
+
+
+def test_release_with_another_guid_joins_by_call_reference():
+    (call,) = run(
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x5A, from_caller=False, body="releaseComplete", guid="9" * 8 + GUID[8:]),
+    )
+    assert call["call_id"] == GUID and call["state"] == "failed"
+    assert any("not the setup's" in e for e in call["evidence"])
+
+
+def test_ras_admission_and_disengage_join_by_call_identifier():
+    arq = RasMessage(ARQ, 5, call_identifier=GUID, call_reference=7, answer_call=False)
+    drq = RasMessage(DRQ, 6, call_identifier=GUID, reason="normalDrop")
+    (call,) = run(
+        MessageEvent("H.225 RAS", T0 - S, 2, UDP, CALLER, GK, arq),
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x07, from_caller=False, body="connect"),
+        MessageEvent("H.225 RAS", T0 + 30 * S, 2, UDP, GK, CALLER, drq),
+    )
+    assert call["start"] == pytest.approx((T0 - S) / 1e9)
+    assert call["last_message"] == pytest.approx((T0 + 30 * S) / 1e9)
+    assert call["signaling_flows"] == [1, 2]
+    assert call["end"] == pytest.approx((T0 + 30 * S) / 1e9)  # no release: DRQ ends it
+    assert call["state"] == "answered"
+
+
+def test_ras_only_call():
+    arq = RasMessage(ARQ, 5, call_identifier=GUID, source_aliases=["100"])
+    (call,) = run(MessageEvent("H.225 RAS", T0, 2, UDP, CALLER, GK, arq))
+    assert call["state"] == "unanswered" and call["caller"] == "100"
+
+
+def test_h245_channel_media_joins_by_announced_address():
+    h245_addr = ("10.0.0.2", 1300)
+    ack = H245Message(1, 5, [LogicalChannel(1, "audio", False, ("10.0.0.2", 5004), None)])
+    (call,) = run(
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x07, from_caller=False, body="connect", h245_address=h245_addr),
+        MessageEvent("H.245", T0 + 2 * S, 3, TCP, h245_addr, CALLER, ack),
+    )
+    assert call["media_endpoints"][0]["port"] == 5004
+    assert 3 in call["signaling_flows"]
+
+
+def test_open_calls_are_capped(monkeypatch):
+    monkeypatch.setattr(h323_calls, "MAX_OPEN_CALLS", 2)
+    events = [cs(i, 0x05, from_caller=True, body="setup", ref=i, guid=None) for i in range(3)]
+    calls = run(*events)
+    assert len(calls) == 3
+    assert any("MAX_OPEN_CALLS" in e for c in calls for e in c["evidence"])
+
+
+# -- parsers ----------------------------------------------------------------------------
+
+
+def q931(mtype: int, ies: bytes, ref: bytes = b"\x00\x07") -> bytes:
+    q = bytes([0x08, len(ref)]) + ref + bytes([mtype]) + ies
+    return b"\x03\x00" + (len(q) + 4).to_bytes(2, "big") + q
+
+
+def test_q931_elements():
+    ies = (b"\x08\x02\x80\x90"  # cause: location, cause 16
+           + b"\x6c\x04\x00\x80" + b"12"  # calling: type/plan, presentation, digits
+           + b"\x70\x03\x80" + b"34"  # called
+           + b"\x28\x03abc")  # fmt: skip
+    msg = parse_h323_message(q931(0x5A, ies))
+    assert (msg.cause, msg.calling_number, msg.called_number, msg.display) == (
+        16,
+        "12",
+        "34",
+        "abc",
+    )
+    assert msg.call_reference == 7 and msg.name == "RELEASE COMPLETE"
+
+
+@pytest.mark.parametrize("ies", [b"\x08", b"\x08\x05\x80", b"\x08\x01\x80", b"\x7e\x00"])
+def test_q931_truncated_elements_raise_decode_error(ies):
+    with pytest.raises(DecodeError):
+        parse_h323_message(q931(0x05, ies))
+
+
+def test_bad_user_user_body_is_kept_as_error():
+    msg = parse_h323_message(q931(0x05, b"\x7e\x00\x02\x05\xff"))
+    assert msg.h225 is None and msg.h225_error
+
+
+def test_per_reader_named_errors():
+    with pytest.raises(Truncated):
+        PerReader(b"").bits(1)
+    with pytest.raises(Truncated):
+        PerReader(b"\x05ab").octet_string()
+    with pytest.raises(DecodeError):
+        parse_h323_user_info(b"\x00")
+    with pytest.raises(DecodeError):
+        parse_h245(b"\x03")
+
+
+def test_h245_open_logical_channel_ack_from_h323_pcap():
+    # h323.pcap frame 41 (tshark: mediaChannel 10.1.3.143:5000, control 5001).
+    msg = parse_h245(bytes.fromhex("22c0003c0280135c00000a01038f1388000a01038f1389010100"))
+    assert msg.name == "openLogicalChannelAck"
+    assert msg.channels[0].rtp == ("10.1.3.143", 5000)
+    assert msg.channels[0].rtcp == ("10.1.3.143", 5001)
