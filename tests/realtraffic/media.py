@@ -1,0 +1,116 @@
+"""Media for real-traffic tests: spoken G.711 calls with a known speech/silence schedule,
+written as the RTP pcap sipp's ``uac_pcap`` scenario plays (``pcap/g711a.pcap`` in its
+working directory), and network namespaces to run them in.
+
+The speech is espeak-ng's (a real synthesiser, not a tone), placed at known times; the
+truth of who talks when is read back from the audio itself (first and last sample above
+-45 dBov inside each placed utterance), so nothing in the test assumes the detector.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from tests import pcapbuild as pb
+from tests.unit.activity.g711 import encode
+
+RATE_HZ = 8000
+FRAME = 160  # 20 ms at 8 kHz (RFC 3551 §4.5.14)
+PT_PCMA = 8
+VOICE_DBOV = -45.0
+
+
+def espeak(text: str, workdir: Path) -> np.ndarray:
+    """espeak-ng's rendering of ``text`` at 8 kHz, float samples in 16-bit scale."""
+    wav = workdir / f"say-{uuid.uuid4().hex[:6]}.wav"
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), text], check=True)
+    with wave.open(str(wav)) as w:
+        rate = w.getframerate()
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+    # Resample to 8 kHz by linear interpolation (espeak-ng renders at 22.05 kHz).
+    t = np.arange(int(len(audio) * RATE_HZ / rate)) / RATE_HZ
+    return np.interp(t, np.arange(len(audio)) / rate, audio)
+
+
+def spoken_call(
+    phrases: list[tuple[float, str]], duration_s: float, workdir: Path
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Audio with each phrase starting at its time (s); the truth as (start, end) s."""
+    audio = np.random.default_rng(1).normal(0, 8, int(duration_s * RATE_HZ))  # line noise
+    truth = []
+    floor = 32768.0 * 10 ** (VOICE_DBOV / 20)
+    for at, text in phrases:
+        speech = espeak(text, workdir)
+        start = int(at * RATE_HZ)
+        audio[start : start + len(speech)] += speech[: len(audio) - start]
+        loud = np.flatnonzero(np.abs(speech) > floor)
+        truth.append((at + loud[0] / RATE_HZ, at + (loud[-1] + 1) / RATE_HZ))
+    return audio, truth
+
+
+def write_rtp_pcap(
+    path: Path, audio: np.ndarray, dtx_truth: list[tuple[float, float]] | None = None
+) -> int:
+    """PCMA RTP, one packet per 20 ms (sipp replays the pcap's timing). With
+    ``dtx_truth`` the packets outside speech are left out (discontinuous transmission)
+    and the first packet of each spurt carries the marker bit (RFC 3551 §4.1)."""
+    packets = []
+    seq = 0
+    silent_before = True
+    for k in range(len(audio) // FRAME):
+        t = k * FRAME / RATE_HZ
+        if dtx_truth is not None:
+            talking = any(s - 0.02 <= t < e for s, e in dtx_truth)
+            if not talking:
+                silent_before = True
+                continue
+        marker = dtx_truth is not None and silent_before
+        silent_before = False
+        header = bytes([0x80, (0x80 if marker else 0) | PT_PCMA]) + seq.to_bytes(2, "big")
+        header += (k * FRAME).to_bytes(4, "big") + (0x5EED5EED).to_bytes(4, "big")
+        payload = encode(audio[k * FRAME : (k + 1) * FRAME], "alaw")
+        packets.append(
+            pb.udp_packet(1_700_000_000 + t, "10.0.0.1", 6100, "10.0.0.2", 6000, header + payload)
+        )
+        seq += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pb.pcap(packets))
+    return len(packets)
+
+
+def have(*tools: str) -> bool:
+    return all(shutil.which(t) for t in tools)
+
+
+def run(*cmd: str) -> None:
+    subprocess.run(list(cmd), check=True, capture_output=True)
+
+
+@contextmanager
+def netns_pair(prefix: str = "10.99.0") -> Iterator[tuple[str, str, str, str, str]]:
+    """Two namespaces joined by a veth pair; yields (ns_a, ns_b, ip_a, ip_b, dev_a).
+    Addresses are the test's own, inside its namespaces; everything is deleted after."""
+    tag = uuid.uuid4().hex[:6]
+    ns_a, ns_b = f"vsa-{tag}", f"vsb-{tag}"
+    dev_a, dev_b = f"va{tag}", f"vb{tag}"
+    ip_a, ip_b = f"{prefix}.1", f"{prefix}.2"
+    run("ip", "netns", "add", ns_a)
+    try:
+        run("ip", "netns", "add", ns_b)
+        run("ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", dev_b, "netns", ns_b)
+        for ns, dev, ip in ((ns_a, dev_a, ip_a), (ns_b, dev_b, ip_b)):
+            run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+            run("ip", "-n", ns, "link", "set", dev, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        yield ns_a, ns_b, ip_a, ip_b, dev_a
+    finally:
+        subprocess.run(["ip", "netns", "del", ns_a], check=False)
+        subprocess.run(["ip", "netns", "del", ns_b], check=False)

@@ -1,0 +1,222 @@
+"""Real calls with known impairments and a known speech schedule, made by sipp inside
+network namespaces this test creates, captured with dumpcap:
+
+- netem drops and delays the caller's RTP (only the RTP port, so SIP is untouched): the
+  measured loss and jitter match what netem was told, tshark agrees packet for packet,
+  and the MOS falls;
+- a spoken call (espeak-ng phrases at known times, G.711 with and without DTX): the talk
+  spurts are found within 100 ms of the truth read from the audio.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.integration.test_rtp_streams_vs_tshark import parse_rtp_streams
+from tests.realtraffic.media import have, netns_pair, run, spoken_call, write_rtp_pcap
+from voipscope.api import iter_calls
+from voipscope.quality.emodel import mos
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not have("sipp", "dumpcap", "ip", "tc", "tshark"),
+    reason="needs root, sipp (apt sip-tester), dumpcap, tshark, ip and tc",
+)
+
+SIPP_PCAPS = Path("/usr/share/sip-tester")  # Debian's sip-tester ships the DTMF pcaps
+SPOKEN_SSRC = "0x5EED5EED"  # write_rtp_pcap's
+LOSS_PCT = 10.0
+DELAY_MS, JITTER_MS = 40, 10
+# netem's jitter is uniform in ±JITTER_MS: transit differences of two packets follow a
+# triangle on ±2·JITTER_MS, whose mean absolute value, JITTER_MS·2/3, is what the RFC 3550
+# A.8 estimator converges to.
+EXPECTED_JITTER_MS = JITTER_MS * 2 / 3
+TOLERANCE_S = 0.100
+
+
+def _in(ns: str, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+def sipp_call(
+    workdir: Path, ns_uac: str, ns_uas: str, uac_ip: str, uas_ip: str, capture_ns: str,
+    capture_dev: str, seconds: float,
+) -> Path:  # fmt: skip
+    """One uac_pcap call (plays workdir/pcap/g711a.pcap) to a sipp UAS; the capture."""
+    capture = workdir / "call.pcapng"
+    # sipp's own uac_pcap scenario, paused for as long as our audio plays (it pauses 8 s,
+    # the length of its sample) before the DTMF digit and the BYE.
+    scenario = subprocess.run(
+        ["sipp", "-sd", "uac_pcap"], capture_output=True, text=True, check=False
+    ).stdout
+    assert '<pause milliseconds="8000"/>' in scenario, "sipp -sd uac_pcap changed"
+    scenario = scenario.replace(
+        '<pause milliseconds="8000"/>', f'<pause milliseconds="{int(seconds * 1000) + 500}"/>'
+    )
+    (workdir / "uac_pcap.xml").write_text(scenario)
+    # uac_pcap plays pcap/g711a.pcap (ours) and then an RFC 2833 digit from sipp's files.
+    for pcap in SIPP_PCAPS.glob("dtmf_*.pcap"):
+        target = workdir / "pcap" / pcap.name
+        if not target.exists():
+            target.symlink_to(pcap)
+    dumpcap = subprocess.Popen(
+        _in(capture_ns, "dumpcap", "-q", "-i", capture_dev, "-a", f"duration:{seconds + 15:.0f}",
+            "-w", str(capture)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uas = None
+    try:
+        time.sleep(1.0)
+        uas = subprocess.Popen(
+            _in(ns_uas, "sipp", "-sn", "uas", "-i", uas_ip, "-p", "5060", "-mp", "6000",
+                "-m", "1", "-timeout", f"{seconds + 20:.0f}s", "-nostdin"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
+        )  # fmt: skip
+        time.sleep(0.5)
+        uac = subprocess.run(
+            _in(ns_uac, "sipp", "-sf", "uac_pcap.xml", f"{uas_ip}:5060", "-i", uac_ip, "-p", "5062",
+                "-mp", "6100", "-m", "1", "-timeout", f"{seconds + 20:.0f}s", "-nostdin"),
+            capture_output=True, timeout=seconds + 40, cwd=workdir, check=False,
+        )  # fmt: skip
+        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-500:]
+        uas.wait(timeout=30)
+        time.sleep(0.5)
+    finally:
+        if uas is not None and uas.poll() is None:
+            uas.kill()
+        dumpcap.terminate()
+        dumpcap.wait(timeout=10)
+    return capture
+
+
+def the_stream(capture: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    (call,) = [c for c in iter_calls(capture) if c["kind"] == "call"]
+    streams = [s for s in call["streams"] if s["ssrc"] == SPOKEN_SSRC]
+    assert len(streams) == 1, call["streams"]
+    return call, streams[0]
+
+
+def netem_available() -> bool:
+    """Kernels built without sch_netem (CONFIG_NET_SCH_NETEM, e.g. some VM kernels) say
+    "Specified qdisc kind is unknown"; find out in a namespace of our own."""
+    name = f"vsn-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=False, capture_output=True)
+    try:
+        done = subprocess.run(
+            _in(name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "loss", "1%"),
+            capture_output=True, check=False,
+        )  # fmt: skip
+        return done.returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def netem_on_rtp(ns: str, dev: str) -> None:
+    """netem on the caller's RTP only: a prio qdisc whose third band is netem and a u32
+    filter sending UDP to port 6000 there (tc-prio(8), tc-u32(8)), so SIP is untouched."""
+    netem = ("netem", "loss", f"{LOSS_PCT}%", "delay", f"{DELAY_MS}ms", f"{JITTER_MS}ms")
+    run(*_in(ns, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "prio"))
+    run(*_in(ns, "tc", "qdisc", "add", "dev", dev, "parent", "1:3", "handle", "30:", *netem))
+    run(*_in(ns, "tc", "filter", "add", "dev", dev, "parent", "1:0", "protocol", "ip", "u32",
+             "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", "6000", "0xffff",
+             "flowid", "1:3"))  # fmt: skip
+
+
+def nft_loss_on_rtp(ns: str, dev: str) -> None:
+    """The same loss with nftables (numgen random) for kernels without netem, at the
+    device's egress hook: after the sender's socket (an OUTPUT-hook drop would give sipp
+    EPERM and stop its playback), before the wire."""
+    table = ("netdev", "vsimpair")
+    run(*_in(ns, "nft", "add", "table", *table))
+    run(*_in(ns, "nft", "add", "chain", *table, "out",
+             f'{{ type filter hook egress device "{dev}" priority 0; }}'))  # fmt: skip
+    run(*_in(ns, "nft", "add", "rule", *table, "out", "udp", "dport", "6000",
+             "numgen", "random", "mod", "1000", "lt", str(int(LOSS_PCT * 10)), "drop"))  # fmt: skip
+
+
+def impaired_call(tmp_path: Path, impair) -> tuple[dict[str, Any], dict[str, Any], int, Path]:  # type: ignore[no-untyped-def]
+    seconds = 20.0
+    audio = np.random.default_rng(5).normal(0, 3000, int(seconds * 8000))
+    sent = write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio)
+    with netns_pair() as (ns_a, ns_b, ip_a, ip_b, dev_a):
+        impair(ns_a, dev_a)
+        dev_b = "vb" + dev_a[2:]
+        capture = sipp_call(tmp_path, ns_a, ns_b, ip_a, ip_b, ns_b, dev_b, seconds)
+    call, stream = the_stream(capture)
+    assert call["state"] == "answered"
+    # What was configured, within binomial noise (sd ~0.95 points at 1000 packets).
+    assert abs(stream["loss_pct"] - LOSS_PCT) <= 3.5, stream
+    assert stream["packets"] + stream["lost"] <= sent  # lost at the very end: not seen
+    # tshark on the same capture: the same packets, losses and (within 5 %) jitter.
+    text = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-q", "-z", "rtp,streams"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    theirs = [v for k, v in parse_rtp_streams(text).items() if k[4] == int(SPOKEN_SSRC, 16)]
+    assert len(theirs) == 1, text
+    assert (stream["packets"], stream["lost"]) == (theirs[0].packets, theirs[0].lost)
+    assert abs(stream["jitter_ms"] - theirs[0].mean_jitter_ms) <= max(
+        0.05 * theirs[0].mean_jitter_ms, 0.1
+    )
+    clean = mos("PCMA", 0.0).mos
+    assert stream["mos"] is not None and clean is not None
+    assert stream["mos"] < clean - 0.5, (stream["mos"], clean)  # 10 % loss costs ~1 MOS
+    print(  # shown with -s: the figures behind the verdict
+        f"sent {sent}, received {stream['packets']}, lost {stream['lost']} "
+        f"({stream['loss_pct']:.2f} %), jitter {stream['jitter_ms']:.2f} ms, "
+        f"MOS {stream['mos']:.2f} (clean {clean:.2f}); tshark {theirs[0]}"
+    )
+    return call, stream, sent, capture
+
+
+def test_netem_loss_and_jitter_are_measured_and_mos_falls(tmp_path: Path) -> None:
+    if not netem_available():
+        pytest.skip("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set)")
+    _, stream, _, _ = impaired_call(tmp_path, netem_on_rtp)
+    assert abs(stream["jitter_ms"] - EXPECTED_JITTER_MS) <= 2.5, stream
+
+
+@pytest.mark.skipif(not have("nft"), reason="needs nft (apt nftables)")
+def test_nftables_loss_is_measured_and_mos_falls(tmp_path: Path) -> None:
+    _, stream, _, _ = impaired_call(tmp_path, nft_loss_on_rtp)
+    assert stream["jitter_ms"] < 2.0  # a veth pair adds no jitter worth the name
+
+
+@pytest.mark.skipif(not have("espeak-ng"), reason="needs espeak-ng (apt espeak-ng)")
+@pytest.mark.parametrize("dtx", [False, True], ids=["continuous", "dtx"])
+def test_talk_spurts_of_a_spoken_call(tmp_path: Path, dtx: bool) -> None:
+    phrases = [
+        (0.8, "Hello, this is the network operations centre."),
+        (5.5, "Please confirm the trunk is up."),
+        (9.8, "Thank you."),
+    ]
+    audio, truth = spoken_call(phrases, 12.5, tmp_path)
+    write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio, truth if dtx else None)
+    name = f"vst-{os.getpid()}-{int(dtx)}"
+    run("ip", "netns", "add", name)
+    try:
+        run(*_in(name, "ip", "link", "set", "lo", "up"))
+        capture = sipp_call(tmp_path, name, name, "127.0.0.1", "127.0.0.1", name, "lo", 12.5)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    call, stream = the_stream(capture)
+    # sipp sends the digit 1 as RFC 2833/4733 events after the speech.
+    digits = [d["digit"] for s in call["streams"] for d in s["dtmf"]]
+    assert digits == ["1"], call["streams"]
+    spurts = stream["talk_spurts"]
+    # The capture time of audio time 0: the first packet carries frame 0, or with DTX
+    # the first frame of the first phrase (as write_rtp_pcap chose it).
+    first_frame = 0
+    if dtx:
+        first_frame = next(k for k in range(10_000) if truth[0][0] - 0.02 <= k * 0.02)
+    start = stream["first_seen"] - first_frame * 0.02
+    found = [(s - start, e - start) for s, e in spurts]
+    assert len(found) == len(truth), (found, truth)
+    for (s, e), (ts, te) in zip(found, truth, strict=True):
+        assert abs(s - ts) <= TOLERANCE_S and abs(e - te) <= TOLERANCE_S, (found, truth)
