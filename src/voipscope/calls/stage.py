@@ -18,6 +18,10 @@ import pyarrow.compute as pc
 
 from voipscope.anomalies import AnomalyLog
 from voipscope.calls.assembler import CallAssembler, flow_streams
+from voipscope.calls.h323_calls import H323CallTracker
+from voipscope.calls.iax2_calls import Iax2CallTracker
+from voipscope.calls.mgcp_calls import MgcpCallTracker
+from voipscope.calls.sccp_calls import SccpCallTracker
 from voipscope.calls.sip_dialogs import SipCallTracker
 from voipscope.config import Config
 from voipscope.decode.batch import DecodedBatch
@@ -35,7 +39,13 @@ class CallsStage(NoHooks):
         config = config or Config()
         self.rtp = RtpStreamTracker(config.flows.max_flows)
         self.sip = SipCallTracker(anomalies=anomalies)
-        self.trackers: list[Any] = [self.sip]
+        self.trackers: list[Any] = [
+            self.sip,
+            H323CallTracker(),
+            MgcpCallTracker(),
+            Iax2CallTracker(),
+            SccpCallTracker(),
+        ]
         self.assembler = CallAssembler(config.flows.idle_timeout_s)
 
     # -- FlowHooks ------------------------------------------------------------------------
@@ -86,15 +96,20 @@ class CallsStage(NoHooks):
 
     def drain(self) -> list[dict[str, Any]]:
         for tracker in self.trackers:
-            for record in tracker.drain():
-                self.assembler.add_call(record.to_record())
+            drain = getattr(tracker, "drain", None)  # the others keep calls to the end
+            for record in drain() if drain is not None else ():
+                self.assembler.add_call(_as_dict(record))
         return self.assembler.ready()
 
     def finish(self) -> list[dict[str, Any]]:
         for tracker in self.trackers:
             for record in tracker.finish():
-                self.assembler.add_call(record.to_record())
+                self.assembler.add_call(_as_dict(record))
         return self.assembler.finish()
+
+
+def _as_dict(record: Any) -> dict[str, Any]:
+    return record.to_record() if hasattr(record, "to_record") else dict(record)
 
 
 def _stream_record(s: dict[str, Any]) -> dict[str, Any]:
