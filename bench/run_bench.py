@@ -189,6 +189,29 @@ TOOLS: tuple[Tool, ...] = (
         warmup=True,
     ),
     Tool(
+        # Calls with media quality and talk spurts (issue 5): the peer row is tshark's
+        # RTP stream analysis plus its SIP statistics on the same file.
+        "voipscope-calls",
+        lambda c: [
+            "voipscope",
+            "calls",
+            str(c.file),
+            "--format",
+            "parquet",
+            "-o",
+            str(c.workdir / "calls.parquet"),
+        ],
+        _voipscope_missing,
+        _voipscope_version,
+        warmup=True,
+    ),
+    Tool(
+        "tshark-rtp-sip",
+        lambda c: ["tshark", "-n", "-q", "-z", "rtp,streams", "-z", "sip,stat", "-r", str(c.file)],
+        _needs_binary("tshark", "tshark"),
+        _deb_version("tshark"),
+    ),
+    Tool(
         "nfpcapd",
         lambda c: ["nfpcapd", "-r", str(c.file), _nfpcapd_dir_flag(), str(c.workdir)],
         _needs_binary("nfpcapd", "nfdump"),
