@@ -197,7 +197,7 @@ def test_talk_spurts_of_a_spoken_call(tmp_path: Path, dtx: bool) -> None:
         (9.8, "Thank you."),
     ]
     audio, truth = spoken_call(phrases, 12.5, tmp_path)
-    write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio, truth if dtx else None)
+    sent = write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio, truth if dtx else None)
     name = f"vst-{os.getpid()}-{int(dtx)}"
     run("ip", "netns", "add", name)
     try:
@@ -206,6 +206,9 @@ def test_talk_spurts_of_a_spoken_call(tmp_path: Path, dtx: bool) -> None:
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
     call, stream = the_stream(capture)
+    assert call["state"] == "answered" and call["caller"].startswith("sip:sipp@")
+    assert (stream["packets"], stream["lost"], stream["duplicates"]) == (sent, 0, 0)
+    assert stream["pairing"] == "sdp-address"
     # sipp sends the digit 1 as RFC 2833/4733 events after the speech.
     digits = [d["digit"] for s in call["streams"] for d in s["dtmf"]]
     assert digits == ["1"], call["streams"]

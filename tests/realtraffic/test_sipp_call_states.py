@@ -259,8 +259,43 @@ def _exchange(
                 server.wait(timeout=5)
 
 
+_RINGING = """      SIP/2.0 180 Ringing"""
+_FORWARDED_1XX = """      SIP/2.0 181 Call Is Being Forwarded
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+
+  <send>
+    <![CDATA[
+
+      SIP/2.0 180 Ringing"""
+
+
+def _forwarding_scenarios() -> dict[str, str]:
+    """sipp's own uas/uac, the UAS saying 181 Call Is Being Forwarded before it rings
+    (RFC 3261 §21.1.3) and the UAC accepting it."""
+    uas = subprocess.run(["sipp", "-sd", "uas"], capture_output=True, text=True).stdout
+    uac = subprocess.run(["sipp", "-sd", "uac"], capture_output=True, text=True).stdout
+    assert _RINGING in uas and '<recv response="180" optional="true">' in uac
+    return {
+        "uas_forward.xml": uas.replace(_RINGING, _FORWARDED_1XX, 1),
+        "uac_forward.xml": uac.replace(
+            '<recv response="180" optional="true">',
+            '<recv response="181" optional="true">\n  </recv>\n\n'
+            '  <recv response="180" optional="true">',
+            1,
+        ),
+    }
+
+
 def test_sipp_call_states(netns: str, tmp_path: Path) -> None:
-    for name, text in SCENARIOS.items():
+    for name, text in {**SCENARIOS, **_forwarding_scenarios()}.items():
         (tmp_path / name).write_text(text)
     capture = tmp_path / "calls.pcapng"
     dumpcap = subprocess.Popen(
@@ -281,6 +316,8 @@ def test_sipp_call_states(netns: str, tmp_path: Path) -> None:
                   uas2=["-p", "5070", "-sn", "uas"])  # fmt: skip
         _exchange(netns, tmp_path, [*uas, "-sf", "uas_register.xml"],
                   [*peer, "-sf", "uac_register.xml", "-s", "alice"])  # fmt: skip
+        _exchange(netns, tmp_path, [*uas, "-sf", "uas_forward.xml"],
+                  [*peer, "-sf", "uac_forward.xml", "-s", "forwarded"])  # fmt: skip
         time.sleep(0.5)
     finally:
         dumpcap.terminate()
@@ -321,3 +358,6 @@ def test_sipp_call_states(netns: str, tmp_path: Path) -> None:
     assert registration["challenges"] == 1 and registration["auth_usernames"] == ["alice"]
     assert registration["realm"] == "test.local" and registration["credentials_rejected"] == 0
     assert not tracker.anomalies.counts
+    (forwarded,) = calls["forwarded"]
+    assert (forwarded["state"], forwarded["final_code"]) == ("answered", 200)
+    assert forwarded["forwarded"] is True  # the 181 made it one story with its answer

@@ -33,6 +33,7 @@ ANSWERED_MIN_PACKETS = 10
 MAX_OPEN_CALLS = 65536  # (app, user address) groups held at once
 MAX_SIGNALING_AGE_S = 6 * 3600.0  # app signalling waits this long for media to join
 MAX_SIGNALING_PER_USER = 256
+SCAN_STEP_S = 1.0  # capture time between two scans for calls to hand out
 
 
 @lru_cache(maxsize=65536)
@@ -165,6 +166,7 @@ class AppCallGrouper:
         self._open: dict[tuple[str, str], list[AppCall]] = {}
         self._pending_signaling: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.overflowed = 0
+        self._scanned_to = float("-inf")
 
     def add(self, flows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         latest = None
@@ -181,8 +183,10 @@ class AppCallGrouper:
                 pending.append(flow)
                 if len(pending) > MAX_SIGNALING_PER_USER:
                     del pending[0]  # the oldest can least likely still join a call
-        if latest is not None:
-            yield from self._close(before=latest - self.join_gap_s)
+        # Scanning every open call costs; capture time must move on a second between scans.
+        if latest is not None and latest - self.join_gap_s >= self._scanned_to + SCAN_STEP_S:
+            self._scanned_to = latest - self.join_gap_s
+            yield from self._close(before=self._scanned_to)
 
     def finish(self) -> Iterator[dict[str, Any]]:
         yield from self._close(before=None)

@@ -9,7 +9,6 @@ nothing can change any more, ``finish`` the rest at the end of the input.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from voipscope.config import Config
 from voipscope.decode.batch import DecodedBatch
 from voipscope.flows.hooks import NoHooks
 from voipscope.flows.table import FlowAssignment
-from voipscope.quality.rtp_streams import RtpStreamTracker
+from voipscope.quality.rtp_streams import MediaStream, RtpStreamTracker
 
 VOIP_CATEGORIES = ("voip-media", "voip-signaling")
 RTP_PROTOCOLS = frozenset({"RTP", "SRTP"})
@@ -78,7 +77,7 @@ class CallsStage(NoHooks):
                 media_ids.add(flow["flow_id"])
                 stats = self.rtp.pop(flow["flow_id"])
                 if flow["protocol"] in RTP_PROTOCOLS and stats is not None and stats.streams:
-                    streams = [_stream_record(asdict(s)) for s in stats.streams]
+                    streams = [_stream_record(s) for s in stats.streams]
                 elif flow["protocol"] in CONTROL_PROTOCOLS:
                     streams = []  # RTCP reports on streams; it is not one
                 else:
@@ -90,7 +89,7 @@ class CallsStage(NoHooks):
         # The tracker keeps results until asked; flows that were not media never will be.
         for flow_id in batch.column("flow_id").to_pylist():
             if flow_id not in media_ids:
-                self.rtp.pop(flow_id)
+                self.rtp.discard(flow_id)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -112,7 +111,9 @@ def _as_dict(record: Any) -> dict[str, Any]:
     return record.to_record() if hasattr(record, "to_record") else dict(record)
 
 
-def _stream_record(s: dict[str, Any]) -> dict[str, Any]:
+def _stream_record(stream: MediaStream) -> dict[str, Any]:
+    # Shallow on purpose: dataclasses.asdict deep-copies every spurt list.
+    s = {name: getattr(stream, name) for name in MediaStream.__slots__}
     s["ssrc"] = f"0x{s['ssrc']:08X}"  # as Wireshark writes it
     s["clock_rate_hz"] = s.pop("clock_hz", None)
     s["mean_jitter_ms"] = s["jitter_ms"]

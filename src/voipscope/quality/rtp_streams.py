@@ -225,6 +225,10 @@ class RtpStreamTracker:
         ended = self._ended.pop(flow_id, None)
         return None if ended is None else self._stats(ended)
 
+    def discard(self, flow_id: int) -> None:
+        """Forget an ended flow's results unread (it was not media after all)."""
+        self._ended.pop(flow_id, None)
+
     def streams_for(self, flow_ids: Iterable[int]) -> list[MediaStream]:
         """The streams of ended flows (e.g. those judged RTP), handed out once."""
         out: list[MediaStream] = []
