@@ -122,3 +122,22 @@ CALL_SCHEMA = pa.schema(
         pa.field("evidence", pa.list_(pa.string())),
     ]
 )
+
+# Alert (DESIGN §3). ``data`` is kind-specific: JSON text in Arrow, CSV and Parquet, an
+# object in JSONL (the field metadata tells the JSONL writer).
+JSON_TEXT = {b"voipscope.json": b"1"}
+ALERT_SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.float64()),
+        pa.field("last_ts", pa.float64()),
+        pa.field("kind", pa.string()),
+        pa.field("severity", pa.string()),
+        pa.field("src_ip", pa.string()),
+        pa.field("dst_ip", pa.string()),
+        pa.field("summary", pa.string()),
+        pa.field("evidence", pa.list_(pa.string())),
+        pa.field("evidence_dropped", pa.int64()),
+        pa.field("count", pa.int64()),
+        pa.field("data", pa.string(), metadata=JSON_TEXT),
+    ]
+)

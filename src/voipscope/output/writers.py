@@ -48,6 +48,18 @@ class JsonlWriter:
         self._target = _TextTarget(path, binary=True)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        json_text = [f.name for f in batch.schema if (f.metadata or {}).get(b"voipscope.json")]
+        if batch.num_rows and json_text:
+            # Few rows (alerts): plain json, with the JSON-text columns as objects.
+            import json
+
+            lines = []
+            for row in batch.to_pylist():
+                for name in json_text:
+                    row[name] = None if row[name] is None else json.loads(row[name])
+                lines.append(json.dumps(row, separators=(",", ":")) + "\n")
+            self._target.stream.write("".join(lines).encode())
+            return
         if batch.num_rows:
             import polars as pl  # only JSONL needs it; it costs ~20 MB RSS to import
 

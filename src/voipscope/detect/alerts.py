@@ -1,0 +1,100 @@
+"""The Alert record (DESIGN §3) and what every detector shares: severities, and
+deduplication so one ongoing attack is one alert that grows, not thousands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("low", "medium", "high")
+MAX_EVIDENCE = 32  # strings per alert; the first ones, then a count
+
+
+@dataclass(slots=True)
+class Alert:
+    ts: float  # capture time (epoch s) of the first evidence
+    kind: str  # "sip-scan" | "sip-enumeration" | "sip-bruteforce" | "toll-fraud" | ...
+    severity: str
+    src_ip: str | None
+    dst_ip: str | None
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # kind-specific, JSON-able
+    last_ts: float | None = None  # capture time of the latest evidence
+    count: int = 1  # occurrences merged into this alert
+    evidence_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
+
+    def add_evidence(self, text: str) -> None:
+        if len(self.evidence) < MAX_EVIDENCE:
+            self.evidence.append(text)
+        else:
+            self.evidence_dropped += 1
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts,
+            "last_ts": self.last_ts if self.last_ts is not None else self.ts,
+            "kind": self.kind,
+            "severity": self.severity,
+            "src_ip": self.src_ip,
+            "dst_ip": self.dst_ip,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "evidence_dropped": self.evidence_dropped,
+            "count": self.count,
+            "data": dict(self.data),
+        }
+
+
+def severity_at_least(severity: str, floor: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index(floor)
+
+
+class AlertBook:
+    """Open alerts keyed by (kind, src, dst, detail): a repeat raises the count and the
+    last time instead of a new alert, until ``quiet_s`` of capture time without one."""
+
+    def __init__(self, quiet_s: float = 300.0, max_open: int = 100_000) -> None:
+        self.quiet_s = quiet_s
+        self.max_open = max_open
+        self._open: dict[tuple[str, str | None, str | None, str], Alert] = {}
+        self._done: list[Alert] = []
+        self.dropped = 0
+
+    def raise_alert(self, alert: Alert, detail: str = "") -> Alert:
+        key = (alert.kind, alert.src_ip, alert.dst_ip, detail)
+        found = self._open.get(key)
+        if found is not None and alert.ts - (found.last_ts or found.ts) <= self.quiet_s:
+            found.count += alert.count
+            found.last_ts = max(found.last_ts or found.ts, alert.last_ts or alert.ts)
+            for text in alert.evidence:
+                found.add_evidence(text)
+            if SEVERITIES.index(alert.severity) > SEVERITIES.index(found.severity):
+                found.severity = alert.severity
+            found.data.update(alert.data)
+            return found
+        if found is not None:
+            self._done.append(self._open.pop(key))
+        if len(self._open) >= self.max_open:
+            oldest = min(self._open, key=lambda k: self._open[k].last_ts or self._open[k].ts)
+            self._done.append(self._open.pop(oldest))
+            self.dropped += 1
+        self._open[key] = alert
+        return alert
+
+    def ready(self, now_s: float) -> list[Alert]:
+        """Alerts whose attack has gone quiet, oldest first."""
+        for key in [k for k, a in self._open.items() if now_s - (a.last_ts or a.ts) > self.quiet_s]:
+            self._done.append(self._open.pop(key))
+        out, self._done = sorted(self._done, key=lambda a: a.ts), []
+        return out
+
+    def finish(self) -> list[Alert]:
+        self._done.extend(self._open.values())
+        self._open.clear()
+        out, self._done = sorted(self._done, key=lambda a: a.ts), []
+        return out
