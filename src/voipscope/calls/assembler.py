@@ -241,6 +241,11 @@ def _announced(record: dict[str, Any]) -> Iterable[tuple[str | None, int, dict[i
         for m in exchange.get("media") or []:
             codecs = dict(zip(m.get("payload_types") or [], m.get("codecs") or [], strict=False))
             yield m.get("ip"), int(m.get("port") or 0), codecs
+            # ICE candidates (RFC 8839) are more addresses of the same media; exact ones
+            # already pinned their flows in the dissect stage, their ports help behind NAT.
+            for candidate in m.get("candidates") or []:
+                ip, port = candidate[0], candidate[1]
+                yield ip, int(port or 0), {}
     for m in record.get("media_endpoints") or []:
         yield m.get("ip"), int(m.get("port") or 0), {}
 

@@ -1,0 +1,138 @@
+"""Calls meet their media: pairing by SDP address, by announced port behind NAT, media
+that ends before its call's record, and what is left to the app-call grouper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from voipscope.calls.assembler import (
+    CALL_ID_PAIRING_CONFIDENCE,
+    PORT_PAIRING_CONFIDENCE,
+    CallAssembler,
+    flow_streams,
+)
+
+IDLE_S = 60.0
+
+
+def call(call_id: str = "c1@host", start: float = 100.0, end: float = 160.0) -> dict[str, Any]:
+    return {
+        "record_id": call_id, "call_id": call_id, "kind": "call", "protocol": "SIP",
+        "start": start, "answer": start + 2.0, "end": end, "evidence": [],
+        "sdp": [{"media": [{"ip": "10.0.0.1", "port": 4000, "payload_types": [0],
+                            "codecs": ["PCMU/8000"], "candidates": [["10.0.0.1", 4002, "host"]]}]}],
+    }  # fmt: skip
+
+
+def media(flow_id: int, first: float, last: float, *, call_id: str | None = None,
+          src: tuple[str, int] = ("198.51.100.7", 4000),
+          dst: tuple[str, int] = ("203.0.113.5", 30000)) -> dict[str, Any]:  # fmt: skip
+    return {
+        "flow_id": flow_id, "category": "voip-media", "protocol": "RTP", "app": None,
+        "media": "audio", "call_id": call_id, "src_ip": src[0], "src_port": src[1],
+        "dst_ip": dst[0], "dst_port": dst[1], "first_seen": first, "last_seen": last,
+        "src2dst_packets": 100, "dst2src_packets": 100,
+    }  # fmt: skip
+
+
+def stream(flow_id: int, first: float, ssrc: str = "0x1", loss_pct: float = 0.0) -> dict[str, Any]:
+    return {
+        "flow_id": flow_id, "src_ip": "198.51.100.7", "src_port": 4000,
+        "dst_ip": "203.0.113.5", "dst_port": 30000, "ssrc": ssrc, "payload_type": 0,
+        "codec": "PCMU", "packets": 100, "loss_pct": loss_pct, "first_seen": first,
+        "last_seen": first + 50, "talk_spurts": None, "mos": None, "mos_reason": None,
+    }  # fmt: skip
+
+
+def everything(a: CallAssembler) -> list[dict[str, Any]]:
+    return a.ready() + a.finish()
+
+
+def test_sdp_address_pairing_and_mos_from_the_sdp_codec() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call(call())
+    a.add_media(media(7, 102.0, 160.0, call_id="c1@host"), [stream(7, 102.0, loss_pct=1.0)])
+    (record,) = everything(a)
+    assert record["media_flows"] == [7]
+    (s,) = record["streams"]
+    assert s["pairing"] == "sdp-address" and s["pairing_confidence"] == CALL_ID_PAIRING_CONFIDENCE
+    assert s["codec"] == "PCMU/8000" and 3.0 < s["mos"] < 4.41
+
+
+def test_media_that_ends_before_its_call_record_waits_for_it() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_media(media(7, 102.0, 160.0, call_id="c1@host"), [stream(7, 102.0)])
+    assert a.ready() == []
+    a.add_call(call())
+    (record,) = everything(a)
+    assert record["media_flows"] == [7]
+
+
+def test_nat_media_pairs_by_announced_port_and_time() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call(call())
+    # From the NAT's public address, keeping the announced source port 4000.
+    a.add_media(media(8, 103.0, 150.0), [stream(8, 103.0)])
+    # The ICE candidate's port too.
+    a.add_media(media(9, 104.0, 150.0, src=("198.51.100.7", 4002)), [stream(9, 104.0)])
+    (record,) = everything(a)
+    assert record["media_flows"] == [8, 9]
+    assert {s["pairing"] for s in record["streams"]} == {"sdp-port+time (NAT)"}
+    assert {s["pairing_confidence"] for s in record["streams"]} == {PORT_PAIRING_CONFIDENCE}
+
+
+def test_same_port_outside_the_call_time_is_not_paired() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call(call())
+    a.add_media(media(8, 500.0, 560.0), [stream(8, 500.0)])
+    records = everything(a)
+    sip = next(r for r in records if r["kind"] == "call")
+    assert sip["media_flows"] == []
+    assert any(r["kind"] == "app-call" and r["media_flows"] == [8] for r in records)
+
+
+def test_calls_are_held_until_their_media_can_no_longer_come() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call(call(end=160.0))
+    a.advance(160.0 + IDLE_S)
+    assert a.ready() == []  # a media flow may still end (idle timeout + margin)
+    a.advance(160.0 + IDLE_S + 10.0)
+    assert [r["call_id"] for r in a.ready()] == ["c1@host"]
+
+
+def test_a_third_party_joining_is_named() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call(call())
+    streams = [stream(7, 102.0, "0x1"), stream(7, 102.1, "0x2"), stream(7, 130.0, "0x3")]
+    a.add_media(media(7, 102.0, 160.0, call_id="c1@host"), streams)
+    (record,) = everything(a)
+    assert record["participants"] == 3
+    assert any("another party joined at 130.000" in e for e in record["evidence"])
+
+
+def test_registrations_pass_straight_through() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call({"record_id": "r1", "call_id": "r1", "kind": "registration", "start": 1.0})
+    assert [r["kind"] for r in a.ready()] == ["registration"]
+
+
+def test_streams_without_rtp_say_why_quality_is_unknown() -> None:
+    (fwd, rev) = flow_streams(media(3, 0.0, 10.0) | {"protocol": "Telegram"})
+    assert (fwd["src_port"], rev["src_port"]) == (4000, 30000)
+    assert "no RTP sequence numbers" in fwd["mos_reason"]
+
+
+def test_conversation_shape_from_the_first_two_streams() -> None:
+    a = CallAssembler(IDLE_S)
+    a.add_call(call(start=0.0, end=10.0))
+    one = stream(7, 2.0) | {"talk_spurts": [[2.0, 6.0]]}
+    two = stream(7, 2.0, "0x2") | {"talk_spurts": [[5.0, 8.0]]}
+    a.add_media(media(7, 2.0, 10.0, call_id="c1@host"), [one, two])
+    (record,) = everything(a)
+    # answer at 2.0, end 10.0: an 8 s window.
+    assert record["caller_talk_pct"] == pytest.approx(50.0)
+    assert record["callee_talk_pct"] == pytest.approx(37.5)
+    assert record["double_talk_pct"] == pytest.approx(12.5)
+    assert record["silence_pct"] == pytest.approx(25.0)
