@@ -26,6 +26,7 @@ MEDIA = "voip-media"
 SIGNALING = "voip-signaling"
 # Protocols that carry their own call signalling: their calls come from the dialog trackers.
 DIALOG_PROTOCOLS = frozenset({"SIP", "MGCP", "MEGACO", "H.323", "SCCP", "IAX2", "H.225 RAS"})
+CONTROL_PROTOCOLS = frozenset({"RTCP", "SRTCP"})
 JOIN_GAP_S = 30.0  # a new media flow this soon after the last one ended is the same call
 # A call needs media both ways for at least this many packets per direction to count as
 # answered (one-way media is a ringing tone, a failed ICE check or a one-way fault).
@@ -103,8 +104,13 @@ class AppCall:
         return {
             "call_id": f"{self.app}:{self.user_ip}:{self.start:.6f}",
             "capture": media[0].get("capture"),
-            "protocol": media[0]["protocol"],
-            "kind": "app-call",
+            # The media's own protocol, not the RTCP that reports on it.
+            "protocol": next(
+                (f["protocol"] for f in media if f["protocol"] not in CONTROL_PROTOCOLS),
+                media[0]["protocol"],
+            ),
+            # Media no app could be named for, without signalling: a call of someone.
+            "kind": "app-call" if self.app else "media-only",
             "app": self.app or None,
             "caller": self.user_ip,
             "callee": ", ".join(peers),

@@ -86,6 +86,11 @@ class AlertBook:
         self._open[key] = alert
         return alert
 
+    def is_open(self, alert: Alert, detail: str = "") -> bool:
+        """Whether ``alert`` is still open here (not yet handed out), so its detector
+        may still add what it learns later (a responder, a cracked password)."""
+        return self._open.get((alert.kind, alert.src_ip, alert.dst_ip, detail)) is alert
+
     def ready(self, now_s: float) -> list[Alert]:
         """Alerts whose attack has gone quiet, oldest first."""
         for key in [k for k, a in self._open.items() if now_s - (a.last_ts or a.ts) > self.quiet_s]:

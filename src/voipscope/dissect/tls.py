@@ -164,14 +164,17 @@ def handshake_message(data: bytes) -> tuple[int, int, bytes]:
         record_version = record_version or record.version
         start = offset + RECORD_HEADER_BYTES
         fragment = data[start : start + record.length]
-        if len(fragment) < record.length:
-            raise Truncated(f"TLS record length {record.length} runs past the bytes so far")
         joined += fragment
         offset = start + record.length
         if len(joined) >= HANDSHAKE_HEADER_BYTES:
             needed = HANDSHAKE_HEADER_BYTES + int.from_bytes(joined[1:4], "big")
             if needed > MAX_HELLO_BYTES:
                 raise Malformed(f"TLS handshake message of {needed} bytes is implausible")
+        if len(fragment) < record.length and len(joined) < needed:
+            # The record goes on past the bytes so far. A ServerHello usually shares its
+            # record with the certificate chain: the hello itself may be whole already,
+            # so only a message that is still incomplete waits for more.
+            raise Truncated(f"TLS record length {record.length} runs past the bytes so far")
     return record_version, joined[0], bytes(joined[HANDSHAKE_HEADER_BYTES:needed])
 
 

@@ -85,7 +85,7 @@ CALL_SCHEMA = pa.schema(
         pa.field("call_id", pa.string()),
         pa.field("capture", pa.string()),
         pa.field("protocol", pa.string()),
-        pa.field("kind", pa.string()),  # "call" | "registration" | "app-call"
+        pa.field("kind", pa.string()),  # "call" | "registration" | "app-call" | "media-only"
         pa.field("app", pa.string()),
         pa.field("caller", pa.string()),
         pa.field("callee", pa.string()),

@@ -82,6 +82,14 @@ def test_dialog_protocols_and_paired_media_are_left_to_the_dialog_trackers() -> 
     assert is_app_call_flow(flow(1, 0, 1, app=None))  # media nobody could name still groups
 
 
+def test_media_without_an_app_is_media_only_and_named_by_its_media_protocol() -> None:
+    (call,) = calls([
+        flow(1, 0.0, 10.0, app=None, protocol="RTCP"),
+        flow(2, 0.1, 10.0, app=None, protocol="SRTP"),
+    ])  # fmt: skip
+    assert (call["kind"], call["app"], call["protocol"]) == ("media-only", None, "SRTP")
+
+
 def test_user_is_the_local_end() -> None:
     assert user_address(flow(1, 0, 1, src=TELEGRAM_RELAY, dst="10.0.0.5")) == "10.0.0.5"
     assert user_address(flow(1, 0, 1)) == "192.168.1.77"

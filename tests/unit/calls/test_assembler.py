@@ -90,7 +90,7 @@ def test_same_port_outside_the_call_time_is_not_paired() -> None:
     records = everything(a)
     sip = next(r for r in records if r["kind"] == "call")
     assert sip["media_flows"] == []
-    assert any(r["kind"] == "app-call" and r["media_flows"] == [8] for r in records)
+    assert any(r["kind"] == "media-only" and r["media_flows"] == [8] for r in records)
 
 
 def test_calls_are_held_until_their_media_can_no_longer_come() -> None:
