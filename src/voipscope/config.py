@@ -81,6 +81,31 @@ class DissectConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallsConfig:
+    """`voipscope calls` (docs/calls.md). Seconds are capture time."""
+
+    # SIP dialogs open at once (attacker-controlled, DESIGN §4); more: the least recently
+    # active is handed out early (anomaly sip_dialog_table_full).
+    max_open_dialogs: int = 100_000
+    # A finished exchange waits this long for late copies (RFC 3261 timer 64*T1).
+    finished_linger_s: float = 32.0
+    # A 401/407 answered this much later is still the same attempt (people type passwords).
+    auth_retry_gap_s: float = 120.0
+    # An answered call without BYE stays open this long after its last message.
+    answered_idle_s: float = 7200.0
+    # A 3xx Contact called within this is one story with the redirect.
+    redirect_follow_s: float = 32.0
+    # Legs of one call through a B2BUA start this close together.
+    b2bua_window_s: float = 2.0
+    # OPTIONS/MESSAGE/SUBSCRIBE... exchanges as records of their own.
+    out_of_dialog_records: bool = True
+    # App calls: a user's media flows of one app this close together are one call.
+    app_join_gap_s: float = 30.0
+    # Calls waiting for their media flows to end (and media waiting for its call).
+    max_held_calls: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
 class AnomalyConfig:
     max_records_per_name: int = 100
 
@@ -91,6 +116,7 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     flows: FlowConfig = field(default_factory=FlowConfig)
     dissect: DissectConfig = field(default_factory=DissectConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     anomalies: AnomalyConfig = field(default_factory=AnomalyConfig)
 
     @classmethod

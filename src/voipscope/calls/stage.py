@@ -16,12 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voipscope.anomalies import AnomalyLog
+from voipscope.calls.app_calls import AppCallGrouper
 from voipscope.calls.assembler import CallAssembler, flow_streams
 from voipscope.calls.h323_calls import H323CallTracker
 from voipscope.calls.iax2_calls import Iax2CallTracker
 from voipscope.calls.mgcp_calls import MgcpCallTracker
 from voipscope.calls.sccp_calls import SccpCallTracker
-from voipscope.calls.sip_dialogs import SipCallTracker
+from voipscope.calls.sip_dialogs import SipCallsConfig, SipCallTracker
 from voipscope.config import Config
 from voipscope.decode.batch import DecodedBatch
 from voipscope.flows.hooks import NoHooks
@@ -36,8 +37,18 @@ CONTROL_PROTOCOLS = frozenset({"RTCP", "SRTCP"})
 class CallsStage(NoHooks):
     def __init__(self, config: Config | None = None, anomalies: AnomalyLog | None = None) -> None:
         config = config or Config()
+        c = config.calls
         self.rtp = RtpStreamTracker(config.flows.max_flows)
-        self.sip = SipCallTracker(anomalies=anomalies)
+        sip_config = SipCallsConfig(
+            max_open_dialogs=c.max_open_dialogs,
+            finished_linger_s=c.finished_linger_s,
+            auth_retry_gap_s=c.auth_retry_gap_s,
+            answered_idle_s=c.answered_idle_s,
+            redirect_follow_s=c.redirect_follow_s,
+            b2bua_window_s=c.b2bua_window_s,
+            out_of_dialog_records=c.out_of_dialog_records,
+        )
+        self.sip = SipCallTracker(sip_config, anomalies=anomalies)
         self.trackers: list[Any] = [
             self.sip,
             H323CallTracker(),
@@ -45,7 +56,12 @@ class CallsStage(NoHooks):
             Iax2CallTracker(),
             SccpCallTracker(),
         ]
-        self.assembler = CallAssembler(config.flows.idle_timeout_s)
+        self.assembler = CallAssembler(
+            config.flows.idle_timeout_s,
+            app_calls=AppCallGrouper(join_gap_s=c.app_join_gap_s),
+            max_held_calls=c.max_held_calls,
+            max_waiting_media=c.max_held_calls,
+        )
 
     # -- FlowHooks ------------------------------------------------------------------------
 

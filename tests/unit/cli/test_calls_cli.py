@@ -50,3 +50,13 @@ def test_unreadable_input_exits_3(tmp_path) -> None:
     bad.write_bytes(b"not a capture at all")
     result = runner.invoke(app, ["calls", str(bad)])
     assert result.exit_code == 3
+
+
+def test_calls_settings_are_configuration_keys() -> None:
+    # A zero join gap and no out-of-dialog records still give the sample's 13 records;
+    # an unknown key is a usage error.
+    ok = runner.invoke(app, ["calls", "--sample", "-f", "jsonl", "-c", "calls.app_join_gap_s=0",
+                             "-c", "answered_idle_s=10"])  # fmt: skip
+    assert ok.exit_code == 0 and len(ok.stdout.splitlines()) == 13
+    bad = runner.invoke(app, ["calls", "--sample", "-c", "calls.no_such_key=1"])
+    assert bad.exit_code == 2
