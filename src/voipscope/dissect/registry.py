@@ -32,6 +32,7 @@ from voipscope.dissect import (
     teamspeak,
     telegram,
     tls,
+    udptl,
     whatsapp_chat,
     wireguard,
     zoom,
@@ -51,6 +52,7 @@ DISSECTORS: tuple[Dissector, ...] = (
     stun.StunDissector(),
     dtls.DtlsDissector(),
     rtp.RtpDissector(),
+    udptl.UdptlDissector(),  # only on flows signalling announced as T.38
     # app media and signatures
     discord.DiscordDissector(),
     zoom.ZoomDissector(),
