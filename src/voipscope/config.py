@@ -38,6 +38,9 @@ class DecodeConfig:
     max_datagram_bytes: int = 65535 + 40
     # All fragment data held at once, over all pending datagrams.
     max_pending_fragment_bytes: int = 32 << 20
+    # GTP-U (UDP 2152, mobile core): account user packets to the flow they carry, as
+    # nfstream's decode_tunnels does; false keeps them in the tunnel's flow.
+    decapsulate_gtp: bool = True
 
 
 @dataclass(frozen=True, slots=True)

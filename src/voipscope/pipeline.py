@@ -113,7 +113,7 @@ class FlowPipeline:
 
         def decoded() -> Iterator[DecodedBatch]:
             for batch in read_capture(path, cfg.source, info):
-                d = decode_batch(batch)
+                d = decode_batch(batch, cfg.decode.decapsulate_gtp)
                 reassembler.process(d)
                 yield d
 

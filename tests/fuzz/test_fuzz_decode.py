@@ -60,7 +60,17 @@ def test_random_bytes_under_every_link_type_fuzz_long(frames):
 @st.composite
 def l4_segment(draw: st.DrawFn) -> tuple[int, bytes]:
     payload = draw(st.binary(max_size=40))
-    kind = draw(st.sampled_from([17, 6, 132, 136, 1, 58, 47]))
+    kind = draw(st.sampled_from([17, 6, 132, 136, 1, 58, 47, 2152]))
+    if kind == 2152:  # GTP-U with an inner packet, its header flags and lengths at random
+        inner = pb.ipv4(pb.udp(payload, 1000, 5060))
+        if draw(st.booleans()):
+            inner = pb.ipv6(pb.udp(payload, 1000, 5060), "2001:db8::1", "2001:db8::2")
+        flags = draw(st.sampled_from([0x30, 0x32, 0x34, 0x37, 0x50, draw(st.integers(0, 255))]))
+        optional = draw(st.binary(min_size=4, max_size=12)) if flags & 0x07 else b""
+        body = optional + inner
+        length = draw(st.one_of(st.just(len(body)), st.integers(0, 0xFFFF)))
+        gtp = struct.pack("!BBHI", flags, draw(st.sampled_from([0xFF, 1, 26])), length, 7)
+        return 17, pb.udp(gtp + body, 2152, draw(st.sampled_from([2152, 40000])))
     if kind in (17, 136):
         return kind, pb.udp(payload, draw(st.integers(0, 0xFFFF)), 5060)
     if kind == 6:

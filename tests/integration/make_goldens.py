@@ -90,19 +90,36 @@ def tshark_packets(path: Path) -> dict[Key, list[int]]:
 
 
 def tshark_ip_bytes(path: Path) -> dict[Key, list[int]]:
+    """Bytes per tuple and direction. A tunnelled packet (GTP-U) has two IP and two UDP
+    headers: like tshark's conversations, both the tunnel and the flow inside count it."""
     fields = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport",
-              "tcp.srcport", "tcp.dstport", "ip.len", "ipv6.plen"]  # fmt: skip
+              "tcp.srcport", "tcp.dstport", "ip.len", "ipv6.plen", "frame.protocols"]  # fmt: skip
     cmd = ["tshark", "-r", str(path), "-Y", "udp or tcp", "-T", "fields", "-E", "separator=/t",
-           "-E", "occurrence=f"] + [a for f in fields for a in ("-e", f)]  # fmt: skip
+           "-E", "occurrence=a", "-E", "aggregator=,"]  # fmt: skip
+    cmd += [a for f in fields for a in ("-e", f)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result: dict[Key, list[int]] = defaultdict(lambda: [0, 0])
     for line in out.splitlines():
-        v = line.split("\t")
-        src, dst = (v[0], v[1]) if v[0] else (v[2], v[3])
-        proto, sport, dport = ("udp", v[4], v[5]) if v[4] else ("tcp", v[6], v[7])
-        ip_bytes = int(v[8]) if v[8] else int(v[9]) + 40
-        key, swapped = canonical(proto, src, int(sport), dst, int(dport))
-        result[key][1 if swapped else 0] += ip_bytes
+        v = [cell.split(",") if cell else [] for cell in line.split("\t")]
+        v4 = bool(v[0])
+        srcs, dsts = (v[0], v[1]) if v4 else (v[2], v[3])
+        udp = bool(v[4])
+        sports, dports = (v[4], v[5]) if udp else (v[6], v[7])
+        lengths = [int(x) for x in v[8]] if v4 else [int(x) + 40 for x in v[9]]
+        # One entry per IP header; the L4 ports of a level are the ones after it. Only a
+        # tunnel makes a second conversation: an ICMP error quoting a header does not.
+        tunnelled = ":gtp:" in line.rsplit("\t", 1)[-1] + ":"
+        levels = min(len(srcs), len(lengths)) if tunnelled else 1
+        ports = list(zip(sports, dports, strict=False))
+        for k in range(levels):
+            # Without ports at this level (only the innermost has them in tcp-in-udp),
+            # the level does not form a UDP/TCP conversation.
+            j = k - (levels - len(ports))
+            if j < 0:
+                continue
+            key, swapped = canonical("udp" if udp else "tcp", srcs[k], int(ports[j][0]),
+                                     dsts[k], int(ports[j][1]))  # fmt: skip
+            result[key][1 if swapped else 0] += lengths[k]
     return result
 
 

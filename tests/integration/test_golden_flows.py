@@ -22,10 +22,11 @@ GOLDENS = Path(__file__).parent / "goldens"
 
 # Tuples tshark sees that voipscope does not count, each with the reason.
 KNOWN_GAPS = {
-    # Frames 701+ are GTP-U (UDP 2152) carrying an inner IPv4/UDP flow; tshark counts the
-    # inner conversation as well as the tunnel's. voipscope does not decapsulate tunnels
-    # yet, so it accounts those packets to the outer GTP-U flow only.
-    "zoom.pcap": {("udp", "10.140.117.35", 45634, "193.122.35.237", 8801)},
+    # Frames 701+ are GTP-U (UDP 2152) carrying an inner IPv4/UDP flow. tshark counts
+    # both conversations; voipscope accounts each user packet to the flow inside the
+    # tunnel (decode.decapsulate_gtp, like nfstream's decode_tunnels), so the tunnel's
+    # own flow has no packets left (every frame of it is a G-PDU).
+    "zoom.pcap": {("udp", "10.132.15.176", 2152, "10.134.25.67", 2152)},
 }
 
 

@@ -54,7 +54,7 @@ class DecodedBatch:
         return bytes(self.packets.buf[start : start + int(self.l4_len[i])])
 
 
-def decode_batch(batch: PacketBatch) -> DecodedBatch:
+def decode_batch(batch: PacketBatch, decap_gtp: bool = True) -> DecodedBatch:
     n = len(batch)
     out = DecodedBatch(
         packets=batch,
@@ -81,6 +81,6 @@ def decode_batch(batch: PacketBatch) -> DecodedBatch:
         batch.buf, batch.data_offset, batch.caplen, batch.linktype,
         out.status, out.ip_ver, out.proto, out.src_hi, out.src_lo, out.dst_hi, out.dst_lo,
         out.sport, out.dport, out.ip_bytes, out.l3_off, out.l4_off, out.l4_len,
-        out.tcp_flags, out.vlan, out.frag_id, out.frag_off, out.frag_more,
+        out.tcp_flags, out.vlan, out.frag_id, out.frag_off, out.frag_more, decap_gtp,
     )  # fmt: skip
     return out

@@ -43,6 +43,12 @@ IPV6_HIP = 139
 IPV6_SHIM6 = 140
 MAX_IPV6_EXT_HEADERS = 16
 
+# GTP-U (3GPP TS 29.281): mobile user-plane tunnels, UDP port 2152 (§4.4.2.3)
+GTPU_PORT = 2152
+GTPU_HEADER_BYTES = 8  # §5.1: flags, type, length, TEID
+GTPU_T_PDU = 255  # §6.1: G-PDU, a user packet follows
+MAX_GTPU_EXTENSIONS = 8
+
 # BSD address families seen in LINKTYPE_NULL/LOOP headers (tcpdump.org/linktypes.html)
 AF_INET = 2
 AF_INET6_BSD = (24, 28, 30)
@@ -152,6 +158,7 @@ def decode_packets(
     buf, data_offset, caplen, linktype,
     status, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
     ip_bytes, l3_off, l4_off, l4_len, tcp_flags, vlan, frag_id, frag_off, frag_more,
+    decap_gtp,
 ):  # fmt: skip
     n = data_offset.shape[0]
     for i in range(n):
@@ -173,119 +180,196 @@ def decode_packets(
         if st != S.OK:
             status[i] = st
             continue
-        if version == 4:
-            if end - q < 20:
-                status[i] = S.TRUNCATED_IP
-                continue
-            if buf[q] >> 4 != 4:
-                status[i] = S.BAD_IP_VERSION
-                continue
-            ihl = (np.int64(buf[q]) & 0x0F) * 4
-            total = u16be(buf, q + 2)
-            if ihl < 20:
-                status[i] = S.BAD_IP_HEADER_LEN
-                continue
-            if total < ihl:
-                status[i] = S.BAD_IP_TOTAL_LEN
-                continue
-            if end - q < ihl:
-                status[i] = S.TRUNCATED_IP
-                continue
-            ip_ver[i] = 4
-            proto[i] = buf[q + 9]
-            src_hi[i] = 0
-            src_lo[i] = V4_MAPPED_PREFIX | u32be(buf, q + 12)
-            dst_hi[i] = 0
-            dst_lo[i] = V4_MAPPED_PREFIX | u32be(buf, q + 16)
-            ip_bytes[i] = total
-            flags_frag = u16be(buf, q + 6)
-            more = (flags_frag >> 13) & 1
-            offset8 = flags_frag & 0x1FFF
-            l4 = q + ihl
-            # Ethernet pads short frames: the IP total length says where the data ends.
-            l4_end = min(end, q + total)
-            if more or offset8:
-                frag_id[i] = u16be(buf, q + 4)
-                frag_off[i] = offset8 * 8
-                frag_more[i] = more
-                l4_off[i] = l4
-                l4_len[i] = max(l4_end - l4, 0)
-                status[i] = S.FRAGMENT
-                continue
-            nh = proto[i]
-        elif version == 6:
-            if end - q < 40:
-                status[i] = S.TRUNCATED_IP
-                continue
-            if buf[q] >> 4 != 6:
-                status[i] = S.BAD_IP_VERSION
-                continue
-            ip_ver[i] = 6
-            plen = u16be(buf, q + 4)
-            src_hi[i] = u64be_signed(buf, q + 8)
-            src_lo[i] = u64be_signed(buf, q + 16)
-            dst_hi[i] = u64be_signed(buf, q + 24)
-            dst_lo[i] = u64be_signed(buf, q + 32)
-            ip_bytes[i] = plen + 40
-            l4_end = min(end, q + 40 + plen)
-            nh = np.int64(buf[q + 6])
-            l4 = q + 40
-            fragment = False
-            hops = 0
-            st = S.OK
-            while True:
-                if (
-                    nh == IPV6_HOPOPTS or nh == IPV6_ROUTING or nh == IPV6_DSTOPTS
-                    or nh == IPV6_MOBILITY or nh == IPV6_HIP or nh == IPV6_SHIM6
-                ):  # fmt: skip
-                    if end - l4 < 2:
-                        st = S.TRUNCATED_IP
-                        break
-                    step = (np.int64(buf[l4 + 1]) + 1) * 8
-                elif nh == IPV6_AH:
-                    if end - l4 < 2:
-                        st = S.TRUNCATED_IP
-                        break
-                    step = (np.int64(buf[l4 + 1]) + 2) * 4
-                elif nh == IPV6_FRAGMENT:
-                    if end - l4 < 8:
-                        st = S.TRUNCATED_IP
-                        break
-                    off_flags = u16be(buf, l4 + 2)
-                    if (off_flags & 0xFFF9) != 0:  # offset != 0 or M set: a real fragment
-                        frag_off[i] = off_flags & 0xFFF8
-                        frag_more[i] = off_flags & 1
-                        frag_id[i] = u32be(buf, l4 + 4)
-                        fragment = True
-                    step = 8
-                else:
+        st = _ip(
+            buf, q, end, version, i, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo,
+            sport, dport, ip_bytes, l4_off, l4_len, tcp_flags, frag_id, frag_off, frag_more,
+        )  # fmt: skip
+        if (
+            st == S.OK
+            and decap_gtp
+            and proto[i] == IPPROTO_UDP
+            and (sport[i] == GTPU_PORT or dport[i] == GTPU_PORT)
+        ):
+            st = _gtpu(
+                buf, i, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
+                ip_bytes, l3_off, l4_off, l4_len, tcp_flags, frag_id, frag_off, frag_more,
+            )  # fmt: skip
+        status[i] = st
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ip(
+    buf, q, end, version, i,
+    ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
+    ip_bytes, l4_off, l4_len, tcp_flags, frag_id, frag_off, frag_more,
+):  # fmt: skip
+    """The IP header at ``q`` and what follows it, into row ``i``; returns the status."""
+    if version == 4:
+        if end - q < 20:
+            return S.TRUNCATED_IP
+        if buf[q] >> 4 != 4:
+            return S.BAD_IP_VERSION
+        ihl = (np.int64(buf[q]) & 0x0F) * 4
+        total = u16be(buf, q + 2)
+        if ihl < 20:
+            return S.BAD_IP_HEADER_LEN
+        if total < ihl:
+            return S.BAD_IP_TOTAL_LEN
+        if end - q < ihl:
+            return S.TRUNCATED_IP
+        ip_ver[i] = 4
+        proto[i] = buf[q + 9]
+        src_hi[i] = 0
+        src_lo[i] = V4_MAPPED_PREFIX | u32be(buf, q + 12)
+        dst_hi[i] = 0
+        dst_lo[i] = V4_MAPPED_PREFIX | u32be(buf, q + 16)
+        ip_bytes[i] = total
+        flags_frag = u16be(buf, q + 6)
+        more = (flags_frag >> 13) & 1
+        offset8 = flags_frag & 0x1FFF
+        l4 = q + ihl
+        # Ethernet pads short frames: the IP total length says where the data ends.
+        l4_end = min(end, q + total)
+        if more or offset8:
+            frag_id[i] = u16be(buf, q + 4)
+            frag_off[i] = offset8 * 8
+            frag_more[i] = more
+            l4_off[i] = l4
+            l4_len[i] = max(l4_end - l4, 0)
+            return S.FRAGMENT
+        nh = proto[i]
+    elif version == 6:
+        if end - q < 40:
+            return S.TRUNCATED_IP
+        if buf[q] >> 4 != 6:
+            return S.BAD_IP_VERSION
+        ip_ver[i] = 6
+        plen = u16be(buf, q + 4)
+        src_hi[i] = u64be_signed(buf, q + 8)
+        src_lo[i] = u64be_signed(buf, q + 16)
+        dst_hi[i] = u64be_signed(buf, q + 24)
+        dst_lo[i] = u64be_signed(buf, q + 32)
+        ip_bytes[i] = plen + 40
+        l4_end = min(end, q + 40 + plen)
+        nh = np.int64(buf[q + 6])
+        l4 = q + 40
+        fragment = False
+        hops = 0
+        st = S.OK
+        while True:
+            if (
+                nh == IPV6_HOPOPTS or nh == IPV6_ROUTING or nh == IPV6_DSTOPTS
+                or nh == IPV6_MOBILITY or nh == IPV6_HIP or nh == IPV6_SHIM6
+            ):  # fmt: skip
+                if end - l4 < 2:
+                    st = S.TRUNCATED_IP
                     break
-                nh = np.int64(buf[l4])
-                l4 += step
-                hops += 1
-                if hops > MAX_IPV6_EXT_HEADERS:
-                    st = S.TOO_MANY_HEADERS
+                step = (np.int64(buf[l4 + 1]) + 1) * 8
+            elif nh == IPV6_AH:
+                if end - l4 < 2:
+                    st = S.TRUNCATED_IP
                     break
-                if fragment:
+                step = (np.int64(buf[l4 + 1]) + 2) * 4
+            elif nh == IPV6_FRAGMENT:
+                if end - l4 < 8:
+                    st = S.TRUNCATED_IP
                     break
-            if st == S.OK and l4 > end:
-                # The last extension header claims more bytes than were captured.
-                st = S.TRUNCATED_IP
-            if st != S.OK:
-                status[i] = st
-                continue
-            proto[i] = nh
+                off_flags = u16be(buf, l4 + 2)
+                if (off_flags & 0xFFF9) != 0:  # offset != 0 or M set: a real fragment
+                    frag_off[i] = off_flags & 0xFFF8
+                    frag_more[i] = off_flags & 1
+                    frag_id[i] = u32be(buf, l4 + 4)
+                    fragment = True
+                step = 8
+            else:
+                break
+            nh = np.int64(buf[l4])
+            l4 += step
+            hops += 1
+            if hops > MAX_IPV6_EXT_HEADERS:
+                st = S.TOO_MANY_HEADERS
+                break
             if fragment:
-                l4_off[i] = l4
-                l4_len[i] = max(l4_end - l4, 0)
-                status[i] = S.FRAGMENT
-                continue
-        else:
-            # Raw-IP link types sniff the version nibble; one that is not 4 or 6 (0
-            # included) is a bad version, not a truncation.
-            status[i] = S.BAD_IP_VERSION
-            continue
-        status[i] = decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len)
+                break
+        if st == S.OK and l4 > end:
+            # The last extension header claims more bytes than were captured.
+            st = S.TRUNCATED_IP
+        if st != S.OK:
+            return st
+        proto[i] = nh
+        if fragment:
+            l4_off[i] = l4
+            l4_len[i] = max(l4_end - l4, 0)
+            return S.FRAGMENT
+    else:
+        # Raw-IP link types sniff the version nibble; one that is not 4 or 6 (0
+        # included) is a bad version, not a truncation.
+        return S.BAD_IP_VERSION
+    return decode_l4(buf, i, nh, l4, l4_end, sport, dport, tcp_flags, l4_off, l4_len)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gtpu_inner(buf, p, end):
+    """Offset of the IP packet inside a GTP-U T-PDU at ``p`` (3GPP TS 29.281 §5), or -1.
+
+    Only version-1 GTP (PT=1) G-PDUs (message type 255) carry user packets; echo and
+    error indications stay with the tunnel's own flow."""
+    if end - p < GTPU_HEADER_BYTES:
+        return -1
+    flags = np.int64(buf[p])
+    if flags >> 5 != 1 or not flags & 0x10 or buf[p + 1] != GTPU_T_PDU:
+        return -1
+    q = p + GTPU_HEADER_BYTES
+    if flags & 0x07:  # E, S or PN: sequence number, N-PDU number, next extension type
+        if end - q < 4:
+            return -1
+        next_type = np.int64(buf[q + 3])
+        q += 4
+        hops = 0
+        while next_type != 0:  # §5.2: extension headers in 4-octet units, chained
+            if end - q < 4 or hops >= MAX_GTPU_EXTENSIONS:
+                return -1
+            size = np.int64(buf[q]) * 4
+            if size == 0 or end - q < size:
+                return -1
+            next_type = np.int64(buf[q + size - 1])
+            q += size
+            hops += 1
+    if q >= end:
+        return -1
+    return q
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gtpu(
+    buf, i, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
+    ip_bytes, l3_off, l4_off, l4_len, tcp_flags, frag_id, frag_off, frag_more,
+):  # fmt: skip
+    """Row ``i`` is UDP to or from the GTP-U port: account the packet to the flow it
+    carries (mobile-core captures: the calls are inside). Returns the status; when the
+    payload is not a T-PDU with an IP packet that decodes, the outer fields stay."""
+    outer_end = l4_off[i] + l4_len[i]
+    inner = _gtpu_inner(buf, l4_off[i], outer_end)
+    if inner < 0:
+        return S.OK
+    version = np.int64(buf[inner]) >> 4
+    if version != 4 and version != 6:
+        return S.OK
+    saved = (ip_ver[i], proto[i], src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], sport[i],
+             dport[i], ip_bytes[i], l3_off[i], l4_off[i], l4_len[i], tcp_flags[i])  # fmt: skip
+    st = _ip(
+        buf, inner, outer_end, version, i, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo,
+        sport, dport, ip_bytes, l4_off, l4_len, tcp_flags, frag_id, frag_off, frag_more,
+    )  # fmt: skip
+    if st == S.OK or st == S.FRAGMENT:
+        l3_off[i] = inner
+        return st
+    (ip_ver[i], proto[i], src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], sport[i], dport[i],
+     ip_bytes[i], l3_off[i], l4_off[i], l4_len[i], tcp_flags[i]) = saved  # fmt: skip
+    frag_id[i] = 0
+    frag_off[i] = 0
+    frag_more[i] = 0
+    return S.OK
 
 
 # Inlined: a call that passes arrays costs reference-count traffic per packet.
