@@ -174,6 +174,34 @@ class FlowPipeline:
         finally:
             self.hooks.remove(stage)
 
+    def run_alerts(
+        self,
+        path: str,
+        progress: Callable[[CaptureInfo], None] | None = None,
+        detect_config: Any = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Alert records of one input (DESIGN §3 Alert), in lists as each attack goes
+        quiet. One pass: the calls stage and the detect stage run side by side, the
+        detectors reading SIP messages, the calls as they finish and the flows as they
+        end. ``detect_config`` is a ``voipscope.detect.config.DetectConfig``."""
+        from voipscope.calls.stage import CallsStage  # only alert runs pay for them
+        from voipscope.detect.stage import DetectStage
+
+        calls = CallsStage(self.config, self.stats.anomalies)
+        detect = DetectStage(detect_config, self.stats.anomalies)
+        self.hooks.extend([calls, detect])
+        try:
+            for _ in self.run_one(path, progress):
+                detect.add_calls(calls.drain())
+                if alerts := detect.ready():
+                    yield alerts
+            detect.add_calls(calls.drain() + calls.finish())
+            if alerts := detect.finish():
+                yield alerts
+        finally:
+            self.hooks.remove(calls)
+            self.hooks.remove(detect)
+
     def _hand_out_messages(self) -> None:
         if self.dissect is None:
             return

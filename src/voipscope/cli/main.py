@@ -18,7 +18,8 @@ import typer
 
 from voipscope._version import __version__
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREADABLE, EXIT_ALERT = 0, 1, 2, 3, 4
+SEVERITIES = ("low", "medium", "high")  # as voipscope.detect.alerts (not imported: start-up)
 SAMPLE_NAME = "sip-call.pcap"
 PROGRESS_MIN_BYTES = 32 << 20  # below this a progress bar only flickers
 
@@ -142,11 +143,14 @@ def flows(
 
 def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: list[str],
                print_stats: bool, progress: bool | None, show_traceback: bool,
-               anomalies_out: str | None = None, records: str = "flows") -> int:  # fmt: skip
-    """Run the pipeline over ``paths`` and write ``records`` ("flows" or "calls")."""
+               anomalies_out: str | None = None, records: str = "flows",
+               fail_on: str | None = None) -> int:  # fmt: skip
+    """Run the pipeline over ``paths`` and write ``records`` ("flows", "calls" or
+    "alerts"); with ``fail_on``, exit 4 when an alert at or above it was raised."""
     from voipscope.config import Config
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.output import CALL_SCHEMA, FLOW_SCHEMA, FORMATS, open_writer
+    from voipscope.output.schema import ALERT_SCHEMA
     from voipscope.pipeline import FlowPipeline
 
     if fmt not in FORMATS:
@@ -163,11 +167,16 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
         _err(str(exc))
         return EXIT_USAGE
 
+    if fail_on is not None and fail_on not in SEVERITIES:
+        _err(f"unknown --fail-on {fail_on!r}; choose one of {', '.join(SEVERITIES)}")
+        return EXIT_USAGE
     _use_system_allocator()
     pipeline = FlowPipeline(cfg)
     code = EXIT_OK
+    worst: list[str] = []  # the highest alert severity written
+    schema = {"calls": CALL_SCHEMA, "alerts": ALERT_SCHEMA}.get(records, FLOW_SCHEMA)
     try:
-        writer = open_writer(fmt, output, CALL_SCHEMA if records == "calls" else FLOW_SCHEMA)
+        writer = open_writer(fmt, output, schema)
     except OSError as exc:
         _err(f"{output}: cannot write ({exc.strerror or exc})")
         return EXIT_ERROR
@@ -176,6 +185,8 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
             try:
                 if records == "calls":
                     _write_calls(pipeline, path, progress, writer)
+                elif records == "alerts":
+                    _write_alerts(pipeline, path, progress, writer, worst)
                 else:
                     for batch in _with_progress(pipeline, path, progress):
                         writer.write(batch)
@@ -220,7 +231,10 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
         import json
 
         print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
-    return code
+    failed = (
+        fail_on is not None and worst and (SEVERITIES.index(worst[0]) >= SEVERITIES.index(fail_on))
+    )
+    return EXIT_ALERT if code == EXIT_OK and failed else code
 
 
 def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  # type: ignore[no-untyped-def]
@@ -228,6 +242,77 @@ def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  #
 
     for records in _with_progress(pipeline, path, progress, calls=True):
         writer.write(calls_to_batch(records))
+
+
+def _write_alerts(pipeline, path: str, progress: bool | None, writer, worst: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from voipscope.output.alert_records import alerts_to_batch
+
+    for records in _with_progress(pipeline, path, progress, alerts=True):
+        for record in records:
+            if not worst or SEVERITIES.index(record["severity"]) > SEVERITIES.index(worst[0]):
+                worst[:] = [record["severity"]]
+        writer.write(alerts_to_batch(records))
+
+
+@app.command()
+def alerts(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | jsonl | csv | parquet (default: table on a terminal, "
+            "jsonl when piped, else by the -o suffix).",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="low | medium | high: exit with status 4 when an alert at or above this "
+            "severity was raised.",
+        ),
+    ] = None,
+    use_sample: Annotated[
+        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
+    ] = False,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", "-c", help="KEY=VALUE (repeatable), as for `flows`."),
+    ] = None,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Print the run's counts to stderr as JSON.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
+    ] = None,
+    show_traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the stack on errors.")
+    ] = False,
+) -> None:
+    """One record per detected abuse (DESIGN §3 Alert record): SIP scans, extension
+    enumeration, password guessing, toll fraud, floods, SPIT, policy violations — each
+    with its evidence. See docs/alerts.md for the detectors and their thresholds."""
+    paths = list(inputs or [])
+    if use_sample:
+        paths.append(sample_path())
+    if not paths:
+        _err("usage: voipscope alerts INPUT... (or --sample)")
+        raise typer.Exit(EXIT_USAGE)
+    chosen = _pick_format(fmt, output)
+    code = _run_flows(
+        paths, chosen, output, config or [], stats, progress, show_traceback, None, "alerts",
+        fail_on=fail_on,
+    )  # fmt: skip
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -290,12 +375,13 @@ def _use_system_allocator() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
-def _with_progress(pipeline, path: str, progress: bool | None, calls: bool = False) -> Iterator:  # type: ignore[no-untyped-def]
+def _with_progress(pipeline, path: str, progress: bool | None, calls: bool = False,  # type: ignore[no-untyped-def]
+                   alerts: bool = False) -> Iterator:  # fmt: skip
     size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
     show = (
         progress if progress is not None else (sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
     )
-    run = pipeline.run_calls if calls else pipeline.run_one
+    run = pipeline.run_alerts if alerts else pipeline.run_calls if calls else pipeline.run_one
     if not show:
         yield from run(path)
         return

@@ -91,6 +91,12 @@ class AlertBook:
         may still add what it learns later (a responder, a cracked password)."""
         return self._open.get((alert.kind, alert.src_ip, alert.dst_ip, detail)) is alert
 
+    def open_alert(
+        self, kind: str, src_ip: str | None, dst_ip: str | None, detail: str = ""
+    ) -> Alert | None:
+        """The open alert under this key, if any."""
+        return self._open.get((kind, src_ip, dst_ip, detail))
+
     def ready(self, now_s: float) -> list[Alert]:
         """Alerts whose attack has gone quiet, oldest first."""
         for key in [k for k, a in self._open.items() if now_s - (a.last_ts or a.ts) > self.quiet_s]:

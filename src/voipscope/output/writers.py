@@ -275,6 +275,42 @@ def _stream_cells(m: dict) -> list[str]:
     ]
 
 
+class AlertConsoleTable(FlowConsoleTable):
+    """Alerts at a glance: when, how bad, what, who against whom, and the summary."""
+
+    COLUMNS = ("first (UTC)", "last (UTC)", "severity", "kind", "source", "target",
+               "count", "summary")  # fmt: skip
+    STYLES = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
+        for i, name in enumerate(self.COLUMNS):
+            table.add_column(
+                name, justify="right" if i == 6 else "left", no_wrap=i < 7, overflow="fold"
+            )
+        rows = pa.Table.from_batches(self._batches).sort_by("ts") if self._batches else None
+        shown = 0
+        if rows is not None:
+            for r in rows.slice(0, self.max_rows).to_pylist():
+                severity = f"[{self.STYLES.get(r['severity'], '')}]{r['severity']}[/]"
+                table.add_row(
+                    _stamp(r["ts"]), _stamp(r["last_ts"]), severity, r["kind"],
+                    r["src_ip"] or "-", r["dst_ip"] or "-", str(r["count"]), r["summary"],
+                )  # fmt: skip
+                shown += 1
+        to_file = self._path not in (None, "-")
+        stream_out = open(self._path, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
+        console = Console(file=stream_out, width=None if stream_out.isatty() else 160)
+        console.print(table)
+        more = f" (first {shown} shown; use --format jsonl for all)" if shown < self._rows else ""
+        console.print(f"[dim]{self._rows} alerts{more}[/dim]")
+        if to_file:
+            stream_out.close()
+
+
 def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
     if fmt == "jsonl":
         return JsonlWriter(path)
@@ -283,5 +319,7 @@ def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
     if fmt == "parquet":
         return ParquetWriter(path, schema)
     if fmt == "table":
+        if "severity" in schema.names and "kind" in schema.names:
+            return AlertConsoleTable(path)
         return CallConsoleTable(path) if "caller" in schema.names else FlowConsoleTable(path)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,192 @@
+"""sip-bruteforce (register brute force): one source guessing digest passwords on one
+server (svcrack, the REGISTER floods behind most SIP account takeovers).
+
+Opinion: requests carrying Digest credentials (Authorization / Proxy-Authorization,
+RFC 3261 §22.2-22.3) from one source to one server that were refused with another
+challenge or 403 at least ``min_failures`` times within ``window_s`` (many guesses for a
+user), or for at least ``min_users`` distinct user names (one guess for many users: a
+spray). A phone with a stale password also retries, but every registration interval
+(minutes), not dozens of times a minute. A 2xx to credentials from a source that was
+already refused is a password found: severity high, the user named in ``data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voipscope.detect.alerts import Alert, AlertBook
+from voipscope.detect.base import Detector, raise_severity
+from voipscope.detect.bounded import CappedTable, SlidingCount, SlidingDistinct, add_capped
+from voipscope.detect.scanner_agents import scanner_tool
+from voipscope.detect.sip_facts import SipFacts
+
+KIND = "sip-bruteforce"
+# RFC 3261 §21.4.2 401, §21.4.8 407 (a fresh challenge after credentials = refused),
+# §21.4.4 403 Forbidden (what Asterisk and Kamailio send for a wrong password).
+REFUSED_CODES = frozenset({401, 403, 407})
+MAX_USERS_LISTED = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SipBruteforceConfig:
+    """Thresholds (later config keys ``detect.sip_bruteforce.*``)."""
+
+    window_s: float = 300.0
+    min_failures: int = 10  # refused credentials within the window
+    min_users: int = 5  # distinct user names refused within the window
+    max_pairs: int = 10_000  # (source, server) pairs followed at once
+    max_pending_per_pair: int = 1024  # credentialed requests awaiting their answer
+    max_users_per_pair: int = 4096
+
+
+@dataclass(slots=True)
+class _Pair:
+    failures: SlidingCount
+    failed_users: SlidingDistinct[str]
+    pending: CappedTable[str | None, str]  # Call-ID -> user of its latest credentials
+    attempts: dict[str, int] = field(default_factory=dict)  # user -> credentialed requests
+    attempts_dropped: int = 0
+    refused: int = 0
+    cracked: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    first_ts: float | None = None
+    alert: Alert | None = None
+
+
+class SipBruteforceDetector(Detector):
+    name = "sip_bruteforce"
+
+    def __init__(self, book: AlertBook, config: SipBruteforceConfig | None = None) -> None:
+        super().__init__(book)
+        self.config = cfg = config or SipBruteforceConfig()
+
+        def new_pair() -> _Pair:
+            return _Pair(
+                failures=SlidingCount(cfg.window_s, cfg.min_failures),
+                failed_users=SlidingDistinct(cfg.window_s, cfg.max_users_per_pair),
+                pending=CappedTable(cfg.max_pending_per_pair, str),
+            )
+
+        self.pairs: CappedTable[tuple[str, str], _Pair] = CappedTable(cfg.max_pairs, new_pair)
+
+    def on_sip(self, f: SipFacts) -> None:
+        if f.is_request:
+            if not f.auth_username:
+                return
+            pair = self.pairs.get((f.src_ip, f.dst_ip))
+            if pair.first_ts is None:
+                pair.first_ts = f.ts_s
+            user = f.auth_username
+            if user in pair.attempts or len(pair.attempts) < MAX_USERS_LISTED:
+                pair.attempts[user] = pair.attempts.get(user, 0) + 1
+            else:
+                pair.attempts_dropped += 1
+            add_capped(pair.methods, f.method or "", 8)
+            if f.user_agent:
+                add_capped(pair.agents, f.user_agent, 8)
+            pair.pending.put(f.call_id, user)
+            return
+        found = self.pairs.peek((f.dst_ip, f.src_ip))
+        if found is None or f.status is None:
+            return
+        user = found.pending.peek(f.call_id)
+        if user is None:
+            return
+        if f.status in REFUSED_CODES:
+            found.pending.pop(f.call_id)
+            if f.stale_challenge:
+                return  # right password, old nonce: the retry will be accepted
+            found.refused += 1
+            many_guesses = found.failures.add(f.ts_s)
+            many_users = found.failed_users.add(f.ts_s, user) >= self.config.min_users
+            if many_guesses or many_users or self._open(found):
+                self._report(f, found)
+        elif 200 <= f.status < 300:
+            found.pending.pop(f.call_id)
+            if found.refused:
+                add_capped(found.cracked, user, MAX_USERS_LISTED)
+                recent = found.failures.in_window(f.ts_s)
+                if self._open(found) or recent >= self.config.min_failures:
+                    self._report(f, found)
+
+    def _open(self, pair: _Pair) -> bool:
+        return pair.alert is not None and self.book.is_open(pair.alert)
+
+    def _report(self, f: SipFacts, pair: _Pair) -> None:
+        attacker, server = f.dst_ip, f.src_ip
+        attempts = sum(pair.attempts.values())
+        tool = next((t for a in pair.agents if (t := scanner_tool(a))), None)
+        data = {
+            "usernames": list(pair.attempts),
+            "attempts_per_user": dict(pair.attempts),
+            "attempts": attempts,
+            "refused": pair.refused,
+            "users_dropped": pair.attempts_dropped,
+            "succeeded": bool(pair.cracked),
+            "cracked_users": list(pair.cracked),
+            "methods": list(pair.methods),
+            "user_agents": list(pair.agents),
+            "scanner_tool": tool,
+            "window_s": self.config.window_s,
+        }
+        if self._open(pair):
+            alert = pair.alert
+            assert alert is not None
+            alert.last_ts = f.ts_s
+            alert.count = attempts
+            alert.summary = _summary(attempts, pair, server)
+            if pair.cracked and not alert.data.get("succeeded"):
+                alert.severity = "high"
+                alert.add_evidence(f"credentials for {', '.join(pair.cracked)} accepted")
+            alert.data.update(data)
+            return
+        severity = "high" if pair.cracked else "medium"
+        alert = Alert(
+            ts=pair.first_ts if pair.first_ts is not None else f.ts_s,
+            last_ts=f.ts_s,
+            kind=KIND,
+            severity=raise_severity(severity) if tool else severity,
+            src_ip=attacker,
+            dst_ip=server,
+            summary=_summary(attempts, pair, server),
+            evidence=[
+                f"{pair.refused} credentialed requests refused (401/403/407), threshold "
+                f"{self.config.min_failures} within {self.config.window_s:g} s or "
+                f"{self.config.min_users} user names",
+                f"user names tried: {', '.join(list(pair.attempts)[:8])}",
+            ],
+            count=attempts,
+            data=data,
+        )
+        if pair.cracked:
+            alert.add_evidence(f"credentials for {', '.join(pair.cracked)} accepted")
+        if tool:
+            alert.add_evidence(f"User-Agent names a scanner: {tool}")
+        pair.alert = self.book.raise_alert(alert)
+
+    def state_sizes(self) -> dict[str, tuple[int, int]]:
+        pairs = [p for _, p in self.pairs.items()]
+        return {
+            "pairs": (len(self.pairs), self.config.max_pairs),
+            "pending_per_pair": (
+                max((len(p.pending) for p in pairs), default=0),
+                self.config.max_pending_per_pair,
+            ),
+            "users_per_pair": (
+                max((len(p.attempts) for p in pairs), default=0),
+                MAX_USERS_LISTED,
+            ),
+        }
+
+    @property
+    def overflow(self) -> int:
+        return self.pairs.overflow
+
+
+def _summary(attempts: int, pair: _Pair, server: str) -> str:
+    users = len(pair.attempts)
+    text = f"{attempts} password guesses for {users} user name(s) on {server}"
+    if pair.cracked:
+        text += f"; password found for {', '.join(pair.cracked)}"
+    return text

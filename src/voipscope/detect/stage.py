@@ -1,0 +1,111 @@
+"""The detect stage: one FlowHooks that hands every detector the records it reads —
+SIP messages as they are parsed, Call records as the calls stage finishes them, Flow
+records as flows end, the run's anomaly counts as capture time moves — and gives out
+Alert records once their attack has gone quiet (DESIGN §1: records, never packets).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.decode.batch import DecodedBatch
+from voipscope.detect.alerts import AlertBook
+from voipscope.detect.base import Detector
+from voipscope.detect.config import DetectConfig
+from voipscope.detect.policy import VOIP_CATEGORIES, PolicyDetector
+from voipscope.detect.sip_bruteforce import SipBruteforceDetector
+from voipscope.detect.sip_enumeration import SipEnumerationDetector
+from voipscope.detect.sip_facts import sip_facts
+from voipscope.detect.sip_flood import SipFloodDetector
+from voipscope.detect.sip_scan import SipScanDetector
+from voipscope.detect.spit import SpitDetector
+from voipscope.detect.toll_fraud import TollFraudDetector
+from voipscope.dissect.base import MessageEvent
+from voipscope.flows.hooks import NoHooks
+from voipscope.flows.table import FlowAssignment
+
+
+def build_detectors(book: AlertBook, config: DetectConfig) -> list[Detector]:
+    made: dict[str, Detector] = {
+        "sip_scan": SipScanDetector(book, config.sip_scan),
+        "sip_enumeration": SipEnumerationDetector(book, config.sip_enumeration),
+        "sip_bruteforce": SipBruteforceDetector(book, config.sip_bruteforce),
+        "toll_fraud": TollFraudDetector(book, config.toll_fraud),
+        "sip_flood": SipFloodDetector(book, config.sip_flood),
+        "spit": SpitDetector(book, config.spit),
+        "policy": PolicyDetector(book, config.policy),
+    }
+    return [made[name] for name in config.enabled if name in made]
+
+
+class DetectStage(NoHooks):
+    def __init__(
+        self, config: DetectConfig | None = None, anomalies: AnomalyLog | None = None
+    ) -> None:
+        self.config = config or DetectConfig()
+        self.anomalies = anomalies
+        self.book = AlertBook(self.config.alert_quiet_s, self.config.max_open_alerts)
+        self.detectors = build_detectors(self.book, self.config)
+        self.now_s: float | None = None  # capture time of the latest packet seen
+
+    # -- FlowHooks ------------------------------------------------------------------------
+
+    def on_update(self, d: DecodedBatch, a: FlowAssignment) -> None:
+        if len(d):
+            self.tick(int(d.ts_ns[-1]) / 1e9)
+
+    def on_messages(self, messages: list[object]) -> None:
+        for event in messages:
+            if not isinstance(event, MessageEvent):
+                continue
+            facts = sip_facts(event)
+            if facts is None:
+                continue
+            for detector in self.detectors:
+                detector.on_sip(facts)
+
+    def on_flow_records(self, batch: object) -> None:
+        assert isinstance(batch, pa.RecordBatch)
+        voip = pc.is_in(batch.column("category"), pa.array(sorted(VOIP_CATEGORIES)))
+        self.add_flows(batch.filter(voip).to_pylist())
+
+    # -- records from elsewhere -----------------------------------------------------------
+
+    def tick(self, now_s: float) -> None:
+        self.now_s = now_s if self.now_s is None else max(self.now_s, now_s)
+        for detector in self.detectors:
+            detector.on_tick(self.now_s, self.anomalies)
+
+    def add_calls(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            for detector in self.detectors:
+                detector.on_call(record)
+
+    def add_flows(self, flows: list[dict[str, Any]]) -> None:
+        for flow in flows:
+            for detector in self.detectors:
+                detector.on_flow(flow)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def ready(self) -> list[dict[str, Any]]:
+        """Alert records whose attack has gone quiet, oldest first."""
+        if self.now_s is None:
+            return []
+        return [a.to_record() for a in self.book.ready(self.now_s)]
+
+    def finish(self) -> list[dict[str, Any]]:
+        for detector in self.detectors:
+            detector.finish(self.now_s, self.anomalies)
+        return [a.to_record() for a in self.book.finish()]
+
+    def state_sizes(self) -> dict[str, dict[str, tuple[int, int]]]:
+        return {d.name: d.state_sizes() for d in self.detectors}
+
+    @property
+    def overflow(self) -> dict[str, int]:
+        return {d.name: d.overflow for d in self.detectors}
