@@ -161,6 +161,11 @@ def _resolve_key(key: str) -> tuple[str, str]:
     return owners[0], key
 
 
+def coerce_value(key: str, current: Any, value: Any) -> Any:
+    """A setting's value from the command line, in the type of its default."""
+    return _coerce(key, current, value)
+
+
 def _coerce(key: str, current: Any, value: Any) -> Any:
     """Accept strings from the command line; refuse values of the wrong kind or sign."""
     kind = type(current)

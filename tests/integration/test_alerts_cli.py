@@ -55,3 +55,24 @@ def test_fail_on_gives_exit_status_4_at_or_above(tmp_path: Path) -> None:
 def test_no_alerts_exit_0_even_with_fail_on(tmp_path: Path) -> None:
     result = runner.invoke(app, ["alerts", "--sample", "-f", "jsonl", "--fail-on", "low"])
     assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_detector_thresholds_are_configuration_keys() -> None:
+    """`-c detect.<detector>.<field>`: sip.pcap's softphone failing digest twice for the
+    same account is no attack at the default (10 refusals), one at a threshold of 2."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from voipscope.cli.main import app
+
+    sip = Path(__file__).resolve().parents[3] / "shared" / "captures" / "ndpi" / "sip.pcap"
+    runner = CliRunner()
+    default = runner.invoke(app, ["alerts", str(sip), "-f", "jsonl"])
+    assert default.exit_code == 0 and default.stdout == ""
+    strict = runner.invoke(
+        app, ["alerts", str(sip), "-f", "jsonl", "-c", "detect.sip_bruteforce.min_failures=2"]
+    )
+    assert strict.exit_code == 0 and '"kind":"sip-bruteforce"' in strict.stdout
+    unknown = runner.invoke(app, ["alerts", str(sip), "-c", "detect.sip_scan.nope=1"])
+    assert unknown.exit_code == 2

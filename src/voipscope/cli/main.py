@@ -6,6 +6,7 @@ Exit status (DESIGN §3): 0 ok, 1 error, 2 usage, 3 input unreadable, 4 alert at
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
@@ -156,13 +157,20 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
     if fmt not in FORMATS:
         _err(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         return EXIT_USAGE
+    detect_cfg = None
     try:
         cfg = Config()
         for item in config_items:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ConfigError(f"--config needs KEY=VALUE, got {item!r}")
-            cfg = cfg.with_value(key.strip(), value.strip())
+            key, value = key.strip(), value.strip()
+            if key.startswith("detect.") and records == "alerts":
+                from voipscope.detect.config import DetectConfig, with_detect_value
+
+                detect_cfg = with_detect_value(detect_cfg or DetectConfig(), key, value)
+            else:
+                cfg = cfg.with_value(key, value)
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -186,7 +194,7 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
                 if records == "calls":
                     _write_calls(pipeline, path, progress, writer)
                 elif records == "alerts":
-                    _write_alerts(pipeline, path, progress, writer, worst)
+                    _write_alerts(pipeline, path, progress, writer, worst, detect_cfg)
                 else:
                     for batch in _with_progress(pipeline, path, progress):
                         writer.write(batch)
@@ -244,10 +252,11 @@ def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  #
         writer.write(calls_to_batch(records))
 
 
-def _write_alerts(pipeline, path: str, progress: bool | None, writer, worst: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _write_alerts(pipeline, path: str, progress: bool | None, writer, worst: list[str],  # type: ignore[no-untyped-def]
+                  detect_cfg=None) -> None:  # fmt: skip
     from voipscope.output.alert_records import alerts_to_batch
 
-    for records in _with_progress(pipeline, path, progress, alerts=True):
+    for records in _with_progress(pipeline, path, progress, alerts=True, detect_cfg=detect_cfg):
         for record in records:
             if not worst or SEVERITIES.index(record["severity"]) > SEVERITIES.index(worst[0]):
                 worst[:] = [record["severity"]]
@@ -376,12 +385,14 @@ def _use_system_allocator() -> None:
 
 
 def _with_progress(pipeline, path: str, progress: bool | None, calls: bool = False,  # type: ignore[no-untyped-def]
-                   alerts: bool = False) -> Iterator:  # fmt: skip
+                   alerts: bool = False, detect_cfg=None) -> Iterator:  # fmt: skip
     size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
     show = (
         progress if progress is not None else (sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
     )
-    run = pipeline.run_alerts if alerts else pipeline.run_calls if calls else pipeline.run_one
+    run = pipeline.run_calls if calls else pipeline.run_one
+    if alerts:
+        run = functools.partial(pipeline.run_alerts, detect_config=detect_cfg)
     if not show:
         yield from run(path)
         return
