@@ -24,12 +24,8 @@ from voipscope.calls.mgcp_calls import MgcpCallTracker
 from voipscope.calls.sccp_calls import SccpCallTracker
 from voipscope.dissect.base import TCP, UDP, MessageEvent
 from voipscope.dissect.h225 import parse_h323_message
-from voipscope.dissect.h225_asn1 import (
-    parse_h245,
-    parse_h323_user_info,
-    parse_open_logical_channel,
-    parse_ras,
-)
+from voipscope.dissect.h225_asn1 import parse_h323_user_info, parse_ras
+from voipscope.dissect.h245 import parse_h245, parse_open_logical_channel
 from voipscope.dissect.iax2 import parse_iax2_message
 from voipscope.dissect.mgcp import parse_mgcp_all
 from voipscope.dissect.skinny import parse_sccp_call_message, parse_skinny

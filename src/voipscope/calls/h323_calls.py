@@ -20,18 +20,8 @@ from dataclasses import dataclass, field
 from voipscope.calls.tracked_calls import TrackedCall, order
 from voipscope.dissect.base import MessageEvent
 from voipscope.dissect.h225 import H323Message
-from voipscope.dissect.h225_asn1 import (
-    ACF,
-    ARJ,
-    ARQ,
-    DCF,
-    DRQ,
-    IRQ,
-    H245Message,
-    LogicalChannel,
-    RasMessage,
-    parse_open_logical_channel,
-)
+from voipscope.dissect.h225_asn1 import ACF, ARJ, ARQ, DCF, DRQ, IRQ, RasMessage
+from voipscope.dissect.h245 import H245Message, LogicalChannel, parse_open_logical_channel
 from voipscope.errors import DecodeError
 from voipscope.flows.hooks import NoHooks
 

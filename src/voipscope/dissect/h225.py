@@ -1,22 +1,18 @@
 """H.323 call signalling framing: TPKT (RFC 1006 §6) carrying Q.931 (ITU-T Q.931 §4) with
 H.225.0 user-user data, H.245 on its own TPKT channel, and RAS over UDP. Facts: message
 type and call reference, the Q.931 information elements a call needs (cause, calling and
-called number, display), and -- decoded by ``h225_asn1`` -- the H.225.0 call identifier,
-release reason, H.245 address and media addresses. Each message is handed to the later
-stages (``ctx.message``): ``H323Message`` for call signalling, ``RasMessage`` for RAS,
-``H245Message`` for H.245."""
+called number, display), and -- decoded by ``h225_asn1`` and ``h245`` -- the H.225.0
+call identifier, release reason, H.245 address and media addresses. Each message is
+handed to the later stages (``ctx.message``): ``H323Message`` for call signalling,
+``RasMessage`` for RAS, ``H245Message`` for H.245."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from voipscope.dissect.base import SIGNALING, TCP, Dissector, Finding, FlowContext, Packet, Probe
-from voipscope.dissect.h225_asn1 import (
-    H225Body,
-    parse_h245,
-    parse_h323_user_info,
-    parse_ras,
-)
+from voipscope.dissect.h225_asn1 import H225Body, parse_h323_user_info, parse_ras
+from voipscope.dissect.h245 import parse_h245
 from voipscope.dissect.stream import StreamBuffers
 from voipscope.errors import DecodeError, Malformed, Truncated
 

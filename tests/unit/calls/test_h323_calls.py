@@ -9,17 +9,9 @@ from voipscope.calls import h323_calls
 from voipscope.calls.h323_calls import H323CallTracker
 from voipscope.dissect.base import TCP, UDP, MessageEvent
 from voipscope.dissect.h225 import H323Message, parse_h323_message
-from voipscope.dissect.h225_asn1 import (
-    ARQ,
-    DRQ,
-    H225Body,
-    H245Message,
-    LogicalChannel,
-    PerReader,
-    RasMessage,
-    parse_h245,
-    parse_h323_user_info,
-)
+from voipscope.dissect.h225_asn1 import ARQ, DRQ, H225Body, RasMessage, parse_h323_user_info
+from voipscope.dissect.h245 import H245Message, LogicalChannel, parse_h245
+from voipscope.dissect.per import PerReader
 from voipscope.errors import DecodeError, Truncated
 
 CALLER = ("10.0.0.1", 40000)
