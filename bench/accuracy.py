@@ -1362,6 +1362,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=20,
         help="rows of the disagreement table to print (all are in --json)",
     )
+    ap.add_argument(
+        "--behaviour",
+        action="store_true",
+        help="instead: leave-one-app-out evaluation of the behavioural media model "
+        "(bench/fit_behaviour.py, on these captures and labels plus generated traffic)",
+    )
     args = ap.parse_args(argv)
     args.tool_names = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in args.tool_names if t not in TOOLS]
@@ -1375,6 +1381,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.captures.is_dir():
         print(f"accuracy: capture directory {args.captures} not found; nothing to do")
         return 0
+    if args.behaviour:
+        spec = importlib.util.spec_from_file_location(
+            "fit_behaviour", Path(__file__).with_name("fit_behaviour.py")
+        )
+        assert spec is not None and spec.loader is not None
+        fit_behaviour = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fit_behaviour)
+        extra = ["--json", str(args.json)] if args.json else []
+        return int(fit_behaviour.main(["--evaluate-only", "--captures", str(args.captures),
+                                       "--labels", str(args.labels), *extra]))  # fmt: skip
     captures = find_captures(args.captures, args.capture)
     ev = evaluate(captures, args.labels, args.tool_names, args.timeout, args.jobs)
     dis = disagreements(ev)

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from voipscope.anomalies import AnomalyLog
 from voipscope.classify.arbiter import Arbiter
+from voipscope.classify.behaviour import BehaviourTracker
 from voipscope.config import Config
 from voipscope.decode import DecodedBatch, FragmentReassembler, decode_batch
 from voipscope.decode import status as S
@@ -88,11 +89,14 @@ class FlowPipeline:
         self._next_flow_id = 0
         self.dissect: DissectStage | None = None
         self.arbiter: Arbiter | None = None
+        self.behaviour: BehaviourTracker | None = None
         if self.config.dissect.enabled:
             self.dissect = DissectStage(
                 self.config.dissect, self.stats.anomalies, DISSECTORS, self.config.flows.max_flows
             )
             self.arbiter = Arbiter(self.dissect.knowledge)
+            if self.config.dissect.behaviour:
+                self.behaviour = BehaviourTracker(self.config.flows.max_flows)
 
     def run(
         self, inputs: Sequence[str], progress: Callable[[CaptureInfo], None] | None = None
@@ -123,7 +127,8 @@ class FlowPipeline:
                 ended = list(table.update(d, a))
                 status_counts += np.bincount(d.status, minlength=S.N_STATUS)[: S.N_STATUS]
                 self._report_decode_anomalies(d)
-                stages = self.hooks if self.dissect is None else [self.dissect, *self.hooks]
+                own = [s for s in (self.dissect, self.behaviour) if s is not None]
+                stages = [*own, *self.hooks]
                 if stages:
                     first_packets = np.flatnonzero(a.seq == 1)
                     for hook in stages:
@@ -220,7 +225,8 @@ class FlowPipeline:
         rows = ended[0] if len(ended) == 1 else np.concatenate(ended)
         verdicts = None
         if self.dissect is not None and self.arbiter is not None:
-            verdicts = self.arbiter.judge_batch(rows, self.dissect.expire(rows))
+            behaviour = None if self.behaviour is None else self.behaviour.take(rows)
+            verdicts = self.arbiter.judge_batch(rows, self.dissect.expire(rows), behaviour)
         for hook in self.hooks:
             hook.on_expire(rows)
         self.stats.flows += rows.shape[0]

@@ -19,11 +19,13 @@ Dissectors report what the bytes show; conflicts are settled here and nowhere el
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from voipscope.classify import apps
+from voipscope.classify.behaviour import BehaviourOpinion
 from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, UNKNOWN, Finding, FlowContext
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.flows import kernels as K
@@ -76,7 +78,14 @@ class Arbiter:
         self.knowledge = knowledge
         self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()
 
-    def judge_batch(self, rows: np.ndarray, contexts: list[FlowContext | None]) -> VerdictColumns:
+    def judge_batch(
+        self,
+        rows: np.ndarray,
+        contexts: list[FlowContext | None],
+        behaviour: Sequence[BehaviourOpinion | None] | None = None,
+    ) -> VerdictColumns:
+        """``behaviour``: the behavioural model's media opinions, aligned with ``rows``;
+        asked only for flows the bytes left unknown."""
         n = rows.shape[0]
         out = VerdictColumns(
             category=[UNKNOWN] * n,
@@ -89,7 +98,9 @@ class Arbiter:
             call_id=[None] * n,
         )
         judged = [
-            (i, ctx, self.judge(ctx, rows[i])) for i, ctx in enumerate(contexts) if ctx is not None
+            (i, ctx, self.judge(ctx, rows[i], None if behaviour is None else behaviour[i]))
+            for i, ctx in enumerate(contexts)
+            if ctx is not None
         ]
         # ICE sends STUN to the app's servers and media to the peer from one local socket:
         # a flow without an app inherits the app of another flow on the same socket. Two
@@ -132,12 +143,18 @@ class Arbiter:
                         f"traffic (flow {found[1]}): one ICE agent")  # fmt: skip
                 return
 
-    def judge(self, ctx: FlowContext, row: np.ndarray) -> Verdict:
+    def judge(
+        self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
+    ) -> Verdict:
         self._weigh_sockets(ctx)
         if not ctx.findings and ctx.expected is None and not ctx.hints:
             # Nothing on the wire said anything (most flows of a busy link): only the
-            # published ranges may still name an app.
+            # behaviour of the flow, and the published ranges for the app.
             v = Verdict()
+            if opinion is not None:
+                _behaviour(v, opinion)
+                self._app(v, ctx, {}, None)
+                return v
             for ip in (ctx.dst_ip, ctx.src_ip):
                 match = apps.app_for_address(ip)
                 if match is not None:
@@ -167,6 +184,9 @@ class Arbiter:
             v.protocol = expectation.protocol
             v.confidence = 0.7
             v.detected_at_packet = 1
+        elif opinion is not None:
+            # No byte signature and no announcement: how the packets flow is the evidence.
+            _behaviour(v, opinion)
         if expectation is not None and v.category == expectation.category:
             v.evidence.append(f"expected: {expectation.evidence}")
             v.confidence = _combine(v.confidence, 0.7)
@@ -264,6 +284,14 @@ class Arbiter:
                 v.app = match.app
                 _add(v, f"app: {match.evidence}")
                 return
+
+
+def _behaviour(v: Verdict, opinion: BehaviourOpinion) -> None:
+    v.category = MEDIA
+    v.media = opinion.media
+    v.confidence = opinion.confidence
+    v.detected_at_packet = opinion.at_packet
+    v.evidence.append(opinion.evidence)
 
 
 def _add(v: Verdict, text: str) -> None:
