@@ -15,6 +15,7 @@ from voipscope.detect.sip_flood import SipFloodConfig
 from voipscope.detect.sip_scan import SipScanConfig
 from voipscope.detect.spit import SpitConfig
 from voipscope.detect.toll_fraud import TollFraudConfig
+from voipscope.detect.tone_exfil import ToneExfilConfig
 from voipscope.errors import ConfigError
 
 DETECTORS = (
@@ -25,6 +26,7 @@ DETECTORS = (
     "sip_flood",
     "spit",
     "policy",
+    "tone_exfil",
 )
 
 
@@ -42,6 +44,7 @@ class DetectConfig:
     sip_flood: SipFloodConfig = field(default_factory=SipFloodConfig)
     spit: SpitConfig = field(default_factory=SpitConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    tone_exfil: ToneExfilConfig = field(default_factory=ToneExfilConfig)
 
 
 def with_detect_value(cfg: DetectConfig, key: str, value: Any) -> DetectConfig:

@@ -24,6 +24,7 @@ from voipscope.detect.sip_flood import SipFloodDetector
 from voipscope.detect.sip_scan import SipScanDetector
 from voipscope.detect.spit import SpitDetector
 from voipscope.detect.toll_fraud import TollFraudDetector
+from voipscope.detect.tone_exfil import ToneExfil
 from voipscope.dissect.base import MessageEvent
 from voipscope.flows.hooks import NoHooks
 from voipscope.flows.table import FlowAssignment
@@ -38,6 +39,7 @@ def build_detectors(book: AlertBook, config: DetectConfig) -> list[Detector]:
         "sip_flood": SipFloodDetector(book, config.sip_flood),
         "spit": SpitDetector(book, config.spit),
         "policy": PolicyDetector(book, config.policy),
+        "tone_exfil": ToneExfil(book, config.tone_exfil),
     }
     return [made[name] for name in config.enabled if name in made]
 

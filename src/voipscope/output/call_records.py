@@ -53,13 +53,23 @@ def _dtmf(items: Sequence[object] | None, streams: Sequence[dict[str, Any]]) -> 
     return [f"{d['digit']} at {d['ts']:.3f} ({d.get('via', 'RTP')})" for d in events]
 
 
+def _stream_row(stream: dict[str, Any]) -> dict[str, Any]:
+    row = {name: stream.get(name) for name in _STREAM_NAMES}
+    tones = stream.get("tones") or {}
+    row["tone_share"] = tones.get("tone_share")
+    row["inband_dtmf"] = [
+        f"{d.get('digit')} at {d.get('ts', 0.0):.3f}" for d in stream.get("inband_dtmf") or []
+    ]
+    return row
+
+
 def call_row(record: dict[str, Any]) -> dict[str, Any]:
     streams = record.get("streams") or []
     row = {name: record.get(name) for name in _CALL_NAMES}
     row["messages"] = _messages(record.get("messages"))
     row["related_calls"] = _related(record.get("related_calls"))
     row["dtmf"] = _dtmf(record.get("dtmf"), streams)
-    row["streams"] = [{name: s.get(name) for name in _STREAM_NAMES} for s in streams]
+    row["streams"] = [_stream_row(s) for s in streams]
     if row["duration_s"] is None and record.get("start") is not None and record.get("end"):
         row["duration_s"] = record["end"] - record["start"]
     for name in ("redirected_to", "signaling_flows", "media_flows", "user_agents",

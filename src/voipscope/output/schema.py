@@ -74,6 +74,10 @@ STREAM_FIELDS = [
     pa.field("mos_reason", pa.string()),
     pa.field("talk_spurts", pa.list_(pa.list_(pa.float64()))),
     pa.field("activity_method", pa.string()),
+    # G.711/L16 audio (activity.tones): share of loud frames that are one steady tone,
+    # and DTMF heard in the audio itself (RFC 4733 events are in the call's dtmf).
+    pa.field("tone_share", pa.float64()),
+    pa.field("inband_dtmf", pa.list_(pa.string())),
     pa.field("markers", pa.int64()),
     pa.field("pairing", pa.string()),  # how the stream was tied to its call
     pa.field("pairing_confidence", pa.float64()),

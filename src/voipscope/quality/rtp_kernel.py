@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from voipscope.activity import talk_spurts as TS
+from voipscope.activity import tones as TN
 from voipscope.decode import status as S
 from voipscope.wire import u16be, u32be
 
@@ -104,15 +105,23 @@ M_NEW = 4  # flow rows allocated since the caller last read ``new_rows``
 M_EVENTS = 5  # events in ``ev`` not yet drained by the caller
 M_LEN = 6
 
-# Event columns (int64): a finished talk spurt (row, start ns, end ns) or a DTMF event
-# (row, arrival ns, event code).
+# Event columns (int64): a finished talk spurt (row, start ns, end ns), a DTMF event
+# (row, arrival ns, event code), a finished run of one tone (row, start and end extended
+# RTP timestamps, centi-Hz, frames, tone share per mille: activity.tones) or an in-band
+# DTMF key press (row, arrival ns, event code).
 EV_KIND = 0
 EV_ROW = 1
 EV_A = 2
 EV_B = 3
-EV_LEN = 4
+EV_C = 4
+EV_D = 5
+EV_E = 6
+EV_LEN = 7
 EV_SPURT = 0
 EV_DTMF = 1
+EV_TONE_RUN = 2
+EV_INBAND_DTMF = 3
+MAX_EVENTS_PER_PACKET = 2  # a talk spurt, and a tone run or an in-band key press
 DTMF_EVENT_BYTES = 4  # RFC 4733 §2.3: event, E/R/volume, duration
 DTMF_LAST_EVENT = 15  # RFC 4733 §3.2: 0-9, *, #, A-D
 DYNAMIC_PT_FIRST = 96  # RFC 3551 §6: telephone-event always has a dynamic type
@@ -174,10 +183,28 @@ def track_rtp(
     slot, flow_id, direction, start,
     slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
 ):  # fmt: skip
+    """Account packets [start, n) without tone analysis (see track_media)."""
+    return track_media(
+        buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
+        slot, flow_id, direction, start,
+        slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
+        np.zeros((1, TN.T_LEN)), np.zeros((1, TN.TC_LEN)), np.zeros(1), False,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def track_media(
+    buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
+    slot, flow_id, direction, start,
+    slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
+    tn, codecs, scratch, tones_on,
+):  # fmt: skip
     """Account packets [start, n). Returns (stopped_at, DONE | *_POOL_FULL | EVENTS_FULL).
 
     ``va``: talk-spurt state per stream row (activity.talk_spurts V_* columns); ``ev``:
     events out (EV_* columns), ``meta[M_EVENTS]`` of them, drained by the caller.
+    With ``tones_on``: ``tn`` tone state per stream row (activity.tones T_* columns),
+    ``codecs`` its codec table per payload type, ``scratch`` decoded samples of one frame.
 
     ``in_extra[i]``: packet i's payload is at ``l4_off[i]`` in ``extra`` (a datagram
     rebuilt from fragments), not in ``buf``. ``clock_hz[pt]``: 0 when unknown.
@@ -187,8 +214,8 @@ def track_rtp(
     s_cap = si.shape[0]
     ev_cap = ev.shape[0]
     for i in range(start, n):
-        if meta[M_EVENTS] >= ev_cap:
-            return i, EVENTS_FULL  # a packet makes at most one event
+        if meta[M_EVENTS] + MAX_EVENTS_PER_PACKET > ev_cap:
+            return i, EVENTS_FULL
         if status[i] != S.OK or proto[i] != UDP or not 0 <= slot[i] < slot_row.shape[0]:
             continue
         length = np.int64(l4_len[i])
@@ -249,6 +276,8 @@ def track_rtp(
             si[row, S_DIRECTION] = d
             si[row, S_SSRC] = ssrc
             TS.reset_row(va, row)
+            if tones_on:
+                TN.reset_row(tn, row)
         pt = b1 & 0x7F
         marker = b1 >> 7
         _account(si, sf, row, seq, ts, pt, marker, ts_ns[i], clock_hz)
@@ -284,6 +313,30 @@ def track_rtp(
         if ended > k:
             ev[k, EV_KIND] = EV_SPURT
             meta[M_EVENTS] += 1
+        # -- tones: dominant frequency and tone share of the frame, runs of one tone
+        if tones_on and codecs[pt, TN.TC_CODEC] != TN.CODEC_NONE:
+            if in_extra[i]:
+                got, span = TN.frame_samples(extra, p, payload, codecs, pt, scratch)
+            else:
+                got, span = TN.frame_samples(buf, p, payload, codecs, pt, scratch)
+            if got >= TN.MIN_FRAME_SAMPLES:
+                rate = codecs[pt, TN.TC_RATE_HZ]
+                power, hz, share, flatness, key = TN.analyse_frame(scratch, got, rate)
+                what, a, b, c, e, f = TN.account_frame(
+                    tn, row, si[row, S_TS_LAST], span, power, hz, share, flatness, key,
+                    codecs[pt, TN.TC_CLOCK_HZ], rate,
+                )  # fmt: skip
+                if what != TN.EMIT_NONE:
+                    k = meta[M_EVENTS]
+                    ev[k, EV_ROW] = row
+                    if what == TN.EMIT_RUN:
+                        ev[k, EV_KIND] = EV_TONE_RUN
+                        ev[k, EV_A], ev[k, EV_B], ev[k, EV_C] = a, b, c
+                        ev[k, EV_D], ev[k, EV_E] = e, f
+                    else:
+                        ev[k, EV_KIND] = EV_INBAND_DTMF
+                        ev[k, EV_A], ev[k, EV_B] = ts_ns[i], a
+                    meta[M_EVENTS] += 1
     return n, DONE
 
 

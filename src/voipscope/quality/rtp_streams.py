@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from voipscope.activity import talk_spurts as TS
+from voipscope.activity import tones as TN
 from voipscope.addresses import format_ip
 from voipscope.config import FlowConfig
 from voipscope.decode.batch import DecodedBatch
@@ -35,9 +36,12 @@ INITIAL_FLOW_ROWS = 1024
 INITIAL_STREAM_ROWS = 1024
 # Ended flows whose streams wait for the caller; beyond this the oldest are dropped.
 MAX_PENDING_FLOWS = 16384
-EVENT_BUFFER = 4096  # talk-spurt and DTMF events per kernel call before the caller drains
+EVENT_BUFFER = 4096  # talk-spurt, DTMF and tone events per kernel call before the caller drains
 MAX_SPURTS_PER_STREAM = 20_000  # ~1 spurt per 2 s: over 10 hours; more are counted
 MAX_DTMF_PER_STREAM = 1024
+# Runs of one tone kept per stream: tone-encoded data makes ~8 a second (1/8 s symbols),
+# speech and music a few a minute; over an hour of symbols, more are counted.
+MAX_TONE_RUNS_PER_STREAM = 30_000
 DTMF_DIGITS = "0123456789*#ABCD"  # RFC 4733 §3.2 events 0-15
 
 
@@ -82,6 +86,13 @@ class MediaStream:
     activity_method: str | None = None  # how talk_spurts were found (activity.talk_spurts)
     talk_spurts_dropped: int = 0  # beyond MAX_SPURTS_PER_STREAM
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # RFC 4733 events
+    # -- tones (activity.tones): G.711 and L16 only; None when no frame was analysed
+    tones: dict[str, Any] | None = None  # frame statistics: tone share, flatness, ...
+    # [start s, end s, Hz, frames, tone share] per run of one tone, times in media seconds
+    # since the stream's first RTP timestamp (loss and jitter do not move them)
+    tone_runs: list[list[float]] = field(default_factory=list)
+    tone_runs_dropped: int = 0  # beyond MAX_TONE_RUNS_PER_STREAM
+    inband_dtmf: list[dict[str, Any]] = field(default_factory=list)  # DTMF tone pairs in audio
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +103,9 @@ class _StreamEvents:
     spurts: list[list[float]] = field(default_factory=list)  # [start s, end s]
     dtmf: list[dict[str, Any]] = field(default_factory=list)
     dropped: int = 0
+    tone_runs: list[list[float]] = field(default_factory=list)
+    tone_runs_dropped: int = 0
+    inband_dtmf: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -103,6 +117,7 @@ class _Ended:
     si: np.ndarray  # (2 * MAX_SSRCS, S_LEN): the stream rows, in FR_STREAMS order
     sf: np.ndarray  # (2 * MAX_SSRCS, SF_LEN)
     va: np.ndarray  # (2 * MAX_SSRCS, V_LEN): talk-spurt state
+    tn: np.ndarray  # (2 * MAX_SSRCS, T_LEN): tone state
     events: dict[tuple[int, int], _StreamEvents]  # (direction, SSRC) -> spurts and DTMF
 
 
@@ -125,11 +140,16 @@ class RtpStreamTracker:
         capacity: int = FlowConfig().max_flows,
         rtpmap: RtpMap | None = None,
         max_pending_flows: int = MAX_PENDING_FLOWS,
+        tones: bool = True,
     ) -> None:
         """``capacity``: the flow table's ``flows.max_flows`` (slots are indices below it).
-        ``rtpmap``: SDP payload-type overrides {pt: (encoding, clock Hz)} for every flow."""
+        ``rtpmap``: SDP payload-type overrides {pt: (encoding, clock Hz)} for every flow.
+        ``tones``: analyse G.711/L16 frames for tones (activity.tones)."""
         self.rtpmap = dict(rtpmap or {})
         self.clock_hz = clock_table_hz(self.rtpmap)
+        self.tones = tones
+        self.codecs = TN.codec_table(self.rtpmap)
+        self.scratch = np.zeros(TN.MAX_FRAME_SAMPLES, np.float64)
         self.max_pending_flows = max_pending_flows
         # np.zeros is calloc: slots never used cost no RSS.
         self.slot_row = np.zeros(capacity, np.int64)
@@ -140,6 +160,7 @@ class RtpStreamTracker:
         self.sf = np.zeros((INITIAL_STREAM_ROWS, K.SF_LEN), np.float64)
         self.sfree = np.zeros(INITIAL_STREAM_ROWS, np.int64)
         self.va = TS.new_state(INITIAL_STREAM_ROWS)
+        self.tn = TN.new_state(INITIAL_STREAM_ROWS if tones else 1)
         self.ev = np.zeros((EVENT_BUFFER, K.EV_LEN), np.int64)
         # (flow id, direction, SSRC) -> events of live streams; moved to _Ended at expiry
         self._events: dict[int, dict[tuple[int, int], _StreamEvents]] = {}
@@ -175,11 +196,12 @@ class RtpStreamTracker:
             extra = np.frombuffer(b"".join(chunks) or b"\0", np.uint8)
         start = 0
         while True:
-            stopped, why = K.track_rtp(
+            stopped, why = K.track_media(
                 d.packets.buf, extra, in_extra, l4_off, d.l4_len, d.status, d.proto,
                 d.ts_ns, a.slot, a.flow_id, a.direction, start,
                 self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
                 self.meta, self.new_rows, self.clock_hz, self.va, self.ev,
+                self.tn, self.codecs, self.scratch, self.tones,
             )  # fmt: skip
             self._collect_new_rows()
             self._drain_events()
@@ -209,11 +231,12 @@ class RtpStreamTracker:
         frows = self.frows[picked]
         refs = np.maximum(frows[:, K.FR_STREAMS :] - 1, 0)
         si, sf, va = self.si[refs], self.sf[refs], self.va[refs]
+        tn = self.tn[refs] if self.tones else TN.new_state(refs.size).reshape(*refs.shape, -1)
         flows = ended[at]
         K.free_flow_rows(picked, self.slot_row, self.frows, self.ffree, self.sfree, self.meta)
         for j, k in enumerate(at):
             events = self._events.pop(ids[k], {})
-            self._ended[ids[k]] = _Ended(flows[j], frows[j], si[j], sf[j], va[j], events)
+            self._ended[ids[k]] = _Ended(flows[j], frows[j], si[j], sf[j], va[j], tn[j], events)
         while len(self._ended) > self.max_pending_flows:
             self._ended.popitem(last=False)
             self.dropped_results += 1
@@ -266,6 +289,8 @@ class RtpStreamTracker:
         self.sf = _grown(self.sf, size)
         self.sfree = _grown(self.sfree, size)
         self.va = np.concatenate([self.va, TS.new_state(size - self.va.shape[0])])
+        if self.tones:
+            self.tn = np.concatenate([self.tn, TN.new_state(size - self.tn.shape[0])])
 
     def _drain_events(self) -> None:
         """Move the kernel's events to their streams (rows are reused later: key them by
@@ -279,7 +304,9 @@ class RtpStreamTracker:
         flow_ids = self.frows[flow_rows, K.FR_FLOW_ID].tolist()
         directions = self.si[rows, K.S_DIRECTION].tolist()
         ssrcs = self.si[rows, K.S_SSRC].tolist()
-        for j, (kind, _, a, b) in enumerate(ev.tolist()):
+        origins = self.si[rows, K.S_TS_FIRST].tolist()
+        clocks = self.tn[rows, TN.T_CLOCK_HZ].tolist() if self.tones else [0.0] * count
+        for j, (kind, _, a, b, c, d, e) in enumerate(ev.tolist()):
             streams = self._events.setdefault(flow_ids[j], {})
             events = streams.setdefault((directions[j], ssrcs[j]), _StreamEvents())
             if kind == K.EV_SPURT:
@@ -287,6 +314,16 @@ class RtpStreamTracker:
                     events.spurts.append([a / 1e9, b / 1e9])
                 else:
                     events.dropped += 1
+            elif kind == K.EV_TONE_RUN:
+                if len(events.tone_runs) < MAX_TONE_RUNS_PER_STREAM:
+                    events.tone_runs.append(TN.run_record(a, b, c, d, e, origins[j], clocks[j]))
+                else:
+                    events.tone_runs_dropped += 1
+            elif kind == K.EV_INBAND_DTMF:
+                if len(events.inband_dtmf) < MAX_DTMF_PER_STREAM:
+                    events.inband_dtmf.append(
+                        {"ts": a / 1e9, "digit": DTMF_DIGITS[b], "via": "in-band"}
+                    )
             elif len(events.dtmf) < MAX_DTMF_PER_STREAM:
                 events.dtmf.append({"ts": a / 1e9, "digit": DTMF_DIGITS[b], "via": "RFC 4733"})
         self.meta[K.M_EVENTS] = 0
@@ -321,8 +358,24 @@ class RtpStreamTracker:
                 stream.activity_method = TS.method_name(ended.va, k)
                 stream.talk_spurts_dropped = events.dropped
                 stream.dtmf = events.dtmf
+                if self.tones:
+                    self._add_tones(stream, events, ended.tn, k, ended.si[k])
                 stats.streams.append(stream)
         return stats
+
+    @staticmethod
+    def _add_tones(
+        stream: MediaStream, events: _StreamEvents, tn: np.ndarray, k: int, s: np.ndarray
+    ) -> None:
+        stream.tones = TN.summary(tn, k)
+        runs = list(events.tone_runs)
+        what, a, b, c, d, e = TN.close_run(tn, k)  # the run still open at the end
+        if what == TN.EMIT_RUN:
+            origin = int(s[K.S_TS_FIRST])
+            runs.append(TN.run_record(a, b, c, d, e, origin, float(tn[k, TN.T_CLOCK_HZ])))
+        stream.tone_runs = runs
+        stream.tone_runs_dropped = events.tone_runs_dropped
+        stream.inband_dtmf = events.inband_dtmf
 
     def _stream(
         self,
