@@ -186,23 +186,45 @@ class FlowPipeline:
         detect_config: Any = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Alert records of one input (DESIGN §3 Alert), in lists as each attack goes
-        quiet. One pass: the calls stage and the detect stage run side by side, the
-        detectors reading SIP messages, the calls as they finish and the flows as they
-        end. ``detect_config`` is a ``voipscope.detect.config.DetectConfig``."""
-        from voipscope.calls.stage import CallsStage  # only alert runs pay for them
+        quiet. ``detect_config`` is a ``voipscope.detect.config.DetectConfig``."""
+        for kind, records in self.run_all(path, progress, detect_config):
+            if kind == "alerts":
+                yield records  # type: ignore[misc]
+
+    def run_all(
+        self,
+        path: str,
+        progress: Callable[[CaptureInfo], None] | None = None,
+        detect_config: Any = None,
+    ) -> Iterator[tuple[str, pa.RecordBatch | list[dict[str, Any]]]]:
+        """Everything about one input in one pass: ("flows", RecordBatch), ("calls",
+        [Call records]) and ("alerts", [Alert records]) as each becomes final. The calls
+        stage and the detect stage run side by side; the detectors read SIP messages, the
+        calls as they finish and the flows as they end."""
+        from voipscope.calls.stage import CallsStage  # only these runs pay for them
         from voipscope.detect.stage import DetectStage
 
         calls = CallsStage(self.config, self.stats.anomalies)
         detect = DetectStage(detect_config, self.stats.anomalies)
         self.hooks.extend([calls, detect])
+
+        def finished(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for record in records:
+                record["capture"] = path
+            detect.add_calls(records)
+            return records
+
         try:
-            for _ in self.run_one(path, progress):
-                detect.add_calls(calls.drain())
+            for batch in self.run_one(path, progress):
+                yield "flows", batch
+                if records := finished(calls.drain()):
+                    yield "calls", records
                 if alerts := detect.ready():
-                    yield alerts
-            detect.add_calls(calls.drain() + calls.finish())
+                    yield "alerts", alerts
+            if records := finished(calls.drain() + calls.finish()):
+                yield "calls", records
             if alerts := detect.finish():
-                yield alerts
+                yield "alerts", alerts
         finally:
             self.hooks.remove(calls)
             self.hooks.remove(detect)

@@ -325,6 +325,89 @@ def alerts(
 
 
 @app.command()
+def analyze(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Directory for the records (created).")
+    ] = "voipscope-out",
+    use_sample: Annotated[
+        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
+    ] = False,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", "-c", help="KEY=VALUE (repeatable), incl. detect.* keys."),
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on", help="Exit 4 when an alert at or above this severity was raised."
+        ),
+    ] = None,
+    show_traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the stack on errors.")
+    ] = False,
+) -> None:
+    """Everything in one pass: flows, calls, their streams, alerts and anomalies written
+    to a directory (Parquet and JSONL), with a summary on the terminal."""
+    from voipscope.cli.analyze import print_summary, run_analyze
+    from voipscope.config import Config
+    from voipscope.errors import ConfigError, SourceError, VoipscopeError
+    from voipscope.pipeline import FlowPipeline
+
+    paths = list(inputs or [])
+    if use_sample:
+        paths.append(sample_path())
+    if not paths:
+        _err("usage: voipscope analyze INPUT... [-o DIR] (or --sample)")
+        raise typer.Exit(EXIT_USAGE)
+    if fail_on is not None and fail_on not in SEVERITIES:
+        _err(f"unknown --fail-on {fail_on!r}; choose one of {', '.join(SEVERITIES)}")
+        raise typer.Exit(EXIT_USAGE)
+    detect_cfg = None
+    try:
+        cfg = Config()
+        for item in config or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--config needs KEY=VALUE, got {item!r}")
+            key, value = key.strip(), value.strip()
+            if key.startswith("detect."):
+                from voipscope.detect.config import DetectConfig, with_detect_value
+
+                detect_cfg = with_detect_value(detect_cfg or DetectConfig(), key, value)
+            else:
+                cfg = cfg.with_value(key, value)
+    except ConfigError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    _use_system_allocator()
+    pipeline = FlowPipeline(cfg)
+    out_dir = Path(output)
+    try:
+        summary = run_analyze(pipeline, paths, out_dir, detect_cfg)
+    except SourceError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    except (VoipscopeError, OSError) as exc:
+        _err(f"error: {exc}")
+        if show_traceback:
+            traceback.print_exc()
+        raise typer.Exit(EXIT_ERROR) from None
+    print_summary(summary, out_dir)
+    for warning in pipeline.stats.warnings():
+        _err(f"warning: {warning}")
+    severities = summary["alerts by severity"]
+    if fail_on is not None and any(
+        SEVERITIES.index(s) >= SEVERITIES.index(fail_on) for s in severities
+    ):
+        raise typer.Exit(EXIT_ALERT)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
 def calls(
     inputs: Annotated[
         list[str] | None,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from voipscope.output.schema import CALL_SCHEMA, STREAM_FIELDS
+from voipscope.output.schema import CALL_SCHEMA, FLAT_STREAM_SCHEMA, STREAM_FIELDS
 
 _STREAM_NAMES = [f.name for f in STREAM_FIELDS]
 _CALL_NAMES = CALL_SCHEMA.names
@@ -80,3 +80,13 @@ def call_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def calls_to_batch(records: Sequence[dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([call_row(r) for r in records], schema=CALL_SCHEMA)
+
+
+def streams_to_batch(records: Sequence[dict[str, Any]]) -> pa.RecordBatch:
+    """The calls' streams, one row each, with the call they belong to."""
+    rows = [
+        {"call_id": r.get("call_id"), "capture": r.get("capture"), **_stream_row(s)}
+        for r in records
+        for s in r.get("streams") or []
+    ]
+    return pa.RecordBatch.from_pylist(rows, schema=FLAT_STREAM_SCHEMA)

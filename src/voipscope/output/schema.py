@@ -145,3 +145,9 @@ ALERT_SCHEMA = pa.schema(
         pa.field("data", pa.string(), metadata=JSON_TEXT),
     ]
 )
+
+# Streams flattened out of their calls (one row per stream, with its call): for tools
+# that read nested Parquet lists poorly.
+FLAT_STREAM_SCHEMA = pa.schema(
+    [pa.field("call_id", pa.string()), pa.field("capture", pa.string()), *STREAM_FIELDS]
+)

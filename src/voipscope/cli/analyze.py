@@ -1,0 +1,94 @@
+"""`voipscope analyze`: everything about the inputs in one pass, written to a directory.
+
+flows.parquet, calls.parquet, streams.parquet (the calls' streams flattened),
+alerts.jsonl, anomalies.jsonl and summary.json, plus a short summary on stdout.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+
+def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Write the records of ``paths`` under ``out_dir``; returns the summary written."""
+    from voipscope.output import ALERT_SCHEMA, ANOMALY_SCHEMA, CALL_SCHEMA, FLOW_SCHEMA, open_writer
+    from voipscope.output.alert_records import alerts_to_batch
+    from voipscope.output.anomaly_records import anomalies_to_batch
+    from voipscope.output.call_records import calls_to_batch, streams_to_batch
+    from voipscope.output.schema import FLAT_STREAM_SCHEMA
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writers = {
+        "flows": open_writer("parquet", str(out_dir / "flows.parquet"), FLOW_SCHEMA),
+        "calls": open_writer("parquet", str(out_dir / "calls.parquet"), CALL_SCHEMA),
+        "streams": open_writer("parquet", str(out_dir / "streams.parquet"), FLAT_STREAM_SCHEMA),
+        "alerts": open_writer("jsonl", str(out_dir / "alerts.jsonl"), ALERT_SCHEMA),
+    }
+    counts: dict[str, collections.Counter[str]] = {
+        "flows by category": collections.Counter(),
+        "flows by protocol": collections.Counter(),
+        "calls by state": collections.Counter(),
+        "alerts by kind": collections.Counter(),
+        "alerts by severity": collections.Counter(),
+    }
+    streams = 0
+    try:
+        for path in paths:
+            for kind, payload in pipeline.run_all(path, detect_config=detect_cfg):
+                if kind == "flows":
+                    assert isinstance(payload, pa.RecordBatch)
+                    writers["flows"].write(payload)
+                    for name in ("category", "protocol"):
+                        values = payload.column(name).to_pylist()
+                        counts[f"flows by {name}"].update(v or "-" for v in values)
+                elif kind == "calls":
+                    assert isinstance(payload, list)
+                    writers["calls"].write(calls_to_batch(payload))
+                    flat = streams_to_batch(payload)
+                    streams += flat.num_rows
+                    writers["streams"].write(flat)
+                    counts["calls by state"].update(
+                        f"{r.get('kind') or 'call'} {r.get('state')}" for r in payload
+                    )
+                else:
+                    assert isinstance(payload, list)
+                    writers["alerts"].write(alerts_to_batch(payload))
+                    counts["alerts by kind"].update(r["kind"] for r in payload)
+                    counts["alerts by severity"].update(r["severity"] for r in payload)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    anomalies = open_writer("jsonl", str(out_dir / "anomalies.jsonl"), ANOMALY_SCHEMA)
+    anomalies.write(anomalies_to_batch(pipeline.stats.anomalies.records))
+    anomalies.close()
+    summary = {
+        "inputs": paths,
+        "flows": sum(counts["flows by category"].values()),
+        "calls": sum(counts["calls by state"].values()),
+        "streams": streams,
+        "alerts": sum(counts["alerts by kind"].values()),
+        **{name: dict(c.most_common()) for name, c in counts.items()},
+        "run": pipeline.stats.to_dict(),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(
+        f"[bold]{summary['flows']}[/bold] flows, [bold]{summary['calls']}[/bold] calls and "
+        f"registrations ({summary['streams']} media streams), "
+        f"[bold]{summary['alerts']}[/bold] alerts → {out_dir}/"
+    )
+    for name in ("flows by category", "calls by state", "alerts by severity", "alerts by kind"):
+        if summary[name]:
+            parts = ", ".join(f"{k} {v}" for k, v in summary[name].items())
+            console.print(f"  {name}: {parts}")
