@@ -9,6 +9,7 @@ from typing import Any
 
 from voipscope.config import coerce_value
 from voipscope.detect.policy import PolicyConfig
+from voipscope.detect.rtp_injection import RtpInjectionConfig
 from voipscope.detect.sip_bruteforce import SipBruteforceConfig
 from voipscope.detect.sip_enumeration import SipEnumerationConfig
 from voipscope.detect.sip_flood import SipFloodConfig
@@ -27,6 +28,7 @@ DETECTORS = (
     "spit",
     "policy",
     "tone_exfil",
+    "rtp_injection",
 )
 
 
@@ -45,6 +47,7 @@ class DetectConfig:
     spit: SpitConfig = field(default_factory=SpitConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tone_exfil: ToneExfilConfig = field(default_factory=ToneExfilConfig)
+    rtp_injection: RtpInjectionConfig = field(default_factory=RtpInjectionConfig)
 
 
 def with_detect_value(cfg: DetectConfig, key: str, value: Any) -> DetectConfig:

@@ -17,6 +17,7 @@ from voipscope.detect.alerts import AlertBook
 from voipscope.detect.base import Detector
 from voipscope.detect.config import DetectConfig
 from voipscope.detect.policy import VOIP_CATEGORIES, PolicyDetector
+from voipscope.detect.rtp_injection import RtpInjectionDetector
 from voipscope.detect.sip_bruteforce import SipBruteforceDetector
 from voipscope.detect.sip_enumeration import SipEnumerationDetector
 from voipscope.detect.sip_facts import sip_facts
@@ -40,6 +41,7 @@ def build_detectors(book: AlertBook, config: DetectConfig) -> list[Detector]:
         "spit": SpitDetector(book, config.spit),
         "policy": PolicyDetector(book, config.policy),
         "tone_exfil": ToneExfil(book, config.tone_exfil),
+        "rtp_injection": RtpInjectionDetector(book, config.rtp_injection),
     }
     return [made[name] for name in config.enabled if name in made]
 
