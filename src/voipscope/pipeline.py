@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from voipscope.addresses import format_ip
 from voipscope.anomalies import AnomalyLog
 from voipscope.classify.arbiter import Arbiter
 from voipscope.classify.behaviour import BehaviourTracker
 from voipscope.config import Config
 from voipscope.decode import DecodedBatch, FragmentReassembler, decode_batch
 from voipscope.decode import status as S
+from voipscope.decode.kernel import DOUBLE_DOT1Q
 from voipscope.dissect.registry import DISSECTORS
 from voipscope.dissect.stage import DissectStage
 from voipscope.errors import SourceError
@@ -26,6 +28,10 @@ from voipscope.output.flow_records import flows_to_batch
 from voipscope.prefetch import prefetch
 from voipscope.source import CaptureInfo, read_capture
 from voipscope.source.linktypes import linktype_name
+
+# Double-tagged frames above this share of their outer VLAN's frames in a batch are a
+# trunk's encapsulation, not an oddity (see _report_double_tagged).
+TRUNK_SHARE = 0.5
 
 STATUS_NAMES = {
     S.OK: "decoded", S.NON_IP: "non_ip", S.TRUNCATED_LINK: "truncated_link",
@@ -240,6 +246,47 @@ class FlowPipeline:
             if on_messages is not None:
                 on_messages(messages)
 
+    def _report_double_tagged(self, d: DecodedBatch) -> None:
+        """One anomaly per (outer VLAN, inner VLAN, source, destination) in the batch."""
+        double = (d.vlan_inner >= 0) & ((d.vlan_inner & DOUBLE_DOT1Q) != 0)
+        rows = np.flatnonzero(double)
+        if rows.size == 0:
+            return
+        # A link that carries 802.1Q inside 802.1Q for everything is a provider trunk
+        # (QinQ with a 0x8100 outer tag, common in mobile and metro backhaul): only
+        # double tags that are a minority of their outer VLAN's frames are an oddity.
+        outer_ids, double_counts = np.unique(d.vlan[rows], return_counts=True)
+        tagged = np.isin(d.vlan, outer_ids)
+        totals = np.array([np.count_nonzero(tagged & (d.vlan == v)) for v in outer_ids.tolist()])
+        odd = outer_ids[double_counts < TRUNK_SHARE * totals]
+        rows = rows[np.isin(d.vlan[rows], odd)]
+        if rows.size == 0:
+            return
+        keys = np.stack(
+            [d.vlan[rows], d.vlan_inner[rows] & 0x0FFF, d.src_lo[rows], d.dst_lo[rows],
+             d.src_hi[rows], d.dst_hi[rows]], axis=1,
+        )  # fmt: skip
+        _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+        name, detail = S.DOUBLE_TAGGED
+        for at, count in zip(first.tolist(), counts.tolist(), strict=True):
+            i = int(rows[at])
+            version = int(d.ip_ver[i])
+            where = {}
+            if version:
+                where = {
+                    "src_ip": format_ip(version, int(d.src_hi[i]), int(d.src_lo[i])),
+                    "dst_ip": format_ip(version, int(d.dst_hi[i]), int(d.dst_lo[i])),
+                }
+            outer, inner = int(d.vlan[i]), int(d.vlan_inner[i]) & 0x0FFF
+            self.stats.anomalies.add(
+                name,
+                f"VLAN {outer} carrying VLAN {inner}: {detail} "
+                f"(first at packet {d.packets.first_index + i + 1})",
+                ts=int(d.ts_ns[i]) / 1e9,
+                count=count,
+                **where,
+            )
+
     def _emit(self, ended: list[np.ndarray], path: str) -> Iterator[pa.RecordBatch]:
         if not ended:
             return
@@ -260,6 +307,7 @@ class FlowPipeline:
         yield batch
 
     def _report_decode_anomalies(self, d: DecodedBatch) -> None:
+        self._report_double_tagged(d)
         bad = np.flatnonzero(
             (d.status != S.OK) & (d.status != S.NON_IP) & (d.status != S.FRAGMENT_HELD)
         )

@@ -28,6 +28,8 @@ class DecodedBatch:
     l4_len: np.ndarray  # int32, captured L4 payload bytes (within the IP length)
     tcp_flags: np.ndarray  # uint8
     vlan: np.ndarray  # int32, outermost VLAN id, -1 without a tag
+    # int32, the second VLAN id (-1: none), | kernel.DOUBLE_DOT1Q for 802.1Q inside 802.1Q
+    vlan_inner: np.ndarray
     frag_id: np.ndarray  # int64, IP identification of a fragment
     frag_off: np.ndarray  # int32, fragment offset in bytes
     frag_more: np.ndarray  # uint8, more-fragments flag
@@ -73,6 +75,7 @@ def decode_batch(batch: PacketBatch, decap_gtp: bool = True) -> DecodedBatch:
         l4_len=np.empty(n, np.int32),
         tcp_flags=np.empty(n, np.uint8),
         vlan=np.empty(n, np.int32),
+        vlan_inner=np.empty(n, np.int32),
         frag_id=np.zeros(n, np.int64),
         frag_off=np.empty(n, np.int32),
         frag_more=np.empty(n, np.uint8),
@@ -82,5 +85,6 @@ def decode_batch(batch: PacketBatch, decap_gtp: bool = True) -> DecodedBatch:
         out.status, out.ip_ver, out.proto, out.src_hi, out.src_lo, out.dst_hi, out.dst_lo,
         out.sport, out.dport, out.ip_bytes, out.l3_off, out.l4_off, out.l4_len,
         out.tcp_flags, out.vlan, out.frag_id, out.frag_off, out.frag_more, decap_gtp,
+        out.vlan_inner,
     )  # fmt: skip
     return out

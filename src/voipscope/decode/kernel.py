@@ -26,6 +26,7 @@ ETH_PPPOE_SESSION = 0x8864  # RFC 2516
 PPP_IPV4 = 0x0021
 PPP_IPV6 = 0x0057
 MAX_LINK_TAGS = 8  # VLAN tags / MPLS labels decoded before giving up
+DOUBLE_DOT1Q = 1 << 16  # in vlan_inner: both outer tags were 802.1Q (0x8100)
 
 # IP protocol numbers (IANA)
 IPPROTO_TCP = 6
@@ -58,15 +59,26 @@ V4_MAPPED_PREFIX = np.int64(0xFFFF00000000)
 
 # Inlined: a call that passes arrays costs reference-count traffic per packet.
 @njit(cache=True, nogil=True, inline="always")
-def _ether_payload(buf, q, end, ethertype, vlan_out, i):
-    """Skip VLAN tags, MPLS labels and PPPoE; return (l3 offset, IP version or 0, status)."""
+def _ether_payload(buf, q, end, ethertype, vlan_out, inner_out, i):
+    """Skip VLAN tags, MPLS labels and PPPoE; return (l3 offset, IP version or 0, status).
+
+    ``vlan_out`` gets the outermost VLAN id; ``inner_out`` the second one, with
+    DOUBLE_DOT1Q set when both tags are plain 802.1Q (0x8100): QinQ proper uses an 802.1ad
+    service tag outside (0x88a8), two customer tags in a row are the VLAN-hopping trick."""
     tags = 0
+    outer_tpid = 0
     while True:
         if ethertype == ETH_VLAN or ethertype == ETH_QINQ or ethertype == ETH_QINQ_OLD:
             if end - q < 4:
                 return q, 0, S.TRUNCATED_LINK
             if tags == 0:
                 vlan_out[i] = u16be(buf, q) & 0x0FFF
+                outer_tpid = ethertype
+            elif tags == 1:
+                inner = u16be(buf, q) & 0x0FFF
+                if outer_tpid == ETH_VLAN and ethertype == ETH_VLAN:
+                    inner |= DOUBLE_DOT1Q
+                inner_out[i] = inner
             ethertype = u16be(buf, q + 2)
             q += 4
         elif ethertype == ETH_MPLS or ethertype == ETH_MPLS_MC:
@@ -110,20 +122,20 @@ def _ether_payload(buf, q, end, ethertype, vlan_out, i):
 
 # Inlined: a call that passes arrays costs reference-count traffic per packet.
 @njit(cache=True, nogil=True, inline="always")
-def _link(buf, p, end, linktype, vlan_out, i):
+def _link(buf, p, end, linktype, vlan_out, inner_out, i):
     """Find the IP header behind the link layer: (offset, version or 0, status)."""
     if linktype == L.LINKTYPE_ETHERNET:
         if end - p < 14:
             return p, 0, S.TRUNCATED_LINK
-        return _ether_payload(buf, p + 14, end, u16be(buf, p + 12), vlan_out, i)
+        return _ether_payload(buf, p + 14, end, u16be(buf, p + 12), vlan_out, inner_out, i)
     if linktype == L.LINKTYPE_LINUX_SLL:
         if end - p < 16:
             return p, 0, S.TRUNCATED_LINK
-        return _ether_payload(buf, p + 16, end, u16be(buf, p + 14), vlan_out, i)
+        return _ether_payload(buf, p + 16, end, u16be(buf, p + 14), vlan_out, inner_out, i)
     if linktype == L.LINKTYPE_LINUX_SLL2:
         if end - p < 20:
             return p, 0, S.TRUNCATED_LINK
-        return _ether_payload(buf, p + 20, end, u16be(buf, p), vlan_out, i)
+        return _ether_payload(buf, p + 20, end, u16be(buf, p), vlan_out, inner_out, i)
     if (
         linktype == L.LINKTYPE_RAW
         or linktype == L.LINKTYPE_RAW_BSD_12
@@ -158,13 +170,14 @@ def decode_packets(
     buf, data_offset, caplen, linktype,
     status, ip_ver, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
     ip_bytes, l3_off, l4_off, l4_len, tcp_flags, vlan, frag_id, frag_off, frag_more,
-    decap_gtp,
+    decap_gtp, vlan_inner,
 ):  # fmt: skip
     n = data_offset.shape[0]
     for i in range(n):
         p = data_offset[i]
         end = p + caplen[i]
         vlan[i] = -1
+        vlan_inner[i] = -1
         ip_ver[i] = 0
         proto[i] = 0
         sport[i] = 0
@@ -174,7 +187,7 @@ def decode_packets(
         tcp_flags[i] = 0
         frag_more[i] = 0
         frag_off[i] = 0
-        q, version, st = _link(buf, p, end, linktype[i], vlan, i)
+        q, version, st = _link(buf, p, end, linktype[i], vlan, vlan_inner, i)
         l3_off[i] = q
         l4_off[i] = q
         if st != S.OK:

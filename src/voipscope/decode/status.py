@@ -30,3 +30,12 @@ ANOMALIES = {
     ),
     TOO_MANY_HEADERS: ("too_many_headers", "more VLAN/MPLS/IPv6 extension headers than decoded"),
 }
+
+# Not a status (the packet decodes): a frame with two 802.1Q (0x8100) tags, the classic
+# VLAN-hopping trick — the first switch strips the native-VLAN tag and forwards the frame
+# into the inner VLAN. QinQ proper puts an 802.1ad (0x88a8) service tag outside.
+DOUBLE_TAGGED = (
+    "vlan_double_tagged",
+    "802.1Q frame inside 802.1Q (no 802.1ad service tag): a VLAN-hopping attempt, or a "
+    "misconfigured trunk",
+)

@@ -17,6 +17,9 @@ from voipscope.detect.sip_facts import SipFacts
 
 class Detector:
     name = "detector"
+    # Flow records reach detectors when they are VoIP; a detector that needs every flow of
+    # a VLAN (who is in the voice VLAN) sets this to get the tagged non-VoIP flows too.
+    wants_tagged_flows = False
 
     def __init__(self, book: AlertBook) -> None:
         self.book = book

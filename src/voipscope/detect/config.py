@@ -17,6 +17,7 @@ from voipscope.detect.sip_scan import SipScanConfig
 from voipscope.detect.spit import SpitConfig
 from voipscope.detect.toll_fraud import TollFraudConfig
 from voipscope.detect.tone_exfil import ToneExfilConfig
+from voipscope.detect.vlan_hopping import VlanHoppingConfig
 from voipscope.errors import ConfigError
 
 DETECTORS = (
@@ -29,6 +30,7 @@ DETECTORS = (
     "policy",
     "tone_exfil",
     "rtp_injection",
+    "vlan_hopping",
 )
 
 
@@ -48,6 +50,7 @@ class DetectConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tone_exfil: ToneExfilConfig = field(default_factory=ToneExfilConfig)
     rtp_injection: RtpInjectionConfig = field(default_factory=RtpInjectionConfig)
+    vlan_hopping: VlanHoppingConfig = field(default_factory=VlanHoppingConfig)
 
 
 def with_detect_value(cfg: DetectConfig, key: str, value: Any) -> DetectConfig:

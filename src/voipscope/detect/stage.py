@@ -26,6 +26,7 @@ from voipscope.detect.sip_scan import SipScanDetector
 from voipscope.detect.spit import SpitDetector
 from voipscope.detect.toll_fraud import TollFraudDetector
 from voipscope.detect.tone_exfil import ToneExfil
+from voipscope.detect.vlan_hopping import VlanHoppingDetector
 from voipscope.dissect.base import MessageEvent
 from voipscope.flows.hooks import NoHooks
 from voipscope.flows.table import FlowAssignment
@@ -42,6 +43,7 @@ def build_detectors(book: AlertBook, config: DetectConfig) -> list[Detector]:
         "policy": PolicyDetector(book, config.policy),
         "tone_exfil": ToneExfil(book, config.tone_exfil),
         "rtp_injection": RtpInjectionDetector(book, config.rtp_injection),
+        "vlan_hopping": VlanHoppingDetector(book, config.vlan_hopping),
     }
     return [made[name] for name in config.enabled if name in made]
 
@@ -76,6 +78,13 @@ class DetectStage(NoHooks):
         assert isinstance(batch, pa.RecordBatch)
         voip = pc.is_in(batch.column("category"), pa.array(sorted(VOIP_CATEGORIES)))
         self.add_flows(batch.filter(voip).to_pylist())
+        # Who is in a VLAN matters to the VLAN detectors whatever the flow carries.
+        wanting = [d for d in self.detectors if d.wants_tagged_flows]
+        if wanting:
+            tagged = pc.and_(pc.invert(voip), pc.greater_equal(batch.column("vlan"), 0))
+            for flow in batch.filter(pc.fill_null(tagged, False)).to_pylist():
+                for detector in wanting:
+                    detector.on_flow(flow)
 
     # -- records from elsewhere -----------------------------------------------------------
 
