@@ -29,9 +29,19 @@ PORTS = [(4000, 5000), (4002, 5002), (4004, 5004)]
 
 @st.composite
 def payload(draw: st.DrawFn) -> bytes:
-    """Random bytes, or an RTP-ish header with random fields and random damage."""
+    """Random bytes, an RTP-ish header with random fields and random damage, or RTCP
+    SR/RR packets (compound) whose counts and lengths lie at random."""
     if draw(st.booleans()):
         return draw(st.binary(max_size=64))
+    if draw(st.booleans()):
+        out = b""
+        for _ in range(draw(st.integers(1, 3))):
+            body = draw(st.binary(max_size=120))
+            words = draw(st.one_of(st.just(len(body) // 4), st.integers(0, 0xFFFF)))
+            rc = draw(st.integers(0, 31))
+            out += struct.pack("!BBH", 0x80 | rc, draw(st.sampled_from([200, 201, 202])), words)
+            out += body
+        return out
     b0 = draw(st.integers(0x80, 0xBF))
     head = struct.pack(
         "!BBHII",

@@ -24,6 +24,7 @@ from typing import Any
 from voipscope.activity.conversation import conversation
 from voipscope.calls.app_calls import AppCallGrouper
 from voipscope.quality.emodel import mos as emodel_mos
+from voipscope.quality.rtcp_reports import rtcp_figures
 
 MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZRTP"})
 PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
@@ -71,6 +72,7 @@ class CallAssembler:
             OrderedDict()
         )
         self._app_streams: dict[int, list[dict[str, Any]]] = {}
+        self._app_rtcp: dict[int, list[dict[str, Any]]] = {}
         self._out: list[dict[str, Any]] = []
         self.dropped = 0  # records or flows given up because a cap was reached
 
@@ -101,8 +103,16 @@ class CallAssembler:
             self.dropped += 1
         self._held[key] = held
 
-    def add_media(self, flow: dict[str, Any], streams: list[dict[str, Any]]) -> None:
-        """An ended media flow (Flow record) and its per-direction streams."""
+    def add_media(
+        self,
+        flow: dict[str, Any],
+        streams: list[dict[str, Any]],
+        rtcp: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """An ended media flow (Flow record), its per-direction streams and the RTCP
+        reports seen on it (quality.rtp_streams RtpFlowStats.rtcp)."""
+        if rtcp:
+            flow = {**flow, "_rtcp": rtcp}
         self.now_s = max(self.now_s, flow["last_seen"])
         call_id = flow.get("call_id")
         if call_id:
@@ -189,6 +199,7 @@ class CallAssembler:
                         _with_quality(stream, held.rtpmap)
                         | {"pairing": pairing, "pairing_confidence": confidence}
                     )
+        _add_rtcp(streams, [r for flow, *_ in held.media for r in flow.get("_rtcp", ())])
         record = held.record
         record["media_flows"] = media_flows
         self._out.append(_finish(record, streams))
@@ -197,6 +208,8 @@ class CallAssembler:
         for flow, streams in media:
             if len(self._app_streams) < self.max_waiting_media:
                 self._app_streams[flow["flow_id"]] = streams
+                if flow.get("_rtcp"):
+                    self._app_rtcp[flow["flow_id"]] = flow["_rtcp"]
         self._app_out(self.app_calls.add(flow for flow, _ in media))
 
     def _app_out(self, records: Iterable[dict[str, Any]]) -> None:
@@ -206,7 +219,27 @@ class CallAssembler:
                 for flow_id in record["media_flows"]
                 for s in self._app_streams.pop(flow_id, [])
             ]
+            reports = [r for f in record["media_flows"] for r in self._app_rtcp.pop(f, ())]
+            _add_rtcp(streams, reports)
             self._out.append(_finish(record, streams[:MAX_STREAMS_PER_CALL]))
+
+
+def _add_rtcp(streams: list[dict[str, Any]], reports: list[dict[str, Any]]) -> None:
+    """What the far end's RTCP said about each stream, beside what was measured."""
+    if not reports:
+        return
+    ssrc_of = {}
+    for s in streams:
+        try:
+            ssrc_of[id(s)] = int(str(s.get("ssrc")), 16)
+        except ValueError:
+            continue
+    clocks = {ssrc_of[id(s)]: s.get("clock_rate_hz") for s in streams if id(s) in ssrc_of}
+    figures = rtcp_figures(reports, {k: v for k, v in clocks.items() if v})
+    for s in streams:
+        found = figures.get(ssrc_of.get(id(s), -1))
+        if found:
+            s.update(found)
 
 
 def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:

@@ -98,7 +98,7 @@ class CallsStage(NoHooks):
                     streams = []  # RTCP reports on streams; it is not one
                 else:
                     streams = flow_streams(flow)
-                self.assembler.add_media(flow, streams)
+                self.assembler.add_media(flow, streams, stats.rtcp if stats else None)
             else:
                 others.append(flow)
         self.assembler.add_other_flows(others)

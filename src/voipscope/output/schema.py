@@ -69,6 +69,13 @@ STREAM_FIELDS = [
     pa.field("mean_jitter_ms", pa.float64()),
     pa.field("max_jitter_ms", pa.float64()),
     pa.field("max_delta_ms", pa.float64()),
+    # What the far end reported about this stream in RTCP (RFC 3550 §6.4), beside the
+    # measured figures: its last loss fraction, cumulative loss, jitter; RTT by LSR/DLSR.
+    pa.field("rtcp_reports", pa.int64()),
+    pa.field("rtcp_loss_pct", pa.float64()),
+    pa.field("rtcp_cumulative_lost", pa.int64()),
+    pa.field("rtcp_jitter_ms", pa.float64()),
+    pa.field("rtcp_rtt_ms", pa.float64()),
     pa.field("mos", pa.float64()),  # null when it cannot be known; see mos_reason
     pa.field("r_factor", pa.float64()),
     pa.field("mos_reason", pa.string()),

@@ -121,7 +121,22 @@ EV_SPURT = 0
 EV_DTMF = 1
 EV_TONE_RUN = 2
 EV_INBAND_DTMF = 3
+# RTCP events carry the *flow* row in EV_ROW (no stream row: RTCP is not RTP).
+# EV_RTCP_SR: A arrival ns, B sender SSRC, C NTP middle 32 bits | direction << 32.
+# EV_RTCP_BLOCK: A arrival ns, B reported SSRC, C cumulative lost (24 bits, as sent)
+#   | direction << 24 | DLSR << 25, D jitter (timestamp units) | fraction lost << 32,
+#   E LSR.
+EV_RTCP_SR = 4
+EV_RTCP_BLOCK = 5
 MAX_EVENTS_PER_PACKET = 2  # a talk spurt, and a tone run or an in-band key press
+# RTCP (RFC 3550 §6.4): sender reports and report blocks handed out per datagram. A
+# compound packet may carry 31 blocks per report; the first few are the parties'.
+MAX_RTCP_EVENTS = 6
+RTCP_SR = 200
+RTCP_RR = 201
+RTCP_SR_BYTES = 28  # header 4, SSRC 4, NTP 8, RTP ts 4, packet and octet counts 8
+RTCP_RR_BYTES = 8  # header 4, SSRC 4
+RTCP_BLOCK_BYTES = 24  # §6.4.1: SSRC, fraction, cumulative lost, ext. seq, jitter, LSR, DLSR
 DTMF_EVENT_BYTES = 4  # RFC 4733 §2.3: event, E/R/volume, duration
 DTMF_LAST_EVENT = 15  # RFC 4733 §3.2: 0-9, *, #, A-D
 DYNAMIC_PT_FIRST = 96  # RFC 3551 §6: telephone-event always has a dynamic type
@@ -245,7 +260,13 @@ def track_media(
             meta[M_NEW] += 1
         d = np.int64(direction[i])
         if kind == IS_RTCP:
+            if meta[M_EVENTS] + MAX_RTCP_EVENTS > ev_cap:
+                return i, EVENTS_FULL  # before counting: the packet is read again
             frows[r, FR_RTCP + d] += 1
+            if in_extra[i]:
+                _rtcp(extra, l4_off[i], length, r, d, ts_ns[i], ev, meta)
+            else:
+                _rtcp(buf, l4_off[i], length, r, d, ts_ns[i], ev, meta)
             continue
         if kind == TRUNCATED:
             frows[r, FR_TRUNCATED + d] += 1
@@ -436,6 +457,57 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
     if in_order:
         si[row, S_REF_TS] = ext_ts
         si[row, S_REF_NS] = t_ns
+
+
+@njit(cache=True, nogil=True)
+def _rtcp(data, p, length, r, d, t_ns, ev, meta):  # pragma: no cover - numba
+    """Sender reports and report blocks of one (compound) RTCP datagram as events."""
+    at = p
+    end = p + length
+    made = 0
+    while at + 4 <= end and made < MAX_RTCP_EVENTS:
+        b0 = np.int64(data[at])
+        if (b0 & 0xC0) != RTP_VERSION_BITS:
+            return
+        blocks = b0 & 0x1F
+        pt = np.int64(data[at + 1])
+        size = (u16be(data, at + 2) + 1) * 4
+        if at + size > end:
+            return  # a length past the datagram: the rest is not RTCP we can read
+        first = 0
+        if pt == RTCP_SR and size >= RTCP_SR_BYTES:
+            k = meta[M_EVENTS]
+            ev[k, EV_KIND] = EV_RTCP_SR
+            ev[k, EV_ROW] = r
+            ev[k, EV_A] = t_ns
+            ev[k, EV_B] = u32be(data, at + 4)
+            # NTP middle 32 bits (RFC 3550 §4): what a later report's LSR quotes.
+            ntp_mid = ((u32be(data, at + 8) & 0xFFFF) << 16) | (u32be(data, at + 12) >> 16)
+            ev[k, EV_C] = ntp_mid | (d << 32)
+            ev[k, EV_D] = 0
+            ev[k, EV_E] = 0
+            meta[M_EVENTS] += 1
+            made += 1
+            first = at + RTCP_SR_BYTES
+        elif pt == RTCP_RR and size >= RTCP_RR_BYTES:
+            first = at + RTCP_RR_BYTES
+        if first:
+            for b in range(blocks):
+                q = first + b * RTCP_BLOCK_BYTES
+                if q + RTCP_BLOCK_BYTES > at + size or made >= MAX_RTCP_EVENTS:
+                    break
+                k = meta[M_EVENTS]
+                ev[k, EV_KIND] = EV_RTCP_BLOCK
+                ev[k, EV_ROW] = r
+                ev[k, EV_A] = t_ns
+                ev[k, EV_B] = u32be(data, q)
+                cumulative = u32be(data, q + 4) & 0xFFFFFF
+                ev[k, EV_C] = cumulative | (d << 24) | (u32be(data, q + 20) << 25)
+                ev[k, EV_D] = u32be(data, q + 12) | (np.int64(data[q + 4]) << 32)
+                ev[k, EV_E] = u32be(data, q + 16)
+                meta[M_EVENTS] += 1
+                made += 1
+        at += size
 
 
 @njit(cache=True, nogil=True)

@@ -39,6 +39,7 @@ MAX_PENDING_FLOWS = 16384
 EVENT_BUFFER = 4096  # talk-spurt, DTMF and tone events per kernel call before the caller drains
 MAX_SPURTS_PER_STREAM = 20_000  # ~1 spurt per 2 s: over 10 hours; more are counted
 MAX_DTMF_PER_STREAM = 1024
+MAX_RTCP_PER_FLOW = 4096  # reports and blocks kept per flow (one every ~5 s: hours)
 # Runs of one tone kept per stream: tone-encoded data makes ~8 a second (1/8 s symbols),
 # speech and music a few a minute; over an hour of symbols, more are counted.
 MAX_TONE_RUNS_PER_STREAM = 30_000
@@ -119,6 +120,7 @@ class _Ended:
     va: np.ndarray  # (2 * MAX_SSRCS, V_LEN): talk-spurt state
     tn: np.ndarray  # (2 * MAX_SSRCS, T_LEN): tone state
     events: dict[tuple[int, int], _StreamEvents]  # (direction, SSRC) -> spurts and DTMF
+    rtcp: list[dict[str, Any]] = field(default_factory=list)  # sender reports, report blocks
 
 
 @dataclass(slots=True)
@@ -130,6 +132,10 @@ class RtpFlowStats:
     rtcp_packets: tuple[int, int] = (0, 0)  # per direction
     truncated_packets: tuple[int, int] = (0, 0)  # version 2, header cut short
     ssrc_overflow_packets: tuple[int, int] = (0, 0)  # SSRCs beyond MAX_SSRCS
+    # RTCP (RFC 3550 §6.4) seen on the flow: {"kind": "sr", ts, ssrc, ntp_mid, direction}
+    # and {"kind": "block", ts, about_ssrc, fraction_lost, cumulative_lost, jitter_ts,
+    # lsr, dlsr, direction}; quality.rtcp_reports turns them into per-stream figures.
+    rtcp: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RtpStreamTracker:
@@ -164,6 +170,7 @@ class RtpStreamTracker:
         self.ev = np.zeros((EVENT_BUFFER, K.EV_LEN), np.int64)
         # (flow id, direction, SSRC) -> events of live streams; moved to _Ended at expiry
         self._events: dict[int, dict[tuple[int, int], _StreamEvents]] = {}
+        self._rtcp: dict[int, list[dict[str, Any]]] = {}  # flow id -> its RTCP, live flows
         self.meta = np.zeros(K.M_LEN, np.int64)
         self._row_of: dict[int, int] = {}  # flow id -> flow row, for tracked flows only
         self._ended: OrderedDict[int, _Ended] = OrderedDict()
@@ -236,7 +243,10 @@ class RtpStreamTracker:
         K.free_flow_rows(picked, self.slot_row, self.frows, self.ffree, self.sfree, self.meta)
         for j, k in enumerate(at):
             events = self._events.pop(ids[k], {})
-            self._ended[ids[k]] = _Ended(flows[j], frows[j], si[j], sf[j], va[j], tn[j], events)
+            rtcp = self._rtcp.pop(ids[k], [])
+            self._ended[ids[k]] = _Ended(
+                flows[j], frows[j], si[j], sf[j], va[j], tn[j], events, rtcp
+            )
         while len(self._ended) > self.max_pending_flows:
             self._ended.popitem(last=False)
             self.dropped_results += 1
@@ -299,6 +309,14 @@ class RtpStreamTracker:
         if not count:
             return
         ev = self.ev[:count]
+        rtcp = ev[:, K.EV_KIND] >= K.EV_RTCP_SR
+        if rtcp.any():
+            self._drain_rtcp(ev[rtcp])
+            ev = ev[~rtcp]
+            count = ev.shape[0]
+            if not count:
+                self.meta[K.M_EVENTS] = 0
+                return
         rows = ev[:, K.EV_ROW]
         flow_rows = self.si[rows, K.S_FLOW_ROW]
         flow_ids = self.frows[flow_rows, K.FR_FLOW_ID].tolist()
@@ -328,6 +346,27 @@ class RtpStreamTracker:
                 events.dtmf.append({"ts": a / 1e9, "digit": DTMF_DIGITS[b], "via": "RFC 4733"})
         self.meta[K.M_EVENTS] = 0
 
+    def _drain_rtcp(self, ev: np.ndarray) -> None:
+        """RTCP events name their flow row (RTCP has no stream row)."""
+        flow_ids = self.frows[ev[:, K.EV_ROW], K.FR_FLOW_ID].tolist()
+        for flow_id, (kind, _, a, b, c, d, e) in zip(flow_ids, ev.tolist(), strict=True):
+            reports = self._rtcp.setdefault(flow_id, [])
+            if len(reports) >= MAX_RTCP_PER_FLOW:
+                continue
+            if kind == K.EV_RTCP_SR:
+                reports.append({"kind": "sr", "ts": a / 1e9, "ssrc": b,
+                                "ntp_mid": c & 0xFFFFFFFF, "direction": c >> 32})  # fmt: skip
+            else:
+                cumulative = c & 0xFFFFFF
+                if cumulative & 0x800000:  # RFC 3550 §6.4.1: a signed 24-bit number
+                    cumulative -= 1 << 24
+                reports.append({
+                    "kind": "block", "ts": a / 1e9, "about_ssrc": b,
+                    "fraction_lost": (d >> 32) / 256.0, "cumulative_lost": cumulative,
+                    "jitter_ts": d & 0xFFFFFFFF, "lsr": e, "dlsr": c >> 25,
+                    "direction": (c >> 24) & 1,
+                })  # fmt: skip
+
     def _stats(self, ended: _Ended) -> RtpFlowStats:
         flow = ended.flow
         fr = ended.frow.tolist()
@@ -343,6 +382,7 @@ class RtpStreamTracker:
             rtcp_packets=(fr[K.FR_RTCP], fr[K.FR_RTCP + 1]),
             truncated_packets=(fr[K.FR_TRUNCATED], fr[K.FR_TRUNCATED + 1]),
             ssrc_overflow_packets=(fr[K.FR_OVERFLOW], fr[K.FR_OVERFLOW + 1]),
+            rtcp=ended.rtcp,
         )
         for k, ref in enumerate(fr[K.FR_STREAMS : K.FR_LEN]):
             if ref:

@@ -1,0 +1,51 @@
+"""What the endpoints said about each stream in RTCP (RFC 3550 §6.4), beside what the
+capture measured: the receiver's loss fraction and cumulative loss, its interarrival
+jitter, and the round-trip time from LSR/DLSR against the sender report the capture saw.
+
+Round trip (RFC 3550 §6.4.1): a report block's LSR quotes the middle 32 bits of the NTP
+timestamp of the last SR it got, and DLSR the delay since, in 1/65536 s. Seen from the
+capture point, RTT ≈ (arrival of the block − arrival of that SR) − DLSR: exact when the
+capture is at the SR sender, the path beyond the capture point otherwise.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from typing import Any
+
+DLSR_UNITS_PER_S = 65536.0  # RFC 3550 §6.4.1
+MAX_RTT_S = 10.0  # a larger value pairs a report with the wrong SR (wrap, clock reset)
+
+
+def rtcp_figures(
+    reports: Iterable[dict[str, Any]], clock_hz: dict[int, int]
+) -> dict[int, dict[str, Any]]:
+    """Per reported SSRC: rtcp_loss_pct (the last report's fraction lost), rtcp_cumulative_lost,
+    rtcp_jitter_ms (last, with the stream's clock), rtcp_rtt_ms (median), rtcp_reports."""
+    reports = list(reports)
+    sent = {(r["ssrc"], r["ntp_mid"]): r["ts"] for r in reports if r["kind"] == "sr"}
+    blocks: dict[int, list[dict[str, Any]]] = {}
+    for r in reports:
+        if r["kind"] == "block":
+            blocks.setdefault(r["about_ssrc"], []).append(r)
+    out: dict[int, dict[str, Any]] = {}
+    for ssrc, about in blocks.items():
+        about.sort(key=lambda r: r["ts"])
+        last = about[-1]
+        rtts = []
+        for r in about:
+            sr_ts = sent.get((ssrc, r["lsr"])) if r["lsr"] else None
+            if sr_ts is not None:
+                rtt = (r["ts"] - sr_ts) - r["dlsr"] / DLSR_UNITS_PER_S
+                if 0.0 <= rtt <= MAX_RTT_S:
+                    rtts.append(rtt * 1000.0)
+        clock = clock_hz.get(ssrc)
+        out[ssrc] = {
+            "rtcp_reports": len(about),
+            "rtcp_loss_pct": 100.0 * last["fraction_lost"],
+            "rtcp_cumulative_lost": last["cumulative_lost"],
+            "rtcp_jitter_ms": 1000.0 * last["jitter_ts"] / clock if clock else None,
+            "rtcp_rtt_ms": statistics.median(rtts) if rtts else None,
+        }
+    return out
