@@ -298,7 +298,13 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
     if codec:
         out["codec"] = codec
     if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:
-        result = emodel_mos(codec or out.get("payload_type"), out.get("loss_pct"))
+        loss_pct = out.get("loss_pct")
+        gap = out.get("capture_gap_missing") or 0
+        if gap and isinstance(out.get("lost"), int):
+            # Packets the capture missed say nothing about what the listener heard.
+            expected = out["packets"] + out["lost"]
+            loss_pct = 100.0 * max(out["lost"] - gap, 0) / expected if expected else loss_pct
+        result = emodel_mos(codec or out.get("payload_type"), loss_pct)
         out["mos"] = result.mos
         out["r_factor"] = result.r_factor
         out["mos_reason"] = result.reason

@@ -65,6 +65,8 @@ STREAM_FIELDS = [
     pa.field("loss_pct", pa.float64()),
     pa.field("duplicates", pa.int64()),
     pa.field("out_of_order", pa.int64()),
+    # Of ``lost``: missing across a capture-wide silence (the capture, not the network).
+    pa.field("capture_gap_missing", pa.int64()),
     pa.field("jitter_ms", pa.float64()),  # RFC 3550 A.8 at the stream's end
     pa.field("mean_jitter_ms", pa.float64()),
     pa.field("max_jitter_ms", pa.float64()),

@@ -85,7 +85,8 @@ S_REF_TS = 23  # extended timestamp of the last packet in timestamp order
 S_REF_NS = 24  # and its arrival time: what the next packet's gap and transit are from
 S_DTMF_TS = 25  # 1 + RTP timestamp of the last DTMF event reported (0: none)
 S_DTMF_EVENTS = 26
-S_LEN = 27
+S_GAP_MISSING = 27  # of the lost: sequence numbers missing across a capture-wide silence
+S_LEN = 28
 
 # Stream row float64 columns (milliseconds)
 SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
@@ -103,7 +104,15 @@ M_SROWS_TOP = 2
 M_SROWS_HIGH = 3
 M_NEW = 4  # flow rows allocated since the caller last read ``new_rows``
 M_EVENTS = 5  # events in ``ev`` not yet drained by the caller
-M_LEN = 6
+M_LAST_NS = 6  # arrival of the last decoded packet of any kind
+M_SILENCE_START = 7  # the last capture-wide silence: nothing at all was captured
+M_SILENCE_END = 8
+M_SILENCES = 9  # how many there were
+M_LEN = 10
+# Nothing at all captured for this long, on a link that carried media, is the capture
+# missing packets (a dropping tap, a rotated file, a paused capture), not the network:
+# a network fault loses some flows' packets, not every packet of every flow.
+CAPTURE_SILENCE_NS = 500_000_000
 
 # Event columns (int64): a finished talk spurt (row, start ns, end ns), a DTMF event
 # (row, arrival ns, event code), a finished run of one tone (row, start and end extended
@@ -231,6 +240,14 @@ def track_media(
     for i in range(start, n):
         if meta[M_EVENTS] + MAX_EVENTS_PER_PACKET > ev_cap:
             return i, EVENTS_FULL
+        if status[i] == S.OK:
+            t = ts_ns[i]
+            if meta[M_LAST_NS] > 0 and t - meta[M_LAST_NS] >= CAPTURE_SILENCE_NS:
+                meta[M_SILENCE_START] = meta[M_LAST_NS]
+                meta[M_SILENCE_END] = t
+                meta[M_SILENCES] += 1
+            if t > meta[M_LAST_NS]:
+                meta[M_LAST_NS] = t
         if status[i] != S.OK or proto[i] != UDP or not 0 <= slot[i] < slot_row.shape[0]:
             continue
         length = np.int64(l4_len[i])
@@ -301,7 +318,19 @@ def track_media(
                 TN.reset_row(tn, row)
         pt = b1 & 0x7F
         marker = b1 >> 7
+        previous_ns = si[row, S_LAST_NS]
+        previous_top = si[row, S_MAX_EXT]
+        seen_before = si[row, S_PACKETS] > 0
         _account(si, sf, row, seq, ts, pt, marker, ts_ns[i], clock_hz)
+        jump = si[row, S_MAX_EXT] - previous_top
+        if (
+            seen_before
+            and jump > 1
+            and previous_ns <= meta[M_SILENCE_START]
+            and ts_ns[i] >= meta[M_SILENCE_END] > 0
+        ):
+            # The numbers skipped fall in a stretch where the capture saw nothing at all.
+            si[row, S_GAP_MISSING] += jump - 1
         # -- who talks when, and DTMF (RFC 4733) events
         p = l4_off[i] + header
         payload = length - header

@@ -84,6 +84,9 @@ class MediaStream:
     jitter_last_ms: float | None = None  # the running A.8 estimate after the last packet
     jitter_ts_units: float | None = None  # the same in RTP timestamp units (RFC 3550 A.8)
     jitter_unknown: str | None = None  # why jitter_ms is None
+    # Of ``lost``: numbers skipped across a stretch where the capture saw nothing at all
+    # (rtp_kernel.CAPTURE_SILENCE_NS): missing from the capture, not lost on the wire.
+    capture_gap_missing: int = 0
     activity_method: str | None = None  # how talk_spurts were found (activity.talk_spurts)
     talk_spurts_dropped: int = 0  # beyond MAX_SPURTS_PER_STREAM
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # RFC 4733 events
@@ -257,6 +260,11 @@ class RtpStreamTracker:
         """The ended flow's statistics (None: no RTP-looking packet), handed out once."""
         ended = self._ended.pop(flow_id, None)
         return None if ended is None else self._stats(ended)
+
+    @property
+    def capture_silences(self) -> int:
+        """Stretches of CAPTURE_SILENCE_NS or more in which nothing at all was captured."""
+        return int(self.meta[K.M_SILENCES])
 
     def discard(self, flow_id: int) -> None:
         """Forget an ended flow's results unread (it was not media after all)."""
@@ -450,6 +458,7 @@ class RtpStreamTracker:
             loss_pct=100.0 * lost / expected,
             duplicates=s[K.S_DUPLICATES],
             out_of_order=s[K.S_OUT_OF_ORDER],
+            capture_gap_missing=s[K.S_GAP_MISSING],
             jitter_ms=mean_jitter,
             max_delta_ms=s[K.S_MAX_DELTA_NS] / 1e6,
             flow_id=flow_id,

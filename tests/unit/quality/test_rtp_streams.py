@@ -263,3 +263,33 @@ def test_unclaimed_results_are_bounded(write_pcap):
     list(pipeline.run([str(write_pcap(packets))]))
     assert tracker.dropped_results == 2
     assert len(tracker.streams_for(range(10))) == 3
+
+
+def _two_streams(skip: range, silent: bool) -> list:  # type: ignore[type-arg]
+    """Two concurrent PCMU streams; packets ``skip`` of the first are missing. With
+    ``silent`` the second skips them too: nothing at all is captured meanwhile."""
+    c = ("10.0.0.3", 40002)
+    d = ("10.0.0.4", 50002)
+    packets = []
+    for k in range(150):
+        ms = k * FRAME_MS
+        if k not in skip:
+            packets.append(udp_at(ms, rtp(k + 1, 1000 + k * PCMU_TICKS, 0x1)))
+        if not (silent and k in skip):
+            packets.append(udp_at(ms + 1, rtp(k + 1, 1000 + k * PCMU_TICKS, 0x2), c, d))
+    return packets
+
+
+def test_loss_during_a_capture_wide_silence_is_missing_from_the_capture(write_pcap):
+    """RFC 3550 counts both as lost (so does tshark); voipscope also says which were
+    missing while the capture saw nothing at all (CAPTURE_SILENCE_NS)."""
+    results = run(write_pcap, _two_streams(range(50, 80), silent=True))
+    streams = [s for _, stats in results if stats for s in stats.streams]
+    assert [(s.lost, s.capture_gap_missing) for s in streams] == [(30, 30), (30, 30)]
+
+
+def test_loss_of_one_stream_while_others_go_on_is_the_network(write_pcap):
+    results = run(write_pcap, _two_streams(range(50, 80), silent=False))
+    streams = {s.ssrc: s for _, stats in results if stats for s in stats.streams}
+    assert (streams[0x1].lost, streams[0x1].capture_gap_missing) == (30, 0)
+    assert (streams[0x2].lost, streams[0x2].capture_gap_missing) == (0, 0)
