@@ -46,9 +46,7 @@ def test_reports_reach_the_call_streams(write_pcap) -> None:  # type: ignore[no-
     lsr = ((NTP_SECONDS & 0xFFFF) << 16) | (ntp_frac >> 16)
     rtcp = [
         pb.udp_packet(3.0, A, 4001, B, 5001, sender_report(0xA, NTP_SECONDS, ntp_frac)),
-        pb.udp_packet(
-            3.6, B, 5001, A, 4001, receiver_report(0xB, 0xA, 26, 5, 80, lsr, 32768)
-        ),
+        pb.udp_packet(3.6, B, 5001, A, 4001, receiver_report(0xB, 0xA, 26, 5, 80, lsr, 32768)),
     ]
     (call,) = [c for c in iter_calls(write_pcap(call_with(rtcp))) if c["kind"] == "call"]
     (a_to_b,) = [s for s in call["streams"] if s["ssrc"] == "0x0000000A"]
