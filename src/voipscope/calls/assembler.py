@@ -4,10 +4,12 @@ their RTP streams from the quality stage, joined into the Call records of DESIGN
 How a media flow finds its call, surest first:
 1. ``call_id`` on the Flow record: the dissect stage matched the flow's address to an SDP
    (or MGCP/H.245) announcement of that call (classify/arbiter carries it over).
-2. Behind NAT the media comes from another address than the SDP said (symmetric RTP,
+2. An SSRC the call's SDP announced (RFC 5576 ``a=ssrc``, WebRTC and many SBCs) on a flow
+   that started while the call was up: whatever its addresses (TURN relays, NAT).
+3. Behind NAT the media comes from another address than the SDP said (symmetric RTP,
    RFC 4961; latching): a flow one of whose ports is a port the call announced, starting
    while the call was up, belongs to it with less confidence.
-3. Otherwise it is no dialog's media: the app-call grouper (calls.app_calls) gets it.
+4. Otherwise it is no dialog's media: the app-call grouper (calls.app_calls) gets it.
 
 Streaming and bounded: a call is handed out once capture time has passed its end by the
 flow idle timeout (its media flows have ended by then); unpaired media waits a while for
@@ -28,6 +30,7 @@ from voipscope.quality.rtcp_reports import rtcp_figures
 
 MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZRTP"})
 PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
+SSRC_PAIRING_CONFIDENCE = 0.9  # an SSRC the SDP announced (a=ssrc), in the call's time
 CALL_ID_PAIRING_CONFIDENCE = 0.95  # address and port as announced (the dissect expectation)
 MAX_HELD_CALLS = 100_000
 MAX_WAITING_MEDIA = 100_000
@@ -43,6 +46,7 @@ class _Held:
     release_s: float  # hand out once capture time passes this
     ports: frozenset[int]
     rtpmap: dict[int, str]
+    ssrcs: frozenset[int]
     media: list[tuple[dict[str, Any], list[dict[str, Any]], str, float]] = field(
         default_factory=list
     )  # (flow, streams, pairing, confidence)
@@ -90,13 +94,15 @@ class CallAssembler:
             release_s=max(self.now_s, _last_time(record)) + self.grace_s,
             ports=frozenset(p for _, p, _ in endpoints if p),
             rtpmap={pt: codec for _, _, rtpmap in endpoints for pt, codec in rtpmap.items()},
+            ssrcs=frozenset(_announced_ssrcs(record)),
         )
         call_id = record.get("call_id")
         for flow, streams in self._early.pop(call_id, []) if call_id else []:
             held.media.append((flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE))
         for flow_id, (flow, streams) in list(self._unpaired.items()):
-            if self._fits(held, flow):
-                held.media.append((flow, streams, "sdp-port+time (NAT)", PORT_PAIRING_CONFIDENCE))
+            how = self._fits(held, flow, streams)
+            if how is not None:
+                held.media.append((flow, streams, *how))
                 del self._unpaired[flow_id]
         if len(self._held) >= self.max_held_calls:
             self._release(next(iter(self._held)))
@@ -127,8 +133,9 @@ class CallAssembler:
                 self.dropped += 1
             return
         for held in self._held.values():
-            if self._fits(held, flow):
-                held.media.append((flow, streams, "sdp-port+time (NAT)", PORT_PAIRING_CONFIDENCE))
+            how = self._fits(held, flow, streams)
+            if how is not None:
+                held.media.append((flow, streams, *how))
                 return
         self._unpaired[flow["flow_id"]] = (flow, streams)
         if len(self._unpaired) > self.max_waiting_media:
@@ -177,13 +184,22 @@ class CallAssembler:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _fits(self, held: _Held, flow: dict[str, Any]) -> bool:
-        if not held.ports or not (flow["src_port"] in held.ports or flow["dst_port"] in held.ports):
-            return False
+    def _fits(
+        self, held: _Held, flow: dict[str, Any], streams: list[dict[str, Any]]
+    ) -> tuple[str, float] | None:
+        """How an unpinned media flow belongs to a held call, if it does: an SSRC the
+        call's SDP announced (RFC 5576 a=ssrc; any address, TURN relays included), else
+        an announced port during the call (NAT)."""
         record = held.record
         start = record.get("answer") or record.get("start") or 0.0
         end = _last_time(record)
-        return start - 2.0 <= flow["first_seen"] <= end + 2.0
+        if not start - 2.0 <= flow["first_seen"] <= end + 2.0:
+            return None
+        if held.ssrcs and any(_ssrc(s) in held.ssrcs for s in streams):
+            return "sdp-ssrc", SSRC_PAIRING_CONFIDENCE
+        if held.ports and (flow["src_port"] in held.ports or flow["dst_port"] in held.ports):
+            return "sdp-port+time (NAT)", PORT_PAIRING_CONFIDENCE
+        return None
 
     def _release(self, key: str) -> None:
         held = self._held.pop(key)
@@ -281,6 +297,22 @@ def _announced(record: dict[str, Any]) -> Iterable[tuple[str | None, int, dict[i
                 yield ip, int(port or 0), {}
     for m in record.get("media_endpoints") or []:
         yield m.get("ip"), int(m.get("port") or 0), {}
+
+
+def _announced_ssrcs(record: dict[str, Any]) -> set[int]:
+    return {
+        int(ssrc)
+        for exchange in record.get("sdp") or []
+        for m in exchange.get("media") or []
+        for ssrc in m.get("ssrcs") or []
+    }
+
+
+def _ssrc(stream: dict[str, Any]) -> int | None:
+    try:
+        return int(str(stream.get("ssrc")), 16)
+    except ValueError:
+        return None
 
 
 def _last_time(record: dict[str, Any]) -> float:

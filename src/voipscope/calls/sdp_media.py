@@ -31,6 +31,7 @@ class MediaEndpoint:
     rtcp_mux: bool
     crypto: bool
     candidates: tuple[tuple[str, int, str], ...]  # ICE (ip, port, type)
+    ssrcs: tuple[int, ...] = ()  # a=ssrc (RFC 5576): the SSRCs the sender will use
 
     def to_record(self) -> dict[str, object]:
         return {
@@ -45,6 +46,7 @@ class MediaEndpoint:
             "rtcp_mux": self.rtcp_mux,
             "crypto": self.crypto,
             "candidates": [list(c) for c in self.candidates],
+            "ssrcs": list(self.ssrcs),
         }
 
 
@@ -73,6 +75,7 @@ def announced_media(body: bytes) -> list[MediaEndpoint]:
                     (ip, port, kind)
                     for _, ip, port, kind in m.candidates[:MAX_CANDIDATES_PER_MEDIA]
                 ),
+                ssrcs=tuple(m.ssrcs),
             )
         )
     return out

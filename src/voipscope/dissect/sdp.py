@@ -18,6 +18,7 @@ MEDIA_CATEGORY = "voip-media"
 
 MAX_MEDIA = 32  # attacker-controlled m-lines; more is Malformed
 MAX_LINES = 4096
+MAX_SSRCS = 16  # a=ssrc values kept per m= line (attacker-controlled)
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class SdpMedia:
     rtcp_port: int | None = None
     rtcp_mux: bool = False
     crypto: bool = False  # SDES a=crypto (RFC 4568): SRTP keys in the signalling
+    ssrcs: list[int] = field(default_factory=list)  # a=ssrc (RFC 5576): the sender's SSRCs
 
 
 @dataclass(slots=True)
@@ -121,6 +123,13 @@ def _attribute(sdp: Sdp, media: SdpMedia | None, value: str) -> None:
         media.rtcp_mux = True
     elif name == "crypto":
         media.crypto = True
+    elif name == "ssrc":
+        # RFC 5576 §4.1: a=ssrc:<ssrc-id> <attribute>; one line per attribute, so dedupe.
+        first = rest.split()[0] if rest.split() else ""
+        if first.isdigit() and int(first) < 1 << 32 and len(media.ssrcs) < MAX_SSRCS:
+            ssrc = int(first)
+            if ssrc not in media.ssrcs:
+                media.ssrcs.append(ssrc)
 
 
 def announce(

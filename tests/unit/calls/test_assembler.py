@@ -136,3 +136,16 @@ def test_conversation_shape_from_the_first_two_streams() -> None:
     assert record["callee_talk_pct"] == pytest.approx(37.5)
     assert record["double_talk_pct"] == pytest.approx(12.5)
     assert record["silence_pct"] == pytest.approx(25.0)
+
+
+def test_an_announced_ssrc_pairs_a_flow_from_anywhere() -> None:
+    """RFC 5576 a=ssrc: a relayed flow (other addresses and ports) carrying the SSRC."""
+    a = CallAssembler(IDLE_S)
+    record = call()
+    record["sdp"][0]["media"][0]["ssrcs"] = [0x1234]
+    a.add_call(record)
+    relayed = media(11, 103.0, 150.0, src=("192.0.2.50", 61000), dst=("203.0.113.5", 49170))
+    a.add_media(relayed, [stream(11, 103.0, ssrc="0x00001234")])
+    (out,) = everything(a)
+    assert out["media_flows"] == [11]
+    assert out["streams"][0]["pairing"] == "sdp-ssrc"

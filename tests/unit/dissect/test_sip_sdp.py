@@ -101,3 +101,16 @@ def test_fuzz_only_decode_errors(cut, junk, stream):
         parse_sdp(msg.body)
     except DecodeError:
         pass
+
+
+def test_sdp_ssrc_attributes_rfc5576():
+    from voipscope.dissect.sdp import MAX_SSRCS, parse_sdp
+
+    body = (
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 0\r\na=ssrc:4660 cname:alice\r\na=ssrc:4660 msid:x y\r\n"
+        "a=ssrc:99999999999 cname:bad\r\na=ssrc:x\r\n"
+        + "".join(f"a=ssrc:{k} cname:c\r\n" for k in range(1, 40))
+    ).encode()
+    (m,) = parse_sdp(body).media
+    assert m.ssrcs[0] == 4660 and len(m.ssrcs) == MAX_SSRCS  # deduped, capped, junk skipped
