@@ -141,11 +141,13 @@ class ParquetWriter:
         self._writer.close()
 
 
-class FlowConsoleTable:
-    """A rich table a person can read; collects rows (use jsonl/parquet for big inputs)."""
+class ConsoleTable:
+    """A rich table a person can read; collects rows (use jsonl/parquet for big inputs).
+    Subclasses say which columns, how records sort, and how one record becomes rows."""
 
-    COLUMNS = ("flow", "proto", "source", "destination", "start (UTC)", "dur s",
-               "pkts →/←", "bytes →/←", "verdict", "end")  # fmt: skip
+    COLUMNS: tuple[str, ...] = ()
+    SORT_KEY = ""
+    NOUN = "records"
 
     def __init__(self, path: str | None, max_rows: int = 5000) -> None:
         self._path = path
@@ -157,18 +159,23 @@ class FlowConsoleTable:
         self._rows += batch.num_rows
         self._batches.append(batch)
 
+    def add_columns(self, table) -> None:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
     def close(self) -> None:
         from rich.console import Console
         from rich.table import Table
 
         table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
-        for i, name in enumerate(self.COLUMNS):
-            table.add_column(name, justify="right" if i in (0, 5, 6, 7) else "left", no_wrap=True)
-        rows = pa.Table.from_batches(self._batches).sort_by("flow_id") if self._batches else None
+        self.add_columns(table)
         shown = 0
-        if rows is not None:
-            for r in rows.slice(0, self.max_rows).to_pylist():
-                table.add_row(*_flow_cells(r))
+        if self._batches:
+            records = pa.Table.from_batches(self._batches).sort_by(self.SORT_KEY)
+            for r in records.slice(0, self.max_rows).to_pylist():
+                self.add_rows(table, r)
                 shown += 1
         to_file = self._path not in (None, "-")
         stream = open(self._path, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
@@ -176,9 +183,23 @@ class FlowConsoleTable:
         console = Console(file=stream, width=None if stream.isatty() else 160)
         console.print(table)
         more = f" (first {shown} shown; use --format jsonl for all)" if shown < self._rows else ""
-        console.print(f"[dim]{self._rows} flows{more}[/dim]")
+        console.print(f"[dim]{self._rows} {self.NOUN}{more}[/dim]")
         if to_file:
             stream.close()
+
+
+class FlowConsoleTable(ConsoleTable):
+    COLUMNS = ("flow", "proto", "source", "destination", "start (UTC)", "dur s",
+               "pkts →/←", "bytes →/←", "verdict", "end")  # fmt: skip
+    SORT_KEY = "flow_id"
+    NOUN = "flows"
+
+    def add_columns(self, table) -> None:  # type: ignore[no-untyped-def]
+        for i, name in enumerate(self.COLUMNS):
+            table.add_column(name, justify="right" if i in (0, 5, 6, 7) else "left", no_wrap=True)
+
+    def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
+        table.add_row(*_flow_cells(record))
 
 
 def _endpoint(ip: str | None, port: int | None) -> str:
@@ -189,7 +210,7 @@ def _endpoint(ip: str | None, port: int | None) -> str:
 
 
 def _flow_cells(r: dict) -> list[str]:
-    first = dt.datetime.fromtimestamp(r["first_seen"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    first = _stamp(r["first_seen"])
     verdict = r["category"] if not r["protocol"] else f"{r['category']}/{r['protocol']}"
     if r.get("app"):
         verdict += f" ({r['app']})"
@@ -201,19 +222,17 @@ def _flow_cells(r: dict) -> list[str]:
     ]  # fmt: skip
 
 
-class CallConsoleTable(FlowConsoleTable):
+class CallConsoleTable(ConsoleTable):
     """Calls at a glance: who called whom, what became of it, and each media stream
     underneath with its codec, loss, jitter and MOS."""
 
     # Stream rows under a call reuse the columns: the headers name both meanings.
     COLUMNS = ("start (UTC)", "proto", "caller ↳ from", "callee → to", "state·codec",
                "code·pkts", "ans s·loss%", "dur s·jit ms", "strm·MOS")  # fmt: skip
+    SORT_KEY = "start"
+    NOUN = "calls and registrations"
 
-    def close(self) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
+    def add_columns(self, table) -> None:  # type: ignore[no-untyped-def]
         for i, name in enumerate(self.COLUMNS):
             table.add_column(
                 name,
@@ -222,22 +241,11 @@ class CallConsoleTable(FlowConsoleTable):
                 overflow="ellipsis",
                 max_width=24 if i in (2, 3) else None,
             )
-        rows = pa.Table.from_batches(self._batches).sort_by("start") if self._batches else None
-        shown = 0
-        if rows is not None:
-            for r in rows.slice(0, self.max_rows).to_pylist():
-                table.add_row(*_call_cells(r))
-                for stream in r["streams"] or []:
-                    table.add_row("", "", *_stream_cells(stream), style="dim")
-                shown += 1
-        to_file = self._path not in (None, "-")
-        stream_out = open(self._path, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
-        console = Console(file=stream_out, width=None if stream_out.isatty() else 160)
-        console.print(table)
-        more = f" (first {shown} shown; use --format jsonl for all)" if shown < self._rows else ""
-        console.print(f"[dim]{self._rows} calls and registrations{more}[/dim]")
-        if to_file:
-            stream_out.close()
+
+    def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
+        table.add_row(*_call_cells(record))
+        for stream in record["streams"] or []:
+            table.add_row("", "", *_stream_cells(stream), style="dim")
 
 
 def _stamp(ts: float | None) -> str:
@@ -275,40 +283,28 @@ def _stream_cells(m: dict) -> list[str]:
     ]
 
 
-class AlertConsoleTable(FlowConsoleTable):
+class AlertConsoleTable(ConsoleTable):
     """Alerts at a glance: when, how bad, what, who against whom, and the summary."""
 
     COLUMNS = ("first (UTC)", "last (UTC)", "severity", "kind", "source", "target",
                "count", "summary")  # fmt: skip
     STYLES = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+    SORT_KEY = "ts"
+    NOUN = "alerts"
 
-    def close(self) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(show_lines=False, header_style="bold", box=None, pad_edge=False)
+    def add_columns(self, table) -> None:  # type: ignore[no-untyped-def]
         for i, name in enumerate(self.COLUMNS):
             table.add_column(
                 name, justify="right" if i == 6 else "left", no_wrap=i < 7, overflow="fold"
             )
-        rows = pa.Table.from_batches(self._batches).sort_by("ts") if self._batches else None
-        shown = 0
-        if rows is not None:
-            for r in rows.slice(0, self.max_rows).to_pylist():
-                severity = f"[{self.STYLES.get(r['severity'], '')}]{r['severity']}[/]"
-                table.add_row(
-                    _stamp(r["ts"]), _stamp(r["last_ts"]), severity, r["kind"],
-                    r["src_ip"] or "-", r["dst_ip"] or "-", str(r["count"]), r["summary"],
-                )  # fmt: skip
-                shown += 1
-        to_file = self._path not in (None, "-")
-        stream_out = open(self._path, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
-        console = Console(file=stream_out, width=None if stream_out.isatty() else 160)
-        console.print(table)
-        more = f" (first {shown} shown; use --format jsonl for all)" if shown < self._rows else ""
-        console.print(f"[dim]{self._rows} alerts{more}[/dim]")
-        if to_file:
-            stream_out.close()
+
+    def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
+        r = record
+        severity = f"[{self.STYLES.get(r['severity'], '')}]{r['severity']}[/]"
+        table.add_row(
+            _stamp(r["ts"]), _stamp(r["last_ts"]), severity, r["kind"],
+            r["src_ip"] or "-", r["dst_ip"] or "-", str(r["count"]), r["summary"],
+        )  # fmt: skip
 
 
 def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
