@@ -75,47 +75,68 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
     return "table" if sys.stdout.isatty() else "jsonl"
 
 
+# Options the commands share (one definition, so their help and defaults stay alike).
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
+]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table | jsonl | csv | parquet (default: table on a terminal, "
+        "jsonl when piped, else by the -o suffix).",
+    ),
+]
+Output = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
+]
+UseSample = Annotated[
+    bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
+]
+ConfigItems = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="KEY=VALUE, e.g. flows.idle_timeout_s=60 (repeatable); alerts and analyze "
+        "also take detect.<detector>.<field> keys.",
+    ),
+]
+Stats = Annotated[
+    bool,
+    typer.Option(
+        "--stats", help="Print the run's counts (packets, flows, anomalies) to stderr as JSON."
+    ),
+]
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress", help="Progress bar (default: on a terminal, for large files)."
+    ),
+]
+FailOn = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        help="low | medium | high: exit with status 4 when an alert at or above this "
+        "severity was raised.",
+    ),
+]
+ShowTraceback = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
+
+
 @app.command()
 def flows(
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="table | jsonl | csv | parquet (default: table on a terminal, "
-            "jsonl when piped, else by the -o suffix).",
-        ),
-    ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
-    ] = None,
-    use_sample: Annotated[
-        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
-    ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--config", "-c", help="KEY=VALUE, e.g. flows.idle_timeout_s=60 (repeatable)."
-        ),
-    ] = None,
-    stats: Annotated[
-        bool,
-        typer.Option(
-            "--stats", help="Print the run's counts (packets, flows, anomalies) to stderr as JSON."
-        ),
-    ] = False,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Progress bar (default: on a terminal, for large files).",
-        ),
-    ] = None,
+    inputs: Inputs = None,
+    fmt: Format = None,
+    output: Output = None,
+    use_sample: UseSample = False,
+    config: ConfigItems = None,
+    stats: Stats = False,
+    progress: ShowProgress = None,
     anomalies_out: Annotated[
         str | None,
         typer.Option(
@@ -124,9 +145,7 @@ def flows(
             "file; format by suffix (.jsonl, .csv, .parquet).",
         ),
     ] = None,
-    show_traceback: Annotated[
-        bool, typer.Option("--traceback", help="Show the stack on errors.")
-    ] = False,
+    show_traceback: ShowTraceback = False,
 ) -> None:
     """One record per bidirectional flow (DESIGN §3 Flow record), with its verdict."""
     paths = list(inputs or [])
@@ -142,13 +161,47 @@ def flows(
     raise typer.Exit(code)
 
 
+def _parse_config(items: list[str], detect_keys: bool = False):  # type: ignore[no-untyped-def]
+    """``-c KEY=VALUE`` items: the run's Config, and (with ``detect_keys``) the detectors'
+    DetectConfig from ``detect.*`` keys (None when none was given). ConfigError on bad ones."""
+    from voipscope.config import Config
+    from voipscope.errors import ConfigError
+
+    cfg, detect_cfg = Config(), None
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--config needs KEY=VALUE, got {item!r}")
+        key, value = key.strip(), value.strip()
+        if detect_keys and key.startswith("detect."):
+            from voipscope.detect.config import DetectConfig, with_detect_value
+
+            detect_cfg = with_detect_value(detect_cfg or DetectConfig(), key, value)
+        else:
+            cfg = cfg.with_value(key, value)
+    return cfg, detect_cfg
+
+
+def _valid_fail_on(fail_on: str | None) -> bool:
+    if fail_on is None or fail_on in SEVERITIES:
+        return True
+    _err(f"unknown --fail-on {fail_on!r}; choose one of {', '.join(SEVERITIES)}")
+    return False
+
+
+def _fails_on(fail_on: str | None, severities) -> bool:  # type: ignore[no-untyped-def]
+    """An alert of one of ``severities`` is at or above ``fail_on``."""
+    return fail_on is not None and any(
+        SEVERITIES.index(s) >= SEVERITIES.index(fail_on) for s in severities
+    )
+
+
 def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: list[str],
                print_stats: bool, progress: bool | None, show_traceback: bool,
                anomalies_out: str | None = None, records: str = "flows",
                fail_on: str | None = None) -> int:  # fmt: skip
     """Run the pipeline over ``paths`` and write ``records`` ("flows", "calls" or
     "alerts"); with ``fail_on``, exit 4 when an alert at or above it was raised."""
-    from voipscope.config import Config
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.output import CALL_SCHEMA, FLOW_SCHEMA, FORMATS, open_writer
     from voipscope.output.schema import ALERT_SCHEMA
@@ -157,31 +210,18 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
     if fmt not in FORMATS:
         _err(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         return EXIT_USAGE
-    detect_cfg = None
     try:
-        cfg = Config()
-        for item in config_items:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--config needs KEY=VALUE, got {item!r}")
-            key, value = key.strip(), value.strip()
-            if key.startswith("detect.") and records == "alerts":
-                from voipscope.detect.config import DetectConfig, with_detect_value
-
-                detect_cfg = with_detect_value(detect_cfg or DetectConfig(), key, value)
-            else:
-                cfg = cfg.with_value(key, value)
+        cfg, detect_cfg = _parse_config(config_items, detect_keys=records == "alerts")
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
 
-    if fail_on is not None and fail_on not in SEVERITIES:
-        _err(f"unknown --fail-on {fail_on!r}; choose one of {', '.join(SEVERITIES)}")
+    if not _valid_fail_on(fail_on):
         return EXIT_USAGE
     _use_system_allocator()
     pipeline = FlowPipeline(cfg)
     code = EXIT_OK
-    worst: list[str] = []  # the highest alert severity written
+    severities: set[str] = set()  # of the alerts written
     schema = {"calls": CALL_SCHEMA, "alerts": ALERT_SCHEMA}.get(records, FLOW_SCHEMA)
     try:
         writer = open_writer(fmt, output, schema)
@@ -194,7 +234,7 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
                 if records == "calls":
                     _write_calls(pipeline, path, progress, writer)
                 elif records == "alerts":
-                    _write_alerts(pipeline, path, progress, writer, worst, detect_cfg)
+                    _write_alerts(pipeline, path, progress, writer, severities, detect_cfg)
                 else:
                     for batch in _with_progress(pipeline, path, progress):
                         writer.write(batch)
@@ -239,10 +279,7 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
         import json
 
         print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
-    failed = (
-        fail_on is not None and worst and (SEVERITIES.index(worst[0]) >= SEVERITIES.index(fail_on))
-    )
-    return EXIT_ALERT if code == EXIT_OK and failed else code
+    return EXIT_ALERT if code == EXIT_OK and _fails_on(fail_on, severities) else code
 
 
 def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  # type: ignore[no-untyped-def]
@@ -252,60 +289,26 @@ def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  #
         writer.write(calls_to_batch(records))
 
 
-def _write_alerts(pipeline, path: str, progress: bool | None, writer, worst: list[str],  # type: ignore[no-untyped-def]
+def _write_alerts(pipeline, path: str, progress: bool | None, writer, severities: set[str],  # type: ignore[no-untyped-def]
                   detect_cfg=None) -> None:  # fmt: skip
     from voipscope.output.alert_records import alerts_to_batch
 
     for records in _with_progress(pipeline, path, progress, alerts=True, detect_cfg=detect_cfg):
-        for record in records:
-            if not worst or SEVERITIES.index(record["severity"]) > SEVERITIES.index(worst[0]):
-                worst[:] = [record["severity"]]
+        severities.update(record["severity"] for record in records)
         writer.write(alerts_to_batch(records))
 
 
 @app.command()
 def alerts(
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="table | jsonl | csv | parquet (default: table on a terminal, "
-            "jsonl when piped, else by the -o suffix).",
-        ),
-    ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
-    ] = None,
-    fail_on: Annotated[
-        str | None,
-        typer.Option(
-            "--fail-on",
-            help="low | medium | high: exit with status 4 when an alert at or above this "
-            "severity was raised.",
-        ),
-    ] = None,
-    use_sample: Annotated[
-        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
-    ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option("--config", "-c", help="KEY=VALUE (repeatable), as for `flows`."),
-    ] = None,
-    stats: Annotated[
-        bool, typer.Option("--stats", help="Print the run's counts to stderr as JSON.")
-    ] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
-    ] = None,
-    show_traceback: Annotated[
-        bool, typer.Option("--traceback", help="Show the stack on errors.")
-    ] = False,
+    inputs: Inputs = None,
+    fmt: Format = None,
+    output: Output = None,
+    fail_on: FailOn = None,
+    use_sample: UseSample = False,
+    config: ConfigItems = None,
+    stats: Stats = False,
+    progress: ShowProgress = None,
+    show_traceback: ShowTraceback = False,
 ) -> None:
     """One record per detected abuse (DESIGN §3 Alert record): SIP scans, extension
     enumeration, password guessing, toll fraud, floods, SPIT, policy violations — each
@@ -326,34 +329,18 @@ def alerts(
 
 @app.command()
 def analyze(
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
-    ] = None,
+    inputs: Inputs = None,
     output: Annotated[
         str, typer.Option("--output", "-o", help="Directory for the records (created).")
     ] = "voipscope-out",
-    use_sample: Annotated[
-        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
-    ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option("--config", "-c", help="KEY=VALUE (repeatable), incl. detect.* keys."),
-    ] = None,
-    fail_on: Annotated[
-        str | None,
-        typer.Option(
-            "--fail-on", help="Exit 4 when an alert at or above this severity was raised."
-        ),
-    ] = None,
-    show_traceback: Annotated[
-        bool, typer.Option("--traceback", help="Show the stack on errors.")
-    ] = False,
+    use_sample: UseSample = False,
+    config: ConfigItems = None,
+    fail_on: FailOn = None,
+    show_traceback: ShowTraceback = False,
 ) -> None:
     """Everything in one pass: flows, calls, their streams, alerts and anomalies written
     to a directory (Parquet and JSONL), with a summary on the terminal."""
     from voipscope.cli.analyze import print_summary, run_analyze
-    from voipscope.config import Config
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.pipeline import FlowPipeline
 
@@ -363,23 +350,10 @@ def analyze(
     if not paths:
         _err("usage: voipscope analyze INPUT... [-o DIR] (or --sample)")
         raise typer.Exit(EXIT_USAGE)
-    if fail_on is not None and fail_on not in SEVERITIES:
-        _err(f"unknown --fail-on {fail_on!r}; choose one of {', '.join(SEVERITIES)}")
+    if not _valid_fail_on(fail_on):
         raise typer.Exit(EXIT_USAGE)
-    detect_cfg = None
     try:
-        cfg = Config()
-        for item in config or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--config needs KEY=VALUE, got {item!r}")
-            key, value = key.strip(), value.strip()
-            if key.startswith("detect."):
-                from voipscope.detect.config import DetectConfig, with_detect_value
-
-                detect_cfg = with_detect_value(detect_cfg or DetectConfig(), key, value)
-            else:
-                cfg = cfg.with_value(key, value)
+        cfg, detect_cfg = _parse_config(config or [], detect_keys=True)
     except ConfigError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -399,49 +373,21 @@ def analyze(
     print_summary(summary, out_dir)
     for warning in pipeline.stats.warnings():
         _err(f"warning: {warning}")
-    severities = summary["alerts by severity"]
-    if fail_on is not None and any(
-        SEVERITIES.index(s) >= SEVERITIES.index(fail_on) for s in severities
-    ):
+    if _fails_on(fail_on, summary["alerts by severity"]):
         raise typer.Exit(EXIT_ALERT)
     raise typer.Exit(EXIT_OK)
 
 
 @app.command()
 def calls(
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="pcap/pcapng files (gzip too), or - for stdin.", show_default=False),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="table | jsonl | csv | parquet (default: table on a terminal, "
-            "jsonl when piped, else by the -o suffix).",
-        ),
-    ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Write records to this file instead of stdout."),
-    ] = None,
-    use_sample: Annotated[
-        bool, typer.Option("--sample", help="Add the bundled sample capture to the inputs.")
-    ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option("--config", "-c", help="KEY=VALUE (repeatable), as for `flows`."),
-    ] = None,
-    stats: Annotated[
-        bool, typer.Option("--stats", help="Print the run's counts to stderr as JSON.")
-    ] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
-    ] = None,
-    show_traceback: Annotated[
-        bool, typer.Option("--traceback", help="Show the stack on errors.")
-    ] = False,
+    inputs: Inputs = None,
+    fmt: Format = None,
+    output: Output = None,
+    use_sample: UseSample = False,
+    config: ConfigItems = None,
+    stats: Stats = False,
+    progress: ShowProgress = None,
+    show_traceback: ShowTraceback = False,
 ) -> None:
     """One record per call or registration (DESIGN §3 Call record), with its media
     streams: quality (loss, jitter, MOS) and who talked when."""
