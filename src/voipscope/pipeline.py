@@ -166,24 +166,9 @@ class FlowPipeline:
     ) -> Iterator[list[dict[str, Any]]]:
         """Call records of one input, in lists as calls become final (the flows still
         run; their records are not kept). Every record names ``path`` as its capture."""
-        from voipscope.calls.stage import CallsStage  # only calls runs pay for it
-
-        stage = CallsStage(self.config, self.stats.anomalies)
-        self.hooks.append(stage)
-
-        def stamped(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            for record in records:
-                record["capture"] = path
-            return records
-
-        try:
-            for _ in self.run_one(path, progress):
-                if records := stage.drain():
-                    yield stamped(records)
-            if records := stage.drain() + stage.finish():
-                yield stamped(records)
-        finally:
-            self.hooks.remove(stage)
+        for kind, records in self.run_all(path, progress, detect=False):
+            if kind == "calls":
+                yield records  # type: ignore[misc]
 
     def run_alerts(
         self,
@@ -202,22 +187,25 @@ class FlowPipeline:
         path: str,
         progress: Callable[[CaptureInfo], None] | None = None,
         detect_config: Any = None,
+        detect: bool = True,
     ) -> Iterator[tuple[str, pa.RecordBatch | list[dict[str, Any]]]]:
         """Everything about one input in one pass: ("flows", RecordBatch), ("calls",
         [Call records]) and ("alerts", [Alert records]) as each becomes final. The calls
         stage and the detect stage run side by side; the detectors read SIP messages, the
-        calls as they finish and the flows as they end."""
+        calls as they finish and the flows as they end. ``detect=False``: calls only."""
         from voipscope.calls.stage import CallsStage  # only these runs pay for them
         from voipscope.detect.stage import DetectStage
 
         calls = CallsStage(self.config, self.stats.anomalies)
-        detect = DetectStage(detect_config, self.stats.anomalies)
-        self.hooks.extend([calls, detect])
+        detector = DetectStage(detect_config, self.stats.anomalies) if detect else None
+        stages = [calls] if detector is None else [calls, detector]
+        self.hooks.extend(stages)
 
         def finished(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for record in records:
                 record["capture"] = path
-            detect.add_calls(records)
+            if detector is not None:
+                detector.add_calls(records)
             return records
 
         try:
@@ -225,15 +213,15 @@ class FlowPipeline:
                 yield "flows", batch
                 if records := finished(calls.drain()):
                     yield "calls", records
-                if alerts := detect.ready():
+                if detector is not None and (alerts := detector.ready()):
                     yield "alerts", alerts
             if records := finished(calls.drain() + calls.finish()):
                 yield "calls", records
-            if alerts := detect.finish():
+            if detector is not None and (alerts := detector.finish()):
                 yield "alerts", alerts
         finally:
-            self.hooks.remove(calls)
-            self.hooks.remove(detect)
+            for stage in stages:
+                self.hooks.remove(stage)
 
     def _hand_out_messages(self) -> None:
         if self.dissect is None:
