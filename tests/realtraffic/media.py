@@ -114,3 +114,48 @@ def netns_pair(prefix: str = "10.99.0") -> Iterator[tuple[str, str, str, str, st
     finally:
         subprocess.run(["ip", "netns", "del", ns_a], check=False)
         subprocess.run(["ip", "netns", "del", ns_b], check=False)
+
+
+def in_ns(ns: str, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+def netem_available() -> bool:
+    """Kernels built without sch_netem (CONFIG_NET_SCH_NETEM, e.g. some VM kernels) say
+    "Specified qdisc kind is unknown"; find out in a namespace of our own."""
+    name = f"vsn-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=False, capture_output=True)
+    try:
+        done = subprocess.run(
+            in_ns(name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "loss", "1%"),
+            capture_output=True, check=False,
+        )  # fmt: skip
+        return done.returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def netem_on_rtp(ns: str, dev: str, loss_pct: float, delay_ms: int = 0, jitter_ms: int = 0) -> None:
+    """netem on the caller's RTP only: a prio qdisc whose third band is netem and a u32
+    filter sending UDP to port 6000 there (tc-prio(8), tc-u32(8)), so SIP is untouched."""
+    netem = ["netem", "loss", f"{loss_pct}%"]
+    if delay_ms:
+        netem += ["delay", f"{delay_ms}ms", f"{jitter_ms}ms"]
+    run(*in_ns(ns, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "prio"))
+    run(*in_ns(ns, "tc", "qdisc", "add", "dev", dev, "parent", "1:3", "handle", "30:", *netem))
+    run(*in_ns(ns, "tc", "filter", "add", "dev", dev, "parent", "1:0", "protocol", "ip", "u32",
+               "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", "6000",
+               "0xffff", "flowid", "1:3"))  # fmt: skip
+
+
+def nft_loss_on_rtp(ns: str, dev: str, loss_pct: float) -> None:
+    """The same loss with nftables (numgen random) for kernels without netem, at the
+    device's egress hook: after the sender's socket (an OUTPUT-hook drop would give sipp
+    EPERM and stop its playback), before the wire."""
+    table = ("netdev", "vsimpair")
+    run(*in_ns(ns, "nft", "add", "table", *table))
+    run(*in_ns(ns, "nft", "add", "chain", *table, "out",
+               f'{{ type filter hook egress device "{dev}" priority 0; }}'))  # fmt: skip
+    per_mille = str(int(loss_pct * 10))
+    run(*in_ns(ns, "nft", "add", "rule", *table, "out", "udp", "dport", "6000",
+               "numgen", "random", "mod", "1000", "lt", per_mille, "drop"))  # fmt: skip

@@ -10,6 +10,7 @@ network namespaces this test creates, captured with dumpcap:
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
@@ -20,7 +21,17 @@ import numpy as np
 import pytest
 
 from tests.integration.test_rtp_streams_vs_tshark import parse_rtp_streams
-from tests.realtraffic.media import have, netns_pair, run, spoken_call, write_rtp_pcap
+from tests.realtraffic.media import (
+    have,
+    in_ns,
+    netem_available,
+    netem_on_rtp,
+    netns_pair,
+    nft_loss_on_rtp,
+    run,
+    spoken_call,
+    write_rtp_pcap,
+)
 from voipscope.api import iter_calls
 from voipscope.quality.emodel import mos
 
@@ -38,10 +49,6 @@ DELAY_MS, JITTER_MS = 40, 10
 # A.8 estimator converges to.
 EXPECTED_JITTER_MS = JITTER_MS * 2 / 3
 TOLERANCE_S = 0.100
-
-
-def _in(ns: str, *cmd: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *cmd]
 
 
 def sipp_call(
@@ -66,7 +73,7 @@ def sipp_call(
         if not target.exists():
             target.symlink_to(pcap)
     dumpcap = subprocess.Popen(
-        _in(capture_ns, "dumpcap", "-q", "-i", capture_dev, "-a", f"duration:{seconds + 15:.0f}",
+        in_ns(capture_ns, "dumpcap", "-q", "-i", capture_dev, "-a", f"duration:{seconds + 15:.0f}",
             "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -74,14 +81,15 @@ def sipp_call(
     try:
         time.sleep(1.0)
         uas = subprocess.Popen(
-            _in(ns_uas, "sipp", "-sn", "uas", "-i", uas_ip, "-p", "5060", "-mp", "6000",
+            in_ns(ns_uas, "sipp", "-sn", "uas", "-i", uas_ip, "-p", "5060", "-mp", "6000",
                 "-m", "1", "-timeout", f"{seconds + 20:.0f}s", "-nostdin"),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
         )  # fmt: skip
         time.sleep(0.5)
         uac = subprocess.run(
-            _in(ns_uac, "sipp", "-sf", "uac_pcap.xml", f"{uas_ip}:5060", "-i", uac_ip, "-p", "5062",
-                "-mp", "6100", "-m", "1", "-timeout", f"{seconds + 20:.0f}s", "-nostdin"),
+            in_ns(ns_uac, "sipp", "-sf", "uac_pcap.xml", f"{uas_ip}:5060", "-i", uac_ip,
+                "-p", "5062", "-mp", "6100", "-m", "1", "-timeout", f"{seconds + 20:.0f}s",
+                "-nostdin"),
             capture_output=True, timeout=seconds + 40, cwd=workdir, check=False,
         )  # fmt: skip
         assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-500:]
@@ -100,44 +108,6 @@ def the_stream(capture: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     streams = [s for s in call["streams"] if s["ssrc"] == SPOKEN_SSRC]
     assert len(streams) == 1, call["streams"]
     return call, streams[0]
-
-
-def netem_available() -> bool:
-    """Kernels built without sch_netem (CONFIG_NET_SCH_NETEM, e.g. some VM kernels) say
-    "Specified qdisc kind is unknown"; find out in a namespace of our own."""
-    name = f"vsn-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=False, capture_output=True)
-    try:
-        done = subprocess.run(
-            _in(name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "loss", "1%"),
-            capture_output=True, check=False,
-        )  # fmt: skip
-        return done.returncode == 0
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def netem_on_rtp(ns: str, dev: str) -> None:
-    """netem on the caller's RTP only: a prio qdisc whose third band is netem and a u32
-    filter sending UDP to port 6000 there (tc-prio(8), tc-u32(8)), so SIP is untouched."""
-    netem = ("netem", "loss", f"{LOSS_PCT}%", "delay", f"{DELAY_MS}ms", f"{JITTER_MS}ms")
-    run(*_in(ns, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "prio"))
-    run(*_in(ns, "tc", "qdisc", "add", "dev", dev, "parent", "1:3", "handle", "30:", *netem))
-    run(*_in(ns, "tc", "filter", "add", "dev", dev, "parent", "1:0", "protocol", "ip", "u32",
-             "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", "6000", "0xffff",
-             "flowid", "1:3"))  # fmt: skip
-
-
-def nft_loss_on_rtp(ns: str, dev: str) -> None:
-    """The same loss with nftables (numgen random) for kernels without netem, at the
-    device's egress hook: after the sender's socket (an OUTPUT-hook drop would give sipp
-    EPERM and stop its playback), before the wire."""
-    table = ("netdev", "vsimpair")
-    run(*_in(ns, "nft", "add", "table", *table))
-    run(*_in(ns, "nft", "add", "chain", *table, "out",
-             f'{{ type filter hook egress device "{dev}" priority 0; }}'))  # fmt: skip
-    run(*_in(ns, "nft", "add", "rule", *table, "out", "udp", "dport", "6000",
-             "numgen", "random", "mod", "1000", "lt", str(int(LOSS_PCT * 10)), "drop"))  # fmt: skip
 
 
 def impaired_call(tmp_path: Path, impair) -> tuple[dict[str, Any], dict[str, Any], int, Path]:  # type: ignore[no-untyped-def]
@@ -178,13 +148,16 @@ def impaired_call(tmp_path: Path, impair) -> tuple[dict[str, Any], dict[str, Any
 def test_netem_loss_and_jitter_are_measured_and_mos_falls(tmp_path: Path) -> None:
     if not netem_available():
         pytest.skip("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set)")
-    _, stream, _, _ = impaired_call(tmp_path, netem_on_rtp)
+    _, stream, _, _ = impaired_call(
+        tmp_path,
+        functools.partial(netem_on_rtp, loss_pct=LOSS_PCT, delay_ms=DELAY_MS, jitter_ms=JITTER_MS),
+    )
     assert abs(stream["jitter_ms"] - EXPECTED_JITTER_MS) <= 2.5, stream
 
 
 @pytest.mark.skipif(not have("nft"), reason="needs nft (apt nftables)")
 def test_nftables_loss_is_measured_and_mos_falls(tmp_path: Path) -> None:
-    _, stream, _, _ = impaired_call(tmp_path, nft_loss_on_rtp)
+    _, stream, _, _ = impaired_call(tmp_path, functools.partial(nft_loss_on_rtp, loss_pct=LOSS_PCT))
     assert stream["jitter_ms"] < 2.0  # a veth pair adds no jitter worth the name
 
 
@@ -201,7 +174,7 @@ def test_talk_spurts_of_a_spoken_call(tmp_path: Path, dtx: bool) -> None:
     name = f"vst-{os.getpid()}-{int(dtx)}"
     run("ip", "netns", "add", name)
     try:
-        run(*_in(name, "ip", "link", "set", "lo", "up"))
+        run(*in_ns(name, "ip", "link", "set", "lo", "up"))
         capture = sipp_call(tmp_path, name, name, "127.0.0.1", "127.0.0.1", name, "lo", 12.5)
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)

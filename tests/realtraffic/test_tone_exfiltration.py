@@ -15,6 +15,7 @@ capture:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +24,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.realtraffic.media import espeak, have, netns_pair, run, write_rtp_pcap
-from tests.realtraffic.test_media_quality import _in, netem_available, sipp_call, the_stream
+from tests.realtraffic.media import (
+    espeak,
+    have,
+    netem_available,
+    netem_on_rtp,
+    netns_pair,
+    nft_loss_on_rtp,
+    write_rtp_pcap,
+)
+from tests.realtraffic.test_media_quality import sipp_call, the_stream
 from tests.realtraffic.tones import dtmf, encode_tones, music, nibbles
 from voipscope.detect.tone_exfil import KIND, ToneExfilDetector
 from voipscope.pipeline import FlowPipeline
@@ -51,26 +60,6 @@ def tone_call(
     call, stream = the_stream(capture)
     assert call["state"] == "answered"
     return call, stream, sent
-
-
-def netem_loss(ns: str, dev: str) -> None:
-    """netem loss on the caller's RTP only (prio band 3, u32 match on UDP port 6000)."""
-    run(*_in(ns, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "prio"))
-    run(*_in(ns, "tc", "qdisc", "add", "dev", dev, "parent", "1:3", "handle", "30:",
-             "netem", "loss", f"{LOSS_PCT}%"))  # fmt: skip
-    run(*_in(ns, "tc", "filter", "add", "dev", dev, "parent", "1:0", "protocol", "ip", "u32",
-             "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", "6000", "0xffff",
-             "flowid", "1:3"))  # fmt: skip
-
-
-def nft_loss(ns: str, dev: str) -> None:
-    """The same with nftables (numgen random) at the device's egress hook."""
-    table = ("netdev", "vstone")
-    run(*_in(ns, "nft", "add", "table", *table))
-    run(*_in(ns, "nft", "add", "chain", *table, "out",
-             f'{{ type filter hook egress device "{dev}" priority 0; }}'))  # fmt: skip
-    run(*_in(ns, "nft", "add", "rule", *table, "out", "udp", "dport", "6000",
-             "numgen", "random", "mod", "1000", "lt", str(int(LOSS_PCT * 10)), "drop"))  # fmt: skip
 
 
 def alerts_of(call: dict[str, Any]) -> list[Any]:
@@ -103,9 +92,9 @@ def test_tones_decode_bit_exact_without_loss(tmp_path: Path) -> None:
 
 def test_tones_decode_through_two_percent_loss(tmp_path: Path) -> None:
     if netem_available():
-        impair = netem_loss
+        impair = functools.partial(netem_on_rtp, loss_pct=LOSS_PCT)
     elif have("nft"):
-        impair = nft_loss
+        impair = functools.partial(nft_loss_on_rtp, loss_pct=LOSS_PCT)
     else:
         pytest.skip("no netem qdisc and no nft: cannot drop packets")
     data = np.random.default_rng(72).integers(0, 256, DATA_BYTES).astype(np.uint8).tobytes()
@@ -114,7 +103,7 @@ def test_tones_decode_through_two_percent_loss(tmp_path: Path) -> None:
     got = bytes.fromhex(alert.data["decoded_hex"])
     right = sum(a == b for a, b in zip(nibbles(got), nibbles(data), strict=False))
     print(
-        f"{impair.__name__}: sent {sent}, lost {stream['lost']} ({stream['loss_pct']:.2f} %); "
+        f"{impair.func.__name__}: sent {sent}, lost {stream['lost']} ({stream['loss_pct']:.2f} %); "
         f"{right}/{2 * len(data)} half-bytes right, {alert.data['erasure_count']} erasures"
     )
     assert stream["lost"] > 0
