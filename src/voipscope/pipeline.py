@@ -244,8 +244,8 @@ class FlowPipeline:
         # (QinQ with a 0x8100 outer tag, common in mobile and metro backhaul): only
         # double tags that are a minority of their outer VLAN's frames are an oddity.
         outer_ids, double_counts = np.unique(d.vlan[rows], return_counts=True)
-        tagged = np.isin(d.vlan, outer_ids)
-        totals = np.array([np.count_nonzero(tagged & (d.vlan == v)) for v in outer_ids.tolist()])
+        vlans, per_vlan = np.unique(d.vlan, return_counts=True)
+        totals = per_vlan[np.searchsorted(vlans, outer_ids)]
         odd = outer_ids[double_counts < TRUNK_SHARE * totals]
         rows = rows[np.isin(d.vlan[rows], odd)]
         if rows.size == 0:

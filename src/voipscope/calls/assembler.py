@@ -67,6 +67,8 @@ class CallAssembler:
         self.max_waiting_media = max_waiting_media
         self.now_s = 0.0
         self._held: OrderedDict[str, _Held] = OrderedDict()
+        # Call-ID -> keys in _held, oldest first (the oldest record of a Call-ID gets media)
+        self._keys_of_call: dict[str, list[str]] = {}
         # call_id -> media flows that ended before their call's record arrived
         self._early: OrderedDict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = (
             OrderedDict()
@@ -108,6 +110,10 @@ class CallAssembler:
             self._release(next(iter(self._held)))
             self.dropped += 1
         self._held[key] = held
+        if call_id:
+            keys = self._keys_of_call.setdefault(call_id, [])
+            if key not in keys:  # a record handed in again replaces itself
+                keys.append(key)
 
     def add_media(
         self,
@@ -122,10 +128,12 @@ class CallAssembler:
         self.now_s = max(self.now_s, flow["last_seen"])
         call_id = flow.get("call_id")
         if call_id:
-            for held in self._held.values():
-                if held.record.get("call_id") == call_id:
-                    held.media.append((flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE))
-                    return
+            keys = self._keys_of_call.get(call_id)
+            if keys:
+                self._held[keys[0]].media.append(
+                    (flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE)
+                )
+                return
             early = self._early.setdefault(call_id, [])
             early.append((flow, streams))
             if len(self._early) > self.max_waiting_media:
@@ -203,6 +211,12 @@ class CallAssembler:
 
     def _release(self, key: str) -> None:
         held = self._held.pop(key)
+        call_id = held.record.get("call_id")
+        keys = self._keys_of_call.get(call_id) if call_id else None
+        if keys and key in keys:
+            keys.remove(key)
+            if not keys:
+                del self._keys_of_call[call_id]
         streams: list[dict[str, Any]] = []
         media_flows: list[int] = []
         for flow, flow_streams, pairing, confidence in sorted(
