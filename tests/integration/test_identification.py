@@ -207,7 +207,7 @@ def test_precision_and_recall_against_reviewed_labels() -> None:
 
 
 PRECISION_FLOOR = 0.97
-RECALL_FLOOR = 0.83
+RECALL_FLOOR = 0.98  # classic Skype over TCP found (issue 6): 0.984 on 2026 labels
 
 
 def _known_misses() -> set[tuple]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voipscope.classify import apps
+from voipscope.classify import apps, skype_verdict
 from voipscope.classify.behaviour import BehaviourOpinion
 from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, UNKNOWN, Finding, FlowContext
 from voipscope.dissect.knowledge import Expectation, Knowledge
@@ -147,6 +147,8 @@ class Arbiter:
         self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
     ) -> Verdict:
         self._weigh_sockets(ctx)
+        if "Skype" in ctx.state:  # classic Skype: CSC, NBC and host context (skype_verdict)
+            skype_verdict.weigh(ctx, int(row[K.F_LAST_NS]))
         if not ctx.findings and ctx.expected is None and not ctx.hints:
             # Nothing on the wire said anything (most flows of a busy link): only the
             # behaviour of the flow, and the published ranges for the app.
@@ -201,6 +203,8 @@ class Arbiter:
             if finding is not winner and len(v.evidence) < MAX_EVIDENCE:
                 v.evidence.append(f"{protocol}: {finding.evidence}")
         self._app(v, ctx, best, expectation)
+        if v.protocol == "Skype":
+            skype_verdict.split(ctx, v.evidence)  # E2E vs SkypeOut, visible per flow
         v.confidence = round(v.confidence, 3)
         return v
 

@@ -12,8 +12,11 @@ when a table is full (LRU on insertion), and evictions are counted.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 EXPECTATION_LEAD_NS = 1_000_000_000
 HISTORY = 4
@@ -57,6 +60,15 @@ class Knowledge:
         self.evicted = 0
         # Signalling messages of the current batch (MessageEvent), drained by the pipeline.
         self.messages: list[Any] = []
+        self._tables: dict[str, Any] = {}
+
+    def table(self, name: str, factory: Callable[[], T]) -> T:
+        """A protocol's own cross-flow table (``dissect.skype_hosts``), made on first
+        use. The table bounds itself and counts its own evictions."""
+        found = self._tables.get(name)
+        if found is None:
+            found = self._tables[name] = factory()
+        return found  # type: ignore[no-any-return]
 
     def drain_messages(self) -> list[Any]:
         out, self.messages = self.messages, []

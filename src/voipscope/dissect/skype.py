@@ -28,8 +28,17 @@ window this dissector asks all of them.
 SkypeOut (calls to phones) used UDP port 12340 with a 4-byte connection id repeated at
 the start of every datagram (Tstat ``is_skypeOUT_pkt``, ``skype_conn_stats_UDP``); that
 classifier, and the end-to-end one on packet sizes and timing (Tstat's naive Bayes), are
-for ``classify``: here the port is only recorded in the evidence. Skype over TCP shows
-nothing in plaintext beyond an obfuscated start, so no TCP rule exists on purpose.
+for ``classify``: here the port is only recorded in the evidence.
+
+Skype over TCP shows nothing in plaintext: it is RC4-obfuscated from the first byte
+(Bonfiglio et al. §3.2). So on TCP this dissector makes no claim at all; it only keeps a
+bounded *sample* of each direction (the first 8 bytes of each segment, as Tstat's
+``update_randomness`` does, the opening bytes, sizes and times) and refuses flows whose
+first segment has plaintext framing (TLS/SSLv2 records, text, SSH, BitTorrent, a length
+prefix). ``classify.skype_verdict`` runs the randomness test (CSC) and the naive Bayes
+model (NBC) on the sample and weighs the host context of ``dissect.skype_hosts``, which
+this dissector fills from the UDP SoM traffic it sees, in capture order. UDP Skype flows
+are sampled too (followed after their match) for the E2E / SkypeOut split.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from dataclasses import dataclass, field
 from voipscope.dissect.base import (
     MEDIA,
     SIGNALING,
+    TCP,
     UDP,
     Dissector,
     Finding,
@@ -46,6 +56,8 @@ from voipscope.dissect.base import (
     Packet,
     Probe,
 )
+from voipscope.dissect.skype_hosts import CLIENT_MIN_SHARE, CLIENT_MIN_SOM_FLOWS, SkypeHosts
+from voipscope.dissect.skype_hosts import NAME as HOSTS
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 SOM_BYTES = 3  # ID (2) + function (1): Tstat skype.h struct skype_hdr
@@ -62,6 +74,16 @@ RANDOM_PASS = len(FUNCTIONS) / 32  # chance a random byte passes the function te
 SKYPEOUT_PORT = 12340  # Tstat skype_conn_stats_UDP (SkypeOut relay port)
 STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"  # RFC 8489 §5
 DNSCRYPT_RESOLVER_MAGIC = b"r6fnvWj8"  # DNSCrypt v2 protocol spec: response magic
+UDP_BUDGET_PACKETS = 10  # SoM evidence builds over a few datagrams; then stop probing
+# Sampling for classify (CSC, NBC). Tstat's CSC reads the first 64 bits of every packet
+# with at least that much payload (skype.h RANDOM_MASK_LEN, N_BLOCK * N_RANDOM_BIT / 8).
+SAMPLE_HEAD_BYTES = 8
+MAX_SAMPLES = 64  # per direction: heads, sizes and times kept (bounded state)
+OPENING_BYTES = 64  # first payload bytes of a direction kept for the pooled test
+TCP_BUDGET_PACKETS = 24  # payload segments sampled on a TCP flow
+FOLLOW_PACKETS = 62  # a matched UDP flow is followed this far to fill the sample
+SSH_BANNER = b"SSH-"  # RFC 4253 §4.2
+BITTORRENT_HANDSHAKE = b"\x13BitTorrent protocol"  # BEP 3
 
 
 @dataclass(slots=True, frozen=True)
@@ -135,6 +157,12 @@ class _Direction:
     rtp: tuple[int, int] | None = None  # (SSRC, sequence) if the packet read as RTP v2
     block: bytes | None = None  # first 4 bytes (Tstat's SkypeOut connection id test)
     block_repeats: int = 0
+    # The sample handed to classify (bounded by MAX_SAMPLES / OPENING_BYTES):
+    heads: list[bytes] = field(default_factory=list)  # first 8 bytes of each packet
+    sizes: list[int] = field(default_factory=list)  # payload bytes per packet
+    times_ns: list[int] = field(default_factory=list)  # capture time per packet
+    opening: bytes = b""  # first payload bytes of the direction's first packet
+    packets: int = 0  # payload packets sampled (also beyond MAX_SAMPLES)
 
 
 @dataclass(slots=True)
@@ -146,15 +174,54 @@ class SkypeState:
     offered: int = 0  # datagrams probed
     passed: int = 0  # of them: SoM headers (new or repeated)
     ruled_out: bool = False  # a datagram was not SoM: no more SoM evidence on this flow
+    transport: int = UDP
+    framing: str | None = None  # TCP: plaintext framing seen at the start (not Skype)
+    voice_noted: bool = False  # the host table counted this flow as voice
+    node_noted: bool = False  # the host table marked both ends as Skype nodes
+
+
+def _sample(side: _Direction, pkt: Packet) -> None:
+    data = pkt.payload
+    if not side.packets:
+        side.opening = bytes(data[:OPENING_BYTES])
+    side.packets += 1
+    if len(side.sizes) < MAX_SAMPLES:
+        side.sizes.append(len(data))
+        side.times_ns.append(pkt.ts_ns)
+    if len(data) >= SAMPLE_HEAD_BYTES and len(side.heads) < MAX_SAMPLES:
+        side.heads.append(bytes(data[:SAMPLE_HEAD_BYTES]))
+
+
+def tcp_framing(data: bytes) -> str | None:
+    """Plaintext framing at the start of a TCP payload: whatever follows, not classic
+    Skype's obfuscated stream (nor its fake-TLS on port 443, which is TLS's to report)."""
+    if len(data) >= 3 and 0x14 <= data[0] <= 0x18 and data[1] == 0x03:
+        return "TLS record"  # RFC 8446 §5.1: type, legacy version 3.x
+    if len(data) >= 3 and data[0] & 0x80 and data[2] in (1, 2, 4):
+        return "SSLv2 record"  # RFC 6101 appendix E.2: 2-byte length, message type
+    if data.startswith(SSH_BANNER):
+        return "SSH banner"
+    if data.startswith(BITTORRENT_HANDSHAKE):
+        return "BitTorrent handshake"
+    if _text(data):
+        return "text"
+    if len(data) >= 4 and int.from_bytes(data[0:2], "big") in (len(data), len(data) - 2):
+        return "length prefix"  # TPKT, DNS over TCP, RFC 4571 framing, ...
+    return None
 
 
 class SkypeDissector(Dissector):
     name = "Skype"
-    transports = frozenset({UDP})
-    budget_packets = 10  # evidence builds over several packets
+    transports = frozenset({UDP, TCP})
+    # UDP SoM probing stops itself after UDP_BUDGET_PACKETS; SkypeOut-port UDP flows and
+    # TCP flows are sampled further, up to the stage's probe limit.
+    budget_packets = 32
+    follow_packets = FOLLOW_PACKETS
     ANOMALIES = {"skype_malformed": "a Skype SoM header that does not parse"}
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        if ctx.transport == TCP:
+            return self._probe_tcp(ctx, pkt)
         data = pkt.payload
         state = ctx.state.get(self.name)
         skypeout_port = SKYPEOUT_PORT in (ctx.src_port, ctx.dst_port)
@@ -164,8 +231,11 @@ class SkypeDissector(Dissector):
             ):
                 return Probe.NO  # cheap first-byte check before any state
             state = ctx.state[self.name] = SkypeState(pkt.seq, skypeout_port)
+        if state.offered >= (TCP_BUDGET_PACKETS if skypeout_port else UDP_BUDGET_PACKETS):
+            return Probe.NO
         side = state.dirs[pkt.direction]
         state.offered += 1
+        _sample(side, pkt)
         self._skypeout_block(side, data)
         if state.ruled_out or _ruled_out(data) is not None:
             return self._stop(state, ctx)
@@ -187,8 +257,7 @@ class SkypeDissector(Dissector):
         ):
             return self._stop(state, ctx)  # bytes 3-6 repeat: a constant id, not a fresh IV
         if not any(d.headers for d in state.dirs):
-            for ip, port in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
-                ctx.knowledge.count_socket(self.name, ip, port, passed=True)
+            self._first_som(ctx, pkt)
         state.passed += 1
         side.headers.append(header)
         side.functions.add(som.function)
@@ -223,10 +292,58 @@ class SkypeDissector(Dissector):
         # the rest is the client's control traffic (probes, NAT checks, relayed messages).
         voice = sum(d.voice for d in state.dirs) * 2 >= total
         category, media = (MEDIA, "audio") if voice else (SIGNALING, None)
+        self._note_hosts(ctx, pkt, confidence, voice)
         ctx.report(
             Finding("Skype", category, confidence, evidence, pkt.seq, app="Skype", media=media)
         )
         return Probe.MATCH if confidence >= 0.7 else Probe.MAYBE
+
+    def dissect(self, ctx: FlowContext, pkt: Packet) -> Probe | None:
+        """After the match: keep sampling the flow for classify's CSC and NBC."""
+        state = ctx.state.get(self.name)
+        if state is not None:
+            _sample(state.dirs[pkt.direction], pkt)
+        return None
+
+    def _probe_tcp(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        state = ctx.state.get(self.name)
+        if state is None:
+            state = ctx.state[self.name] = SkypeState(pkt.seq, False, transport=TCP)
+        side = state.dirs[pkt.direction]
+        if not side.packets:
+            state.framing = tcp_framing(pkt.payload)
+            if state.framing is not None:
+                return Probe.NO
+        _sample(side, pkt)
+        state.offered += 1
+        return Probe.MAYBE if state.offered < TCP_BUDGET_PACKETS else Probe.NO
+
+    def _first_som(self, ctx: FlowContext, pkt: Packet) -> None:
+        """The flow's first SoM header: tally both sockets, and record the hosts (and
+        the socket that crossed the client rule) for Skype over TCP."""
+        hosts = ctx.knowledge.table(HOSTS, SkypeHosts)
+        ends = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))
+        for k, (ip, port) in enumerate(ends):
+            ctx.knowledge.count_socket(self.name, ip, port, passed=True)
+            hosts.som_flow(ip, port, ends[1 - k], pkt.ts_ns, inbound=k == 1)
+            passed, failed = ctx.knowledge.socket_tally(self.name, ip, port)
+            if passed >= CLIENT_MIN_SOM_FLOWS and passed >= CLIENT_MIN_SHARE * (passed + failed):
+                how = (f"UDP socket {ip}:{port}: {passed} of {passed + failed} flows to peers "
+                       "carry the Skype SoM header")  # fmt: skip
+                hosts.mark_node(ip, pkt.ts_ns, how)
+
+    def _note_hosts(self, ctx: FlowContext, pkt: Packet, confidence: float, voice: bool) -> None:
+        hosts = ctx.knowledge.table(HOSTS, SkypeHosts)
+        state: SkypeState = ctx.state[self.name]
+        if confidence >= 0.7 and not state.node_noted:
+            state.node_noted = True
+            for ip in (ctx.src_ip, ctx.dst_ip):
+                hosts.mark_node(ip, pkt.ts_ns, f"UDP flow {ctx.src_ip}:{ctx.src_port} <-> "
+                                f"{ctx.dst_ip}:{ctx.dst_port}: SoM headers both ways")  # fmt: skip
+        if voice and not state.voice_noted:
+            state.voice_noted = True
+            hosts.voice_flow(ctx.src_ip, ctx.dst_ip)
+            hosts.voice_flow(ctx.dst_ip, ctx.src_ip)
 
     @staticmethod
     def _rtp_run(side: _Direction, data: bytes) -> bool:
@@ -257,6 +374,8 @@ class SkypeDissector(Dissector):
 
     def on_expire(self, ctx: FlowContext) -> None:
         state = ctx.state.get(self.name)
+        if state is not None and state.transport == TCP:
+            return  # a sample only: classify.skype_verdict judges it
         if (
             state is not None
             and not state.ruled_out

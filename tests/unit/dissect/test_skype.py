@@ -205,8 +205,19 @@ def test_skype_captures(shared_captures, capture, expected):
     assert found == expected
 
 
-def test_no_tcp_rule():
-    assert SkypeDissector.transports == frozenset({17})
+def test_tcp_is_sampled_never_claimed():
+    """Skype over TCP is random from byte 0: the dissector keeps a bounded sample for
+    classify (skype_verdict) and reports nothing itself; plaintext framing is refused."""
+    from tests.dissectdrive import context, packets, run
+
+    flow = [bytes([k]) + bytes(range(200, 255)) for k in range(100)]
+    result = run(SkypeDissector(), context(6), packets(*flow))
+    state = result.ctx.state["Skype"]
+    assert not result.ctx.findings and state.framing is None
+    assert len(state.dirs[0].heads) == state.offered == 24  # TCP_BUDGET_PACKETS
+    assert result.verdicts[-1] == Probe.NO
+    tls = run(SkypeDissector(), context(6), packets(b"\x16\x03\x01\x00\x05hello"))
+    assert tls.verdicts == [Probe.NO] and tls.ctx.state["Skype"].framing == "TLS record"
 
 
 def test_negatives(shared_captures):
