@@ -174,6 +174,13 @@ class Dissector:
     # most packets offered are the first of a flow, and most dissectors can refuse them
     # from one byte.
     udp_first_bytes: ClassVar[frozenset[int] | None] = None
+    # The same for the first payload segment of a TCP flow. Only that one: a later
+    # segment may start anywhere inside a message. tests/unit/dissect/test_first_byte_gates.py
+    # checks that a probe refuses every other first byte.
+    tcp_first_bytes: ClassVar[frozenset[int] | None] = None
+    # Protocols recognised only on their ports (DNS, NTP, IKE, DHCP: their bytes alone are
+    # too unspecific): the stage offers them only flows with one end on one of these.
+    ports: ClassVar[frozenset[int] | None] = None
     # Named anomalies the dissector can raise, name -> meaning (DESIGN §4).
     ANOMALIES: ClassVar[dict[str, str]] = {}
 

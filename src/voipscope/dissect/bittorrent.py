@@ -243,6 +243,7 @@ class BitTorrentDissector(Dissector):
     transports = frozenset({UDP, TCP})
     # DHT "d1:", tracker connect (protocol id 0x41727101980), uTP type << 4 | version 1
     udp_first_bytes = frozenset({ord("d"), 0x00, *(t << 4 | UTP_VERSION for t in UTP_TYPES)})
+    tcp_first_bytes = frozenset(HANDSHAKE_PREFIX[:1])
     budget_packets = 4
     follow_packets = 0
 

@@ -23,6 +23,7 @@ def check_dhcp(data: bytes) -> int:
 
 class DhcpDissector(Dissector):
     name = "DHCP"
+    ports = PORTS  # the probe refuses flows on other ports
     budget_packets = 2
     udp_first_bytes = frozenset({1, 2})
 

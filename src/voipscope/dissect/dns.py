@@ -255,6 +255,7 @@ class DnsDissector(Dissector):
 
     name = "DNS"
     transports = frozenset({UDP, TCP})
+    ports = frozenset(PORTS)  # _flavour
     budget_packets = 3
     follow_packets = FOLLOW_PACKETS
     ANOMALIES = {

@@ -168,6 +168,7 @@ class H323Dissector(Dissector):
 
     name = "H.323"
     transports = frozenset({TCP})
+    tcp_first_bytes = frozenset({TPKT_VERSION})
     budget_packets = 3
     follow_packets = -1  # every message of a call matters (release comes last)
     ANOMALIES = {

@@ -160,6 +160,7 @@ class HttpDissector(Dissector):
     name = "HTTP"
     transports = frozenset({TCP, UDP})
     udp_first_bytes = frozenset(range(ord("A"), ord("Z") + 1))
+    tcp_first_bytes = udp_first_bytes  # a method, "HTTP/1." or the HTTP/2 preface "PRI"
     budget_packets = 3
     follow_packets = FOLLOW_PACKETS
     ANOMALIES = {"http_malformed": "the header lines after a good HTTP start line do not parse"}

@@ -186,16 +186,20 @@ class Iax2Dissector(Dissector):
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         data = pkt.payload
-        if len(data) < FULL_HEADER_BYTES or not data[0] & 0x80:
-            return Probe.NO  # a flow starts with full frames (NEW/ACK ...)
+        # A flow starts with full frames (NEW/ACK ...) of a known type (§8.2); an IAX
+        # frame's subclass is 1..38 (§8.4). Refused from these bytes before any parsing:
+        # about half of all random first bytes have the F bit.
+        if (
+            len(data) < FULL_HEADER_BYTES
+            or not data[0] & 0x80
+            or data[10] not in FRAME_TYPES
+            or (data[10] == FRAME_IAX and not 1 <= data[11] <= 0x26)
+        ):
+            return Probe.NO
         frame = parse_iax2(data)
         state = ctx.state.setdefault(self.name, Iax2FlowState())
         self._account(state, frame, pkt)
         self._emit(ctx, pkt)
-        # A full frame's subclass for IAX control frames is 1..37 (§8.4); oseqno/iseqno
-        # start at 0 and move by one: two consistent frames make a match.
-        if frame.frame_type == FRAME_IAX and not 1 <= (frame.subclass or 0) <= 0x26:
-            return Probe.NO
         if state.full_frames < 2 and IAX2_PORT not in (ctx.src_port, ctx.dst_port):
             return Probe.MAYBE
         name = FRAME_TYPES.get(frame.frame_type or 0, "?")

@@ -45,6 +45,7 @@ def parse_ike(data: bytes) -> IkeHeader:
 
 class IkeDissector(Dissector):
     name = "IPsec"
+    ports = IKE_PORTS  # the probe refuses flows on other ports
     budget_packets = 2
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:

@@ -56,6 +56,7 @@ class MegacoDissector(Dissector):
     transports = frozenset({UDP, TCP})
     budget_packets = 2
     udp_first_bytes = frozenset(b"!Mm") | WHITESPACE_BYTES
+    tcp_first_bytes = frozenset(b"!Mm \t\n\r\x0b\x0c")  # after bytes.lstrip()'s whitespace
     follow_packets = -1  # descriptors of every context carry SDP
     ANOMALIES = {"megaco_malformed": "a message of a Megaco flow that does not parse",
                  "megaco_bad_sdp": "an SDP descriptor that does not parse"}  # fmt: skip

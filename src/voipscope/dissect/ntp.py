@@ -148,6 +148,7 @@ class NtpDissector(Dissector):
     """NTP on port 123 (either side), from the first datagram's structure."""
 
     name = "NTP"
+    ports = frozenset({NTP_PORT})  # the probe refuses flows on other ports
     transports = frozenset({UDP})
     udp_first_bytes = frozenset(b for b in range(256) if 1 <= (b >> 3) & 0x07 <= 4)  # VN 1-4
     budget_packets = 2

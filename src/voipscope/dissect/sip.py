@@ -225,6 +225,7 @@ class SipDissector(Dissector):
     budget_packets = 3
     follow_packets = -1  # every message of a dialog matters to the calls stage
     udp_first_bytes = TEXT_BYTES | WHITESPACE_BYTES
+    tcp_first_bytes = udp_first_bytes
     ANOMALIES = {
         "sip_malformed": "a message that starts like SIP but does not parse",
         "sip_missing_header": "a request without Via, From, To, Call-ID or CSeq (RFC 3261 §8.1.1)",

@@ -67,16 +67,27 @@ class DissectStage:
         self.by_transport: dict[int, tuple[Dissector, ...]] = {
             t: tuple(d for d in dissectors if t in d.transports) for t in (UDP, TCP)
         }
-        self._udp_candidates = [
-            tuple(
-                x
-                for x in self.by_transport[UDP]
-                if x.udp_first_bytes is None
-                or b in x.udp_first_bytes
-                or (x.multiplexed and b in RFC7983_BYTES)
-            )
-            for b in range(256)
-        ]
+        # Per transport and first payload byte: the dissectors that may take the flow.
+        self._candidates: dict[int, list[tuple[Dissector, ...]]] = {
+            UDP: [
+                tuple(
+                    x
+                    for x in self.by_transport[UDP]
+                    if x.udp_first_bytes is None
+                    or b in x.udp_first_bytes
+                    or (x.multiplexed and b in RFC7983_BYTES)
+                )
+                for b in range(256)
+            ],
+            TCP: [
+                tuple(
+                    x
+                    for x in self.by_transport[TCP]
+                    if x.tcp_first_bytes is None or b in x.tcp_first_bytes
+                )
+                for b in range(256)
+            ],
+        }
         # Per flow-table slot: does some dissector still want this flow's packets, and
         # which flow owns the slot (slots are reused once a flow ends).
         self.wanted = np.zeros(capacity, np.bool_)
@@ -111,18 +122,28 @@ class DissectStage:
         seqs = a.seq[rows].tolist()
         directions = a.direction[rows].tolist()
         stamps = d.ts_ns[rows].tolist()
+        starts = d.l4_off[rows].tolist()
+        ends = (d.l4_off[rows] + d.l4_len[rows]).tolist()
+        window = memoryview(d.packets.buf)
+        reassembled = d.reassembled
+        offers_of = self._offers
+        contexts = self.contexts
         for k, i in enumerate(rows.tolist()):
             flow_id = flow_ids[k]
-            offers = self._offers.get(flow_id)
+            offers = offers_of.get(flow_id)
             if offers is None:
                 if int(d.proto[i]) not in self.by_transport:
                     continue
                 self._new_context(d, a, i, flow_id)
-                offers = self._offers[flow_id]
+                offers = offers_of[flow_id]
             elif not offers:
                 continue  # done with this flow
-            pkt = Packet(d.payload(i), stamps[k], seqs[k], directions[k])
-            if not self._offer(self.contexts[flow_id], offers, pkt):
+            payload = (
+                reassembled[i] if reassembled and i in reassembled
+                else window[starts[k] : ends[k]].tobytes()
+            )  # fmt: skip
+            pkt = Packet(payload, stamps[k], seqs[k], directions[k])
+            if not self._offer(contexts[flow_id], offers, pkt):
                 s = int(slot[i])
                 if self.owner[s] == flow_id:
                     self.wanted[s] = False
@@ -141,7 +162,7 @@ class DissectStage:
             if ctx is not None:
                 for dissector in self.by_transport.get(ctx.transport, ()):
                     if dissector.name in ctx.state:
-                        self._guard(ctx, dissector, dissector.on_expire, ctx)
+                        self._expire_one(ctx, dissector)
             out.append(ctx)
         return out
 
@@ -169,24 +190,30 @@ class DissectStage:
         self.contexts[flow_id] = ctx
         # Only the dissectors whose first-byte gate admits this first packet (or that may
         # PASS it as an RFC 7983 neighbour) get an offer: the others would say NO to it.
-        candidates = (
-            self._udp_candidates[d.payload_first_byte(i)]
-            if transport == UDP
-            else self.by_transport.get(transport, ())
-        )
-        self._offers[flow_id] = [Offer(x) for x in candidates]
+        candidates = self._candidates[transport][d.payload_first_byte(i)]
+        ports = (src[1], dst[1])
+        self._offers[flow_id] = [
+            Offer(x)
+            for x in candidates
+            if x.ports is None or ports[0] in x.ports or ports[1] in x.ports
+        ]
         return ctx
 
     def _offer(self, ctx: FlowContext, offers: list[Offer], pkt: Packet) -> bool:
         """Give ``pkt`` to the flow's interested dissectors; False when none is left."""
         ctx.payload_packets += 1
         self.packets_offered += 1
-        cfg = self.config
+        if len(offers) == 1 and offers[0].matched:
+            # The common case once a flow is known: one dissector following it.
+            if not self.step(ctx, offers[0], pkt)[1]:
+                offers.clear()
+                return False
+            return True
         winner: Dissector | None = None
         keep: list[Offer] = []
         for offer in offers:
             verdict, stays = self.step(ctx, offer, pkt)
-            if verdict == Probe.MATCH:
+            if verdict is Probe.MATCH:
                 winner = offer.dissector
             if stays:
                 keep.append(offer)
@@ -195,6 +222,7 @@ class DissectStage:
             keep = [
                 o for o in keep if o.matched or (winner.multiplexed and o.dissector.multiplexed)
             ]
+        cfg = self.config
         limit = cfg.max_multiplexed_probe_packets if ctx.matched else cfg.max_probe_packets
         if ctx.payload_packets >= limit:
             keep = [o for o in keep if o.matched]
@@ -204,17 +232,31 @@ class DissectStage:
     def step(self, ctx: FlowContext, offer: Offer, pkt: Packet) -> tuple[Probe | None, bool]:
         """One dissector, one packet: its probe verdict (None while it follows the flow
         after its match) and whether it stays on the flow. The tests drive single
-        dissectors through this too, so they see exactly what the stage does."""
+        dissectors through this too, so they see exactly what the stage does.
+
+        A DecodeError while probing means "not this protocol"; after a match it is the
+        named anomaly ``<protocol>_malformed`` (so dissectors need not catch their own
+        parse errors). Anything else is a bug, recorded as an anomaly (a passive monitor
+        must not die on one flow's bytes). The calls are guarded here rather than through
+        a helper: this runs for every packet offered."""
         dissector = offer.dissector
         if offer.matched:
             limit = dissector.follow_packets
             if limit < 0:
                 limit = self.config.max_follow_packets
-            stays = pkt.seq <= offer.matched_at + limit and (
-                self._guard(ctx, dissector, dissector.dissect, ctx, pkt) != Probe.NO
-            )
-            return None, stays
-        first = pkt.payload[0] if pkt.payload else -1  # the stage offers no empty ones
+            if pkt.seq > offer.matched_at + limit:
+                return None, False
+            try:
+                followed = dissector.dissect(ctx, pkt)
+            except DecodeError as exc:
+                ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc), pkt.ts_ns)
+                followed = None  # a bad packet in a followed flow: keep following
+            except Exception as exc:  # see docstring; tests assert none occur
+                self._internal_error(ctx, dissector, exc, pkt.ts_ns)
+                followed = Probe.NO
+            return None, followed is not Probe.NO
+        payload = pkt.payload
+        first = payload[0] if payload else -1  # the stage offers no empty ones
         gate = dissector.udp_first_bytes if ctx.transport == UDP else None
         if gate is not None and first not in gate:
             # Refused from the first byte without a call: NO, or PASS for a packet of an
@@ -223,37 +265,42 @@ class DissectStage:
                 return Probe.NO, False
             verdict = Probe.PASS
         else:
-            verdict = self._guard(ctx, dissector, dissector.probe, ctx, pkt, probing=True)
+            try:
+                verdict = dissector.probe(ctx, pkt)
+            except DecodeError:
+                verdict = Probe.NO
+            except Exception as exc:  # see docstring; tests assert none occur
+                self._internal_error(ctx, dissector, exc, pkt.ts_ns)
+                verdict = Probe.NO
         counted = verdict
-        if verdict == Probe.PASS:
+        if verdict is Probe.PASS:
             if ctx.matched:
                 return verdict, True
             # Nothing on the flow matched yet: the packet belongs to no known neighbour, so
             # it counts like any other.
             counted = Probe.MAYBE
         offer.offered += 1
-        if counted == Probe.MATCH:
+        if counted is Probe.MATCH:
             offer.matched = True
             offer.matched_at = pkt.seq
             ctx.matched = True  # later dissectors of this round see it (PASS rules)
             return verdict, dissector.follow_packets != 0
-        return verdict, counted == Probe.MAYBE and offer.offered < dissector.budget_packets
+        return verdict, counted is Probe.MAYBE and offer.offered < dissector.budget_packets
 
-    def _guard(self, ctx: FlowContext, dissector: Dissector, fn, *args, probing: bool = False):  # type: ignore[no-untyped-def]
-        """Run a dissector call. A DecodeError while probing means "not this protocol";
-        after a match it is the named anomaly ``<protocol>_malformed`` (so dissectors need
-        not catch their own parse errors). Anything else is a bug, recorded as an anomaly
-        (a passive monitor must not die on one flow's bytes)."""
-        ts_ns = args[1].ts_ns if len(args) > 1 else None  # (ctx, pkt) for probe/dissect
+    @staticmethod
+    def _internal_error(
+        ctx: FlowContext, dissector: Dissector, exc: Exception, ts_ns: int | None
+    ) -> None:
+        ctx.anomaly(
+            "dissector_internal_error", f"{dissector.name}: {type(exc).__name__}: {exc}", ts_ns
+        )
+
+    def _expire_one(self, ctx: FlowContext, dissector: Dissector) -> None:
+        """``on_expire`` under the same guard as ``step``: a parse error is the
+        protocol's ``_malformed`` anomaly, anything else an internal error."""
         try:
-            return fn(*args)
+            dissector.on_expire(ctx)
         except DecodeError as exc:
-            if probing:
-                return Probe.NO
-            ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc), ts_ns)
-            return None  # a bad packet in a followed flow: keep following
-        except Exception as exc:  # see docstring; tests assert none occur
-            ctx.anomaly(
-                "dissector_internal_error", f"{dissector.name}: {type(exc).__name__}: {exc}", ts_ns
-            )
-        return Probe.NO
+            ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
+        except Exception as exc:  # see step
+            self._internal_error(ctx, dissector, exc, None)

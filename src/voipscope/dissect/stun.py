@@ -218,6 +218,8 @@ class StunDissector(Dissector):
     follow_packets = FOLLOW_TURN_PACKETS
     multiplexed = True
     udp_first_bytes = frozenset([*range(0, 4), *range(0x40, 0x50)])  # STUN, ChannelData
+    # The same over TCP: bare STUN, the RFC 6544 16-bit length of a short message, ChannelData.
+    tcp_first_bytes = udp_first_bytes
     ANOMALIES = {"stun_malformed": "a message in the STUN range that does not parse"}
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:

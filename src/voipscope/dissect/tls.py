@@ -211,31 +211,74 @@ class _Reader:
 
 
 def parse_client_hello(body: bytes, record_version: int = 0) -> ClientHello:
-    """A ClientHello body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2)."""
-    r = _Reader(body, "TLS ClientHello")
-    legacy = r.uint(2)
+    """A ClientHello body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
+
+    Plain index arithmetic rather than ``_Reader``: every TCP flow that opens with a
+    handshake record comes here, so this is one of the hottest parsers of a run."""
+    n = len(body)
+    short = "TLS ClientHello ends before its fields do"
+    if n < 2:
+        raise Truncated(short)
+    legacy = (body[0] << 8) | body[1]
     if legacy >> 8 != 3:
         raise Malformed(f"TLS ClientHello version 0x{legacy:04x} is not 3.x")
-    r.take(RANDOM_BYTES)
-    session = r.vector(1)
-    if session.left > MAX_SESSION_ID_BYTES:
-        raise Malformed(f"TLS session id of {session.left} bytes exceeds 32")
-    suites = r.vector(2)
-    if suites.left == 0 or suites.left % 2:
-        raise Malformed(f"TLS cipher suite list of {suites.left} bytes")
-    compression = r.vector(1)
-    if compression.left == 0:
+    o = 2 + RANDOM_BYTES
+    if o + 1 > n or o + 1 + body[o] > n:
+        raise Truncated(short)
+    session = body[o]
+    if session > MAX_SESSION_ID_BYTES:
+        raise Malformed(f"TLS session id of {session} bytes exceeds 32")
+    o += 1 + session
+    if o + 2 > n:
+        raise Truncated(short)
+    suites = (body[o] << 8) | body[o + 1]
+    o += 2
+    if o + suites > n:
+        raise Truncated(short)
+    if suites == 0 or suites % 2:
+        raise Malformed(f"TLS cipher suite list of {suites} bytes")
+    o += suites
+    if o + 1 > n or o + 1 + body[o] > n:
+        raise Truncated(short)
+    if body[o] == 0:
         raise Malformed("TLS ClientHello offers no compression method")
-    hello = ClientHello(legacy, record_version, suites.left // 2)
-    if r.left == 0:
+    o += 1 + body[o]
+    hello = ClientHello(legacy, record_version, suites // 2)
+    if o == n:
         return hello  # extensions are optional before TLS 1.3 (RFC 5246 §7.4.1.2)
-    for etype, ext in _extensions(r):
-        hello.extensions.append(etype)
-        if etype == EXT_SERVER_NAME and ext.left:
+    if o + 2 > n:
+        raise Truncated(short)
+    end = o + 2 + ((body[o] << 8) | body[o + 1])
+    if end > n:
+        raise Truncated(short)
+    if end < n:
+        raise Malformed("TLS hello has bytes after its extensions")
+    o += 2
+    # All extension headers first (a malformed block fails as a whole), then the three
+    # whose contents matter.
+    wanted: list[tuple[int, int, int]] = []
+    extensions = hello.extensions
+    while o < end:
+        if len(extensions) >= MAX_EXTENSIONS:
+            raise Malformed(f"TLS hello has more than {MAX_EXTENSIONS} extensions")
+        if o + 4 > end:
+            raise Truncated(short)
+        etype = (body[o] << 8) | body[o + 1]
+        length = (body[o + 2] << 8) | body[o + 3]
+        o += 4
+        if o + length > end:
+            raise Truncated(short)
+        extensions.append(etype)
+        if length and etype in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS):
+            wanted.append((etype, o, o + length))
+        o += length
+    for etype, at, stop in wanted:
+        ext = _Reader(body, "TLS ClientHello", at, stop)
+        if etype == EXT_SERVER_NAME:
             hello.sni = _server_name(ext)
-        elif etype == EXT_ALPN and ext.left:
+        elif etype == EXT_ALPN:
             hello.alpn = _alpn(ext)
-        elif etype == EXT_SUPPORTED_VERSIONS and ext.left:
+        else:
             versions = ext.vector(1)
             while versions.left >= 2 and len(hello.versions) < MAX_EXTENSIONS:
                 v = versions.uint(2)
@@ -375,6 +418,7 @@ class TlsDissector(Dissector):
 
     name = "TLS"
     transports = frozenset({TCP})
+    tcp_first_bytes = frozenset([*CONTENT_TYPES, *range(0x80, 0x100)])  # records, SSLv2 hello
     budget_packets = 4
     follow_packets = FOLLOW_PACKETS
     ANOMALIES = {

@@ -16,6 +16,7 @@ MAX_VERSION_BYTE = 0x0F
 class WhatsAppChatDissector(Dissector):
     name = "WhatsApp"
     transports = frozenset({TCP})
+    tcp_first_bytes = frozenset(p[0] for p in PROLOGUES)
     budget_packets = 1  # the client's first segment carries the prologue
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
