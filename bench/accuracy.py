@@ -1387,6 +1387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         assert spec is not None and spec.loader is not None
         fit_behaviour = importlib.util.module_from_spec(spec)
+        # Registered before it runs: dataclasses look their module up in sys.modules.
+        sys.modules["fit_behaviour"] = fit_behaviour
         spec.loader.exec_module(fit_behaviour)
         extra = ["--json", str(args.json)] if args.json else []
         return int(fit_behaviour.main(["--evaluate-only", "--captures", str(args.captures),

@@ -1,15 +1,18 @@
-"""BehaviourTracker: FlowHooks that keep each flow's behavioural features (numba kernel),
-then give the arbiter a media opinion for the flows that end.
+"""BehaviourTracker: FlowHooks that cut each flow's payload packets into windows (numba
+kernel), score every closed window with the shipped model, and give the arbiter a media
+opinion for the flows that end.
 
-The features of every UDP/TCP flow's first ``WINDOW_PACKETS`` payload packets are kept in
-preallocated rows (behaviour_kernel); at expiry the rows of the ended flows are copied out
-and freed in one step, turned into features (vectorised) and scored by the shipped model.
-Only flows the model calls media get a Python object; the arbiter uses it only for flows
-no dissector identified (docs/identification.md).
+Windows are scored as they close, a batch at a time and vectorised, so a flow's verdict
+exists from its first window on (``detected_at_packet`` is the packet that closed the
+first window the model called media) and later windows can only raise the confidence.
+Per flow the state is one preallocated row; only flows the model calls media get a
+Python object (their deciding window's features, for the evidence). The arbiter uses
+the opinion only for flows no dissector identified (docs/identification.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,41 +26,65 @@ from voipscope.flows import kernels as F
 from voipscope.flows.table import FlowAssignment
 
 INITIAL_ROWS = 4096
+READY_WINDOWS = 2048  # closed windows scored at once
 # Mean payload above which behavioural media is called video: audio codecs fill
 # 20-250-byte frames, video frames are split near the MTU (the arbiter's rule, in
 # payload rather than IP bytes).
 VIDEO_MEAN_PAYLOAD_BYTES = 370
 # Behaviour alone is never as sure as a byte signature: the opinion's confidence is the
-# model's probability scaled into [0.5, MAX_CONFIDENCE].
+# model's best window probability scaled into [0.5, MAX_CONFIDENCE].
 MAX_CONFIDENCE = 0.9
+PPM = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class BehaviourOpinion:
     """The model's view of one ended flow that looks like media."""
 
-    probability: float
+    probability: float  # the highest of its windows'
     confidence: float
     media: str  # "audio" | "video"
-    at_packet: int  # the flow packet (from 1) at which the features were complete
+    at_packet: int  # the flow packet (from 1) that closed the first media window
     evidence: str
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredWindows:
+    """What ``recorder`` is given: windows as the model saw them (fitting, tests)."""
+
+    flow_id: np.ndarray
+    window: np.ndarray  # number of the window in its flow, from 0
+    at_packet: np.ndarray
+    packets: np.ndarray  # payload packets in the window
+    features: np.ndarray
+    probability: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    x: np.ndarray
+    probability: float
+    window: int
+    packets: int
+    mean_bytes: float
+
+
 class BehaviourTracker:
-    """FlowHooks: behavioural features per flow; ``take`` hands opinions out at expiry."""
+    """FlowHooks: behavioural windows per flow; ``take`` hands opinions out at expiry."""
 
     def __init__(
         self, capacity: int = FlowConfig().max_flows, model: BehaviourModel | None = None
     ) -> None:
         self.model = model if model is not None else shipped_model()
+        self.recorder: Callable[[ScoredWindows], None] | None = None
         self.slot_row = np.zeros(capacity, np.int64)  # calloc: unused slots cost no RSS
         self.rows = np.zeros((INITIAL_ROWS, K.ROW_LEN), np.int64)
         self.free = np.zeros(INITIAL_ROWS, np.int64)
         self.new_rows = np.zeros(INITIAL_ROWS, np.int64)
+        self.ready = np.zeros((READY_WINDOWS, K.Q_LEN), np.int64)
         self.meta = np.zeros(K.M_LEN, np.int64)
         self._row_of: dict[int, int] = {}  # flow id -> row, for flows with a payload packet
-        self._size_edges = np.array(K.SIZE_EDGES_BYTES, np.int64)
-        self._gap_edges = np.array(K.GAP_EDGES_US, np.int64)
+        self._decided: dict[int, _Decision] = {}  # flow id -> its first media window
 
     # -- FlowHooks ------------------------------------------------------------------
 
@@ -72,12 +99,14 @@ class BehaviourTracker:
             stopped, why = K.track_behaviour(
                 d.status, d.proto, d.l4_len, d.ts_ns, a.slot, a.flow_id, a.direction, a.seq,
                 start, self.slot_row, self.rows, self.free, self.meta, self.new_rows,
-                self._size_edges, self._gap_edges,
+                self.ready,
             )  # fmt: skip
             self._collect_new_rows()
+            self._drain()
             if why == K.DONE:
                 return
-            self._grow()
+            if why == K.POOL_FULL:
+                self._grow()
             start = int(stopped)
 
     def on_expire(self, ended: np.ndarray) -> None:
@@ -85,12 +114,10 @@ class BehaviourTracker:
 
     # -- for the pipeline -----------------------------------------------------------
 
-    def take_rows(self, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(kernel rows aligned with ``ended``, mask of the flows that have one); the rows
-        are freed."""
-        n = ended.shape[0]
-        out = np.zeros((n, K.ROW_LEN), np.int64)
-        present = np.zeros(n, np.bool_)
+    def take(self, ended: np.ndarray) -> list[BehaviourOpinion | None]:
+        """Media opinions for the ended flows, aligned with ``ended`` (None: not media,
+        too few packets, or no model); their rows are freed."""
+        opinions: list[BehaviourOpinion | None] = [None] * ended.shape[0]
         at: list[int] = []
         picked: list[int] = []
         for k, flow_id in enumerate(ended[:, F.F_ID].tolist()):
@@ -98,46 +125,29 @@ class BehaviourTracker:
             if r is not None:
                 at.append(k)
                 picked.append(r)
-        if picked:
-            rows = np.array(picked, np.int64)
-            out[at] = self.rows[rows]
-            present[at] = True
-            K.free_rows(rows, self.slot_row, self.rows, self.free, self.meta)
-        return out, present
-
-    def take(self, ended: np.ndarray) -> list[BehaviourOpinion | None]:
-        """Media opinions for the ended flows, aligned with ``ended`` (None: not media,
-        too few packets, or no model)."""
-        rows, present = self.take_rows(ended)
-        opinions: list[BehaviourOpinion | None] = [None] * ended.shape[0]
-        model = self.model
-        if model is None:
+        if not picked:
             return opinions
-        # The first window that convinces the model decides (its packet is the earliest
-        # at which the verdict was possible); later windows only for flows still open.
-        for w in range(K.WINDOWS):
-            block = rows[:, w * K.B_LEN : (w + 1) * K.B_LEN]
-            open_ = np.array([o is None for o in opinions], np.bool_)
-            scored = np.flatnonzero(present & open_ & BF.enough_packets(block))
-            if scored.size == 0:
+        rows = np.array(picked, np.int64)
+        self._score_short_flows(rows)
+        block = self.rows[rows]
+        for k, r in zip(at, range(len(picked)), strict=True):
+            first_at = int(block[r, K.R_FIRST_AT])
+            if first_at == 0:
                 continue
-            x = BF.feature_matrix(block[scored])
-            p = model.probability(x)
-            media = np.flatnonzero(p >= model.threshold)
-            if media.size == 0:
+            decision = self._decided.pop(int(block[r, K.R_FLOW_ID]), None)
+            if decision is None:
                 continue
-            picked = block[scored[media]]
-            at = BF.detected_at(picked).tolist()
-            mean = BF.mean_payload_bytes(picked).tolist()
-            for j, k in enumerate(media.tolist()):
-                prob = float(p[k])
-                opinions[int(scored[k])] = BehaviourOpinion(
-                    probability=prob,
-                    confidence=round(0.5 + (MAX_CONFIDENCE - 0.5) * prob, 3),
-                    media="video" if mean[j] > VIDEO_MEAN_PAYLOAD_BYTES else "audio",
-                    at_packet=int(at[j]),
-                    evidence=describe(x[k], prob, int(picked[j, K.B_PACKETS]), w),
-                )
+            best = float(block[r, K.R_BEST_PPM]) / PPM
+            opinions[k] = BehaviourOpinion(
+                probability=best,
+                confidence=round(0.5 + (MAX_CONFIDENCE - 0.5) * best, 3),
+                media="video" if decision.mean_bytes > VIDEO_MEAN_PAYLOAD_BYTES else "audio",
+                at_packet=first_at,
+                evidence=describe(
+                    decision, best, int(block[r, K.R_MEDIA_WINDOWS]), int(block[r, K.R_SCORED])
+                ),
+            )
+        K.free_rows(rows, self.slot_row, self.rows, self.free, self.meta)
         return opinions
 
     @property
@@ -146,12 +156,66 @@ class BehaviourTracker:
 
     # -- internals ------------------------------------------------------------------
 
+    def _drain(self) -> None:
+        q = int(self.meta[K.M_READY])
+        if q == 0:
+            return
+        block = self.ready[:q]
+        self._score(
+            block[:, K.Q_ROW], block[:, K.Q_WINDOW], block[:, K.Q_AT], block[:, K.Q_TRANSPORT],
+            block[:, K.Q_COUNT], block[:, K.Q_PACKETS :],
+        )  # fmt: skip
+        self.meta[K.M_READY] = 0
+
+    def _score_short_flows(self, rows: np.ndarray) -> None:
+        """A flow that ended before filling one window is judged on what it sent, when
+        that is enough packets for an opinion."""
+        block = self.rows[rows]
+        short = (block[:, K.R_WINDOWS] == 0) & (block[:, K.R_COUNT] >= BF.MIN_PACKETS)
+        if not short.any():
+            return
+        b = block[short]
+        self._score(
+            rows[short], b[:, K.R_WINDOWS], b[:, K.R_LAST_SEQ], b[:, K.R_TRANSPORT],
+            b[:, K.R_COUNT], b[:, K.R_PACKETS :],
+        )  # fmt: skip
+
+    def _score(
+        self, rows: np.ndarray, window: np.ndarray, at: np.ndarray, transport: np.ndarray,
+        count: np.ndarray, packed: np.ndarray,
+    ) -> None:  # fmt: skip
+        model = self.model
+        if model is None and self.recorder is None:
+            return
+        x = BF.feature_matrix(packed, count, transport)
+        p = model.probability(x) if model is not None else np.zeros(len(rows))
+        if self.recorder is not None:
+            self.recorder(ScoredWindows(self.rows[rows, K.R_FLOW_ID].copy(), window.copy(),
+                                        at.copy(), count.copy(), x, p))  # fmt: skip
+        if model is None:
+            return
+        np.maximum.at(self.rows[:, K.R_BEST_PPM], rows, np.round(p * PPM).astype(np.int64))
+        np.add.at(self.rows[:, K.R_SCORED], rows, 1)
+        media = np.flatnonzero(p >= model.threshold)
+        if media.size == 0:
+            return
+        np.add.at(self.rows[:, K.R_MEDIA_WINDOWS], rows[media], 1)
+        mean = BF.mean_payload_bytes(packed[media], count[media])
+        # Windows arrive in order within a flow: the first media one decides at_packet.
+        for j, k in enumerate(media.tolist()):
+            r = int(rows[k])
+            if self.rows[r, K.R_FIRST_AT] == 0:
+                self.rows[r, K.R_FIRST_AT] = at[k]
+                self._decided[int(self.rows[r, K.R_FLOW_ID])] = _Decision(
+                    x[k].copy(), float(p[k]), int(window[k]), int(count[k]), float(mean[j])
+                )
+
     def _collect_new_rows(self) -> None:
         count = int(self.meta[K.M_NEW])
         if count:
             rows = self.new_rows[:count]
             self._row_of.update(
-                zip(self.rows[rows, K.B_FLOW_ID].tolist(), rows.tolist(), strict=True)
+                zip(self.rows[rows, K.R_FLOW_ID].tolist(), rows.tolist(), strict=True)
             )
             self.meta[K.M_NEW] = 0
 
@@ -162,16 +226,16 @@ class BehaviourTracker:
         self.new_rows = _grown(self.new_rows, size)
 
 
-def describe(x: np.ndarray, probability: float, packets: int, window: int) -> str:
+def describe(decision: _Decision, best: float, media_windows: int, scored: int) -> str:
     """The features that make a flow look like a call, in words."""
-    f = dict(zip(BF.NAMES, x.tolist(), strict=True))
-    which = "first" if window == 0 else "second"
+    f = dict(zip(BF.NAMES, decision.x.tolist(), strict=True))
     return (
-        f"behaviour: media p={probability:.2f} over the {which} {packets} payload packets; "
-        f"{100 * f['framing_major']:.0f}% of gaps on 10/20/30/40/60 ms framing, "
-        f"mean {np.expm1(f['log_mean_size_major']):.0f} B (size cv {f['size_cv_major']:.2f}), "
-        f"{np.expm1(f['log_pps']):.0f} pkt/s, two-way balance {f['balance']:.2f}, "
-        f"alternation {f['alternation']:.2f}"
+        f"behaviour: media p={best:.2f} ({media_windows} of {scored} windows; the first: "
+        f"window {decision.window + 1}, {decision.packets} payload packets, "
+        f"p={decision.probability:.2f}); {100 * f['clocked_best']:.0f}% of one direction's "
+        f"packets ({100 * f['clocked_both']:.0f}% of the other's) on a 10-60 ms frame clock, "
+        f"{100 * f['media_sized']:.0f}% voice/video-sized, mean {decision.mean_bytes:.0f} B, "
+        f"{100 * f['repeat_major']:.0f}% repeated sizes"
     )
 
 

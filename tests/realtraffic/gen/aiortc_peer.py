@@ -4,11 +4,14 @@ SDP over a plain TCP connection (our own, not a VoIP signalling protocol).
 
     python -m tests.realtraffic.gen.aiortc_peer caller|callee --signal IP:PORT
         --seconds S [--video] [--seed N] [--turn IP:PORT --relay]
+        [--codec opus|PCMU|PCMA|G722] [--video-codec VP8|H264] [--silent]
 
 The audio is speech-like: the two peers take turns (talk spurts of 0.5-3 s, drawn from
 the seed), voiced frames are a harmonic buzz with noise under an envelope, silence is
 low noise — so Opus (VBR, application=voip) sends larger frames in spurts and smaller
-ones between, as in a conversation.
+ones between, as in a conversation. ``--codec PCMU`` gives G.711's constant 160-byte
+frames (the case a constant-rate lookalike imitates best); ``--silent`` makes this peer
+receive only, so the call's media flow is one-way (a muted side, asymmetric routing).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame, VideoFrame
 
 RATE_HZ = 48_000  # aiortc's AudioStreamTrack: 20 ms frames of 960 samples, s16 mono
@@ -94,6 +98,19 @@ class MovingPatternTrack(VideoStreamTrack):
         return frame
 
 
+def _add(pc: RTCPeerConnection, kind: str, track: object | None, codec: str) -> None:
+    """A transceiver that prefers ``codec`` (the offer lists it first, so the answer
+    picks it); receive-only when there is no track."""
+    if track is None:
+        transceiver = pc.addTransceiver(kind, direction="recvonly")
+    else:
+        transceiver = pc.addTransceiver(track, direction="sendrecv")
+    codecs = RTCRtpSender.getCapabilities(kind).codecs
+    preferred = [c for c in codecs if c.mimeType.lower() == f"{kind}/{codec.lower()}"]
+    rtx = [c for c in codecs if c.mimeType.lower() == f"{kind}/rtx"]
+    transceiver.setCodecPreferences(preferred + (rtx if preferred and kind == "video" else []))
+
+
 async def _send(writer: asyncio.StreamWriter, desc: RTCSessionDescription) -> None:
     writer.write(json.dumps({"sdp": desc.sdp, "type": desc.type}).encode() + b"\n")
     await writer.drain()
@@ -115,9 +132,12 @@ async def run(args: argparse.Namespace) -> None:
     )
     pc = RTCPeerConnection(config)
     caller = args.role == "caller"
-    pc.addTrack(SpeechLikeTrack(spurt_schedule(args.seed, args.seconds, caller), args.seed))
+    audio: AudioStreamTrack | None = None
+    if not args.silent:
+        audio = SpeechLikeTrack(spurt_schedule(args.seed, args.seconds, caller), args.seed)
+    _add(pc, "audio", audio, args.codec)
     if args.video:
-        pc.addTrack(MovingPatternTrack(args.seed))
+        _add(pc, "video", None if args.silent else MovingPatternTrack(args.seed), args.video_codec)
 
     drains: list[asyncio.Task[None]] = []  # kept: the loop holds tasks only weakly
 
@@ -164,6 +184,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--turn", help="TURN server IP:PORT")
     ap.add_argument("--relay", action="store_true", help="relay candidates only")
+    ap.add_argument("--codec", default="opus", choices=("opus", "PCMU", "PCMA", "G722"))
+    ap.add_argument("--video-codec", default="VP8", choices=("VP8", "H264"))
+    ap.add_argument("--silent", action="store_true", help="receive only: one-way media")
     asyncio.run(run(ap.parse_args()))
 
 

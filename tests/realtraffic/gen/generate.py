@@ -43,6 +43,9 @@ class Scenario:
     loss_pct: float = 0.0
     relay: bool = False
     seed: int = 1
+    codec: str = "opus"
+    video_codec: str = "VP8"
+    one_way: bool = False  # the callee only receives
     extra: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -54,7 +57,25 @@ SCENARIOS = (
     Scenario("aiortc-video", "call", calls=2, video=True, seed=41),
     Scenario("aiortc-audio-turn", "call", calls=2, relay=True, seed=51),
     Scenario("aiortc-video-turn", "call", calls=1, video=True, relay=True, seed=61),
+    # G.711 (constant 160-byte frames), one-way calls, H.264, relayed with loss: the
+    # shapes a model fitted on Opus alone would not have seen.
+    Scenario("aiortc-pcmu", "call", calls=2, codec="PCMU", seed=111),
+    Scenario("aiortc-pcma-oneway", "call", calls=2, codec="PCMA", one_way=True, seed=121),
+    Scenario("aiortc-opus-oneway-loss5", "call", calls=2, one_way=True, loss_pct=5.0, seed=131),
+    Scenario(
+        "aiortc-g722-turn-loss10",
+        "call",
+        calls=2,
+        codec="G722",
+        relay=True,
+        loss_pct=10.0,
+        seed=141,
+    ),
+    Scenario("aiortc-h264", "call", calls=1, video=True, video_codec="H264", seed=151),
+    # iperf3 at voice rates: 50 pps of 160 B (64 kb/s) is G.711's packet rate and size.
     Scenario("iperf3-voice-rate", "iperf", extra=("-b", "64k", "-l", "160")),
+    Scenario("iperf3-50pps-120B", "iperf", extra=("-b", "48k", "-l", "120")),
+    Scenario("iperf3-33pps-200B-bidir", "iperf", extra=("-b", "53k", "-l", "200", "--bidir")),
     Scenario("iperf3-voice-rate-bidir", "iperf", extra=("-b", "80k", "-l", "200", "--bidir")),
     Scenario("iperf3-bulk", "iperf", extra=("-b", "4M", "-l", "1200")),
     Scenario("game-a", "game", calls=3, seed=71),
@@ -133,12 +154,16 @@ def run_scenario(s: Scenario, ns_a: str, ns_b: str, ip_a: str, ip_b: str, second
         port = 9000 + k
         seed = str(s.seed + k)
         if s.kind == "call":
-            extra = ["--video"] if s.video else []
+            extra = ["--codec", s.codec, "--video-codec", s.video_codec]
+            extra += ["--video"] if s.video else []
             if s.relay:
                 extra += ["--turn", f"{ip_b}:{TURN_PORT}", "--relay"]
             common = ["--signal", f"{ip_b}:{port}", "--seconds", str(seconds), "--seed", seed]
             mod = "tests.realtraffic.gen.aiortc_peer"
-            procs.append(subprocess.Popen(_python(ns_b, mod, "callee", *common, *extra), **quiet))
+            silent = ["--silent"] if s.one_way else []
+            procs.append(
+                subprocess.Popen(_python(ns_b, mod, "callee", *common, *extra, *silent), **quiet)
+            )
             time.sleep(0.5)
             procs.append(subprocess.Popen(_python(ns_a, mod, "caller", *common, *extra), **quiet))
         elif s.kind == "iperf":
