@@ -102,13 +102,18 @@ def _random_direction(side, model: SkypeModel) -> tuple[bool, str]:  # type: ign
 def _weigh_tcp(ctx: FlowContext, state: SkypeState, last_ns: int, model: SkypeModel) -> None:
     if state.framing is not None or not all(d.packets for d in state.dirs):
         return
+    hosts = ctx.knowledge.table(HOSTS, SkypeHosts)
+    if not any(
+        (host := hosts.host(ip)) is not None and host.known_by(last_ns)
+        for ip in (ctx.src_ip, ctx.dst_ip)
+    ):
+        return  # no Skype node at either end: the randomness test could not decide it
     texts = []
     for k, side in enumerate(state.dirs):
         ok, text = _random_direction(side, model)
         if not ok:
             return
         texts.append(f"{'fwd' if k == 0 else 'rev'}: {text}")
-    hosts = ctx.knowledge.table(HOSTS, SkypeHosts)
     ends = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))
     for k, (ip, _) in enumerate(ends):
         host = hosts.host(ip)

@@ -220,6 +220,21 @@ HEADER_VERSIONS = frozenset({0, *range(0x11, 0x18)})
 MAX_MESSAGE_ID = 0x1FF  # station and call manager messages (0x8000+ are SPCP)
 
 
+def _refused_from_header(data: bytes) -> bool:
+    """What the probe would refuse after parsing, read from a first segment's header:
+    an impossible length, a message that overruns a full-header segment, an unknown
+    header version."""
+    if len(data) < HEADER_BYTES:
+        return False  # may be the start of a header split over segments
+    length = int.from_bytes(data[0:4], "little")
+    return (
+        length < 4
+        or length > MAX_MESSAGE_BYTES
+        or 8 + length > len(data)
+        or int.from_bytes(data[4:8], "little") not in HEADER_VERSIONS
+    )
+
+
 class SkinnyDissector(Dissector):
     """Cisco SCCP/Skinny over TCP (port 2000; 2443 is TLS and looks like TLS)."""
 
@@ -232,6 +247,8 @@ class SkinnyDissector(Dissector):
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         stream = ctx.state.get(self.name)
         if stream is None:
+            if _refused_from_header(pkt.payload):
+                return Probe.NO  # every TCP flow is offered: answer most from 12 bytes
             stream = ctx.state[self.name] = StreamBuffers(ctx.max_stream_buffer_bytes)
         buf = stream.add(pkt.direction, pkt.payload)
         try:

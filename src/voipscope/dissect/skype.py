@@ -308,6 +308,8 @@ class SkypeDissector(Dissector):
     def _probe_tcp(self, ctx: FlowContext, pkt: Packet) -> Probe:
         state = ctx.state.get(self.name)
         if state is None:
+            if tcp_framing(pkt.payload) is not None:
+                return Probe.NO  # most TCP flows: refused before any state is made
             state = ctx.state[self.name] = SkypeState(pkt.seq, False, transport=TCP)
         side = state.dirs[pkt.direction]
         if not side.packets:
