@@ -14,6 +14,7 @@ from voipscope.detect.sip_bruteforce import SipBruteforceConfig
 from voipscope.detect.sip_enumeration import SipEnumerationConfig
 from voipscope.detect.sip_flood import SipFloodConfig
 from voipscope.detect.sip_scan import SipScanConfig
+from voipscope.detect.skype_supernode import SkypeSupernodeConfig
 from voipscope.detect.spit import SpitConfig
 from voipscope.detect.toll_fraud import TollFraudConfig
 from voipscope.detect.tone_exfil import ToneExfilConfig
@@ -31,6 +32,7 @@ DETECTORS = (
     "tone_exfil",
     "rtp_injection",
     "vlan_hopping",
+    "skype_supernode",
 )
 
 
@@ -51,6 +53,7 @@ class DetectConfig:
     tone_exfil: ToneExfilConfig = field(default_factory=ToneExfilConfig)
     rtp_injection: RtpInjectionConfig = field(default_factory=RtpInjectionConfig)
     vlan_hopping: VlanHoppingConfig = field(default_factory=VlanHoppingConfig)
+    skype_supernode: SkypeSupernodeConfig = field(default_factory=SkypeSupernodeConfig)
 
 
 def with_detect_value(cfg: DetectConfig, key: str, value: Any) -> DetectConfig:

@@ -23,6 +23,7 @@ from voipscope.detect.sip_enumeration import SipEnumerationDetector
 from voipscope.detect.sip_facts import sip_facts
 from voipscope.detect.sip_flood import SipFloodDetector
 from voipscope.detect.sip_scan import SipScanDetector
+from voipscope.detect.skype_supernode import SkypeSupernodeDetector
 from voipscope.detect.spit import SpitDetector
 from voipscope.detect.toll_fraud import TollFraudDetector
 from voipscope.detect.tone_exfil import ToneExfil
@@ -44,6 +45,7 @@ def build_detectors(book: AlertBook, config: DetectConfig) -> list[Detector]:
         "tone_exfil": ToneExfil(book, config.tone_exfil),
         "rtp_injection": RtpInjectionDetector(book, config.rtp_injection),
         "vlan_hopping": VlanHoppingDetector(book, config.vlan_hopping),
+        "skype_supernode": SkypeSupernodeDetector(book, config.skype_supernode),
     }
     return [made[name] for name in config.enabled if name in made]
 
