@@ -26,6 +26,11 @@ from voipscope.errors import DecodeError, Malformed, Truncated
 RTP_VERSION = 2  # RFC 3550 §5.1: V=2
 RTP_FIXED_HEADER_BYTES = 12  # §5.1
 RTP_EXTENSION_HEADER_BYTES = 4  # §5.3.1: profile-defined 16 bits + length in 32-bit words
+# Protocols whose 5-tuples never carry plain RTP, so one RTP-looking datagram beside them
+# is chance, not media: classic Skype obfuscates every datagram after its 3-byte SoM
+# header with RC4 (Bonfiglio et al., SIGCOMM 2007, §3), and a random first byte has
+# version 2 one time in four.
+NEVER_RTP_BESIDE = frozenset({"Skype"})
 RTCP_HEADER_BYTES = 4  # §6.4.1: V, P, count, PT, length
 
 # RTCP packet types (RFC 3550 §12.1; XR from RFC 3611 §2; feedback from RFC 4585 §6.1)
@@ -346,7 +351,14 @@ class RtpDissector(Dissector):
                 )
                 return Probe.MATCH
             return Probe.MAYBE
-        beside = next((f.protocol for f in ctx.findings if f.category in (MEDIA, SIGNALING)), None)
+        beside = next(
+            (
+                f.protocol
+                for f in ctx.findings
+                if f.category in (MEDIA, SIGNALING) and f.protocol not in NEVER_RTP_BESIDE
+            ),
+            None,
+        )
         if beside is not None and header.payload_type not in range(64, 96):
             # The 5-tuple already carries a real-time protocol (STUN/DTLS checks, an
             # app's call setup): one well-formed RTP header is enough.
