@@ -18,6 +18,7 @@ from voipscope.detect.sip_enumeration import SipEnumerationConfig
 from voipscope.detect.sip_facts import SipFacts
 from voipscope.detect.sip_flood import SipFloodConfig
 from voipscope.detect.sip_scan import SipScanConfig
+from voipscope.detect.skype_supernode import SkypeSupernodeConfig
 from voipscope.detect.spit import SpitConfig
 from voipscope.detect.stage import DetectStage
 from voipscope.detect.toll_fraud import TollFraudConfig
@@ -56,6 +57,13 @@ SMALL = DetectConfig(
     sip_flood=SipFloodConfig(min_requests=3, min_requests_to_target=5, max_keys=8),
     spit=SpitConfig(min_callees=2, max_sources=4, max_calls_per_source=8),
     policy=PolicyConfig(allowed_networks=("10.0.0.0/28",), allowed_apps=("SIP",)),
+    skype_supernode=SkypeSupernodeConfig(
+        min_inbound_peers=2,
+        min_voice_packets=1,
+        max_hosts=4,
+        max_peers_per_host=4,
+        max_legs_per_host=2,
+    ),
 )
 
 facts = st.builds(
@@ -108,8 +116,13 @@ flow_records = st.fixed_dictionaries(
         "dst_ip": st.sampled_from([*IPS, None]),
         "dst_port": st.integers(0, 65535),
         "category": st.sampled_from(["voip-signaling", "voip-media", "other", None]),
-        "protocol": st.sampled_from(["SIP", "RTP", None]),
-        "app": st.sampled_from(["Zoom", None, ""]),
+        "protocol": st.sampled_from(["SIP", "RTP", "Skype", None]),
+        "app": st.sampled_from(["Zoom", "Skype", None, ""]),
+        "media": st.sampled_from(["audio", "video", None]),
+        "src2dst_packets": st.one_of(st.integers(0, 10**6), anything),
+        "dst2src_packets": st.one_of(st.integers(0, 10**6), anything),
+        "src2dst_bytes": st.one_of(st.integers(0, 10**9), anything),
+        "dst2src_bytes": st.one_of(st.integers(0, 10**9), anything),
         "first_seen": st.one_of(st.none(), st.floats(T0_S, T0_S + 100), anything),
         "last_seen": st.one_of(st.none(), st.floats(T0_S, T0_S + 100), anything),
     }
