@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import uuid
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -159,3 +160,47 @@ def nft_loss_on_rtp(ns: str, dev: str, loss_pct: float) -> None:
     per_mille = str(int(loss_pct * 10))
     run(*in_ns(ns, "nft", "add", "rule", *table, "out", "udp", "dport", "6000",
                "numgen", "random", "mod", "1000", "lt", per_mille, "drop"))  # fmt: skip
+
+
+RELAY_PORT = 7000  # the relay listens here inside the caller's namespace
+RELAY_ADDRESS_SUFFIX = ".201"  # the relay sends from a second address of the caller
+
+
+def relay_jitter_on_rtp(
+    ns: str, dev: str, ip_a: str, ip_b: str, loss_pct: float, delay_ms: float,
+    jitter_ms: float, max_seconds: float = 90.0,
+) -> Callable[[], str]:  # fmt: skip
+    """netem's ``delay D J loss L`` on the caller's RTP for kernels without sch_netem: an
+    nftables ``redirect`` (output hook) sends what sipp sends from ip_a to ip_b:6000 into
+    ``jitter_relay`` in the same namespace, which delays or drops each datagram and sends
+    it on to ip_b:6000 from a second address of the caller (so its own datagrams are not
+    redirected again). Returns the function that stops the relay and gives its counts."""
+    relay_ip = ip_a.rsplit(".", 1)[0] + RELAY_ADDRESS_SUFFIX
+    run("ip", "-n", ns, "addr", "add", f"{relay_ip}/24", "dev", dev)
+    table = ("ip", "vsrelay")
+    run(*in_ns(ns, "nft", "add", "table", *table))
+    run(*in_ns(ns, "nft", "add", "chain", *table, "out",
+               "{ type nat hook output priority -100; }"))  # fmt: skip
+    run(*in_ns(ns, "nft", "add", "rule", *table, "out", "ip", "saddr", ip_a, "ip", "daddr",
+               ip_b, "udp", "dport", "6000", "redirect", "to", f":{RELAY_PORT}"))  # fmt: skip
+    relay = subprocess.Popen(
+        in_ns(ns, sys.executable, "-m", "tests.realtraffic.jitter_relay",
+              "--listen", str(RELAY_PORT), "--bind", f"{relay_ip}:6100", "--to", f"{ip_b}:6000",
+              "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms),
+              "--loss-pct", str(loss_pct), "--max-seconds", str(max_seconds)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert relay.stdout is not None
+    ready = relay.stdout.readline().strip()
+    if ready != "ready":
+        relay.kill()
+        raise RuntimeError(f"jitter relay did not start: {ready!r} {relay.stderr.read()}")
+
+    def stop() -> str:
+        if relay.poll() is None:
+            relay.terminate()
+        out, err = relay.communicate(timeout=10)
+        return (out + err).strip()
+
+    return stop

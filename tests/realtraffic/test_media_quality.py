@@ -1,7 +1,8 @@
 """Real calls with known impairments and a known speech schedule, made by sipp inside
 network namespaces this test creates, captured with dumpcap:
 
-- netem drops and delays the caller's RTP (only the RTP port, so SIP is untouched): the
+- netem (or, on kernels without it, a user-space relay that does the same) drops and
+  delays the caller's RTP (only the RTP port, so SIP is untouched): the
   measured loss and jitter match what netem was told, tshark agrees packet for packet,
   and the MOS falls;
 - a spoken call (espeak-ng phrases at known times, G.711 with and without DTX): the talk
@@ -28,6 +29,7 @@ from tests.realtraffic.media import (
     netem_on_rtp,
     netns_pair,
     nft_loss_on_rtp,
+    relay_jitter_on_rtp,
     run,
     spoken_call,
     write_rtp_pcap,
@@ -115,9 +117,13 @@ def impaired_call(tmp_path: Path, impair) -> tuple[dict[str, Any], dict[str, Any
     audio = np.random.default_rng(5).normal(0, 3000, int(seconds * 8000))
     sent = write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio)
     with netns_pair() as (ns_a, ns_b, ip_a, ip_b, dev_a):
-        impair(ns_a, dev_a)
+        stop = impair(ns_a, dev_a, ip_a, ip_b)
         dev_b = "vb" + dev_a[2:]
-        capture = sipp_call(tmp_path, ns_a, ns_b, ip_a, ip_b, ns_b, dev_b, seconds)
+        try:
+            capture = sipp_call(tmp_path, ns_a, ns_b, ip_a, ip_b, ns_b, dev_b, seconds)
+        finally:
+            if stop is not None:
+                print(stop())  # the relay's counts, shown with -s
     call, stream = the_stream(capture)
     assert call["state"] == "answered"
     # What was configured, within binomial noise (sd ~0.95 points at 1000 packets).
@@ -150,14 +156,33 @@ def test_netem_loss_and_jitter_are_measured_and_mos_falls(tmp_path: Path) -> Non
         pytest.skip("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set)")
     _, stream, _, _ = impaired_call(
         tmp_path,
-        functools.partial(netem_on_rtp, loss_pct=LOSS_PCT, delay_ms=DELAY_MS, jitter_ms=JITTER_MS),
+        lambda ns, dev, _a, _b: netem_on_rtp(
+            ns, dev, loss_pct=LOSS_PCT, delay_ms=DELAY_MS, jitter_ms=JITTER_MS
+        ),
+    )
+    assert abs(stream["jitter_ms"] - EXPECTED_JITTER_MS) <= 2.5, stream
+
+
+@pytest.mark.skipif(not have("nft"), reason="needs nft (apt nftables)")
+def test_relay_loss_and_jitter_are_measured_and_mos_falls(tmp_path: Path) -> None:
+    """The netem test's impairment made in user space (tests/realtraffic/jitter_relay.py:
+    the caller's RTP redirected by nftables into a relay that drops LOSS_PCT and delays
+    each datagram by DELAY_MS ± JITTER_MS, uniform, as netem does), so the jitter half of
+    the check runs on kernels without sch_netem too."""
+    _, stream, _, _ = impaired_call(
+        tmp_path,
+        functools.partial(
+            relay_jitter_on_rtp, loss_pct=LOSS_PCT, delay_ms=DELAY_MS, jitter_ms=JITTER_MS
+        ),
     )
     assert abs(stream["jitter_ms"] - EXPECTED_JITTER_MS) <= 2.5, stream
 
 
 @pytest.mark.skipif(not have("nft"), reason="needs nft (apt nftables)")
 def test_nftables_loss_is_measured_and_mos_falls(tmp_path: Path) -> None:
-    _, stream, _, _ = impaired_call(tmp_path, functools.partial(nft_loss_on_rtp, loss_pct=LOSS_PCT))
+    _, stream, _, _ = impaired_call(
+        tmp_path, lambda ns, dev, _a, _b: nft_loss_on_rtp(ns, dev, loss_pct=LOSS_PCT)
+    )
     assert stream["jitter_ms"] < 2.0  # a veth pair adds no jitter worth the name
 
 
