@@ -2,7 +2,7 @@
 records, the run's anomaly counts) and raises alerts into one shared AlertBook.
 
 A detector never sees packets (DESIGN §1). Its state is per source or per target, in
-capped tables (``voipscope.detect.bounded``); ``state_sizes`` reports each table's size
+capped tables (``voipscope.bounded``); ``state_sizes`` reports each table's size
 and cap so tests can prove the bound, ``overflow`` how many entries were evicted.
 """
 

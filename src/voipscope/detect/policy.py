@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from voipscope.bounded import add_capped
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
-from voipscope.detect.bounded import add_capped
 from voipscope.errors import ConfigError
 
 KIND = "policy"

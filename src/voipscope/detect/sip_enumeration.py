@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from voipscope.bounded import CappedTable, SlidingDistinct, add_capped
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector, raise_severity
-from voipscope.detect.bounded import CappedTable, SlidingDistinct, add_capped
 from voipscope.detect.scanner_agents import scanner_tool
 from voipscope.detect.sip_facts import SipFacts
 

@@ -18,9 +18,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from voipscope.anomalies import AnomalyLog
+from voipscope.bounded import BucketRate, CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector, raise_severity
-from voipscope.detect.bounded import BucketRate, CappedTable
 from voipscope.detect.scanner_agents import scanner_tool
 from voipscope.detect.sip_facts import SipFacts
 

@@ -51,9 +51,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from voipscope.bounded import CappedTable, SlidingDistinct, add_capped
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
-from voipscope.detect.bounded import CappedTable, SlidingDistinct, add_capped
 
 KIND = "skype-supernode"
 ROLE_SUPERNODE = "supernode"

@@ -15,9 +15,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from voipscope.bounded import CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
-from voipscope.detect.bounded import CappedTable
 
 KIND = "spit"
 MAX_LISTED = 32

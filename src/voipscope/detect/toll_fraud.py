@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voipscope.anomalies import AnomalyLog
+from voipscope.bounded import CappedTable, SlidingCount, SlidingDistinct, add_capped
 from voipscope.calls.sip_headers import parse_name_addr
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
-from voipscope.detect.bounded import CappedTable, SlidingCount, SlidingDistinct, add_capped
 from voipscope.detect.number_plan import Dialled, costly_prefix, parse_dialled
 
 KIND = "toll-fraud"

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from voipscope.anomalies import AnomalyLog
+from voipscope.bounded import CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
-from voipscope.detect.bounded import CappedTable
 
 HOPPING = "vlan-hopping"
 INTRUDER = "voice-vlan-intruder"

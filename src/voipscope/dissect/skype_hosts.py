@@ -21,8 +21,9 @@ the excess counted (DESIGN §4).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from voipscope.bounded import CappedTable
 
 NAME = "Skype-hosts"  # Knowledge.table key
 MAX_HOSTS = 65536
@@ -60,29 +61,20 @@ class SkypeHosts:
     def __init__(
         self, max_hosts: int = MAX_HOSTS, max_peer_sockets: int = MAX_PEER_SOCKETS
     ) -> None:
-        self.max_hosts = max_hosts
-        self.max_peer_sockets = max_peer_sockets
-        self._hosts: OrderedDict[str, SkypeHost] = OrderedDict()
+        self._hosts: CappedTable[str, SkypeHost] = CappedTable(max_hosts, SkypeHost)
         # ip:port that sent or answered a SoM datagram -> capture time first seen
-        self._peer_sockets: OrderedDict[tuple[str, int], int] = OrderedDict()
-        self.overflow = 0
+        self._peer_sockets: CappedTable[tuple[str, int], int] = CappedTable(max_peer_sockets, int)
 
-    def _host(self, ip: str) -> SkypeHost:
-        found = self._hosts.get(ip)
-        if found is not None:
-            self._hosts.move_to_end(ip)
-            return found
-        if len(self._hosts) >= self.max_hosts:
-            self._hosts.popitem(last=False)
-            self.overflow += 1
-        found = self._hosts[ip] = SkypeHost()
-        return found
+    @property
+    def overflow(self) -> int:
+        """Hosts and peer sockets evicted because their table was full."""
+        return self._hosts.overflow + self._peer_sockets.overflow
 
     def som_flow(
         self, ip: str, port: int, peer: tuple[str, int], ts_ns: int, inbound: bool
     ) -> None:
         """A UDP flow between ``ip:port`` and ``peer`` carried a SoM header at ``ts_ns``."""
-        host = self._host(ip)
+        host = self._hosts.get(ip)
         host.som_flows += 1
         host.inbound_som_flows += inbound
         if peer in host.peers:
@@ -91,30 +83,26 @@ class SkypeHosts:
             host.peers.add(peer)
         else:
             host.peers_overflow += 1
-        key = (ip, port)
-        if key not in self._peer_sockets:
-            if len(self._peer_sockets) >= self.max_peer_sockets:
-                self._peer_sockets.popitem(last=False)
-                self.overflow += 1
-            self._peer_sockets[key] = ts_ns
+        if self._peer_sockets.peek((ip, port)) is None:  # the first sighting is kept
+            self._peer_sockets.put((ip, port), ts_ns)
 
     def voice_flow(self, ip: str, peer_ip: str) -> None:
-        host = self._host(ip)
+        host = self._hosts.get(ip)
         host.voice_flows += 1
         if len(host.voice_peers) < MAX_PEERS_PER_HOST:
             host.voice_peers.add(peer_ip)
 
     def mark_node(self, ip: str, ts_ns: int, how: str) -> None:
         """``ip`` is a Skype node from ``ts_ns`` on (the first reason is kept)."""
-        host = self._host(ip)
+        host = self._hosts.get(ip)
         if host.node_since_ns is None or ts_ns < host.node_since_ns:
             host.node_since_ns, host.how = ts_ns, how
 
     def host(self, ip: str) -> SkypeHost | None:
-        return self._hosts.get(ip)
+        return self._hosts.peek(ip)
 
     def hosts(self) -> list[tuple[str, SkypeHost]]:
         return list(self._hosts.items())
 
     def peer_socket_since(self, ip: str, port: int) -> int | None:
-        return self._peer_sockets.get((ip, port))
+        return self._peer_sockets.peek((ip, port))

@@ -1,4 +1,4 @@
-from voipscope.detect.bounded import BucketRate, CappedTable, SlidingCount, SlidingDistinct
+from voipscope.bounded import BucketRate, CappedTable, SlidingCount, SlidingDistinct
 
 
 def test_capped_table_evicts_least_recent_and_counts() -> None:

@@ -1,5 +1,6 @@
-"""Bounded per-key state for detectors (DESIGN §4: every attacker-controlled count is
-capped, and overflowing a cap is counted, never a crash or unbounded memory).
+"""Bounded per-key state for detectors and cross-flow tables (DESIGN §4: every
+attacker-controlled count is capped, and overflowing a cap is counted, never a crash or
+unbounded memory).
 
 Keys are source addresses, targets are extensions or destinations: an attacker chooses
 both, so every table here has a maximum size, evicts the least recently touched entry
