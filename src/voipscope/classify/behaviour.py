@@ -1,10 +1,17 @@
-"""BehaviourTracker: FlowHooks that cut each flow's payload packets into windows (numba
-kernel), score every closed window with the shipped model, and give the arbiter a media
-opinion for the flows that end.
+"""BehaviourTracker: FlowHooks that cut each flow's payload packets into a head and
+windows (numba kernel), score each with the shipped models (the head model for the
+head, the window model for windows), and give the arbiter a media opinion for the flows
+that end.
 
-Windows are scored as they close, a batch at a time and vectorised, so a flow's verdict
-exists from its first window on (``detected_at_packet`` is the packet that closed the
-first window the model called media) and later windows can only raise the confidence.
+Heads and windows are scored as they close, a batch at a time and vectorised, each at
+its own model's threshold. A flow that fills a window is judged by its windows
+(``detected_at_packet`` is the packet that closed the first one called media; later
+windows can only raise the confidence); its head speaks only for a flow that ends before
+its first window is full, where it is all the evidence there is (then
+``detected_at_packet`` is the packet that closed the head, or the last one of a flow
+shorter than a head). Why not the larger of the two for every flow: 24 packets cannot
+tell a game whose 60 Hz client loop lands near 20 ms from a one-way call, and 48 can
+(docs/identification.md).
 Per flow the state is one preallocated row; only flows the model calls media get a
 Python object (their deciding window's features, for the evidence). The arbiter uses
 the opinion only for flows no dissector identified (docs/identification.md).
@@ -19,7 +26,7 @@ import numpy as np
 
 from voipscope.classify import behaviour_features as BF
 from voipscope.classify import behaviour_kernel as K
-from voipscope.classify.behaviour_model import BehaviourModel, shipped_model
+from voipscope.classify.behaviour_model import BehaviourModels, shipped_model
 from voipscope.config import FlowConfig
 from voipscope.decode.batch import DecodedBatch
 from voipscope.flows import kernels as F
@@ -41,10 +48,10 @@ PPM = 1_000_000
 class BehaviourOpinion:
     """The model's view of one ended flow that looks like media."""
 
-    probability: float  # the highest of its windows'
+    probability: float  # the highest of its head's and windows'
     confidence: float
     media: str  # "audio" | "video"
-    at_packet: int  # the flow packet (from 1) that closed the first media window
+    at_packet: int  # the flow packet (from 1) that closed the first media head/window
     evidence: str
 
 
@@ -56,6 +63,7 @@ class ScoredWindows:
     window: np.ndarray  # number of the window in its flow, from 0
     at_packet: np.ndarray
     packets: np.ndarray  # payload packets in the window
+    kind: np.ndarray  # behaviour_kernel.WINDOW | HEAD
     features: np.ndarray
     probability: np.ndarray
 
@@ -66,6 +74,7 @@ class _Decision:
     probability: float
     window: int
     packets: int
+    kind: int
     mean_bytes: float
 
 
@@ -73,7 +82,7 @@ class BehaviourTracker:
     """FlowHooks: behavioural windows per flow; ``take`` hands opinions out at expiry."""
 
     def __init__(
-        self, capacity: int = FlowConfig().max_flows, model: BehaviourModel | None = None
+        self, capacity: int = FlowConfig().max_flows, model: BehaviourModels | None = None
     ) -> None:
         self.model = model if model is not None else shipped_model()
         self.recorder: Callable[[ScoredWindows], None] | None = None
@@ -85,6 +94,7 @@ class BehaviourTracker:
         self.meta = np.zeros(K.M_LEN, np.int64)
         self._row_of: dict[int, int] = {}  # flow id -> row, for flows with a payload packet
         self._decided: dict[int, _Decision] = {}  # flow id -> its first media window
+        self._head_decided: dict[int, _Decision] = {}  # flow id -> its head, if media
 
     # -- FlowHooks ------------------------------------------------------------------
 
@@ -131,13 +141,18 @@ class BehaviourTracker:
         self._score_short_flows(rows)
         block = self.rows[rows]
         for k, r in zip(at, range(len(picked)), strict=True):
-            first_at = int(block[r, K.R_FIRST_AT])
-            if first_at == 0:
-                continue
-            decision = self._decided.pop(int(block[r, K.R_FLOW_ID]), None)
-            if decision is None:
-                continue
+            flow_id = int(block[r, K.R_FLOW_ID])
+            window_decision = self._decided.pop(flow_id, None)
+            head_decision = self._head_decided.pop(flow_id, None)
             best = float(block[r, K.R_BEST_PPM]) / PPM
+            if block[r, K.R_WINDOWS] == 0 and head_decision is not None:
+                # Ended before a full window: the head is the first media evidence.
+                decision, first_at = head_decision, int(block[r, K.R_HEAD_AT])
+                best = max(best, float(block[r, K.R_HEAD_PPM]) / PPM)
+            elif window_decision is not None:
+                decision, first_at = window_decision, int(block[r, K.R_FIRST_AT])
+            else:
+                continue
             opinions[k] = BehaviourOpinion(
                 probability=best,
                 confidence=round(0.5 + (MAX_CONFIDENCE - 0.5) * best, 3),
@@ -163,52 +178,68 @@ class BehaviourTracker:
         block = self.ready[:q]
         self._score(
             block[:, K.Q_ROW], block[:, K.Q_WINDOW], block[:, K.Q_AT], block[:, K.Q_TRANSPORT],
-            block[:, K.Q_COUNT], block[:, K.Q_PACKETS :],
+            block[:, K.Q_COUNT], block[:, K.Q_PACKETS :], block[:, K.Q_KIND],
         )  # fmt: skip
         self.meta[K.M_READY] = 0
 
     def _score_short_flows(self, rows: np.ndarray) -> None:
         """A flow that ended before filling one window is judged on what it sent, when
-        that is enough packets for an opinion."""
+        that is enough packets for an opinion: by the head model when it ended before
+        its head was full, else (its head was scored) by the window model."""
         block = self.rows[rows]
         short = (block[:, K.R_WINDOWS] == 0) & (block[:, K.R_COUNT] >= BF.MIN_PACKETS)
         if not short.any():
             return
         b = block[short]
+        kind = np.where(b[:, K.R_COUNT] < K.HEAD_PACKETS, K.HEAD, K.WINDOW)
         self._score(
             rows[short], b[:, K.R_WINDOWS], b[:, K.R_LAST_SEQ], b[:, K.R_TRANSPORT],
-            b[:, K.R_COUNT], b[:, K.R_PACKETS :],
+            b[:, K.R_COUNT], b[:, K.R_PACKETS :], kind,
         )  # fmt: skip
 
     def _score(
         self, rows: np.ndarray, window: np.ndarray, at: np.ndarray, transport: np.ndarray,
-        count: np.ndarray, packed: np.ndarray,
+        count: np.ndarray, packed: np.ndarray, kind: np.ndarray,
     ) -> None:  # fmt: skip
-        model = self.model
-        if model is None and self.recorder is None:
+        models = self.model
+        if models is None and self.recorder is None:
             return
         x = BF.feature_matrix(packed, count, transport)
-        p = model.probability(x) if model is not None else np.zeros(len(rows))
+        head = kind == K.HEAD
+        p = np.zeros(len(rows))
+        threshold = np.ones(len(rows))
+        if models is not None:
+            for m, model in ((head, models.head), (~head, models.window)):
+                if m.any():
+                    p[m] = model.probability(x[m])
+                    threshold[m] = model.threshold
         if self.recorder is not None:
             self.recorder(ScoredWindows(self.rows[rows, K.R_FLOW_ID].copy(), window.copy(),
-                                        at.copy(), count.copy(), x, p))  # fmt: skip
-        if model is None:
+                                        at.copy(), count.copy(), kind.copy(), x, p))  # fmt: skip
+        if models is None:
             return
-        np.maximum.at(self.rows[:, K.R_BEST_PPM], rows, np.round(p * PPM).astype(np.int64))
-        np.add.at(self.rows[:, K.R_SCORED], rows, 1)
-        media = np.flatnonzero(p >= model.threshold)
+        ppm = np.round(p * PPM).astype(np.int64)
+        # A flow has one head, scored once: plain assignment.
+        self.rows[rows[head], K.R_HEAD_PPM] = ppm[head]
+        win = ~head
+        np.maximum.at(self.rows[:, K.R_BEST_PPM], rows[win], ppm[win])
+        np.add.at(self.rows[:, K.R_SCORED], rows[win], 1)
+        media = np.flatnonzero(p >= threshold)
         if media.size == 0:
             return
-        np.add.at(self.rows[:, K.R_MEDIA_WINDOWS], rows[media], 1)
+        np.add.at(self.rows[:, K.R_MEDIA_WINDOWS], rows[media[win[media]]], 1)
         mean = BF.mean_payload_bytes(packed[media], count[media])
-        # Windows arrive in order within a flow: the first media one decides at_packet.
+        # A flow's windows arrive in order: the first media one decides at_packet.
         for j, k in enumerate(media.tolist()):
             r = int(rows[k])
-            if self.rows[r, K.R_FIRST_AT] == 0:
+            decision = _Decision(x[k].copy(), float(p[k]), int(window[k]), int(count[k]),
+                                 int(kind[k]), float(mean[j]))  # fmt: skip
+            if head[k]:
+                self.rows[r, K.R_HEAD_AT] = at[k]
+                self._head_decided[int(self.rows[r, K.R_FLOW_ID])] = decision
+            elif self.rows[r, K.R_FIRST_AT] == 0:
                 self.rows[r, K.R_FIRST_AT] = at[k]
-                self._decided[int(self.rows[r, K.R_FLOW_ID])] = _Decision(
-                    x[k].copy(), float(p[k]), int(window[k]), int(count[k]), float(mean[j])
-                )
+                self._decided[int(self.rows[r, K.R_FLOW_ID])] = decision
 
     def _collect_new_rows(self) -> None:
         count = int(self.meta[K.M_NEW])
@@ -229,10 +260,19 @@ class BehaviourTracker:
 def describe(decision: _Decision, best: float, media_windows: int, scored: int) -> str:
     """The features that make a flow look like a call, in words."""
     f = dict(zip(BF.NAMES, decision.x.tolist(), strict=True))
+    if decision.kind == K.HEAD:
+        which = (
+            f"its first {decision.packets} payload packets, p={decision.probability:.2f}; "
+            f"the flow ended before a full window"
+        )
+    else:
+        which = (
+            f"{media_windows} of {scored} windows; the first: window {decision.window + 1}, "
+            f"{decision.packets} payload packets, p={decision.probability:.2f}"
+        )
     return (
-        f"behaviour: media p={best:.2f} ({media_windows} of {scored} windows; the first: "
-        f"window {decision.window + 1}, {decision.packets} payload packets, "
-        f"p={decision.probability:.2f}); {100 * f['clocked_best']:.0f}% of one direction's "
+        f"behaviour: media p={best:.2f} ({which}); "
+        f"{100 * f['clocked_best']:.0f}% of one direction's "
         f"packets ({100 * f['clocked_both']:.0f}% of the other's) on a 10-60 ms frame clock, "
         f"{100 * f['media_sized']:.0f}% voice/video-sized, mean {decision.mean_bytes:.0f} B, "
         f"{100 * f['repeat_major']:.0f}% repeated sizes"

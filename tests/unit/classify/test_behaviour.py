@@ -1,6 +1,6 @@
-"""classify/behaviour*: the kernel's windows, slot reuse, the frame-clock feature, the
-opinion the tracker gives the arbiter, and the shipped model on synthetic traffic
-(opaque bytes, no signature)."""
+"""classify/behaviour*: the kernel's head and windows, slot reuse, the frame-clock
+feature, the opinion the tracker gives the arbiter (head model and window model), and the
+shipped models on synthetic traffic (opaque bytes, no signature)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from voipscope.classify import behaviour_features as BF
 from voipscope.classify import behaviour_kernel as K
 from voipscope.classify.behaviour import BehaviourTracker, ScoredWindows
 from voipscope.classify.behaviour_model import (
+    BehaviourModels,
     constant_model,
+    constant_models,
     model_from_json,
+    models_from_json,
     shipped_model,
 )
 from voipscope.config import Config
@@ -90,24 +93,43 @@ def scored_windows(tmp_path, packets: list[pb.Packet]) -> ScoredWindows:  # type
                            for k in ScoredWindows.__slots__))  # fmt: skip
 
 
-def _features(w: ScoredWindows, k: int = 0) -> dict[str, float]:
+def _features(w: ScoredWindows, kind: int = K.WINDOW) -> dict[str, float]:
+    """Features of the first head or window of that kind."""
+    k = int(np.flatnonzero(w.kind == kind)[0])
     return dict(zip(BF.NAMES, w.features[k].tolist(), strict=True))
 
 
-def test_a_call_is_cut_into_windows_up_to_the_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_is_cut_into_a_head_and_windows_up_to_the_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
     w = scored_windows(tmp_path, call_like())  # 400 payload packets
-    assert w.window.tolist() == list(range(K.MAX_WINDOWS))
-    assert (w.packets == K.WINDOW_PACKETS).all()
-    assert w.at_packet.tolist() == [K.WINDOW_PACKETS * (k + 1) for k in range(K.MAX_WINDOWS)]
-    x = _features(w)
+    # The head first (the flow's first HEAD_PACKETS packets), then the windows in order.
+    assert w.kind.tolist() == [K.HEAD] + [K.WINDOW] * K.MAX_WINDOWS
+    assert w.packets[0] == K.HEAD_PACKETS and w.at_packet[0] == K.HEAD_PACKETS
+    win = w.kind == K.WINDOW
+    assert w.window[win].tolist() == list(range(K.MAX_WINDOWS))
+    assert (w.packets[win] == K.WINDOW_PACKETS).all()
+    assert w.at_packet[win].tolist() == [K.WINDOW_PACKETS * (k + 1) for k in range(K.MAX_WINDOWS)]
+    # The head is the first packets of the first window, as the model of heads sees them.
+    head, first = _features(w, K.HEAD), _features(w)
+    assert head["clocked_best"] > 0.9 and head["media_sized"] == 1.0
+    assert head != first
+    x = first
     assert x["clocked_best"] > 0.9 and x["clocked_both"] > 0.9  # 20 ms each way
     assert x["tcp"] == 0.0 and x["media_sized"] == 1.0
     assert x["burst_major"] == 0.0
 
 
 def test_a_flow_shorter_than_a_window_is_scored_when_it_ends(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    w = scored_windows(tmp_path, one_way(np.full(20, 0.02)))
-    assert w.window.tolist() == [0] and w.packets.tolist() == [20] and w.at_packet.tolist() == [20]
+    # Ended before its head was full: the head model judges what it sent.
+    n = K.HEAD_PACKETS - 4
+    w = scored_windows(tmp_path, one_way(np.full(n, 0.02)))
+    assert w.kind.tolist() == [K.HEAD] and w.packets.tolist() == [n]
+    assert w.at_packet.tolist() == [n]
+    # Ended between its head and a full window: the head when it was full, then the
+    # window model on all its packets.
+    n = K.HEAD_PACKETS + 6
+    w = scored_windows(tmp_path, one_way(np.full(n, 0.02)))
+    assert w.kind.tolist() == [K.HEAD, K.WINDOW] and w.packets.tolist() == [K.HEAD_PACKETS, n]
+    assert w.at_packet.tolist() == [K.HEAD_PACKETS, n]
     assert len(run(tmp_path, one_way(np.full(BF.MIN_PACKETS - 1, 0.02)))) == 1  # no window
 
 
@@ -157,7 +179,8 @@ def test_rows_are_freed_and_slots_reused(tmp_path) -> None:  # type: ignore[no-u
     # A row per flow that changed hands inside a batch, every one back on the free stack.
     meta = pipeline.behaviour.meta
     assert 2 < meta[K.M_HIGH] <= len(records) and meta[K.M_TOP] == meta[K.M_HIGH]
-    assert not pipeline.behaviour._decided  # no media opinion left behind
+    # No media opinion left behind.
+    assert not pipeline.behaviour._decided and not pipeline.behaviour._head_decided
 
 
 def test_no_model_means_no_opinion() -> None:
@@ -170,23 +193,76 @@ def test_no_model_means_no_opinion() -> None:
 def test_opinion_from_a_model_that_says_media_to_everything(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pipeline, path = _pipeline(tmp_path, call_like())
     assert pipeline.behaviour is not None
-    pipeline.behaviour.model = constant_model(10.0)
+    pipeline.behaviour.model = constant_models(10.0)
     (flow,) = [r for b in pipeline.run_one(path) for r in b.to_pylist()]
     assert flow["category"] == "voip-media" and flow["media"] == "audio"
-    assert flow["detected_at_packet"] == K.WINDOW_PACKETS  # the first window decides
+    # A flow with full windows is judged by them: the first window decides, not the head.
+    assert flow["detected_at_packet"] == K.WINDOW_PACKETS
     assert flow["evidence"][0].startswith(f"behaviour: media p=1.00 ({K.MAX_WINDOWS} of "
                                           f"{K.MAX_WINDOWS} windows")  # fmt: skip
     assert 0.5 < flow["confidence"] <= 0.9
 
 
+def _two_way(packets: int) -> list[pb.Packet]:
+    return call_like(seconds=0.02 * packets / 2 + 1e-6)[:packets]
+
+
+@pytest.mark.parametrize(
+    ("packets", "head", "window", "at_packet"),
+    [
+        # Ended before its head was full: the head model judges all it sent.
+        (K.HEAD_PACKETS - 4, 10.0, -10.0, K.HEAD_PACKETS - 4),
+        (K.HEAD_PACKETS - 4, -10.0, 10.0, None),
+        # Ended between its head and a full window: the head, or the window model on
+        # the partial window at the flow's end.
+        (K.HEAD_PACKETS + 6, 10.0, -10.0, K.HEAD_PACKETS),
+        (K.HEAD_PACKETS + 6, -10.0, 10.0, K.HEAD_PACKETS + 6),
+        # A full window: the windows alone decide, whatever the head said (a game's
+        # first packets may look like a one-way call; 48 packets show its tick).
+        (400, 10.0, -10.0, None),
+        (400, -10.0, 10.0, K.WINDOW_PACKETS),
+        (400, -10.0, -10.0, None),
+    ],
+)
+def test_the_head_speaks_only_for_flows_without_a_full_window(  # type: ignore[no-untyped-def]
+    tmp_path, packets, head, window, at_packet
+) -> None:
+    pipeline, path = _pipeline(tmp_path, _two_way(packets))
+    assert pipeline.behaviour is not None
+    pipeline.behaviour.model = constant_models(head, window)
+    (flow,) = [r for b in pipeline.run_one(path) for r in b.to_pylist()]
+    assert flow["src2dst_packets"] + flow["dst2src_packets"] == packets
+    assert flow["detected_at_packet"] == at_packet, flow["evidence"]
+    assert (flow["category"] == "voip-media") is (at_packet is not None)
+    if at_packet is not None and head > 0:
+        assert "ended before a full window" in flow["evidence"][0]
+
+
+@pytest.mark.parametrize(("head_t", "window_t", "by_head"), [(0.6, 0.4, False), (0.4, 0.6, True)])
+def test_each_model_has_its_threshold(tmp_path, head_t, window_t, by_head) -> None:  # type: ignore[no-untyped-def]
+    """p = 0.5 from both models: media for the one whose threshold is under it only."""
+    n = K.HEAD_PACKETS + 6
+    at_packet = K.HEAD_PACKETS if by_head else n
+    pipeline, path = _pipeline(tmp_path, _two_way(n))
+    assert pipeline.behaviour is not None
+    pipeline.behaviour.model = BehaviourModels(
+        constant_model(0.0, head_t), constant_model(0.0, window_t)
+    )
+    (flow,) = [r for b in pipeline.run_one(path) for r in b.to_pylist()]
+    assert flow["detected_at_packet"] == at_packet
+
+
 def test_model_file_round_trip_and_stale_files_are_refused() -> None:
-    model = constant_model(0.3)
+    models = constant_models(0.3, -0.2)
     x = np.random.default_rng(0).random((5, len(BF.NAMES)))
-    again = model_from_json(json.loads(json.dumps(model.to_json())))
-    assert np.allclose(again.probability(x), model.probability(x))
-    stale = {**model.to_json(), "features": ["framing_major"]}
+    again = models_from_json(json.loads(json.dumps(models.to_json())))
+    assert np.allclose(again.head.probability(x), models.head.probability(x))
+    assert np.allclose(again.window.probability(x), models.window.probability(x))
+    stale = {**models.head.to_json(), "features": ["framing_major"]}
     with pytest.raises(ValueError, match="refit"):
         model_from_json(stale)
+    with pytest.raises(ValueError, match="refit"):
+        models_from_json(models.window.to_json())  # a one-model file from before heads
 
 
 @pytest.mark.skipif(shipped_model() is None, reason="behaviour model not fitted yet")
