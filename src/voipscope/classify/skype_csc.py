@@ -105,6 +105,11 @@ class CscResult:
         )
 
 
+def distinct_heads(heads: Sequence[bytes]) -> int:
+    """How many samples ``csc`` would count (distinct 8-byte heads), without the χ²."""
+    return len({h[:HEAD_BYTES] for h in heads if len(h) >= HEAD_BYTES})
+
+
 def nibbles(heads: Sequence[bytes]) -> np.ndarray:
     """(n, 16) block values of the distinct heads that have 8 bytes, in Tstat's order.
 

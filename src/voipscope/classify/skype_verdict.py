@@ -64,6 +64,8 @@ def gateways(
 
 
 def is_gateway(ip: str) -> bool:
+    if not gateways():
+        return False  # the shipped list is empty (see the data README)
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -188,10 +190,17 @@ def split(ctx: FlowContext, evidence: list[str], model: SkypeModel | None = None
                                "(data/skype_gateways.csv)")  # fmt: skip
             return
     voice = any(d.voice for d in state.dirs)
-    kinds = [CSC.csc(d.heads, model.csc_random_max_chi2) for d in state.dirs]
+    samples = [CSC.distinct_heads(d.heads) for d in state.dirs]
+    # Tstat's rule needs TSTAT_MIN_PACKETS_UDP a direction: most Skype UDP flows are a
+    # few probes, for which the blocks' chi-square would be computed for nothing.
+    kinds = [
+        CSC.csc(d.heads, model.csc_random_max_chi2)
+        for d, n in zip(state.dirs, samples, strict=True)
+        if n >= CSC.TSTAT_MIN_PACKETS_UDP
+    ]
     told = [r for r in kinds if r.udp_kind() == "E2E"]
     csc_text = (f"E2E {told[0].text()}" if told else
                 f"CSC needs >= {CSC.TSTAT_MIN_PACKETS_UDP} packets a direction (Tstat), "
-                f"has {max(r.samples for r in kinds)}")  # fmt: skip
+                f"has {max(samples)}")  # fmt: skip
     what = "voice (SoM function 0x0D data)" if voice else "signalling"
     evidence.insert(1, f"skype-e2e: peer-to-peer {what}; {csc_text}")

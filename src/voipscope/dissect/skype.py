@@ -132,10 +132,13 @@ def parse_skype_som(data: bytes) -> SkypeSom:
     return som
 
 
+_TEXT_BYTES = bytes([*range(0x20, 0x7F), 9, 10, 13])
+
+
 def _text(data: bytes) -> bool:
     """Eight printable ASCII bytes up front: a text protocol (random: 1 in 2,700)."""
     head = data[:8]
-    return len(head) == 8 and all(0x20 <= b < 0x7F or b in (9, 10, 13) for b in head)
+    return len(head) == 8 and not head.translate(None, _TEXT_BYTES)
 
 
 def _ruled_out(data: bytes) -> str | None:
