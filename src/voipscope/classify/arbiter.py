@@ -200,8 +200,13 @@ class Arbiter:
         if v.category == MEDIA:
             self._media_details(v, best, row)
         for protocol, finding in best.items():
-            if finding is not winner and len(v.evidence) < MAX_EVIDENCE:
-                v.evidence.append(f"{protocol}: {finding.evidence}")
+            if finding is winner or len(v.evidence) >= MAX_EVIDENCE:
+                continue
+            if finding.confidence < MIN_VERDICT_CONFIDENCE and finding.category != v.category:
+                # A weak guess the verdict contradicts (one Skype SoM-looking first byte
+                # on an RTP flow) is not evidence for it, only noise to the reader.
+                continue
+            v.evidence.append(f"{protocol}: {finding.evidence}")
         self._app(v, ctx, best, expectation)
         if v.protocol == "Skype":
             skype_verdict.split(ctx, v.evidence)  # E2E vs SkypeOut, visible per flow

@@ -163,7 +163,8 @@ def lookup(codec: str | int | None, bitrate_kbps: float | None = None) -> CodecL
     if codec is None or (isinstance(codec, str) and not codec.strip()):
         return CodecLookup(None, "codec unknown")
     if isinstance(codec, int) or (codec.strip().isascii() and codec.strip().isdigit()):
-        pt = int(codec)
+        # int() strips less than str.strip() does ("0\x1f"): parse what was tested.
+        pt = codec if isinstance(codec, int) else int(codec.strip())
         static = STATIC_PAYLOAD_TYPES.get(pt)
         if static is None:
             if pt >= DYNAMIC_PT_FIRST:
