@@ -61,6 +61,18 @@ def sample() -> None:
     print(sample_path())
 
 
+def _input_paths(inputs: list[str] | None, use_sample: bool, usage: str) -> list[str]:
+    """The command's inputs, the bundled sample appended with --sample; none is a usage
+    error (exit EXIT_USAGE)."""
+    paths = list(inputs or [])
+    if use_sample:
+        paths.append(sample_path())
+    if not paths:
+        _err(f"usage: voipscope {usage}")
+        raise typer.Exit(EXIT_USAGE)
+    return paths
+
+
 def _err(message: str) -> None:
     print(f"voipscope: {message}", file=sys.stderr)
 
@@ -148,12 +160,7 @@ def flows(
     show_traceback: ShowTraceback = False,
 ) -> None:
     """One record per bidirectional flow (DESIGN §3 Flow record), with its verdict."""
-    paths = list(inputs or [])
-    if use_sample:
-        paths.append(sample_path())
-    if not paths:
-        _err("usage: voipscope flows INPUT... (or --sample)")
-        raise typer.Exit(EXIT_USAGE)
+    paths = _input_paths(inputs, use_sample, "flows INPUT... (or --sample)")
     chosen = _pick_format(fmt, output)
     code = _run_flows(
         paths, chosen, output, config or [], stats, progress, show_traceback, anomalies_out
@@ -313,12 +320,7 @@ def alerts(
     """One record per detected abuse (DESIGN §3 Alert record): SIP scans, extension
     enumeration, password guessing, toll fraud, floods, SPIT, policy violations — each
     with its evidence. See docs/alerts.md for the detectors and their thresholds."""
-    paths = list(inputs or [])
-    if use_sample:
-        paths.append(sample_path())
-    if not paths:
-        _err("usage: voipscope alerts INPUT... (or --sample)")
-        raise typer.Exit(EXIT_USAGE)
+    paths = _input_paths(inputs, use_sample, "alerts INPUT... (or --sample)")
     chosen = _pick_format(fmt, output)
     code = _run_flows(
         paths, chosen, output, config or [], stats, progress, show_traceback, None, "alerts",
@@ -344,12 +346,7 @@ def analyze(
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.pipeline import FlowPipeline
 
-    paths = list(inputs or [])
-    if use_sample:
-        paths.append(sample_path())
-    if not paths:
-        _err("usage: voipscope analyze INPUT... [-o DIR] (or --sample)")
-        raise typer.Exit(EXIT_USAGE)
+    paths = _input_paths(inputs, use_sample, "analyze INPUT... [-o DIR] (or --sample)")
     if not _valid_fail_on(fail_on):
         raise typer.Exit(EXIT_USAGE)
     try:
@@ -391,12 +388,7 @@ def calls(
 ) -> None:
     """One record per call or registration (DESIGN §3 Call record), with its media
     streams: quality (loss, jitter, MOS) and who talked when."""
-    paths = list(inputs or [])
-    if use_sample:
-        paths.append(sample_path())
-    if not paths:
-        _err("usage: voipscope calls INPUT... (or --sample)")
-        raise typer.Exit(EXIT_USAGE)
+    paths = _input_paths(inputs, use_sample, "calls INPUT... (or --sample)")
     chosen = _pick_format(fmt, output)
     code = _run_flows(
         paths, chosen, output, config or [], stats, progress, show_traceback, None, "calls"
