@@ -105,49 +105,50 @@ def _weigh_tcp(ctx: FlowContext, state: SkypeState, last_ns: int, model: SkypeMo
     if state.framing is not None or not all(d.packets for d in state.dirs):
         return
     hosts = ctx.knowledge.table(HOSTS, SkypeHosts)
-    if not any(
-        (host := hosts.host(ip)) is not None and host.known_by(last_ns)
-        for ip in (ctx.src_ip, ctx.dst_ip)
-    ):
-        return  # no Skype node at either end: the randomness test could not decide it
+    ends = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))
+    # The first end known as a Skype node by the flow's last packet; without one the
+    # randomness tests could not decide the flow, so they do not run.
+    found = next(
+        (
+            (k, host)
+            for k, (ip, _) in enumerate(ends)
+            if (host := hosts.host(ip)) is not None and host.known_by(last_ns)
+        ),
+        None,
+    )
+    if found is None:
+        return
     texts = []
     for k, side in enumerate(state.dirs):
         ok, text = _random_direction(side, model)
         if not ok:
             return
         texts.append(f"{'fwd' if k == 0 else 'rev'}: {text}")
-    ends = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))
-    for k, (ip, _) in enumerate(ends):
-        host = hosts.host(ip)
-        if host is None or not host.known_by(last_ns):
-            continue
-        remote_ip, remote_port = ends[1 - k]
-        remote = hosts.host(remote_ip)
-        since = hosts.peer_socket_since(remote_ip, remote_port)
-        if since is not None and since <= last_ns:
-            confidence, peer = (
-                TCP_PEER_SOCKET,
-                f"; {remote_ip}:{remote_port} spoke Skype SoM over UDP",
-            )
-        elif remote is not None and remote.known_by(last_ns):
-            confidence, peer = TCP_PEER_HOST, f"; {remote_ip} is a Skype node too"
-        else:
-            confidence, peer = TCP_HOST_ONLY, ""
-        score = model.score(merged_packets([d.sizes for d in state.dirs],
-                                           [d.times_ns for d in state.dirs]))  # fmt: skip
-        nbc = ""
-        if score is not None:
-            agrees = score >= model.threshold
-            nbc = (f"; nbc log-likelihood ratio {score:+.2f}/packet "
-                   f"({'>=' if agrees else '<'} {model.threshold:.2f})")  # fmt: skip
-            confidence += NBC_BONUS if agrees else 0.0
-        evidence = (
-            f"skype-tcp: random from byte 0 both ways ({'; '.join(texts)}); "
-            f"host {ip} is a Skype node ({host.how}){peer}{nbc}"
-        )
-        ctx.report(Finding("Skype", SIGNALING, round(min(confidence, 0.9), 3), evidence,
-                           state.first_seq, app="Skype"))  # fmt: skip
-        return
+    k, host = found
+    ip = ends[k][0]
+    remote_ip, remote_port = ends[1 - k]
+    remote = hosts.host(remote_ip)
+    since = hosts.peer_socket_since(remote_ip, remote_port)
+    if since is not None and since <= last_ns:
+        confidence, peer = TCP_PEER_SOCKET, f"; {remote_ip}:{remote_port} spoke Skype SoM over UDP"
+    elif remote is not None and remote.known_by(last_ns):
+        confidence, peer = TCP_PEER_HOST, f"; {remote_ip} is a Skype node too"
+    else:
+        confidence, peer = TCP_HOST_ONLY, ""
+    score = model.score(merged_packets([d.sizes for d in state.dirs],
+                                       [d.times_ns for d in state.dirs]))  # fmt: skip
+    nbc = ""
+    if score is not None:
+        agrees = score >= model.threshold
+        nbc = (f"; nbc log-likelihood ratio {score:+.2f}/packet "
+               f"({'>=' if agrees else '<'} {model.threshold:.2f})")  # fmt: skip
+        confidence += NBC_BONUS if agrees else 0.0
+    evidence = (
+        f"skype-tcp: random from byte 0 both ways ({'; '.join(texts)}); "
+        f"host {ip} is a Skype node ({host.how}){peer}{nbc}"
+    )
+    ctx.report(Finding("Skype", SIGNALING, round(min(confidence, 0.9), 3), evidence,
+                       state.first_seq, app="Skype"))  # fmt: skip
 
 
 def _conn_id(state: SkypeState) -> tuple[int, bytes] | None:
