@@ -50,10 +50,22 @@ class DecodedBatch:
 
     def payload(self, i: int) -> bytes:
         """The L4 payload of packet ``i`` as bytes (copied out of the window)."""
-        if i in self.reassembled:
-            return self.reassembled[i]
-        start = int(self.l4_off[i])
-        return bytes(self.packets.buf[start : start + int(self.l4_len[i])])
+        return self.payloads(np.array([i]))[0]
+
+    def payloads(self, rows: np.ndarray) -> list[bytes]:
+        """The L4 payloads of packets ``rows``, in one pass (the dissect stage's per-batch
+        path: slicing a memoryview costs a fraction of indexing numpy per packet)."""
+        window = memoryview(self.packets.buf)
+        starts = self.l4_off[rows]
+        out = [
+            window[a:b].tobytes()
+            for a, b in zip(starts.tolist(), (starts + self.l4_len[rows]).tolist(), strict=True)
+        ]
+        if self.reassembled:
+            for k, i in enumerate(rows.tolist()):
+                if i in self.reassembled:
+                    out[k] = self.reassembled[i]
+        return out
 
 
 def decode_batch(batch: PacketBatch, decap_gtp: bool = True) -> DecodedBatch:

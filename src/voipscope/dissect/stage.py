@@ -122,10 +122,7 @@ class DissectStage:
         seqs = a.seq[rows].tolist()
         directions = a.direction[rows].tolist()
         stamps = d.ts_ns[rows].tolist()
-        starts = d.l4_off[rows].tolist()
-        ends = (d.l4_off[rows] + d.l4_len[rows]).tolist()
-        window = memoryview(d.packets.buf)
-        reassembled = d.reassembled
+        payloads = d.payloads(rows)
         offers_of = self._offers
         contexts = self.contexts
         for k, i in enumerate(rows.tolist()):
@@ -138,11 +135,7 @@ class DissectStage:
                 offers = offers_of[flow_id]
             elif not offers:
                 continue  # done with this flow
-            payload = (
-                reassembled[i] if reassembled and i in reassembled
-                else window[starts[k] : ends[k]].tobytes()
-            )  # fmt: skip
-            pkt = Packet(payload, stamps[k], seqs[k], directions[k])
+            pkt = Packet(payloads[k], stamps[k], seqs[k], directions[k])
             if not self._offer(contexts[flow_id], offers, pkt):
                 s = int(slot[i])
                 if self.owner[s] == flow_id:
@@ -193,9 +186,7 @@ class DissectStage:
         candidates = self._candidates[transport][d.payload_first_byte(i)]
         ports = (src[1], dst[1])
         self._offers[flow_id] = [
-            Offer(x)
-            for x in candidates
-            if x.ports is None or ports[0] in x.ports or ports[1] in x.ports
+            Offer(x) for x in candidates if x.ports is None or not x.ports.isdisjoint(ports)
         ]
         return ctx
 
@@ -249,7 +240,7 @@ class DissectStage:
             try:
                 followed = dissector.dissect(ctx, pkt)
             except DecodeError as exc:
-                ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc), pkt.ts_ns)
+                self._malformed(ctx, dissector, exc, pkt.ts_ns)
                 followed = None  # a bad packet in a followed flow: keep following
             except Exception as exc:  # see docstring; tests assert none occur
                 self._internal_error(ctx, dissector, exc, pkt.ts_ns)
@@ -288,6 +279,12 @@ class DissectStage:
         return verdict, counted is Probe.MAYBE and offer.offered < dissector.budget_packets
 
     @staticmethod
+    def _malformed(
+        ctx: FlowContext, dissector: Dissector, exc: DecodeError, ts_ns: int | None
+    ) -> None:
+        ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc), ts_ns)
+
+    @staticmethod
     def _internal_error(
         ctx: FlowContext, dissector: Dissector, exc: Exception, ts_ns: int | None
     ) -> None:
@@ -301,6 +298,6 @@ class DissectStage:
         try:
             dissector.on_expire(ctx)
         except DecodeError as exc:
-            ctx.anomaly(f"{anomaly_prefix(dissector.name)}_malformed", str(exc))
+            self._malformed(ctx, dissector, exc, None)
         except Exception as exc:  # see step
             self._internal_error(ctx, dissector, exc, None)
