@@ -56,8 +56,10 @@ from voipscope.dissect.base import (
     Packet,
     Probe,
 )
+from voipscope.dissect.bittorrent import HANDSHAKE_PREFIX  # BEP 3
 from voipscope.dissect.skype_hosts import CLIENT_MIN_SHARE, CLIENT_MIN_SOM_FLOWS, SkypeHosts
 from voipscope.dissect.skype_hosts import NAME as HOSTS
+from voipscope.dissect.stun import COOKIE_BYTES  # RFC 8489 §5
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 SOM_BYTES = 3  # ID (2) + function (1): Tstat skype.h struct skype_hdr
@@ -72,7 +74,6 @@ NAT_REQUEST_BYTES = 11  # Tstat: function 7 and 11 bytes
 KEEPALIVE_MAX_BYTES = 4  # Tstat: function 13 of at most 4 bytes is a keep-alive
 RANDOM_PASS = len(FUNCTIONS) / 32  # chance a random byte passes the function test
 SKYPEOUT_PORT = 12340  # Tstat skype_conn_stats_UDP (SkypeOut relay port)
-STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"  # RFC 8489 §5
 DNSCRYPT_RESOLVER_MAGIC = b"r6fnvWj8"  # DNSCrypt v2 protocol spec: response magic
 UDP_BUDGET_PACKETS = 10  # SoM evidence builds over a few datagrams; then stop probing
 # Sampling for classify (CSC, NBC). Tstat's CSC reads the first 64 bits of every packet
@@ -83,7 +84,6 @@ OPENING_BYTES = 64  # first payload bytes of a direction kept for the pooled tes
 TCP_BUDGET_PACKETS = 24  # payload segments sampled on a TCP flow
 FOLLOW_PACKETS = 62  # a matched UDP flow is followed this far to fill the sample
 SSH_BANNER = b"SSH-"  # RFC 4253 §4.2
-BITTORRENT_HANDSHAKE = b"\x13BitTorrent protocol"  # BEP 3
 
 
 @dataclass(slots=True, frozen=True)
@@ -143,7 +143,7 @@ def _text(data: bytes) -> bool:
 
 def _ruled_out(data: bytes) -> str | None:
     """Structure that is not classic Skype, whatever byte 2 says."""
-    if data[4:8] == STUN_MAGIC_COOKIE:
+    if data[4:8] == COOKIE_BYTES:
         return "STUN"
     if data[0:8] == DNSCRYPT_RESOLVER_MAGIC:
         return "DNSCrypt"
@@ -204,7 +204,7 @@ def tcp_framing(data: bytes) -> str | None:
         return "SSLv2 record"  # RFC 6101 appendix E.2: 2-byte length, message type
     if data.startswith(SSH_BANNER):
         return "SSH banner"
-    if data.startswith(BITTORRENT_HANDSHAKE):
+    if data.startswith(HANDSHAKE_PREFIX):
         return "BitTorrent handshake"
     if _text(data):
         return "text"
