@@ -53,11 +53,6 @@ class BehaviourModel:
     def probability(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-np.clip(self.log_odds(x), -40.0, 40.0)))
 
-    def contributions(self, x: np.ndarray) -> dict[str, float]:
-        """Each feature's share of one sample's log-odds (for the evidence)."""
-        z = (np.asarray(x, np.float64) - self.mean) / self.scale
-        return dict(zip(NAMES, (z * self.coef).tolist(), strict=True))
-
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": "logistic",
