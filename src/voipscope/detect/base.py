@@ -8,6 +8,7 @@ and cap so tests can prove the bound, ``overflow`` how many entries were evicted
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from voipscope.anomalies import AnomalyLog
@@ -51,3 +52,9 @@ class Detector:
 
 def raise_severity(severity: str, steps: int = 1) -> str:
     return SEVERITIES[min(len(SEVERITIES) - 1, SEVERITIES.index(severity) + steps)]
+
+
+def finite(value: object) -> bool:
+    """A record field that is a usable number: records come from hooks and files, so a
+    time may be None, NaN or a string."""
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -10,13 +10,12 @@ carries what a block list needs in ``data.block``: ip, port, transport, protocol
 from __future__ import annotations
 
 import ipaddress
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from voipscope.bounded import add_capped
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector
+from voipscope.detect.base import Detector, finite
 from voipscope.errors import ConfigError
 
 KIND = "policy"
@@ -116,6 +115,4 @@ def _parse_networks(
 
 
 def _seconds(value: object) -> float | None:
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
+    return float(value) if finite(value) else None  # type: ignore[arg-type]

@@ -10,14 +10,13 @@ this is worth a look anyway.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from voipscope.bounded import CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector
+from voipscope.detect.base import Detector, finite
 
 KIND = "spit"
 MAX_LISTED = 32
@@ -50,12 +49,12 @@ class SpitDetector(Detector):
             return
         start, caller_ip = record.get("start"), record.get("caller_ip")
         callee = record.get("callee_user") or record.get("callee")
-        if not _finite(start) or not isinstance(caller_ip, str) or not caller_ip or not callee:
+        if not finite(start) or not isinstance(caller_ip, str) or not caller_ip or not callee:
             return
         cfg = self.config
         answer, end = record.get("answer"), record.get("end")
-        if _finite(answer):
-            short = _finite(end) and end - answer < cfg.short_call_s
+        if finite(answer):
+            short = finite(end) and end - answer < cfg.short_call_s
         else:
             short = record.get("state") != "ongoing"
         calls = self.sources.get(caller_ip)
@@ -106,7 +105,3 @@ class SpitDetector(Detector):
     @property
     def overflow(self) -> int:
         return self.sources.overflow
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

@@ -20,7 +20,6 @@ whose trunk is abused. Patterns, each its own alert (the AlertBook detail):
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from voipscope.anomalies import AnomalyLog
 from voipscope.bounded import CappedTable, SlidingCount, SlidingDistinct, add_capped
 from voipscope.calls.sip_headers import parse_name_addr
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector
+from voipscope.detect.base import Detector, finite
 from voipscope.detect.number_plan import Dialled, costly_prefix, parse_dialled
 
 KIND = "toll-fraud"
@@ -103,7 +102,7 @@ class TollFraudDetector(Detector):
             return
         start = record.get("start")
         caller_ip = record.get("caller_ip")
-        if not _finite(start) or not isinstance(caller_ip, str) or not caller_ip:
+        if not finite(start) or not isinstance(caller_ip, str) or not caller_ip:
             return
         dialled = self._dialled(record)
         self._baseline(start)
@@ -114,7 +113,7 @@ class TollFraudDetector(Detector):
             caller.first_ts = start
         callee_ip = record.get("callee_ip")
         answer, end = record.get("answer"), record.get("end")
-        answered = _finite(answer)
+        answered = finite(answer)
         row = costly_prefix(dialled.e164)
         if row is not None:
             self._costly(record, dialled, row, answered)
@@ -128,7 +127,7 @@ class TollFraudDetector(Detector):
         add_capped(caller.countries, country, MAX_LISTED)
         if caller.international.add(start) or self._is_open(caller_ip, "burst"):
             self._burst(caller_ip, caller, start, dialled)
-        if answered and _finite(end):
+        if answered and finite(end):
             caller.answered.append((float(answer), float(end)))
             up = sum(1 for a, e in caller.answered if a <= answer < e)
             if up >= self.config.max_concurrent_international:
@@ -326,10 +325,6 @@ class TollFraudDetector(Detector):
     @property
     def overflow(self) -> int:
         return self.callers.overflow + self.international_dropped
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def longest_consecutive_run(numbers: list[str]) -> list[str]:
