@@ -94,7 +94,11 @@ class CallsConfig:
     # SIP dialogs open at once (attacker-controlled, DESIGN §4); more: the least recently
     # active is handed out early (anomaly sip_dialog_table_full).
     max_open_dialogs: int = 100_000
-    # A finished exchange waits this long for late copies (RFC 3261 timer 64*T1).
+    # H.323, MGCP, IAX2 and SCCP calls held at once, per protocol; more: the least
+    # recently active is handed out early as it stands (anomaly <protocol>_call_table_full).
+    max_open_calls: int = 100_000
+    # A finished exchange (SIP) or call (H.323, MGCP, IAX2, SCCP) waits this long for late
+    # copies (RFC 3261 timer 64*T1).
     finished_linger_s: float = 32.0
     # A 401/407 answered this much later is still the same attempt (people type passwords).
     auth_retry_gap_s: float = 120.0

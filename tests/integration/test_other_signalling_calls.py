@@ -23,13 +23,18 @@ import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from voipscope.calls.h323_calls import H323CallTracker
 from voipscope.calls.iax2_calls import Iax2CallTracker
 from voipscope.calls.mgcp_calls import MgcpCallTracker
 from voipscope.calls.sccp_calls import SccpCallTracker
+from voipscope.calls.tracked_calls import CallLimits
+from voipscope.dissect.base import MessageEvent
+from voipscope.flows import kernels as K
 from voipscope.flows.hooks import NoHooks
 from voipscope.pipeline import FlowPipeline
 
@@ -152,3 +157,89 @@ def test_sccp_registration_is_no_call(shared_captures: Path) -> None:
     """The only Skinny capture registers a phone; it has no call messages."""
     assert calls("sccp_hw_conf_register.pcapng")[0] == []
     assert not peer("sccp_hw_conf_register.pcapng")
+
+
+class Recorder(NoHooks):
+    """What the trackers are told, in order: message lists and ended flow rows."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, Any]] = []
+
+    def on_messages(self, messages: list[object]) -> None:
+        self.steps.append(("messages", list(messages)))
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        self.steps.append(("expire", ended.copy()))
+
+
+@cache
+def recorded(name: str) -> list[tuple[str, Any]]:
+    recorder = Recorder()
+    for _ in FlowPipeline(hooks=[recorder]).run([str(CAPTURES / name)]):
+        pass
+    return recorder.steps
+
+
+SHIFT_NS = 20 * 365 * 86400 * 1_000_000_000  # h323.pcap itself spans five years
+FLOW_SHIFT = 1_000_000
+NEVER = CallLimits(finished_linger_s=1e12, idle_timeout_s=1e12, answered_idle_s=1e12)
+
+
+def replay(name: str, trackers: list[Any], copies: int) -> list[dict[str, object]]:
+    """The capture's messages and flow ends ``copies`` times, each copy later in capture
+    time and on other flow ids; ``drain()`` after every step, ``finish()`` at the end."""
+    out: list[dict[str, object]] = []
+    for k in range(copies):
+        for kind, data in recorded(name):
+            if kind == "messages":
+                shifted = [
+                    MessageEvent(e.protocol, e.ts_ns + k * SHIFT_NS, e.flow_id + k * FLOW_SHIFT,
+                                 e.transport, e.sender, e.receiver, e.message)
+                    for e in data
+                ]  # fmt: skip
+                for t in trackers:
+                    t.on_messages(shifted)
+            else:
+                rows = data.copy()
+                rows[:, K.F_ID] += k * FLOW_SHIFT
+                rows[:, K.F_FIRST_NS] += k * SHIFT_NS
+                rows[:, K.F_LAST_NS] += k * SHIFT_NS
+                for t in trackers:
+                    t.on_expire(rows)
+            for t in trackers:
+                out += t.drain()
+    for t in trackers:
+        out += t.finish()
+    return out
+
+
+def all_trackers(limits: CallLimits) -> list[Any]:
+    return [H323CallTracker(limits), Iax2CallTracker(limits), MgcpCallTracker(limits),
+            SccpCallTracker(limits)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name", ["h323.pcap", "iax.pcap", "mgcp.pcap", "sccp_hw_conf_register.pcapng"]
+)
+def test_drain_during_the_run_gives_the_records_finish_alone_gives(
+    shared_captures: Path, name: str
+) -> None:
+    """Issue 5: calls handed out while the capture runs are the calls finish() gave."""
+
+    def same(record: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in record.items() if k != "closed_by"}
+
+    alone = replay(name, all_trackers(NEVER), copies=1)
+    assert [c["closed_by"] for c in alone] == ["end-of-input"] * len(alone)
+    assert [same(c) for c in alone] == [same(c) for c in calls(name)[0]]
+    streamed = replay(name, all_trackers(CallLimits()), copies=3)
+    assert len(streamed) == 3 * len(alone)
+    # The first copy came out during the run (the later copies moved capture time on),
+    # record for record as finish() alone gave it.
+    cut = max((float(c["start"]) for c in alone), default=0.0) + SHIFT_NS / 1e9 / 2  # type: ignore[arg-type]
+    first = [c for c in streamed if float(c["start"]) < cut]  # type: ignore[arg-type]
+    assert [same(c) for c in first] == [same(c) for c in alone]
+    assert all(c["closed_by"] != "end-of-input" for c in first)
+    last = streamed[-len(alone) :] if alone else []
+    assert [c["state"] for c in last] == [c["state"] for c in alone]
+    assert [c["messages"] for c in last] == [c["messages"] for c in alone]

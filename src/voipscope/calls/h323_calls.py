@@ -11,21 +11,36 @@ Joined by callIdentifier: RAS admission (ARQ/ACF/ARJ), information (IRQ) and dis
 a call. Joined by the H.245 address that SETUP/ALERTING/CONNECT announce: the H.245
 channel, whose OpenLogicalChannel(Ack) messages say where RTP goes, as fastStart does
 inside the call signalling.
+
+Calls are handed out as they become final (``tracked_calls.CallBook``: released and
+lingered, or their TCP connection ended, or silent too long); the RAS and H.245 they own
+are joined then and forgotten. RAS of a call whose signalling never showed up is handed
+out on its own once disengaged or silent; an H.245 channel no call claims is forgotten
+once its flow has ended.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voipscope.calls.tracked_calls import TrackedCall, order
+import numpy as np
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.calls.tracked_calls import (
+    NS,
+    CallBook,
+    CallLimits,
+    TrackedCall,
+    order,
+)
 from voipscope.dissect.base import MessageEvent
 from voipscope.dissect.h225 import H323Message
 from voipscope.dissect.h225_asn1 import ACF, ARJ, ARQ, DCF, DRQ, IRQ, RasMessage
 from voipscope.dissect.h245 import H245Message, LogicalChannel, parse_open_logical_channel
 from voipscope.errors import DecodeError
 from voipscope.flows.hooks import NoHooks
+from voipscope.flows.kernels import F_ID, F_LAST_NS
 
-MAX_OPEN_CALLS = 4096  # calls without a release yet; the oldest is closed beyond it
 MAX_RAS_CALLS = 4096  # callIdentifiers seen in RAS and not yet joined
 MAX_H245_FLOWS = 1024  # H.245 channels remembered until their call shows up
 MAX_PENDING_REQUESTS = 1024  # RAS requests waiting for their confirm/reject
@@ -61,6 +76,7 @@ class _Ras:
     disengaged_ns: int | None = None
     disengage_reason: str | None = None
     joined: bool = False
+    requests: list[tuple[int, int]] = field(default_factory=list)  # its keys in ras_requests
 
 
 @dataclass(slots=True)
@@ -69,6 +85,8 @@ class _H245:
     first_ns: int
     channels: list[tuple[str, LogicalChannel]] = field(default_factory=list)
     end_ns: int | None = None
+    last_ns: int = 0
+    flow_end_ns: int | None = None  # the channel's TCP flow ended (on_expire)
 
 
 @dataclass(slots=True)
@@ -76,6 +94,7 @@ class _Call:
     call: TrackedCall
     guid: str | None
     flow_id: int
+    key: tuple[int, int, tuple[str, int]]
     h245_addresses: list[tuple[str, int]] = field(default_factory=list)
     last_raw: dict[tuple[str, int], bytes] = field(default_factory=dict)
     retransmissions: int = 0
@@ -83,11 +102,17 @@ class _Call:
 
 
 class H323CallTracker(NoHooks):
-    """FlowHooks that rebuild H.323 calls; ``finish()`` returns their Call records."""
+    """FlowHooks that rebuild H.323 calls; ``drain()`` hands out the final ones during
+    the run, ``finish()`` the rest, as Call records."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, limits: CallLimits | None = None, anomalies: AnomalyLog | None = None
+    ) -> None:
+        self.limits = limits or CallLimits()
+        self.book: CallBook[_Call] = CallBook("h323", self.limits, self._record, anomalies)
+        # Calls by (flow, call reference, originator); a released call lingers in the
+        # book after a new SETUP took its key.
         self.open: dict[tuple[int, int, tuple[str, int]], _Call] = {}
-        self.closed: list[_Call] = []
         self.ras: dict[str, _Ras] = {}
         self.ras_requests: dict[tuple[int, int], str] = {}  # (flow, seq) -> guid
         self.h245: dict[int, _H245] = {}
@@ -103,6 +128,25 @@ class H323CallTracker(NoHooks):
                 self._ras(ev, msg)
             elif isinstance(msg, H245Message):
                 self._h245(ev, msg)
+            self.book.advance(ev.ts_ns)
+        self._sweep()
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        if ended.size == 0:
+            return
+        self.book.expire(ended)
+        if self.h245:
+            for flow_id, last_ns in zip(
+                ended[:, F_ID].tolist(), ended[:, F_LAST_NS].tolist(), strict=True
+            ):
+                state = self.h245.get(flow_id)
+                if state is not None:
+                    state.flow_end_ns = last_ns
+        self._sweep()
+
+    def drain(self) -> list[dict[str, object]]:
+        """Calls final at the current capture time, as Call records (then forgotten)."""
+        return self.book.drain()
 
     # -- Q.931 / H.225.0 call signalling ------------------------------------------------
 
@@ -114,12 +158,16 @@ class H323CallTracker(NoHooks):
             entry = None  # the reference was released and is used again (Q.931 §4.3)
         if entry is None:
             entry = self._new_call(ev, msg, key)
-        call = entry.call
         if entry.last_raw.get(ev.sender) == msg.raw:
             # The same TPKT packet again from the same side: a TCP retransmission or the
             # same segment captured twice; TCP delivers it once.
             entry.retransmissions += 1
             return
+        self._signalling_step(entry, ev, msg)
+        self.book.touch(entry)
+
+    def _signalling_step(self, entry: _Call, ev: MessageEvent, msg: H323Message) -> None:
+        call = entry.call
         entry.last_raw[ev.sender] = msg.raw
         call.saw(ev.ts_ns, ev.flow_id)
         body = msg.h225
@@ -149,17 +197,15 @@ class H323CallTracker(NoHooks):
     def _new_call(
         self, ev: MessageEvent, msg: H323Message, key: tuple[int, int, tuple[str, int]]
     ) -> _Call:
-        if len(self.open) >= MAX_OPEN_CALLS:
-            oldest = min(self.open, key=lambda k: self.open[k].call.last_ns)
-            self._close(oldest, "closed early: more than MAX_OPEN_CALLS open H.323 calls")
         guid = msg.h225.call_identifier if msg.h225 is not None else None
         call_id = guid or f"h323-{ev.flow_id}-{msg.call_reference}"
         call = TrackedCall(call_id, "H.323", ev.ts_ns, ev.ts_ns)
         call.call_reference = f"0x{msg.call_reference:04x}"
         if msg.message_type != SETUP:
             call.note(f"first message is {msg.name}: the setup was not captured")
-        entry = _Call(call, guid if guid != ZERO_GUID else None, ev.flow_id)
+        entry = _Call(call, guid if guid != ZERO_GUID else None, ev.flow_id, key)
         self.open[key] = entry
+        self.book.add(entry)
         return entry
 
     def _step(self, entry: _Call, ev: MessageEvent, msg: H323Message, name: str) -> None:
@@ -202,16 +248,72 @@ class H323CallTracker(NoHooks):
                     why += ": refused before an answer"
             call.note(why)
 
-    def _close(self, key: tuple[int, int, tuple[str, int]], why: str | None = None) -> None:
-        entry = self.open.pop(key)
-        if why:
-            entry.call.note(why)
+    def _record(self, entry: _Call, reason: str) -> dict[str, object]:
+        """The book lets a call go: join its RAS and H.245, forget its indexes."""
+        call = entry.call
+        if self.open.get(entry.key) is entry:
+            del self.open[entry.key]
+        if not entry.ended:
+            # The same words whichever way it was let go (closed_by says which): no
+            # release reached this call, whose messages all came before it was let go.
+            call.note("no release before the end of the capture")
         if entry.retransmissions:
-            entry.call.note(
+            call.note(
                 f"{entry.retransmissions} repeated TPKT packet(s) (TCP retransmission or "
                 "duplicate capture) not counted"
             )
-        self.closed.append(entry)
+        info = self.ras.get(entry.guid) if entry.guid else None
+        if info is not None:
+            self._forget_ras(info)
+            self._join_ras(entry, info)
+        for flow_id, state in list(self.h245.items()):
+            if not any(e in entry.h245_addresses for e in state.endpoints):
+                continue
+            del self.h245[flow_id]
+            # The H.245 channel's flow and media belong to the call; its times do not move
+            # the call's start or last message (call signalling and RAS set those).
+            if flow_id not in call.signaling_flows:
+                call.signaling_flows.append(flow_id)
+            call.note(f"H.245 channel {'-'.join(f'{ip}:{port}' for ip, port in state.endpoints)}")
+            for name, channel in state.channels:
+                _announce(call, channel, f"H.245 {name}")
+            if state.end_ns is not None:
+                call.note("H.245 endSessionCommand")
+        return call.to_record()
+
+    def _forget_ras(self, info: _Ras) -> None:
+        self.ras.pop(info.guid, None)
+        for request in info.requests:
+            if self.ras_requests.get(request) == info.guid:
+                del self.ras_requests[request]
+
+    def _sweep(self) -> None:
+        """Calls, RAS-only calls and unclaimed H.245 channels final at capture time."""
+        book = self.book
+        book.sweep()
+        if not self.ras and not self.h245:
+            return
+        now = book.now_ns
+        linger = int(self.limits.finished_linger_s * NS)
+        claimed = {e.guid for e in book if e.guid}
+        for info in list(self.ras.values()):
+            silent = now - info.last_ns
+            if info.guid in claimed or silent <= linger:
+                continue
+            over = info.rejected is not None or info.disengaged_ns is not None
+            # Admitted: the conversation itself sends no RAS.
+            admitted = "admissionConfirm" in info.counts
+            patience = self.limits.answered_idle_s if admitted else self.limits.idle_timeout_s
+            if over or silent > patience * NS:
+                self._forget_ras(info)
+                book.hand_out(_ras_only(info).to_record())
+        addresses = {a for e in book for a in e.h245_addresses}
+        for flow_id, state in list(self.h245.items()):
+            if any(e in addresses for e in state.endpoints):
+                continue
+            ended = state.flow_end_ns is not None and now - state.flow_end_ns > linger
+            if ended or now - state.last_ns > self.limits.answered_idle_s * NS:
+                del self.h245[flow_id]  # no call of it was captured, or it was handed out
 
     # -- RAS ------------------------------------------------------------------------------
 
@@ -234,7 +336,10 @@ class H323CallTracker(NoHooks):
         if ev.flow_id not in info.flows and len(info.flows) < 4:
             info.flows.append(ev.flow_id)
         if msg.choice in (ARQ, DRQ) and len(self.ras_requests) < MAX_PENDING_REQUESTS:
-            self.ras_requests[(ev.flow_id, msg.request_seq)] = guid
+            request = (ev.flow_id, msg.request_seq)
+            self.ras_requests[request] = guid
+            if request not in info.requests and len(info.requests) < 8:
+                info.requests.append(request)
         if msg.choice == ARQ and not msg.answer_call:
             info.caller = info.caller or (msg.source_aliases or [None])[0]
             info.callee = info.callee or (msg.destination_aliases or [None])[0]
@@ -252,6 +357,7 @@ class H323CallTracker(NoHooks):
             if len(self.h245) >= MAX_H245_FLOWS:
                 return
             state = self.h245[ev.flow_id] = _H245((ev.sender, ev.receiver), ev.ts_ns)
+        state.last_ns = max(state.last_ns, ev.ts_ns)
         for channel in msg.channels:
             if len(state.channels) < 16:
                 state.channels.append((msg.name, channel))
@@ -261,34 +367,12 @@ class H323CallTracker(NoHooks):
     # -- records --------------------------------------------------------------------------
 
     def finish(self) -> list[dict[str, object]]:
-        """Every call, open ones included, as Call records (DESIGN §3)."""
-        for key in list(self.open):
-            entry = self.open[key]
-            if not entry.ended:
-                entry.call.note("no release before the end of the capture")
-            self._close(key)
-        by_address: dict[tuple[str, int], _Call] = {}
-        for entry in self.closed:
-            for address in entry.h245_addresses:
-                by_address.setdefault(address, entry)
-            if entry.guid and entry.guid in self.ras:
-                self._join_ras(entry, self.ras[entry.guid])
-        for flow_id, state in self.h245.items():
-            owner = next((by_address[e] for e in state.endpoints if e in by_address), None)
-            if owner is None:
-                continue
-            # The H.245 channel's flow and media belong to the call; its times do not move
-            # the call's start or last message (call signalling and RAS set those).
-            call = owner.call
-            if flow_id not in call.signaling_flows:
-                call.signaling_flows.append(flow_id)
-            call.note(f"H.245 channel {'-'.join(f'{ip}:{port}' for ip, port in state.endpoints)}")
-            for name, channel in state.channels:
-                _announce(owner.call, channel, f"H.245 {name}")
-            if state.end_ns is not None:
-                owner.call.note("H.245 endSessionCommand")
-        records = [e.call.to_record() for e in self.closed]
+        """Every call not handed out yet, open ones included, as Call records (DESIGN §3)."""
+        records = self.book.finish()
         records += [_ras_only(info).to_record() for info in self.ras.values() if not info.joined]
+        self.ras.clear()
+        self.ras_requests.clear()
+        self.h245.clear()
         return order(records)
 
     @staticmethod

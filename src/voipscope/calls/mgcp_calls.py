@@ -11,24 +11,34 @@ answered when a connection of it goes sendrecv by MDCX (§2.3.6: the call agent
 cuts the caller's media through once the called line answers) or an endpoint that
 already holds a connection of it reports off-hook (the called phone picked up); it ends
 at the first DLCX (§2.3.7). A connection command refused with a 4xx/5xx code fails it.
+
+Calls are handed out as they become final (``tracked_calls.CallBook``: deleted and
+lingered, or their flows ended, or silent too long); commands left without a response
+and endpoint reports too old to start a call are forgotten on capture time too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voipscope.calls.tracked_calls import TrackedCall, order
+import numpy as np
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.calls.tracked_calls import (
+    NS,
+    CallBook,
+    CallLimits,
+    TrackedCall,
+)
 from voipscope.dissect.base import MessageEvent
 from voipscope.dissect.mgcp import MgcpMessage
 from voipscope.dissect.sdp import parse_sdp
 from voipscope.errors import DecodeError
 from voipscope.flows.hooks import NoHooks
 
-MAX_OPEN_CALLS = 4096  # calls without a DLCX yet; the oldest is closed beyond it
 MAX_TRANSACTIONS = 4096  # commands waiting for their response
 MAX_ENDPOINTS = 4096  # endpoints whose last off-hook and digits are remembered
-DIGITS_MAX_AGE_NS = 120 * 1_000_000_000  # digits older than this start no call
-NS = 1_000_000_000
+DIGITS_MAX_AGE_NS = 120 * NS  # digits older than this start no call
 
 CONNECTION_VERBS = frozenset({"CRCX", "MDCX", "DLCX"})
 # §2.3.1 / RFC 3660 line package events: off-hook, on-hook; D/ is the DTMF package.
@@ -55,13 +65,17 @@ class _Call:
 
 
 class MgcpCallTracker(NoHooks):
-    """FlowHooks that rebuild MGCP calls; ``finish()`` returns their Call records."""
+    """FlowHooks that rebuild MGCP calls; ``drain()`` hands out the final ones during
+    the run, ``finish()`` the rest, as Call records."""
 
-    def __init__(self) -> None:
-        self.calls: dict[str, _Call] = {}
-        self.open = 0
-        # (sender, receiver, transaction id) of a command -> (call id, verb)
-        self.pending: dict[tuple[tuple[str, int], tuple[str, int], int], tuple[str, str]] = {}
+    def __init__(
+        self, limits: CallLimits | None = None, anomalies: AnomalyLog | None = None
+    ) -> None:
+        self.limits = limits or CallLimits()
+        self.book: CallBook[_Call] = CallBook("mgcp", self.limits, self._record, anomalies)
+        self.calls: dict[str, _Call] = {}  # call id -> the call held under it
+        # (sender, receiver, transaction id) of a command -> (call id, verb, sent at)
+        self.pending: dict[tuple[tuple[str, int], tuple[str, int], int], tuple[str, str, int]] = {}
         self.lines: dict[str, _Line] = {}
         self.endpoint_calls: dict[str, str] = {}  # endpoint -> its latest call id
 
@@ -73,6 +87,27 @@ class MgcpCallTracker(NoHooks):
                     self._command(ev, msg)
                 else:
                     self._response(ev, msg)
+                self.book.advance(ev.ts_ns)
+        self._sweep()
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        if ended.size:
+            self.book.expire(ended)
+            self._sweep()
+
+    def drain(self) -> list[dict[str, object]]:
+        """Calls final at the current capture time, as Call records (then forgotten)."""
+        return self.book.drain()
+
+    def _sweep(self) -> None:
+        self.book.sweep()
+        now = self.book.now_ns
+        # A command unanswered this long is lost (§3.5: retransmissions give up in ~30 s).
+        stale = now - int(self.limits.finished_linger_s * NS)
+        for key in [k for k, (_, _, sent) in self.pending.items() if sent < stale]:
+            del self.pending[key]
+        for endpoint in [e for e, line in self.lines.items() if _stale(line, now)]:
+            del self.lines[endpoint]
 
     # -- commands -------------------------------------------------------------------------
 
@@ -96,7 +131,7 @@ class MgcpCallTracker(NoHooks):
         call.saw(ev.ts_ns, ev.flow_id)
         call.count(verb)
         if len(self.pending) < MAX_TRANSACTIONS:
-            self.pending[(ev.sender, ev.receiver, msg.transaction_id)] = (call_id, verb)
+            self.pending[(ev.sender, ev.receiver, msg.transaction_id)] = (call_id, verb, ev.ts_ns)
         if endpoint and endpoint not in entry.endpoints and len(entry.endpoints) < 8:
             entry.endpoints.append(endpoint)
         if endpoint and len(self.endpoint_calls) < MAX_ENDPOINTS:
@@ -108,7 +143,6 @@ class MgcpCallTracker(NoHooks):
             call.note(f"MDCX to {endpoint} with M: sendrecv: media cut through, answered")
         if verb == "DLCX" and not entry.ended:
             entry.ended = True
-            self.open -= 1
             call.end_ns = ev.ts_ns
             reason = msg.parameter("E")
             call.note(f"DLCX for {endpoint}" + (f" with reason {reason}" if reason else ""))
@@ -117,15 +151,9 @@ class MgcpCallTracker(NoHooks):
                 if entry.onhook_before_answer == caller:
                     call.cancelled = True
                     call.note(f"{caller} went on-hook before an answer")
+        self.book.touch(entry)
 
     def _new_call(self, ev: MessageEvent, call_id: str, endpoint: str) -> _Call:
-        if self.open >= MAX_OPEN_CALLS:
-            oldest = min(
-                (c for c in self.calls.values() if not c.ended), key=lambda c: c.call.last_ns
-            )
-            oldest.ended = True
-            self.open -= 1
-            oldest.call.note("closed early: more than MAX_OPEN_CALLS open MGCP calls")
         call = TrackedCall(call_id, "MGCP", ev.ts_ns, ev.ts_ns)
         call.caller = endpoint or None
         line = self.lines.get(endpoint)
@@ -141,7 +169,7 @@ class MgcpCallTracker(NoHooks):
             del self.lines[endpoint]
         call.note(f"CRCX with call id {call_id} to {endpoint} from {ev.sender[0]}")
         entry = self.calls[call_id] = _Call(call)
-        self.open += 1
+        self.book.add(entry)
         return entry
 
     def _notify(self, ev: MessageEvent, msg: MgcpMessage, endpoint: str) -> None:
@@ -165,6 +193,7 @@ class MgcpCallTracker(NoHooks):
             for e in observed:
                 if e.lower().startswith("d/") and len(call.dtmf) < 64:
                     call.dtmf.append(e[2:])
+            self.book.touch(entry)
             return
         # No call yet on this endpoint: remember off-hook and digits for the next CRCX.
         line = self.lines.get(endpoint)
@@ -190,7 +219,7 @@ class MgcpCallTracker(NoHooks):
         found = self.pending.pop((ev.receiver, ev.sender, msg.transaction_id), None)
         if found is None:
             return
-        call_id, verb = found
+        call_id, verb, _ = found
         entry = self.calls.get(call_id)
         if entry is None:
             return
@@ -206,6 +235,7 @@ class MgcpCallTracker(NoHooks):
                 call.note(f"{verb} refused with {code}")
         elif verb == "DLCX" and call.final_code is None:
             call.final_code = code  # 250: connection deleted (§2.4)
+        self.book.touch(entry)
 
     @staticmethod
     def _media(call: TrackedCall, msg: MgcpMessage, where: str) -> None:
@@ -220,15 +250,34 @@ class MgcpCallTracker(NoHooks):
             if m.connection and m.port:
                 call.announce(m.connection, m.port, m.media, source=f"SDP of {where}")
 
+    def _record(self, entry: _Call, reason: str) -> dict[str, object]:
+        """The book lets a call go: its record; forget the call id and its endpoints."""
+        call = entry.call
+        if self.calls.get(call.call_id) is entry:
+            del self.calls[call.call_id]
+        for endpoint in entry.endpoints:
+            if self.endpoint_calls.get(endpoint) == call.call_id:
+                del self.endpoint_calls[endpoint]
+        if not entry.ended:
+            # The same words whichever way it was let go (closed_by says which): no
+            # DLCX reached this call, whose messages all came before it was let go.
+            call.note("no DLCX before the end of the capture")
+        if len(entry.endpoints) > 1:
+            call.note(f"endpoints {', '.join(entry.endpoints)}")
+            # Both lines on gateways of this call agent: the second is the called one.
+            call.callee = call.callee or entry.endpoints[1]
+        return call.to_record()
+
     def finish(self) -> list[dict[str, object]]:
-        """Every call, open ones included, as Call records (DESIGN §3)."""
-        records = []
-        for entry in self.calls.values():
-            if not entry.ended:
-                entry.call.note("no DLCX before the end of the capture")
-            if len(entry.endpoints) > 1:
-                entry.call.note(f"endpoints {', '.join(entry.endpoints)}")
-                # Both lines on gateways of this call agent: the second is the called one.
-                entry.call.callee = entry.call.callee or entry.endpoints[1]
-            records.append(entry.call.to_record())
-        return order(records)
+        """Every call not handed out yet, open ones included, as Call records (DESIGN §3)."""
+        records = self.book.finish()
+        self.pending.clear()
+        self.lines.clear()
+        self.endpoint_calls.clear()
+        return records
+
+
+def _stale(line: _Line, now_ns: int) -> bool:
+    """Nothing this endpoint reported can start a call any more (DIGITS_MAX_AGE_NS)."""
+    newest = max(line.offhook_ns or 0, line.digits_ns or 0)
+    return now_ns - newest >= DIGITS_MAX_AGE_NS

@@ -15,13 +15,23 @@ States: Connected answers; OnHook ends; Busy, Congestion and InvalidNumber befor
 answer fail the call; an on-hook before an answer after RingOut is the caller giving up
 (cancelled), after RingIn the ringing stopping (the caller gave up or another phone took
 it: cancelled too).
+
+Legs are handed out as they become final (``tracked_calls.CallBook``: on-hook and
+lingered, or the phone's connection ended, or silent too long).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voipscope.calls.tracked_calls import TrackedCall, order
+import numpy as np
+
+from voipscope.anomalies import AnomalyLog
+from voipscope.calls.tracked_calls import (
+    CallBook,
+    CallLimits,
+    TrackedCall,
+)
 from voipscope.dissect.base import MessageEvent
 from voipscope.dissect.skinny import (
     CALL_INFO,
@@ -33,8 +43,6 @@ from voipscope.dissect.skinny import (
     SccpMessage,
 )
 from voipscope.flows.hooks import NoHooks
-
-MAX_OPEN_CALLS = 4096  # calls not on-hook yet; the oldest is closed beyond it
 
 ON_HOOK, RING_OUT, RING_IN, CONNECTED, BUSY, CONGESTION, PROCEED = 2, 3, 4, 5, 6, 7, 12
 INVALID_NUMBER = 14
@@ -55,17 +63,32 @@ class _Call:
 
 
 class SccpCallTracker(NoHooks):
-    """FlowHooks that rebuild Skinny call legs; ``finish()`` returns their Call records."""
+    """FlowHooks that rebuild Skinny call legs; ``drain()`` hands out the final ones
+    during the run, ``finish()`` the rest, as Call records."""
 
-    def __init__(self) -> None:
-        self.open: dict[tuple[int, int], _Call] = {}
-        self.calls: list[_Call] = []
+    def __init__(
+        self, limits: CallLimits | None = None, anomalies: AnomalyLog | None = None
+    ) -> None:
+        self.limits = limits or CallLimits()
+        self.book: CallBook[_Call] = CallBook("sccp", self.limits, self._record, anomalies)
+        self.open: dict[tuple[int, int], _Call] = {}  # (flow, reference) -> leg not on-hook
         self.latest: dict[int, _Call] = {}  # flow -> its latest call
 
     def on_messages(self, messages: list[object]) -> None:
         for ev in messages:
             if isinstance(ev, MessageEvent) and isinstance(ev.message, SccpMessage):
                 self._message(ev, ev.message)
+                self.book.advance(ev.ts_ns)
+        self.book.sweep()
+
+    def on_expire(self, ended: np.ndarray) -> None:
+        if ended.size:
+            self.book.expire(ended)
+            self.book.sweep()
+
+    def drain(self) -> list[dict[str, object]]:
+        """Call legs final at the current capture time, as Call records (then forgotten)."""
+        return self.book.drain()
 
     def _find(self, ev: MessageEvent, msg: SccpMessage) -> _Call | None:
         ref = msg.call_reference
@@ -82,19 +105,14 @@ class SccpCallTracker(NoHooks):
         return latest if latest is not None and not latest.ended else None
 
     def _new_call(self, ev: MessageEvent, ref: int) -> _Call:
-        if len(self.open) >= MAX_OPEN_CALLS:
-            key = min(self.open, key=lambda k: self.open[k].call.last_ns)
-            stale = self.open.pop(key)
-            stale.ended = True
-            stale.call.note("closed early: more than MAX_OPEN_CALLS open SCCP calls")
         phone = ev.receiver if ev.sender[1] == 2000 else ev.sender
         call = TrackedCall(f"sccp-{ev.flow_id}-{ref}", "SCCP", ev.ts_ns, ev.ts_ns)
         call.call_reference = str(ref)
         call.note(f"call leg {ref} of phone {phone[0]}")
         entry = _Call(call, ev.flow_id, ref)
         self.open[(ev.flow_id, ref)] = entry
-        self.calls.append(entry)
         self.latest[ev.flow_id] = entry
+        self.book.add(entry)
         return entry
 
     def _message(self, ev: MessageEvent, msg: SccpMessage) -> None:
@@ -123,6 +141,7 @@ class SccpCallTracker(NoHooks):
             source = f"{msg.name}: the phone {what} {msg.ip}:{msg.port}"
             if msg.port:
                 call.announce(msg.ip, msg.port, "audio", source=source)
+        self.book.touch(entry)
 
     def _state(self, entry: _Call, ev: MessageEvent, state: int, name: str) -> None:
         call = entry.call
@@ -153,15 +172,24 @@ class SccpCallTracker(NoHooks):
             else:
                 call.note("CallState OnHook")
 
+    def _record(self, entry: _Call, reason: str) -> dict[str, object] | None:
+        """The book lets a leg go: its record if it was a call (rang, proceeded or
+        connected); forget its indexes."""
+        if self.open.get((entry.flow_id, entry.reference)) is entry:
+            del self.open[(entry.flow_id, entry.reference)]
+        if self.latest.get(entry.flow_id) is entry:
+            del self.latest[entry.flow_id]
+        if not entry.call_like:
+            return None
+        call = entry.call
+        if not entry.ended:
+            # The same words whichever way it was let go (closed_by says which): no
+            # OnHook reached this call, whose messages all came before it was let go.
+            call.note("no OnHook before the end of the capture")
+        if entry.outgoing is False:
+            call.note("this phone is the called party")
+        return call.to_record()
+
     def finish(self) -> list[dict[str, object]]:
-        """Every call leg that was a call (rang, proceeded or connected), as Call records."""
-        records = []
-        for entry in self.calls:
-            if not entry.call_like:
-                continue
-            if not entry.ended:
-                entry.call.note("no OnHook before the end of the capture")
-            if entry.outgoing is False:
-                entry.call.note("this phone is the called party")
-            records.append(entry.call.to_record())
-        return order(records)
+        """Every call leg not handed out yet that was a call, as Call records."""
+        return self.book.finish()

@@ -23,6 +23,7 @@ from voipscope.calls.iax2_calls import Iax2CallTracker
 from voipscope.calls.mgcp_calls import MgcpCallTracker
 from voipscope.calls.sccp_calls import SccpCallTracker
 from voipscope.calls.sip_dialogs import SipCallsConfig, SipCallTracker
+from voipscope.calls.tracked_calls import CallLimits
 from voipscope.config import Config
 from voipscope.decode.batch import DecodedBatch
 from voipscope.flows.hooks import NoHooks
@@ -49,12 +50,18 @@ class CallsStage(NoHooks):
             out_of_dialog_records=c.out_of_dialog_records,
         )
         self.sip = SipCallTracker(sip_config, anomalies=anomalies)
+        limits = CallLimits(
+            max_open_calls=c.max_open_calls,
+            finished_linger_s=c.finished_linger_s,
+            idle_timeout_s=config.flows.idle_timeout_s,
+            answered_idle_s=c.answered_idle_s,
+        )
         self.trackers: list[Any] = [
             self.sip,
-            H323CallTracker(),
-            MgcpCallTracker(),
-            Iax2CallTracker(),
-            SccpCallTracker(),
+            H323CallTracker(limits, anomalies),
+            MgcpCallTracker(limits, anomalies),
+            Iax2CallTracker(limits, anomalies),
+            SccpCallTracker(limits, anomalies),
         ]
         self.assembler = CallAssembler(
             config.flows.idle_timeout_s,
@@ -111,8 +118,7 @@ class CallsStage(NoHooks):
 
     def drain(self) -> list[dict[str, Any]]:
         for tracker in self.trackers:
-            drain = getattr(tracker, "drain", None)  # the others keep calls to the end
-            for record in drain() if drain is not None else ():
+            for record in tracker.drain():
                 self.assembler.add_call(_as_dict(record))
         return self.assembler.ready()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from voipscope.calls import h323_calls
 from voipscope.calls.h323_calls import H323CallTracker
+from voipscope.calls.tracked_calls import CallLimits
 from voipscope.dissect.base import TCP, UDP, MessageEvent
 from voipscope.dissect.h225 import H323Message, parse_h323_message
 from voipscope.dissect.h225_asn1 import ARQ, DRQ, H225Body, RasMessage, parse_h323_user_info
@@ -131,12 +131,18 @@ def test_h245_channel_media_joins_by_announced_address():
     assert 3 in call["signaling_flows"]
 
 
-def test_open_calls_are_capped(monkeypatch):
-    monkeypatch.setattr(h323_calls, "MAX_OPEN_CALLS", 2)
-    events = [cs(i, 0x05, from_caller=True, body="setup", ref=i, guid=None) for i in range(3)]
-    calls = run(*events)
+def test_open_calls_are_capped():
+    tracker = H323CallTracker(CallLimits(max_open_calls=2))
+    tracker.on_messages(
+        [cs(i, 0x05, from_caller=True, body="setup", ref=i, guid=None) for i in range(3)]
+    )
+    calls = tracker.finish()
     assert len(calls) == 3
-    assert any("MAX_OPEN_CALLS" in e for c in calls for e in c["evidence"])
+    early = [
+        c["call_reference"] for c in calls if any("handed out early" in e for e in c["evidence"])
+    ]
+    assert early == ["0x0000"]  # the least recently active
+    assert tracker.book.anomalies.counts["h323_call_table_full"] == 1
 
 
 # -- parsers ----------------------------------------------------------------------------
