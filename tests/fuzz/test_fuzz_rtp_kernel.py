@@ -7,6 +7,7 @@ with NUMBA_BOUNDSCHECK=1 (see conftest.py) no read may leave its array.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -104,6 +105,12 @@ def check_tracker(pkts: list[tuple[bytes, int, bool, int]], batch: int) -> None:
             assert s.duplicates + s.out_of_order <= s.packets - 1
             assert s.max_delta_ms >= 0 and 0 <= s.payload_type < 128
             assert s.jitter_ms is None or s.jitter_ms >= 0
+            c = s.clock_candidates  # dynamic payload type: A.8 per candidate clock
+            if c is not None:
+                assert s.clock_hz is None and 96 <= c.payload_type < 128
+                figures = (*c.jitter_last_ms, *c.mean_jitter_ms, *c.max_jitter_ms)
+                assert all(math.isfinite(v) and v >= 0 for v in figures)
+                assert c.inferred_clock_hz() in (None, *c.clocks_hz)
             counted += s.packets
     assert counted <= len(frames)
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from voipscope.activity.conversation import conversation
 from voipscope.calls.app_calls import AppCallGrouper
+from voipscope.quality.clock_candidates import CLOCK_FROM_TABLE
+from voipscope.quality.clock_candidates import resolve as resolve_clock
 from voipscope.quality.emodel import mos as emodel_mos
 from voipscope.quality.rtcp_reports import rtcp_figures
 
@@ -338,11 +340,18 @@ def _last_time(record: dict[str, Any]) -> float:
 
 
 def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, Any]:
-    """MOS by the E-model from the stream's codec and loss; null with a reason otherwise."""
+    """The jitter of a dynamic payload type by the call's SDP clock (or one its own
+    timestamps prove); MOS by the E-model from the stream's codec and loss, null with a
+    reason otherwise."""
     out = dict(stream)
     codec = rtpmap.get(out.get("payload_type", -1)) or out.get("codec")
     if codec:
         out["codec"] = codec
+    # Known only now that the stream met its call: which A.8 run was the right clock.
+    out.update(resolve_clock(out, rtpmap))
+    out.pop("clock_candidates", None)  # the kernel's internals end here
+    if out.get("clock_rate_hz") and out.get("clock_source") is None:
+        out["clock_source"] = CLOCK_FROM_TABLE
     if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:
         loss_pct = out.get("loss_pct")
         gap = out.get("capture_gap_missing") or 0

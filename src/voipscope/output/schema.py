@@ -58,6 +58,9 @@ STREAM_FIELDS = [
     pa.field("payload_type", pa.int32()),
     pa.field("codec", pa.string()),
     pa.field("clock_rate_hz", pa.int32()),
+    # Where the clock (and so jitter in ms) came from: "payload type table (RFC 3551)",
+    # "SDP rtpmap" or "inferred from RTP timestamps" (quality.clock_candidates).
+    pa.field("clock_source", pa.string()),
     pa.field("first_seen", pa.float64()),
     pa.field("last_seen", pa.float64()),
     pa.field("packets", pa.int64()),

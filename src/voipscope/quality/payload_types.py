@@ -2,7 +2,9 @@
 
 The jitter of a stream is only defined in units of its RTP clock (RFC 3550 §6.4.1), so a
 dynamic payload type (96-127, RFC 3551 §3) without an SDP ``a=rtpmap`` has no jitter in
-milliseconds: it is reported as unknown, with the reason, never guessed.
+milliseconds: the stream reports it as unknown, with the reason. The calls stage may
+still fill it in from the call's rtpmap, or from a clock the stream's own timestamps
+prove (quality.clock_candidates).
 """
 
 from __future__ import annotations
@@ -37,7 +39,18 @@ __all__ = [
     "clock_table_hz",
     "encoding_name",
     "jitter_unknown_reason",
+    "parse_rtpmap",
 ]
+
+
+def parse_rtpmap(value: str) -> tuple[str, int] | None:
+    """(encoding, clock Hz) of an SDP rtpmap value "opus/48000/2" (RFC 8866 §6.6:
+    ``<encoding name>/<clock rate>[/<encoding parameters>]``); None when malformed."""
+    parts = value.strip().split("/")
+    rate = parts[1] if len(parts) >= 2 else ""
+    if not parts[0] or not (rate.isascii() and rate.isdigit()) or len(rate) > 9:
+        return None
+    return parts[0], int(rate)
 
 
 def encoding_name(pt: int, rtpmap: RtpMap | None = None) -> str | None:

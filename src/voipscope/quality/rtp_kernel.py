@@ -86,7 +86,12 @@ S_REF_NS = 24  # and its arrival time: what the next packet's gap and transit ar
 S_DTMF_TS = 25  # 1 + RTP timestamp of the last DTMF event reported (0: none)
 S_DTMF_EVENTS = 26
 S_GAP_MISSING = 27  # of the lost: sequence numbers missing across a capture-wide silence
-S_LEN = 28
+# Dynamic payload type without a known clock (see CANDIDATE_CLOCKS_HZ):
+S_DYN_PT = 28  # 1 + the payload type the candidate estimators follow (0: none)
+S_DYN_JITTER_PACKETS = 29  # its regular packets: the candidates' mean jitter count
+S_DYN_TICKS = 30  # RTP timestamp advance summed over those packets' steps
+S_DYN_NS = 31  # and the arrival time they took: ticks per second is the clock's witness
+S_LEN = 32
 
 # Stream row float64 columns (milliseconds)
 SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
@@ -95,7 +100,32 @@ SF_MAX_JITTER = 1
 # packets before this one (all of them, regular or not); equal to the plain mean of J
 # over packets 2.. when every packet is regular.
 SF_MEAN_JITTER = 2
-SF_LEN = 3
+# A dynamic payload type (96-127, RFC 3551 §3) has no clock until the call's SDP
+# a=rtpmap names it, and the calls stage learns that only after the flow ended, while
+# A.8 cannot be redone afterwards (|D| is not linear in the clock). So its packets run the
+# estimator once per clock rate real codecs of dynamic types use, and the calls stage
+# keeps the one the rtpmap says (quality.clock_candidates):
+#    8000  AMR (RFC 4867 §8.1), iLBC (RFC 3952 §5), G.726 (RFC 3551 §4.5.4), speex NB
+#          (RFC 5574 §6), GSM-EFR (RFC 3551 §4.5.9)
+#   12000  SILK MB (draft-spittka-payload-rtp-silk §4)
+#   16000  AMR-WB (RFC 4867 §8.3), G.722.1 (RFC 5577 §6), G.729.1 (RFC 4749 §5),
+#          speex WB (RFC 5574), EVS (3GPP TS 26.445 A.3), SILK WB
+#   24000  SILK SWB
+#   32000  G.722.1 Annex C (RFC 5577 §6), speex UWB (RFC 5574)
+#   44100  L16 / AAC at CD rate (RFC 3551 §4.5.11, RFC 3640)
+#   48000  Opus, always (RFC 7587 §4.1), L16 / AAC at 48 kHz
+#   90000  every video format: H.263 (RFC 4629 §8), H.264 (RFC 6184 §8.2.1), VP8
+#          (RFC 7741 §6.1), H.265 (RFC 7798 §7.1), VP9 (RFC 9628), AV1 (RFC 3551 §5)
+CANDIDATE_CLOCKS_HZ = (8000, 12000, 16000, 24000, 32000, 44100, 48000, 90000)
+CANDIDATES = len(CANDIDATE_CLOCKS_HZ)
+# Per candidate k, at SF_CANDIDATES + k * SF_PER_CANDIDATE: J, mean J, max J (ms), kept
+# by the rules of the three columns above.
+SF_CANDIDATES = 3
+SF_PER_CANDIDATE = 3
+SF_C_JITTER = 0
+SF_C_MEAN_JITTER = 1
+SF_C_MAX_JITTER = 2
+SF_LEN = SF_CANDIDATES + CANDIDATES * SF_PER_CANDIDATE
 
 # meta vector
 M_FROWS_TOP = 0  # free flow rows on the stack
@@ -148,7 +178,7 @@ RTCP_RR_BYTES = 8  # header 4, SSRC 4
 RTCP_BLOCK_BYTES = 24  # §6.4.1: SSRC, fraction, cumulative lost, ext. seq, jitter, LSR, DLSR
 DTMF_EVENT_BYTES = 4  # RFC 4733 §2.3: event, E/R/volume, duration
 DTMF_LAST_EVENT = 15  # RFC 4733 §3.2: 0-9, *, #, A-D
-DYNAMIC_PT_FIRST = 96  # RFC 3551 §6: telephone-event always has a dynamic type
+DYNAMIC_PT_FIRST = 96  # RFC 3551 §3: 96-127 are dynamic (telephone-event always is, §6)
 
 # Stop reasons
 DONE = 0
@@ -414,6 +444,8 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
             si[row, S_CLOCK_HZ] = clock
         else:
             si[row, S_UNCLOCKED] = 1
+            if pt >= DYNAMIC_PT_FIRST:
+                si[row, S_DYN_PT] = pt + 1
         return
     si[row, S_PACKETS] += 1
 
@@ -470,6 +502,13 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
         si[row, S_MAX_DELTA_NS] = delta_ns
     if clock <= 0:
         si[row, S_UNCLOCKED] += 1
+        if pt >= DYNAMIC_PT_FIRST:
+            if si[row, S_DYN_PT] == 0:
+                si[row, S_DYN_PT] = pt + 1
+            # One dynamic type per stream: a telephone-event (RFC 4733, also dynamic) in
+            # an Opus stream has another clock and timestamps that do not advance.
+            if in_order and si[row, S_DYN_PT] == pt + 1:
+                _candidates(si, sf, row, delta_ns, ext_ts - si[row, S_REF_TS], regular)
     elif in_order:
         # Interarrival jitter (RFC 3550 §6.4.1, A.8): D = (Rj - Ri) - (Sj - Si) and
         # J += (|D| - J) / 16, here in ms; in timestamp units it is J * clock / 1000.
@@ -486,6 +525,27 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
     if in_order:
         si[row, S_REF_TS] = ext_ts
         si[row, S_REF_NS] = t_ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _candidates(si, sf, row, delta_ns, ticks, regular):
+    """One in-order packet of the stream's dynamic payload type into the A.8 estimator
+    of every candidate clock: the same arithmetic as the known-clock path of _account."""
+    before = si[row, S_PACKETS] - 1
+    if regular:
+        si[row, S_DYN_JITTER_PACKETS] += 1
+        si[row, S_DYN_TICKS] += ticks
+        si[row, S_DYN_NS] += delta_ns
+    for k in range(CANDIDATES):
+        c = SF_CANDIDATES + k * SF_PER_CANDIDATE
+        d_ms = delta_ns / 1e6 - ticks * 1000.0 / CANDIDATE_CLOCKS_HZ[k]
+        jitter = sf[row, c + SF_C_JITTER] + (abs(d_ms) - sf[row, c + SF_C_JITTER]) / 16.0
+        sf[row, c + SF_C_JITTER] = jitter
+        if regular:
+            mean = sf[row, c + SF_C_MEAN_JITTER]
+            sf[row, c + SF_C_MEAN_JITTER] = (mean * (before - 1) + jitter) / before
+            if jitter > sf[row, c + SF_C_MAX_JITTER]:
+                sf[row, c + SF_C_MAX_JITTER] = jitter
 
 
 @njit(cache=True, nogil=True)

@@ -25,6 +25,7 @@ from voipscope.decode.batch import DecodedBatch
 from voipscope.flows import kernels as F
 from voipscope.flows.table import FlowAssignment
 from voipscope.quality import rtp_kernel as K
+from voipscope.quality.clock_candidates import ClockCandidates
 from voipscope.quality.payload_types import (
     RtpMap,
     clock_table_hz,
@@ -84,6 +85,10 @@ class MediaStream:
     jitter_last_ms: float | None = None  # the running A.8 estimate after the last packet
     jitter_ts_units: float | None = None  # the same in RTP timestamp units (RFC 3550 A.8)
     jitter_unknown: str | None = None  # why jitter_ms is None
+    # Internal, not in the output contract: the clock was unknown while the flow ran (a
+    # dynamic payload type), so A.8 ran per candidate clock; the calls stage keeps the one
+    # the call's SDP rtpmap names (quality.clock_candidates.resolve).
+    clock_candidates: ClockCandidates | None = None
     # Of ``lost``: numbers skipped across a stretch where the capture saw nothing at all
     # (rtp_kernel.CAPTURE_SILENCE_NS): missing from the capture, not lost on the wire.
     capture_gap_missing: int = 0
@@ -432,7 +437,7 @@ class RtpStreamTracker:
         s: list[int],
         sf: list[float],
     ) -> MediaStream:
-        jitter, max_jitter, mean = sf
+        jitter, max_jitter, mean = sf[: K.SF_CANDIDATES]
         direction = s[K.S_DIRECTION]
         (src_ip, src_port), (dst_ip, dst_port) = ends if direction == 0 else ends[::-1]
         expected = s[K.S_MAX_EXT] - s[K.S_MIN_EXT] + 1
@@ -441,8 +446,11 @@ class RtpStreamTracker:
         clock = s[K.S_CLOCK_HZ] or None
         mean_jitter: float | None = None
         why = None
+        candidates = None
         if clock is None:
             why = jitter_unknown_reason(pt, self.rtpmap) or "no packet with a known clock"
+            if s[K.S_DYN_PT]:
+                candidates = _candidates(s, sf)
         else:
             mean_jitter = mean
         return MediaStream(
@@ -478,7 +486,26 @@ class RtpStreamTracker:
             jitter_last_ms=jitter if clock else None,
             jitter_ts_units=jitter * clock / 1000.0 if clock else None,
             jitter_unknown=why,
+            clock_candidates=candidates,
         )
+
+
+def _candidates(s: list[int], sf: list[float]) -> ClockCandidates:
+    """The kernel's per-candidate-clock columns of one stream row."""
+    cols = [
+        sf[K.SF_CANDIDATES + col :: K.SF_PER_CANDIDATE]
+        for col in (K.SF_C_JITTER, K.SF_C_MEAN_JITTER, K.SF_C_MAX_JITTER)
+    ]
+    return ClockCandidates(
+        payload_type=s[K.S_DYN_PT] - 1,
+        clocks_hz=K.CANDIDATE_CLOCKS_HZ,
+        jitter_last_ms=tuple(cols[0]),
+        mean_jitter_ms=tuple(cols[1]),
+        max_jitter_ms=tuple(cols[2]),
+        regular_packets=s[K.S_DYN_JITTER_PACKETS],
+        rtp_ticks=s[K.S_DYN_TICKS],
+        arrival_s=s[K.S_DYN_NS] / 1e9,
+    )
 
 
 def _grown(a: np.ndarray, size: int) -> np.ndarray:

@@ -68,3 +68,26 @@ def steady(count: int, first_seq: int = 1, ssrc: int = 0x1234, start_ms: float =
         udp_at(start_ms + k * FRAME_MS, rtp(first_seq + k, 1000 + k * PCMU_TICKS, ssrc))
         for k in range(count)
     ]
+
+
+def a8_reference(
+    arrivals_us: Sequence[int], timestamps: Sequence[int], clock_hz: int
+) -> tuple[float, float, float]:
+    """RFC 3550 A.8 written out plainly, in ms, for packets that arrive in order with no
+    marker and no comfort noise: (J after the last packet, mean of J over packets 2..,
+    max J) — the last, mean and max tshark reports."""
+    j = 0.0
+    history = []
+    for i in range(1, len(arrivals_us)):
+        transit_ms = (arrivals_us[i] - arrivals_us[i - 1]) / 1000.0
+        media_ms = (timestamps[i] - timestamps[i - 1]) * 1000.0 / clock_hz
+        d = transit_ms - media_ms  # D(i-1, i) = (Rj - Ri) - (Sj - Si)
+        j += (abs(d) - j) / 16.0
+        history.append(j)
+    return j, sum(history) / len(history), max(history)
+
+
+def udp_at_us(us: int, payload: bytes, src=A, dst=B) -> pb.Packet:  # type: ignore[no-untyped-def]
+    """Like udp_at, at an exact microsecond (pcap's resolution; no float rounding)."""
+    frame = pb.udp_packet(0.0, src[0], src[1], dst[0], dst[1], payload).data
+    return pb.Packet(1_700_000_000 * 1_000_000_000 + us * 1000, frame)
