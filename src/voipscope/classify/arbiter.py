@@ -84,8 +84,8 @@ class Arbiter:
         contexts: list[FlowContext | None],
         behaviour: Sequence[BehaviourOpinion | None] | None = None,
     ) -> VerdictColumns:
-        """``behaviour``: the behavioural model's media opinions, aligned with ``rows``;
-        asked only for flows the bytes left unknown."""
+        """``behaviour``: the behavioural model's media opinions, aligned with ``rows``:
+        the verdict for flows the bytes left unknown, a second opinion on the others."""
         n = rows.shape[0]
         out = VerdictColumns(
             category=[UNKNOWN] * n,
@@ -189,6 +189,7 @@ class Arbiter:
         elif opinion is not None:
             # No byte signature and no announcement: how the packets flow is the evidence.
             _behaviour(v, opinion)
+            opinion = None  # used: not a second opinion as well
         if expectation is not None and v.category == expectation.category:
             v.evidence.append(f"expected: {expectation.evidence}")
             v.confidence = _combine(v.confidence, 0.7)
@@ -199,6 +200,8 @@ class Arbiter:
                 v.evidence.append("SRTP: announced as RTP/SAVP(F) in SDP")
         if v.category == MEDIA:
             self._media_details(v, best, row)
+        if opinion is not None:
+            _second_opinion(v, opinion)
         for protocol, finding in best.items():
             if finding is winner or len(v.evidence) >= MAX_EVIDENCE:
                 continue
@@ -301,6 +304,25 @@ def _behaviour(v: Verdict, opinion: BehaviourOpinion) -> None:
     v.confidence = opinion.confidence
     v.detected_at_packet = opinion.at_packet
     v.evidence.append(opinion.evidence)
+
+
+def _second_opinion(v: Verdict, opinion: BehaviourOpinion) -> None:
+    """The behavioural model beside a verdict the bytes (or the signalling) made.
+
+    It never overturns them: a byte signature is surer than any behaviour, and the
+    model misses half the media of an app it never saw (docs/identification.md). Where
+    it agrees that the flow is media, the two are independent evidence and the
+    confidence rises; where the bytes say something else but the flow moves like a
+    call (media inside TURN relaying, voice over a protocol that hides it), that is
+    written down for the analyst and the verdict stays -- from full windows only: a
+    short flow's head is too little to contradict anything (a dozen retransmitted STUN
+    requests on a timer pass it)."""
+    if v.category == MEDIA:
+        v.confidence = _combine(v.confidence, opinion.confidence)
+        _add(v, f"second opinion, {opinion.evidence}")
+    elif v.category in (SIGNALING, OTHER) and not opinion.from_head:
+        _add(v, f"second opinion, {opinion.evidence}; the bytes say {v.protocol}, the "
+                "verdict stays theirs")  # fmt: skip
 
 
 def _add(v: Verdict, text: str) -> None:

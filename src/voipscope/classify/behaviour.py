@@ -13,8 +13,9 @@ shorter than a head). Why not the larger of the two for every flow: 24 packets c
 tell a game whose 60 Hz client loop lands near 20 ms from a one-way call, and 48 can
 (docs/identification.md).
 Per flow the state is one preallocated row; only flows the model calls media get a
-Python object (their deciding window's features, for the evidence). The arbiter uses
-the opinion only for flows no dissector identified (docs/identification.md).
+Python object (their deciding window's features, for the evidence). The arbiter takes
+the opinion as the verdict only for flows no dissector identified, and as a second
+opinion beside the others' (docs/identification.md).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class BehaviourOpinion:
     media: str  # "audio" | "video"
     at_packet: int  # the flow packet (from 1) that closed the first media head/window
     evidence: str
+    from_head: bool = False  # only the head spoke (the flow ended before a full window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,7 @@ class BehaviourTracker:
                 evidence=describe(
                     decision, best, int(block[r, K.R_MEDIA_WINDOWS]), int(block[r, K.R_SCORED])
                 ),
+                from_head=decision.kind == K.HEAD,
             )
         K.free_rows(rows, self.slot_row, self.rows, self.free, self.meta)
         return opinions

@@ -6,12 +6,18 @@ import numpy as np
 
 from voipscope.anomalies import AnomalyLog
 from voipscope.classify.arbiter import Arbiter
+from voipscope.classify.behaviour import BehaviourOpinion
 from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, Finding, FlowContext
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.flows import kernels as K
 
 
-def judge(*findings: Finding, knowledge: Knowledge | None = None, bytes_per_packet: int = 100):
+def judge(
+    *findings: Finding,
+    knowledge: Knowledge | None = None,
+    bytes_per_packet: int = 100,
+    opinion: BehaviourOpinion | None = None,
+):
     k = knowledge or Knowledge()
     ctx = FlowContext(1, UDP, "192.0.2.1", 40000, "192.0.2.2", 50000, 10, k, AnomalyLog())
     ctx.findings.extend(findings)
@@ -19,7 +25,7 @@ def judge(*findings: Finding, knowledge: Knowledge | None = None, bytes_per_pack
     row = np.zeros(K.NF, np.int64)
     row[K.F_PKTS_FWD] = 10
     row[K.F_BYTES_FWD] = 10 * bytes_per_packet
-    return Arbiter(k).judge(ctx, row)
+    return Arbiter(k).judge(ctx, row, opinion)
 
 
 def test_media_beats_signalling_on_one_5tuple() -> None:
@@ -65,3 +71,40 @@ def test_expectation_supplies_protocol_call_and_srtp() -> None:
 def test_media_kind_from_size_when_nothing_else_says() -> None:
     assert judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), bytes_per_packet=1100).media == "video"
     assert judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), bytes_per_packet=120).media == "audio"
+
+
+CALL_LIKE = BehaviourOpinion(0.95, 0.88, "audio", 48, "behaviour: media p=0.95 (1 of 1 windows)")
+
+
+def test_behaviour_is_the_verdict_only_where_the_bytes_said_nothing() -> None:
+    v = judge(opinion=CALL_LIKE)
+    assert (v.category, v.media, v.confidence, v.detected_at_packet) == (MEDIA, "audio", 0.88, 48)
+    assert v.evidence == ["behaviour: media p=0.95 (1 of 1 windows)"]
+
+
+def test_behaviour_agreeing_with_the_bytes_raises_their_confidence() -> None:
+    alone = judge(Finding("RTP", MEDIA, 0.9, "rtp", 2))
+    both = judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), opinion=CALL_LIKE)
+    assert (both.category, both.protocol, both.detected_at_packet) == (MEDIA, "RTP", 2)
+    assert both.confidence == round(1 - (1 - 0.9) * (1 - 0.88), 3) > alone.confidence
+    assert "second opinion, behaviour: media p=0.95 (1 of 1 windows)" in both.evidence
+    assert not any("second opinion" in e for e in alone.evidence)
+
+
+def test_behaviour_never_overturns_the_bytes() -> None:
+    v = judge(Finding("QUIC", OTHER, 0.95, "long header, version 1", 1), opinion=CALL_LIKE)
+    assert (v.category, v.protocol, v.confidence, v.detected_at_packet) == (OTHER, "QUIC", 0.95, 1)
+    assert v.media is None
+    note = [e for e in v.evidence if e.startswith("second opinion")]
+    assert note == [
+        "second opinion, behaviour: media p=0.95 (1 of 1 windows); the bytes say QUIC, "
+        "the verdict stays theirs"
+    ]
+
+
+def test_a_short_flows_head_does_not_contradict_the_bytes() -> None:
+    head = BehaviourOpinion(0.84, 0.84, "audio", 14, "behaviour: media p=0.84 (head)", True)
+    v = judge(Finding("STUN", SIGNALING, 0.95, "binding request", 1), opinion=head)
+    assert not any(e.startswith("second opinion") for e in v.evidence)
+    confirmed = judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), opinion=head)
+    assert "second opinion, behaviour: media p=0.84 (head)" in confirmed.evidence
