@@ -1,6 +1,7 @@
 """Generate labelled captures for the behavioural model: real WebRTC calls (aiortc,
 Opus + VP8 over DTLS-SRTP; direct, with loss, through a coturn relay) and non-VoIP
-lookalikes (iperf3 constant-rate UDP, DNS bursts, game-like ticks, segment streaming).
+lookalikes (iperf3 constant-rate UDP, DNS bursts, game-like ticks, segment streaming,
+QUIC: HTTP/3 downloads and page loads, 20 ms DATAGRAM or stream ticks with aioquic).
 
     sudo python -m tests.realtraffic.gen.generate [--out DIR] [--seconds S] [--only NAME...]
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import ipaddress
 import subprocess
 import sys
@@ -37,7 +39,7 @@ MEDIA_MIN_PACKETS = 100  # a call's UDP flow with this many packets carries its 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
-    kind: str  # call | iperf | game | dns | stream
+    kind: str  # call | iperf | game | dns | stream | quic (extra[0]: quic_peer's KIND)
     calls: int = 1  # concurrent calls
     video: bool = False
     loss_pct: float = 0.0
@@ -82,7 +84,15 @@ SCENARIOS = (
     Scenario("game-b", "game", calls=3, seed=81),
     Scenario("dns-bursts", "dns", calls=3, seed=91),
     Scenario("stream-segments", "stream", calls=2, seed=101),
+    # QUIC (aioquic, self-signed certificate): encrypted UDP whose Initial the QUIC
+    # dissector names; the ticks are the hard case for the behaviour model alone, a
+    # steady 20 ms clock both ways with small packets, like a game or a MoQ data track.
+    Scenario("quic-h3-bulk", "quic", seed=161, extra=("bulk",)),
+    Scenario("quic-h3-requests", "quic", seed=171, extra=("requests",)),
+    Scenario("quic-datagrams-20ms", "quic", calls=2, seed=181, extra=("datagrams",)),
+    Scenario("quic-stream-ticks-20ms", "quic", seed=191, extra=("stream-ticks",)),
 )
+QUIC_PORT = 4433
 
 
 def _in(ns: str, *cmd: str) -> list[str]:
@@ -172,6 +182,12 @@ def run_scenario(s: Scenario, ns_a: str, ns_b: str, ip_a: str, ip_b: str, second
             procs.append(subprocess.Popen(
                 _in(ns_a, "iperf3", "-u", "-c", ip_b, "-t", str(int(seconds)), *s.extra), **quiet
             ))  # fmt: skip
+        elif s.kind == "quic":
+            mod = "tests.realtraffic.gen.quic_peer"
+            addr = ["--addr", f"{ip_b}:{QUIC_PORT + k}", "--seconds", str(seconds), "--seed", seed]
+            procs.append(subprocess.Popen(_python(ns_b, mod, s.extra[0], "server", *addr), **quiet))
+            time.sleep(1.0)  # aioquic's import and the certificate take a moment
+            procs.append(subprocess.Popen(_python(ns_a, mod, s.extra[0], "client", *addr), **quiet))
         else:
             mod = "tests.realtraffic.gen.lookalikes"
             addr = ["--addr", f"{ip_b}:{port}", "--seconds", str(seconds), "--seed", seed]
@@ -207,7 +223,8 @@ def write_labels(s: Scenario, pcap: Path) -> int:
             else:
                 label = ("voip-signaling", "STUN", "aiortc", "", f"generated: {s.name}")
         else:
-            label = ("other", s.kind, "", "", f"generated lookalike: {s.name}")
+            protocol = "QUIC" if s.kind == "quic" else s.kind
+            label = ("other", protocol, "", "", f"generated lookalike: {s.name}")
         rows.append((proto, a[0], a[1], b[0], b[1], *label))
     with Path(str(pcap) + ".csv").open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -223,11 +240,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--only", nargs="*", help="scenario names")
     args = ap.parse_args()
-    if not have("ip", "dumpcap", "nft", "iperf3", "turnserver"):
-        print("needs ip, dumpcap, nft, iperf3 and turnserver (apt coturn)", file=sys.stderr)
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    missing = missing_tools(chosen)
+    if missing:
+        print(f"needs {', '.join(missing)} for these scenarios", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
     for s in chosen:
         with netns_pair(PREFIX) as (ns_a, ns_b, ip_a, ip_b, dev_a):
             pcap = args.out / f"{s.name}.pcap"
@@ -237,6 +255,19 @@ def main() -> int:
             subprocess.run(["chmod", "644", str(pcap)], check=False)
             print(f"{s.name}: {write_labels(s, pcap)} labelled flows -> {pcap}", flush=True)
     return 0
+
+
+def missing_tools(chosen: list[Scenario]) -> list[str]:
+    """What the chosen scenarios need and this machine lacks (so that --only quic-...
+    runs without coturn, iperf3 or aiortc)."""
+    need = ["ip", "dumpcap", "nft"]
+    need += ["iperf3"] if any(s.kind == "iperf" for s in chosen) else []
+    need += ["turnserver"] if any(s.relay for s in chosen) else []
+    missing = [f"{t}{' (apt coturn)' if t == 'turnserver' else ''}" for t in need if not have(t)]
+    for kind, module in (("call", "aiortc"), ("quic", "aioquic")):
+        if any(s.kind == kind for s in chosen) and importlib.util.find_spec(module) is None:
+            missing.append(f"{module} (pip install {module})")
+    return missing
 
 
 @contextmanager
