@@ -28,7 +28,7 @@ from voipscope.calls.app_calls import AppCallGrouper
 from voipscope.quality.clock_candidates import CLOCK_FROM_TABLE
 from voipscope.quality.clock_candidates import resolve as resolve_clock
 from voipscope.quality.emodel import mos as emodel_mos
-from voipscope.quality.rtcp_reports import rtcp_figures
+from voipscope.quality.rtcp_reports import reported_only, rtcp_figures
 
 MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZRTP"})
 PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
@@ -231,8 +231,10 @@ class CallAssembler:
                         _with_quality(stream, held.rtpmap)
                         | {"pairing": pairing, "pairing_confidence": confidence}
                     )
-        _add_rtcp(streams, [r for flow, *_ in held.media for r in flow.get("_rtcp", ())])
         record = held.record
+        record["rtcp_only_streams"] = _add_rtcp(
+            streams, [(flow, r) for flow, *_ in held.media for r in flow.get("_rtcp", ())]
+        )
         record["media_flows"] = media_flows
         self._out.append(_finish(record, streams))
 
@@ -241,7 +243,7 @@ class CallAssembler:
             if len(self._app_streams) < self.max_waiting_media:
                 self._app_streams[flow["flow_id"]] = streams
                 if flow.get("_rtcp"):
-                    self._app_rtcp[flow["flow_id"]] = flow["_rtcp"]
+                    self._app_rtcp[flow["flow_id"]] = flow
         self._app_out(self.app_calls.add(flow for flow, _ in media))
 
     def _app_out(self, records: Iterable[dict[str, Any]]) -> None:
@@ -251,15 +253,21 @@ class CallAssembler:
                 for flow_id in record["media_flows"]
                 for s in self._app_streams.pop(flow_id, [])
             ]
-            reports = [r for f in record["media_flows"] for r in self._app_rtcp.pop(f, ())]
-            _add_rtcp(streams, reports)
+            flows = [self._app_rtcp.pop(f, None) for f in record["media_flows"]]
+            reports = [(f, r) for f in flows if f is not None for r in f["_rtcp"]]
+            record = {**record, "rtcp_only_streams": _add_rtcp(streams, reports)}
             self._out.append(_finish(record, streams[:MAX_STREAMS_PER_CALL]))
 
 
-def _add_rtcp(streams: list[dict[str, Any]], reports: list[dict[str, Any]]) -> None:
-    """What the far end's RTCP said about each stream, beside what was measured."""
+def _add_rtcp(
+    streams: list[dict[str, Any]], reports: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """What the far end's RTCP said about each stream, beside what was measured
+    (``reports``: each with the media flow it came on). Returns the streams only RTCP
+    tells of: reported on, but no RTP of theirs in the capture (one-sided capture,
+    media on a path the capture does not see, media the bytes could not read)."""
     if not reports:
-        return
+        return []
     ssrc_of = {}
     for s in streams:
         try:
@@ -267,11 +275,12 @@ def _add_rtcp(streams: list[dict[str, Any]], reports: list[dict[str, Any]]) -> N
         except ValueError:
             continue
     clocks = {ssrc_of[id(s)]: s.get("clock_rate_hz") for s in streams if id(s) in ssrc_of}
-    figures = rtcp_figures(reports, {k: v for k, v in clocks.items() if v})
+    figures = rtcp_figures([r for _, r in reports], {k: v for k, v in clocks.items() if v})
     for s in streams:
         found = figures.get(ssrc_of.get(id(s), -1))
         if found:
             s.update(found)
+    return reported_only(reports, set(ssrc_of.values()))
 
 
 def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:

@@ -96,6 +96,26 @@ STREAM_FIELDS = [
 ]
 STREAM_TYPE = pa.struct(STREAM_FIELDS)
 
+# A stream known only from RTCP report blocks (RFC 3550 §6.4.1) about its SSRC: the
+# sender is the far end of the RTCP flow from the reporter; ports are the RTCP flow's.
+RTCP_ONLY_STREAM_TYPE = pa.struct(
+    [
+        pa.field("ssrc", pa.string()),
+        pa.field("flow_id", pa.int64()),
+        pa.field("sender_ip", pa.string()),
+        pa.field("sender_port", pa.int32()),
+        pa.field("reporter_ip", pa.string()),
+        pa.field("reporter_port", pa.int32()),
+        pa.field("first_report", pa.float64()),
+        pa.field("last_report", pa.float64()),
+        pa.field("rtcp_reports", pa.int64()),
+        pa.field("rtcp_loss_pct", pa.float64()),
+        pa.field("rtcp_cumulative_lost", pa.int64()),
+        pa.field("rtcp_jitter_ts_units", pa.int64()),  # no clock without a payload type
+        pa.field("rtcp_rtt_ms", pa.float64()),
+    ]
+)
+
 CALL_SCHEMA = pa.schema(
     [
         pa.field("call_id", pa.string()),
@@ -116,6 +136,8 @@ CALL_SCHEMA = pa.schema(
         pa.field("redirected_to", pa.list_(pa.string())),
         pa.field("related_calls", pa.list_(pa.string())),
         pa.field("streams", pa.list_(STREAM_TYPE)),
+        # Streams only the far end's RTCP tells of (reported on, no RTP in the capture).
+        pa.field("rtcp_only_streams", pa.list_(RTCP_ONLY_STREAM_TYPE)),
         pa.field("signaling_flows", pa.list_(pa.int64())),
         pa.field("media_flows", pa.list_(pa.int64())),
         pa.field("messages", pa.string()),  # per-method counts, "INVITE:3 ACK:1 BYE:1"

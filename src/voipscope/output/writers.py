@@ -246,6 +246,8 @@ class CallConsoleTable(ConsoleTable):
         table.add_row(*_call_cells(record))
         for stream in record["streams"] or []:
             table.add_row("", "", *_stream_cells(stream), style="dim")
+        for reported in record.get("rtcp_only_streams") or []:
+            table.add_row("", "", *_rtcp_only_cells(reported), style="dim italic")
 
 
 def _stamp(ts: float | None) -> str:
@@ -280,6 +282,21 @@ def _stream_cells(m: dict) -> list[str]:
         "-" if m["loss_pct"] is None else f"{m['loss_pct']:.1f}",
         "-" if m["jitter_ms"] is None else f"{m['jitter_ms']:.1f}",
         "-" if m["mos"] is None else f"{m['mos']:.2f}",
+    ]
+
+
+def _rtcp_only_cells(m: dict) -> list[str]:
+    """A stream only the far end's RTCP tells of: its packets, jitter in ms and MOS are
+    not known; the loss is what the reporter said (RFC 3550 §6.4.1)."""
+    loss = m["rtcp_loss_pct"]
+    return [
+        f"↳ {_endpoint(m['sender_ip'], m['sender_port'])}",
+        f"→ {_endpoint(m['reporter_ip'], m['reporter_port'])}",
+        "RTCP only",
+        "-",
+        "-" if loss is None else f"{loss:.1f}",
+        "-",
+        "-",
     ]
 
 

@@ -49,3 +49,47 @@ def rtcp_figures(
             "rtcp_rtt_ms": statistics.median(rtts) if rtts else None,
         }
     return out
+
+
+def reported_only(
+    reports: Iterable[tuple[dict[str, Any], dict[str, Any]]], measured: set[int]
+) -> list[dict[str, Any]]:
+    """Streams known only from report blocks (``reports``: each with the Flow record it
+    came on): their SSRC, who sent and who reported them, and what the reporter said,
+    one record per (SSRC, reporter) -- both ends may report on one SSRC (an SSRC of 0
+    standing for a source not yet known, a conference's sender).
+
+    The sender is the far end of the flow from the reporter (RFC 3550 §6.4: a receiver
+    reports on the sources it hears). Its ports are the RTCP flow's: where its RTP went
+    is not in the capture. Jitter stays in timestamp units: without a payload type there
+    is no clock to turn it into ms."""
+    reports = list(reports)
+    srs = [r for _, r in reports if r["kind"] == "sr"]
+    groups: dict[tuple[int, int], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for flow, r in reports:
+        if r["kind"] == "block" and r["about_ssrc"] not in measured:
+            groups.setdefault((r["about_ssrc"], r["direction"]), []).append((flow, r))
+    out = []
+    for (ssrc, direction), group in groups.items():
+        group.sort(key=lambda fr: fr[1]["ts"])
+        flow, last = group[-1]
+        reporter, sender = ("src", "dst") if direction == 0 else ("dst", "src")
+        figures = rtcp_figures(srs + [r for _, r in group], {})[ssrc]
+        out.append(
+            {
+                "ssrc": f"0x{ssrc:08X}",
+                "flow_id": flow["flow_id"],
+                "sender_ip": flow[f"{sender}_ip"],
+                "sender_port": flow[f"{sender}_port"],
+                "reporter_ip": flow[f"{reporter}_ip"],
+                "reporter_port": flow[f"{reporter}_port"],
+                "first_report": group[0][1]["ts"],
+                "last_report": last["ts"],
+                "rtcp_reports": figures["rtcp_reports"],
+                "rtcp_loss_pct": figures["rtcp_loss_pct"],
+                "rtcp_cumulative_lost": figures["rtcp_cumulative_lost"],
+                "rtcp_jitter_ts_units": last["jitter_ts"],
+                "rtcp_rtt_ms": figures["rtcp_rtt_ms"],
+            }
+        )
+    return sorted(out, key=lambda e: (e["first_report"], e["ssrc"], e["reporter_ip"]))

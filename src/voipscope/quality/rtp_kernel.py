@@ -550,9 +550,21 @@ def _candidates(si, sf, row, delta_ns, ticks, regular):
 
 @njit(cache=True, nogil=True)
 def _rtcp(data, p, length, r, d, t_ns, ev, meta):  # pragma: no cover - numba
-    """Sender reports and report blocks of one (compound) RTCP datagram as events."""
-    at = p
+    """Sender reports and report blocks of one (compound) RTCP datagram as events.
+
+    Only a datagram whose packets' lengths add up to it exactly (RFC 3550 §6.1: a
+    compound packet is RTCP packets back to back) is read: SRTCP (RFC 3711 §3.4)
+    encrypts everything after the first 8 bytes and appends an index and a tag, so its
+    "report blocks" would be ciphertext read as SSRCs, losses and jitter."""
     end = p + length
+    at = p
+    while at + 4 <= end:
+        if (np.int64(data[at]) & 0xC0) != RTP_VERSION_BITS:
+            return
+        at += (u16be(data, at + 2) + 1) * 4
+    if at != end:
+        return
+    at = p
     made = 0
     while at + 4 <= end and made < MAX_RTCP_EVENTS:
         b0 = np.int64(data[at])
