@@ -102,7 +102,9 @@ def _random_direction(side, model: SkypeModel) -> tuple[bool, str]:  # type: ign
 
 
 def _weigh_tcp(ctx: FlowContext, state: SkypeState, last_ns: int, model: SkypeModel) -> None:
-    if state.framing is not None or not all(d.packets for d in state.dirs):
+    if state.framing is not None or state.lookalike_opener is not None:
+        return  # plaintext framing (not Skype), or the TLS look-alike the bytes showed
+    if not all(d.packets for d in state.dirs):
         return
     hosts = ctx.knowledge.table(HOSTS, SkypeHosts)
     ends = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))

@@ -84,6 +84,16 @@ OPENING_BYTES = 64  # first payload bytes of a direction kept for the pooled tes
 TCP_BUDGET_PACKETS = 24  # payload segments sampled on a TCP flow
 FOLLOW_PACKETS = 62  # a matched UDP flow is followed this far to fill the sample
 SSH_BANNER = b"SSH-"  # RFC 4253 §4.2
+# Classic Skype's TLS look-alike (its connections to login servers and supernodes, on 443
+# and on its own ports, in skype.pcap): the client's first segment is a handshake record
+# of length 0 and the server answers with an application-data record of length 0, before
+# any hello. TLS forbids both (RFC 5246 §6.2.1: no zero-length Handshake fragments; §7:
+# application data only after the handshake), so no TLS stack sends them. nDPI's skype.c
+# calls these "SSL-like communications without SSL certificate" and finds them only by
+# Skype's address ranges.
+RECORD_HANDSHAKE, RECORD_APPLICATION_DATA = 0x16, 0x17  # RFC 5246 §6.2.1 ContentType
+LOOKALIKE_ANSWERED = 0.9
+LOOKALIKE_UNANSWERED = 0.6  # the opener alone: the flow ended before the server spoke
 
 
 @dataclass(slots=True, frozen=True)
@@ -181,6 +191,20 @@ class SkypeState:
     framing: str | None = None  # TCP: plaintext framing seen at the start (not Skype)
     voice_noted: bool = False  # the host table counted this flow as voice
     node_noted: bool = False  # the host table marked both ends as Skype nodes
+    # TCP: the direction that opened with Skype's empty handshake record (None: did not)
+    lookalike_opener: int | None = None
+
+
+def empty_record(data: bytes, content_type: int) -> bool:
+    """A TLS-shaped record header of ``content_type``, version 3.0-3.3, length 0."""
+    return (
+        len(data) >= 5
+        and data[0] == content_type
+        and data[1] == 3
+        and data[2] <= 3
+        and data[3] == 0
+        and data[4] == 0
+    )
 
 
 def _sample(side: _Direction, pkt: Packet) -> None:
@@ -310,18 +334,44 @@ class SkypeDissector(Dissector):
 
     def _probe_tcp(self, ctx: FlowContext, pkt: Packet) -> Probe:
         state = ctx.state.get(self.name)
+        data = pkt.payload
         if state is None:
-            if tcp_framing(pkt.payload) is not None:
+            opener = empty_record(data, RECORD_HANDSHAKE)
+            if not opener and tcp_framing(data) is not None:
                 return Probe.NO  # most TCP flows: refused before any state is made
             state = ctx.state[self.name] = SkypeState(pkt.seq, False, transport=TCP)
+            if opener:
+                state.lookalike_opener = pkt.direction
         side = state.dirs[pkt.direction]
+        if state.lookalike_opener is not None:
+            return self._probe_lookalike(ctx, state, side, pkt)
         if not side.packets:
-            state.framing = tcp_framing(pkt.payload)
+            state.framing = tcp_framing(data)
             if state.framing is not None:
                 return Probe.NO
         _sample(side, pkt)
         state.offered += 1
         return Probe.MAYBE if state.offered < TCP_BUDGET_PACKETS else Probe.NO
+
+    def _probe_lookalike(
+        self, ctx: FlowContext, state: SkypeState, side: _Direction, pkt: Packet
+    ) -> Probe:
+        """After the empty handshake record: the other side's first segment decides."""
+        answer = pkt.direction != state.lookalike_opener and not side.packets
+        _sample(side, pkt)
+        state.offered += 1
+        if not answer:
+            return Probe.MAYBE if state.offered < TCP_BUDGET_PACKETS else Probe.NO
+        if not empty_record(pkt.payload, RECORD_APPLICATION_DATA):
+            state.lookalike_opener = None  # a real server's alert, say: not the look-alike
+            state.framing = tcp_framing(pkt.payload)
+            return Probe.NO
+        ctx.report(Finding("Skype", SIGNALING, LOOKALIKE_ANSWERED,
+                           "classic Skype TLS look-alike: a zero-length handshake record "
+                           "answered by a zero-length application-data record before any "
+                           "hello (TLS forbids both, RFC 5246 §6.2.1, §7)",
+                           pkt.seq, app="Skype"))  # fmt: skip
+        return Probe.MATCH
 
     def _first_som(self, ctx: FlowContext, pkt: Packet) -> None:
         """The flow's first SoM header: tally both sockets, and record the hosts (and
@@ -380,7 +430,16 @@ class SkypeDissector(Dissector):
     def on_expire(self, ctx: FlowContext) -> None:
         state = ctx.state.get(self.name)
         if state is not None and state.transport == TCP:
-            return  # a sample only: classify.skype_verdict judges it
+            if (
+                state.lookalike_opener is not None
+                and not state.dirs[1 - state.lookalike_opener].packets
+            ):
+                ctx.report(Finding("Skype", SIGNALING, LOOKALIKE_UNANSWERED,
+                                   "classic Skype TLS look-alike: opened with a zero-length "
+                                   "handshake record (TLS forbids it, RFC 5246 §6.2.1); the "
+                                   "server sent nothing back", state.first_seq,
+                                   app="Skype"))  # fmt: skip
+            return  # otherwise a sample only: classify.skype_verdict judges it
         if (
             state is not None
             and not state.ruled_out

@@ -222,3 +222,57 @@ def test_tcp_is_sampled_never_claimed():
 
 def test_negatives(shared_captures):
     check_negatives(SkypeDissector(), shared_captures)
+
+
+# skype.pcap, flow 192.168.1.34:50111 <-> 91.190.216.125:443: the opening segments.
+LOOKALIKE_OPEN = bytes.fromhex("1603010000")
+LOOKALIKE_ANSWER = bytes.fromhex("1703010000")
+LOOKALIKE_LOGIN = bytes.fromhex("16030100eb42cdefe740d72f1dcb1839fbc8f3d2f8224daa4d57800611bdd514")
+
+
+def test_tls_lookalike_answered_is_skype():
+    """Classic Skype's TLS look-alike: zero-length handshake and application-data
+    records before any hello, which TLS forbids (RFC 5246 §6.2.1, §7)."""
+    from tests.dissectdrive import context, packets, run
+
+    flow = packets(LOOKALIKE_OPEN, (1, LOOKALIKE_ANSWER), LOOKALIKE_OPEN, LOOKALIKE_LOGIN)
+    result = run(SkypeDissector(), context(6, dst=("91.190.216.125", 443)), flow)
+    assert result.verdicts == [Probe.MAYBE, Probe.MATCH] and result.matched_at == 2
+    (finding,) = result.ctx.findings
+    assert (finding.protocol, finding.category, finding.app) == ("Skype", SIGNALING, "Skype")
+    assert finding.confidence == 0.9 and "zero-length" in finding.evidence
+
+
+def test_tls_lookalike_without_answer_is_weaker():
+    from tests.dissectdrive import context, packets, run
+
+    dissector = SkypeDissector()
+    result = run(dissector, context(6), packets(LOOKALIKE_OPEN))
+    dissector.on_expire(result.ctx)
+    (finding,) = result.ctx.findings
+    assert (finding.protocol, finding.confidence, finding.at_packet) == ("Skype", 0.6, 1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        bytes.fromhex("150301000202 0a".replace(" ", "")),  # a real server: fatal alert
+        bytes.fromhex("160301003a020000360301") + bytes(51),  # a ServerHello
+        bytes.fromhex("1703010005") + b"hello",  # application data with a body
+    ],
+)
+def test_tls_lookalike_needs_the_empty_answer(answer):
+    from tests.dissectdrive import context, packets, run
+
+    dissector = SkypeDissector()
+    result = run(dissector, context(6), packets(LOOKALIKE_OPEN, (1, answer)))
+    dissector.on_expire(result.ctx)
+    assert result.verdicts[-1] == Probe.NO and not result.ctx.findings
+
+
+def test_real_tls_hello_is_no_lookalike():
+    from tests.dissectdrive import context, packets, run
+
+    hello = bytes.fromhex("16030100c8010000c40303") + bytes(32)
+    result = run(SkypeDissector(), context(6), packets(hello))
+    assert result.verdicts == [Probe.NO] and "Skype" not in result.ctx.state
