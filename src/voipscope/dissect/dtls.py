@@ -15,7 +15,11 @@ from voipscope.errors import DecodeError, Malformed, Truncated
 RECORD_HEADER_BYTES = 13  # type 1, version 2, epoch 2, sequence 6, length 2
 CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
                  24: "heartbeat", 25: "tls12_cid"}  # fmt: skip
-VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
+# 0x0100: DTLS 1.0 as OpenSSL spoke it before RFC 4347 (DTLS1_BAD_VER in OpenSSL's
+# dtls1.h), still used by Cisco AnyConnect and OpenConnect VPN tunnels; Wireshark's
+# packet-dtls.c reads it too.
+VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3",
+            0x0100: "DTLS 1.0 (OpenSSL pre-RFC 4347)"}  # fmt: skip
 HANDSHAKE_TYPES = {0: "hello_request", 1: "client_hello", 2: "server_hello",
                    3: "hello_verify_request", 4: "new_session_ticket", 11: "certificate",
                    12: "server_key_exchange", 13: "certificate_request", 14: "server_hello_done",

@@ -18,9 +18,9 @@ from voipscope.errors import DecodeError, Malformed, Truncated
 GOLDENS = Path(__file__).parent / "goldens"
 
 
-def golden(name: str) -> list[list[str]]:
+def golden(name: str, minimum: int = 10) -> list[list[str]]:
     rows = [line.split("|") for line in (GOLDENS / name).read_text().splitlines()]
-    assert len(rows) >= 10, "a short golden proves little"
+    assert len(rows) >= minimum, "a short golden proves little"
     return rows
 
 
@@ -44,10 +44,20 @@ def test_iax2_against_tshark(shared_captures):
             assert (f.oseqno, f.iseqno) == (int(oseq), int(iseq))
 
 
-@pytest.mark.parametrize("name", ["dtls2.pcap", "stun_dtls_rtp.pcapng"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "dtls2.pcap",
+        "stun_dtls_rtp.pcapng",
+        "dtls_old_version.pcapng",  # OpenSSL's pre-RFC 4347 version 0x0100: 7 datagrams
+        "dtls_mid_sessions.pcapng",  # 0x0100 and 1.2 records mid-session
+    ],
+)
 def test_dtls_against_tshark(name, shared_captures):
     payloads = payloads_by_frame(shared_captures / name, 17)
-    for frame, ctypes, versions, epochs, lengths in golden(f"{name}.dtls.txt"):
+    # dtls_old_version holds 7 DTLS datagrams in all: every one is in its golden.
+    minimum = 7 if name == "dtls_old_version.pcapng" else 10
+    for frame, ctypes, versions, epochs, lengths in golden(f"{name}.dtls.txt", minimum):
         records = parse_dtls_records(payloads[int(frame)])
         assert [str(r.content_type) for r in records] == ctypes.split(","), frame
         assert [f"0x{r.version:04x}" for r in records] == versions.split(",")
