@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from voipscope.text_fields import is_decimal
+
 MAX_LIST_ITEMS = 16  # Contact/Diversion/History-Info entries kept from one header value
 
 _BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
@@ -243,7 +245,7 @@ def dtmf_from_info(content_type: str | None, body: bytes) -> tuple[str, int | No
         value = value.strip()
         if name == "signal":
             signal = _digit(value)
-        elif name == "duration" and value.isdigit() and len(value) <= 9:
+        elif name == "duration" and is_decimal(value) and len(value) <= 9:
             duration = int(value)
     return (signal, duration) if signal else None
 
@@ -251,7 +253,7 @@ def dtmf_from_info(content_type: str | None, body: bytes) -> tuple[str, int | No
 def _digit(value: str) -> str | None:
     if len(value) == 1 and value in DTMF_SYMBOLS:
         return value.upper()
-    if value.isdigit() and len(value) <= 2 and int(value) < len(DTMF_EVENTS):
+    if is_decimal(value) and len(value) <= 2 and int(value) < len(DTMF_EVENTS):
         return DTMF_EVENTS[int(value)]
     return None
 

@@ -13,6 +13,7 @@ from voipscope.dissect.base import FlowContext, Packet
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.dissect.rtp import STATIC_PAYLOAD_TYPES
 from voipscope.errors import DecodeError, Malformed
+from voipscope.text_fields import is_decimal
 
 MEDIA_CATEGORY = "voip-media"
 
@@ -94,7 +95,7 @@ def _media_line(value: str, session_connection: str | None) -> SdpMedia:
     if len(parts) < 3:
         raise Malformed(f"SDP m= line is too short: {value[:40]!r}")
     port_text = parts[1].split("/")[0]
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not is_decimal(port_text) or int(port_text) > 65535:
         raise Malformed(f"SDP m= port {parts[1]!r} is not a port")
     return SdpMedia(parts[0], int(port_text), parts[2], parts[3:], session_connection)
 
@@ -107,18 +108,18 @@ def _attribute(sdp: Sdp, media: SdpMedia | None, value: str) -> None:
         return
     if name == "rtpmap":
         pt, _, codec = rest.partition(" ")
-        if pt.isdigit():
+        if is_decimal(pt):
             media.rtpmap[int(pt)] = codec.strip()
     elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
         media.direction = name
     elif name == "candidate":
         # RFC 8839 §5.1: foundation component transport priority address port typ type ...
         parts = rest.split()
-        if len(parts) >= 8 and parts[5].isdigit():
+        if len(parts) >= 8 and is_decimal(parts[5]):
             media.candidates.append((parts[2].lower(), parts[4], int(parts[5]), parts[7]))
     elif name == "rtcp":
         port = rest.split()[0] if rest.split() else ""
-        media.rtcp_port = int(port) if port.isdigit() else None
+        media.rtcp_port = int(port) if is_decimal(port) else None
     elif name == "rtcp-mux":
         media.rtcp_mux = True
     elif name == "crypto":
@@ -126,7 +127,7 @@ def _attribute(sdp: Sdp, media: SdpMedia | None, value: str) -> None:
     elif name == "ssrc":
         # RFC 5576 §4.1: a=ssrc:<ssrc-id> <attribute>; one line per attribute, so dedupe.
         first = rest.split()[0] if rest.split() else ""
-        if first.isdigit() and int(first) < 1 << 32 and len(media.ssrcs) < MAX_SSRCS:
+        if is_decimal(first) and int(first) < 1 << 32 and len(media.ssrcs) < MAX_SSRCS:
             ssrc = int(first)
             if ssrc not in media.ssrcs:
                 media.ssrcs.append(ssrc)
@@ -198,7 +199,7 @@ def _codec(m: SdpMedia) -> str | None:
     if not m.formats:
         return None
     first = m.formats[0]
-    if first.isdigit():
+    if is_decimal(first):
         pt = int(first)
         if pt in m.rtpmap:
             return m.rtpmap[pt]

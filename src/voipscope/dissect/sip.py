@@ -25,6 +25,7 @@ from voipscope.dissect.base import (
 from voipscope.dissect.sdp import announce_body
 from voipscope.dissect.stream import StreamBuffers
 from voipscope.errors import DecodeError, Malformed, Truncated
+from voipscope.text_fields import is_decimal
 
 # RFC 3261 §7.3.3 compact header forms, plus the ones added by later RFCs.
 COMPACT_HEADERS = {
@@ -96,7 +97,7 @@ class SipMessage:
         if value is None:
             return None
         parts = value.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not is_decimal(parts[0]):
             return None
         return int(parts[0]), parts[1].upper()
 
@@ -157,7 +158,7 @@ def parse_sip(data: bytes, stream: bool = False) -> SipMessage:
             raise Malformed("SIP message over a stream has no Content-Length")
         length = len(view) - body_start  # UDP: the datagram ends the body (§18.3)
     else:
-        if not length_text.strip().isdigit():
+        if not is_decimal(length_text.strip()):
             raise Malformed(f"SIP Content-Length {length_text!r} is not a number")
         length = int(length_text)
         if body_start + length > len(view):
