@@ -1,6 +1,7 @@
 """Hypothesis over the lookalike parsers (DNS, TLS, QUIC, HTTP, WireGuard, RTPS, NTP,
-BitTorrent, MPEG-TS, Steam) and their dissectors: random bytes, real messages with random
-damage, and random flows over UDP and TCP.
+BitTorrent, MPEG-TS, Steam, Dropbox, Spotify, NetBIOS, NAT-PMP, DNSCrypt, OpenWire, Ookla)
+and their dissectors: random bytes, real messages with random damage, and random flows
+over UDP and TCP.
 
 The property: a parser returns or raises a DecodeError, nothing else (DESIGN §4); a
 dissector driven as the stage drives it raises nothing at all, reports only well-formed
@@ -19,15 +20,40 @@ from tests.dissectdrive import context, packets, run
 from tests.fuzz.support import FAST, LONG, damaged
 from tests.unit.dissect import test_bittorrent as bittorrent_cases
 from tests.unit.dissect import test_dns as dns_cases
+from tests.unit.dissect import test_dnscrypt as dnscrypt_cases
+from tests.unit.dissect import test_dropbox as dropbox_cases
 from tests.unit.dissect import test_http as http_cases
 from tests.unit.dissect import test_mpegts as mpegts_cases
+from tests.unit.dissect import test_natpmp as natpmp_cases
+from tests.unit.dissect import test_netbios as netbios_cases
 from tests.unit.dissect import test_ntp as ntp_cases
+from tests.unit.dissect import test_ookla as ookla_cases
+from tests.unit.dissect import test_openwire as openwire_cases
 from tests.unit.dissect import test_quic as quic_cases
 from tests.unit.dissect import test_rtps as rtps_cases
+from tests.unit.dissect import test_spotify as spotify_cases
 from tests.unit.dissect import test_steam as steam_cases
 from tests.unit.dissect import test_tls as tls_cases
 from tests.unit.dissect import test_wireguard as wireguard_cases
-from voipscope.dissect import bittorrent, dns, http, mpegts, ntp, quic, rtps, steam, tls, wireguard
+from voipscope.dissect import (
+    bittorrent,
+    dns,
+    dnscrypt,
+    dropbox,
+    http,
+    mpegts,
+    natpmp,
+    netbios,
+    ntp,
+    ookla,
+    openwire,
+    quic,
+    rtps,
+    spotify,
+    steam,
+    tls,
+    wireguard,
+)
 from voipscope.dissect.base import OTHER, SIGNALING, TCP, UDP
 from voipscope.errors import DecodeError
 
@@ -55,6 +81,14 @@ PARSERS = {
     "mpegts": mpegts.parse_mpegts,
     "steam": steam.parse_steam_discovery,
     "protobuf": lambda data: steam.parse_protobuf_fields(data, 0, len(data)),
+    "dropbox": dropbox.parse_dropbox_discovery,
+    "spotify": spotify.parse_spotify_discovery,
+    "netbios_ns": netbios.parse_name_service,
+    "netbios_dgm": netbios.parse_datagram,
+    "natpmp": natpmp.parse_natpmp,
+    "dnscrypt": dnscrypt.parse_dnscrypt_response,
+    "openwire": openwire.parse_wireformat_info,
+    "ookla": ookla.parse_greeting,
 }
 
 SEEDS = [
@@ -86,6 +120,17 @@ SEEDS = [
     bittorrent_cases.utp(2, 7, 5, 100, ext=b"\x00\x04\x01\x02\x03\x04", first_ext=1),
     mpegts_cases.ts_packet() * 2,
     steam_cases.DISCOVERY,
+    dropbox_cases.TELEGRAM_DISCOVERY,
+    spotify_cases.DISCOVERY,
+    netbios_cases.NAME_QUERY,
+    netbios_cases.REFRESH,
+    netbios_cases.GROUP_DATAGRAM,
+    natpmp_cases.MAP_REQUEST,
+    natpmp_cases.MAP_RESPONSE,
+    dnscrypt_cases.RESPONSE,
+    openwire_cases.CLIENT_INFO,
+    ookla_cases.HI,
+    ookla_cases.HELLO,
 ]
 
 DISSECTORS = [
@@ -99,10 +144,18 @@ DISSECTORS = [
     bittorrent.BitTorrentDissector(),
     mpegts.MpegTsDissector(),
     steam.SteamDissector(),
+    dropbox.DropboxDissector(),
+    spotify.SpotifyDissector(),
+    netbios.NetbiosDissector(),
+    natpmp.NatPmpDissector(),
+    dnscrypt.DnsCryptDissector(),
+    openwire.OpenWireDissector(),
+    ookla.OoklaDissector(),
 ]
 PROTOCOLS = {"DNS": {"DNS", "MDNS", "LLMNR"}, "TLS": {"TLS", "SIP-TLS"},
              "HTTP": {"HTTP", "HTTP/2", "SSDP"}}  # fmt: skip
-PORTS = [53, 5353, 5355, 123, 443, 5061, 1900, 5060, 27036, 40000]
+PORTS = [53, 5353, 5355, 123, 443, 5061, 1900, 5060, 27036, 40000,
+         17500, 57621, 137, 138, 5351, 8080, 61616]  # fmt: skip
 
 
 payloads = st.one_of(st.binary(min_size=1, max_size=600), damaged(SEEDS).filter(bool))

@@ -113,6 +113,9 @@ def test_classic_skype_found_and_dnscrypt_is_not_skype() -> None:
     assert len(skype) >= 140  # the client's UDP socket talks SoM to ~140 peers
     assert not any(r["app"] == "Skype" or r["protocol"] == "Skype"
                    for r in flows("dnscrypt_skype_false_positive.pcapng"))  # fmt: skip
+    # ... and it is named: the resolver's magic and the echoed client nonce (issue 4).
+    assert {(r["category"], r["protocol"]) for r in flows("dnscrypt_skype_false_positive.pcapng")
+            if r["proto"] == "udp"} == {("other", "DNSCrypt")}  # fmt: skip
 
 
 def test_app_calls_have_media_with_the_right_app() -> None:

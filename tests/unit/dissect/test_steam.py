@@ -9,12 +9,14 @@ import pytest
 
 from tests.dissectdrive import context, golden, packets, prefix_sweep, run
 from tests.readback import payloads_by_frame
+from tests.unit.dissect.gameflows import matched_ports
 from voipscope.dissect.base import OTHER, Probe
 from voipscope.dissect.steam import (
     MAX_PROTOBUF_FIELDS,
     SIGNATURE,
     SteamDissector,
     parse_protobuf_fields,
+    parse_sdr_ping,
     parse_steam_discovery,
 )
 from voipscope.errors import Malformed, Truncated
@@ -86,3 +88,33 @@ def test_dissector():
     for first in (DISCOVERY[:-1], b"\xff" * 40, b"\x80" + DISCOVERY[1:]):
         ctx = context(17, ("192.168.88.231", 27036), ("192.168.88.255", 27036))
         assert run(STEAM, ctx, packets(first)).verdicts == [Probe.NO]
+
+
+# steam.pcapng frame 27: 192.168.88.231:46604 -> 155.133.252.86:27045, a Steam Datagram
+# Relay ping (31 bytes of content, zero padding up to 100)
+SDR_PING_CONTENT = bytes.fromhex("0181736470696e677ebe627ec7288817000000000659566591d40d8c62410b")
+SDR_PING = SDR_PING_CONTENT + bytes(69)
+
+
+def test_sdr_ping():
+    assert len(SDR_PING) == 100 and parse_sdr_ping(SDR_PING) == 0x01
+    with pytest.raises(Truncated, match="fewer than 100"):
+        parse_sdr_ping(SDR_PING[:99])
+    with pytest.raises(Malformed, match="sdping"):
+        parse_sdr_ping(SDR_PING[:2] + b"sdpong" + SDR_PING[8:])
+    with pytest.raises(Malformed, match="zero padding"):
+        parse_sdr_ping(SDR_PING[:-1] + b"\x01")
+    assert prefix_sweep(parse_sdr_ping, SDR_PING) == 0
+
+
+def test_sdr_ping_dissector(shared_captures):
+    ctx = context(17, ("192.168.88.231", 46604), ("155.133.252.86", 27045))
+    r = run(STEAM, ctx, packets(SDR_PING))
+    f = r.finding
+    assert (f.protocol, f.category, f.app, f.confidence) == ("Steam", OTHER, "Steam", 0.85)
+    assert "'sdping' at offset 2 of a 100-byte datagram" in f.evidence
+    for first in (SDR_PING[:99], SDR_PING[:2] + b"sdpinG" + SDR_PING[8:], SDR_PING[:-1] + b"\x01",
+                  b"\x02" + SDR_PING[1:]):  # fmt: skip
+        assert run(STEAM, context(), packets(first)).verdicts == [Probe.NO]
+    assert matched_ports(STEAM, shared_captures / "steam.pcapng") == {
+        (27036, 27036), (27045, 46604)}  # fmt: skip
