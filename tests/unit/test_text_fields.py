@@ -19,7 +19,7 @@ A, B = "10.0.0.1", "10.0.0.2"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("3600", True), ("0", True), ("", False), ("²", False), ("٣", False), ("1²", False),
-     ("-1", False), (" 1", False)],
+     ("-1", False), (" 1", False), ("9" * 19, True), ("9" * 20, False)],
 )  # fmt: skip
 def test_is_decimal(text: str, expected: bool) -> None:
     assert is_decimal(text) is expected
@@ -68,3 +68,13 @@ def test_superscripts_in_sdp_numbers_are_malformed_not_a_bug() -> None:
     ok_port = body.replace("m=audio ² RTP/AVP 0", "m=audio 4000 RTP/AVP ² 0")
     (media,) = parse_sdp(ok_port.encode()).media
     assert media.port == 4000  # the format "²" is skipped, no ValueError
+
+
+def test_a_5000_digit_cseq_is_no_number(write_pcap) -> None:  # type: ignore[no-untyped-def]
+    """int() refuses more than 4300 digits (sys.int_max_str_digits): a CSeq that long
+    stopped the calls run before; now the message has no CSeq."""
+    huge = "9" * 5000
+    message = register("60").replace(b"CSeq: 1 REGISTER", f"CSeq: {huge} REGISTER".encode())
+    path = write_pcap([pb.udp_packet(1.0, A, 5060, B, 5060, message),
+                       pb.udp_packet(1.1, B, 5060, A, 5060, ok())])  # fmt: skip
+    list(iter_calls(str(path)))  # no ValueError
