@@ -160,12 +160,12 @@ def flows(
     show_traceback: ShowTraceback = False,
 ) -> None:
     """One record per bidirectional flow (DESIGN §3 Flow record), with its verdict."""
-    paths = _input_paths(inputs, use_sample, "flows INPUT... (or --sample)")
-    chosen = _pick_format(fmt, output)
-    code = _run_flows(
-        paths, chosen, output, config or [], stats, progress, show_traceback, anomalies_out
-    )
-    raise typer.Exit(code)
+    raise typer.Exit(
+        _run_records(
+            "flows", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
+            anomalies_out=anomalies_out,
+        )
+    )  # fmt: skip
 
 
 def _parse_config(items: list[str], detect_keys: bool = False):  # type: ignore[no-untyped-def]
@@ -203,12 +203,15 @@ def _fails_on(fail_on: str | None, severities) -> bool:  # type: ignore[no-untyp
     )
 
 
-def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: list[str],
-               print_stats: bool, progress: bool | None, show_traceback: bool,
-               anomalies_out: str | None = None, records: str = "flows",
-               fail_on: str | None = None) -> int:  # fmt: skip
-    """Run the pipeline over ``paths`` and write ``records`` ("flows", "calls" or
-    "alerts"); with ``fail_on``, exit 4 when an alert at or above it was raised."""
+def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: str | None,
+                 output: str | None, config_items: list[str] | None, print_stats: bool,
+                 progress: bool | None, show_traceback: bool, anomalies_out: str | None = None,
+                 fail_on: str | None = None) -> int:  # fmt: skip
+    """The flows, calls and alerts commands: run the pipeline over the inputs and write
+    ``records`` ("flows", "calls" or "alerts"); returns the exit status (with ``fail_on``,
+    4 when an alert at or above it was raised)."""
+    paths = _input_paths(inputs, use_sample, f"{records} INPUT... (or --sample)")
+    fmt = _pick_format(fmt, output)
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.output import CALL_SCHEMA, FLOW_SCHEMA, FORMATS, open_writer
     from voipscope.output.schema import ALERT_SCHEMA
@@ -218,7 +221,7 @@ def _run_flows(paths: list[str], fmt: str, output: str | None, config_items: lis
         _err(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         return EXIT_USAGE
     try:
-        cfg, detect_cfg = _parse_config(config_items, detect_keys=records == "alerts")
+        cfg, detect_cfg = _parse_config(config_items or [], detect_keys=records == "alerts")
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -320,13 +323,12 @@ def alerts(
     """One record per detected abuse (DESIGN §3 Alert record): SIP scans, extension
     enumeration, password guessing, toll fraud, floods, SPIT, policy violations — each
     with its evidence. See docs/alerts.md for the detectors and their thresholds."""
-    paths = _input_paths(inputs, use_sample, "alerts INPUT... (or --sample)")
-    chosen = _pick_format(fmt, output)
-    code = _run_flows(
-        paths, chosen, output, config or [], stats, progress, show_traceback, None, "alerts",
-        fail_on=fail_on,
+    raise typer.Exit(
+        _run_records(
+            "alerts", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
+            fail_on=fail_on,
+        )
     )  # fmt: skip
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -388,12 +390,11 @@ def calls(
 ) -> None:
     """One record per call or registration (DESIGN §3 Call record), with its media
     streams: quality (loss, jitter, MOS) and who talked when."""
-    paths = _input_paths(inputs, use_sample, "calls INPUT... (or --sample)")
-    chosen = _pick_format(fmt, output)
-    code = _run_flows(
-        paths, chosen, output, config or [], stats, progress, show_traceback, None, "calls"
+    raise typer.Exit(
+        _run_records(
+            "calls", inputs, use_sample, fmt, output, config, stats, progress, show_traceback
+        )
     )
-    raise typer.Exit(code)
 
 
 def _use_system_allocator() -> None:

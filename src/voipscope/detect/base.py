@@ -58,3 +58,8 @@ def finite(value: object) -> bool:
     """A record field that is a usable number: records come from hooks and files, so a
     time may be None, NaN or a string."""
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def finite_float(value: object) -> float | None:
+    """``value`` as a float when it is ``finite``, else None."""
+    return float(value) if finite(value) else None  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 from voipscope.bounded import add_capped
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector, finite
+from voipscope.detect.base import Detector, finite_float
 from voipscope.errors import ConfigError
 
 KIND = "policy"
@@ -68,7 +68,7 @@ class PolicyDetector(Detector):
 
     def _raise(self, flow: dict[str, Any], reason: str, endpoints: list[tuple[Any, Any]]) -> None:
         what = flow.get("app") or flow.get("protocol") or flow.get("category")
-        ts = _seconds(flow.get("first_seen")) or 0.0
+        ts = finite_float(flow.get("first_seen")) or 0.0
         block = [
             {
                 "ip": ip,
@@ -81,7 +81,7 @@ class PolicyDetector(Detector):
         ]
         alert = Alert(
             ts=ts,
-            last_ts=_seconds(flow.get("last_seen")) or ts,
+            last_ts=finite_float(flow.get("last_seen")) or ts,
             kind=KIND,
             severity="low",
             src_ip=flow.get("src_ip"),
@@ -112,7 +112,3 @@ def _parse_networks(
         return tuple(ipaddress.ip_network(n, strict=False) for n in items)
     except ValueError as exc:
         raise ConfigError(f"detect.policy.allowed_networks: {exc}") from None
-
-
-def _seconds(value: object) -> float | None:
-    return float(value) if finite(value) else None  # type: ignore[arg-type]

@@ -10,6 +10,11 @@ they are never the only reason for an alert.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from voipscope.detect.alerts import Alert
+from voipscope.detect.base import raise_severity
+
 # Lower-case substring -> the tool it names. Sources: the SIPVicious source (default
 # User-Agent "friendly-scanner"), Emerging Threats SIDs 2008578/2011716, and the agent
 # names public SIP honeypot write-ups list for scanning and brute-force campaigns.
@@ -37,3 +42,16 @@ def scanner_tool(user_agent: str | None) -> str | None:
         if needle in agent:
             return tool
     return None
+
+
+def first_scanner_tool(user_agents: Iterable[str]) -> str | None:
+    """The tool the first User-Agent naming one names, or None."""
+    return next((t for a in user_agents if (t := scanner_tool(a))), None)
+
+
+def name_scanner(alert: Alert, tool: str | None) -> None:
+    """What a tool's name adds to a new alert (this module's rule): one step of severity
+    and a line of evidence, nothing without a tool."""
+    if tool:
+        alert.severity = raise_severity(alert.severity)
+        alert.add_evidence(f"User-Agent names a scanner: {tool}")

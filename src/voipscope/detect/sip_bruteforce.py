@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 from voipscope.bounded import CappedTable, SlidingCount, SlidingDistinct, add_capped
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector, raise_severity
-from voipscope.detect.scanner_agents import scanner_tool
+from voipscope.detect.base import Detector
+from voipscope.detect.scanner_agents import first_scanner_tool, name_scanner
 from voipscope.detect.sip_facts import SipFacts
+from voipscope.detect.sip_pairs import SipPair, SipPairs
 
 KIND = "sip-bruteforce"
 # RFC 3261 §21.4.2 401, §21.4.8 407 (a fresh challenge after credentials = refused),
@@ -39,8 +40,8 @@ class SipBruteforceConfig:
     max_users_per_pair: int = 4096
 
 
-@dataclass(slots=True)
-class _Pair:
+@dataclass(slots=True, kw_only=True)
+class _Pair(SipPair):
     failures: SlidingCount
     failed_users: SlidingDistinct[str]
     pending: CappedTable[str | None, str]  # Call-ID -> user of its latest credentials
@@ -48,10 +49,6 @@ class _Pair:
     attempts_dropped: int = 0
     refused: int = 0
     cracked: list[str] = field(default_factory=list)
-    methods: list[str] = field(default_factory=list)
-    agents: list[str] = field(default_factory=list)
-    first_ts: float | None = None
-    alert: Alert | None = None
 
 
 class SipBruteforceDetector(Detector):
@@ -68,26 +65,21 @@ class SipBruteforceDetector(Detector):
                 pending=CappedTable(cfg.max_pending_per_pair, str),
             )
 
-        self.pairs: CappedTable[tuple[str, str], _Pair] = CappedTable(cfg.max_pairs, new_pair)
+        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair)
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:
             if not f.auth_username:
                 return
-            pair = self.pairs.get((f.src_ip, f.dst_ip))
-            if pair.first_ts is None:
-                pair.first_ts = f.ts_s
+            pair = self.pairs.of_request(f)
             user = f.auth_username
             if user in pair.attempts or len(pair.attempts) < MAX_USERS_LISTED:
                 pair.attempts[user] = pair.attempts.get(user, 0) + 1
             else:
                 pair.attempts_dropped += 1
-            add_capped(pair.methods, f.method or "", 8)
-            if f.user_agent:
-                add_capped(pair.agents, f.user_agent, 8)
             pair.pending.put(f.call_id, user)
             return
-        found = self.pairs.peek((f.dst_ip, f.src_ip))
+        found = self.pairs.of_response(f)
         if found is None or f.status is None:
             return
         user = found.pending.peek(f.call_id)
@@ -100,23 +92,20 @@ class SipBruteforceDetector(Detector):
             found.refused += 1
             many_guesses = found.failures.add(f.ts_s)
             many_users = found.failed_users.add(f.ts_s, user) >= self.config.min_users
-            if many_guesses or many_users or self._open(found):
+            if many_guesses or many_users or found.open_alert(self.book) is not None:
                 self._report(f, found)
         elif 200 <= f.status < 300:
             found.pending.pop(f.call_id)
             if found.refused:
                 add_capped(found.cracked, user, MAX_USERS_LISTED)
                 recent = found.failures.in_window(f.ts_s)
-                if self._open(found) or recent >= self.config.min_failures:
+                if found.open_alert(self.book) is not None or recent >= self.config.min_failures:
                     self._report(f, found)
-
-    def _open(self, pair: _Pair) -> bool:
-        return pair.alert is not None and self.book.is_open(pair.alert)
 
     def _report(self, f: SipFacts, pair: _Pair) -> None:
         attacker, server = f.dst_ip, f.src_ip
         attempts = sum(pair.attempts.values())
-        tool = next((t for a in pair.agents if (t := scanner_tool(a))), None)
+        tool = first_scanner_tool(pair.agents)
         data = {
             "usernames": list(pair.attempts),
             "attempts_per_user": dict(pair.attempts),
@@ -130,9 +119,8 @@ class SipBruteforceDetector(Detector):
             "scanner_tool": tool,
             "window_s": self.config.window_s,
         }
-        if self._open(pair):
-            alert = pair.alert
-            assert alert is not None
+        alert = pair.open_alert(self.book)
+        if alert is not None:
             alert.last_ts = f.ts_s
             alert.count = attempts
             alert.summary = _summary(attempts, pair, server)
@@ -146,7 +134,7 @@ class SipBruteforceDetector(Detector):
             ts=pair.first_ts if pair.first_ts is not None else f.ts_s,
             last_ts=f.ts_s,
             kind=KIND,
-            severity=raise_severity(severity) if tool else severity,
+            severity=severity,
             src_ip=attacker,
             dst_ip=server,
             summary=_summary(attempts, pair, server),
@@ -161,22 +149,15 @@ class SipBruteforceDetector(Detector):
         )
         if pair.cracked:
             alert.add_evidence(f"credentials for {', '.join(pair.cracked)} accepted")
-        if tool:
-            alert.add_evidence(f"User-Agent names a scanner: {tool}")
+        name_scanner(alert, tool)
         pair.alert = self.book.raise_alert(alert)
 
     def state_sizes(self) -> dict[str, tuple[int, int]]:
-        pairs = [p for _, p in self.pairs.items()]
+        cfg, pairs = self.config, self.pairs
         return {
-            "pairs": (len(self.pairs), self.config.max_pairs),
-            "pending_per_pair": (
-                max((len(p.pending) for p in pairs), default=0),
-                self.config.max_pending_per_pair,
-            ),
-            "users_per_pair": (
-                max((len(p.attempts) for p in pairs), default=0),
-                MAX_USERS_LISTED,
-            ),
+            "pairs": (len(pairs), cfg.max_pairs),
+            "pending_per_pair": (pairs.largest(lambda p: len(p.pending)), cfg.max_pending_per_pair),
+            "users_per_pair": (pairs.largest(lambda p: len(p.attempts)), MAX_USERS_LISTED),
         }
 
     @property

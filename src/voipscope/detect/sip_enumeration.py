@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from voipscope.bounded import CappedTable, SlidingDistinct, add_capped
+from voipscope.bounded import CappedTable, SlidingDistinct
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector, raise_severity
-from voipscope.detect.scanner_agents import scanner_tool
+from voipscope.detect.base import Detector
+from voipscope.detect.scanner_agents import first_scanner_tool, name_scanner
 from voipscope.detect.sip_facts import SipFacts
+from voipscope.detect.sip_pairs import SipPair, SipPairs
 
 KIND = "sip-enumeration"
 # RFC 3261 §21.4.5 404 Not Found, §21.4.22 484 Address Incomplete, §21.6.3 604 Does Not
@@ -47,18 +48,14 @@ class SipEnumerationConfig:
     max_pending_per_pair: int = 1024  # requests waiting for their answer
 
 
-@dataclass(slots=True)
-class _Pair:
+@dataclass(slots=True, kw_only=True)
+class _Pair(SipPair):
     users: SlidingDistinct[str]
     pending: CappedTable[tuple[str | None, int | None, str | None], str]
     not_found: SlidingDistinct[str]
     valid: dict[str, int] = field(default_factory=dict)  # extension -> answer code
     answered: SlidingDistinct[str] | None = None
     codes: Counter[int] = field(default_factory=Counter)
-    methods: list[str] = field(default_factory=list)
-    agents: list[str] = field(default_factory=list)
-    first_ts: float | None = None
-    alert: Alert | None = None
     valid_dropped: int = 0
 
 
@@ -77,22 +74,17 @@ class SipEnumerationDetector(Detector):
                 answered=SlidingDistinct(cfg.window_s, cfg.max_users_per_pair),
             )
 
-        self.pairs: CappedTable[tuple[str, str], _Pair] = CappedTable(cfg.max_pairs, new_pair)
+        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair)
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:
             if f.method not in PROBE_METHODS or not f.target_user or f.auth_username:
                 return  # credentialed requests are the brute-force detector's
-            pair = self.pairs.get((f.src_ip, f.dst_ip))
-            if pair.first_ts is None:
-                pair.first_ts = f.ts_s
-            add_capped(pair.methods, f.method or "", 8)
-            if f.user_agent:
-                add_capped(pair.agents, f.user_agent, 8)
+            pair = self.pairs.of_request(f)
             pair.users.add(f.ts_s, f.target_user)
             pair.pending.put(f.transaction, f.target_user)
             return
-        found = self.pairs.peek((f.dst_ip, f.src_ip))
+        found = self.pairs.of_response(f)
         if found is None or f.status is None or f.status == 100:
             return
         user = found.pending.peek(f.transaction)
@@ -122,7 +114,7 @@ class SipEnumerationDetector(Detector):
             return
         attacker, server = f.dst_ip, f.src_ip
         valid = sorted(pair.valid)
-        tool = next((t for a in pair.agents if (t := scanner_tool(a))), None)
+        tool = first_scanner_tool(pair.agents)
         data = {
             "users_tried": users,
             "not_found": missing,
@@ -135,8 +127,8 @@ class SipEnumerationDetector(Detector):
             "scanner_tool": tool,
             "window_s": cfg.window_s,
         }
-        if pair.alert is not None and self.book.is_open(pair.alert):
-            alert = pair.alert
+        alert = pair.open_alert(self.book)
+        if alert is not None:
             alert.last_ts = f.ts_s
             alert.count = users
             alert.summary = _summary(users, missing, valid, server)
@@ -149,7 +141,7 @@ class SipEnumerationDetector(Detector):
             ts=pair.first_ts if pair.first_ts is not None else f.ts_s,
             last_ts=f.ts_s,
             kind=KIND,
-            severity=raise_severity(severity) if tool else severity,
+            severity=severity,
             src_ip=attacker,
             dst_ip=server,
             summary=_summary(users, missing, valid, server),
@@ -162,23 +154,16 @@ class SipEnumerationDetector(Detector):
             count=users,
             data=data,
         )
-        if tool:
-            alert.add_evidence(f"User-Agent names a scanner: {tool}")
+        name_scanner(alert, tool)
         pair.alert = self.book.raise_alert(alert)
 
     def state_sizes(self) -> dict[str, tuple[int, int]]:
-        pairs = [p for _, p in self.pairs.items()]
+        cfg, pairs = self.config, self.pairs
         return {
-            "pairs": (len(self.pairs), self.config.max_pairs),
-            "users_per_pair": (
-                max((len(p.users) for p in pairs), default=0),
-                self.config.max_users_per_pair,
-            ),
-            "pending_per_pair": (
-                max((len(p.pending) for p in pairs), default=0),
-                self.config.max_pending_per_pair,
-            ),
-            "valid_per_pair": (max((len(p.valid) for p in pairs), default=0), MAX_LISTED),
+            "pairs": (len(pairs), cfg.max_pairs),
+            "users_per_pair": (pairs.largest(lambda p: len(p.users)), cfg.max_users_per_pair),
+            "pending_per_pair": (pairs.largest(lambda p: len(p.pending)), cfg.max_pending_per_pair),
+            "valid_per_pair": (pairs.largest(lambda p: len(p.valid)), MAX_LISTED),
         }
 
     @property

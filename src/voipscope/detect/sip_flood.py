@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from voipscope.anomalies import AnomalyLog
 from voipscope.bounded import BucketRate, CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector, raise_severity
-from voipscope.detect.scanner_agents import scanner_tool
+from voipscope.detect.base import Detector
+from voipscope.detect.scanner_agents import name_scanner, scanner_tool
 from voipscope.detect.sip_facts import SipFacts
 
 KIND = "sip-flood"
@@ -91,7 +91,7 @@ class SipFloodDetector(Detector):
             ts=f.ts_s,
             last_ts=f.ts_s,
             kind=KIND,
-            severity=raise_severity(severity) if tool else severity,
+            severity=severity,
             src_ip=src,
             dst_ip=f.dst_ip,
             summary=f"{method} flood: {count} requests within {cfg.window_s:g} s "
@@ -109,8 +109,7 @@ class SipFloodDetector(Detector):
                 "scanner_tool": tool,
             },
         )
-        if tool:
-            alert.add_evidence(f"User-Agent names a scanner: {tool}")
+        name_scanner(alert, tool)
         self.book.raise_alert(alert, detail=method)
 
     # -- malformed storms from the anomaly log --------------------------------------------

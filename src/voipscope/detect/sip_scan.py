@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from voipscope.bounded import CappedTable, SlidingDistinct, add_capped
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector, raise_severity
-from voipscope.detect.scanner_agents import scanner_tool
+from voipscope.detect.base import Detector
+from voipscope.detect.scanner_agents import first_scanner_tool, name_scanner
 from voipscope.detect.sip_facts import SipFacts
 
 KIND = "sip-scan"
@@ -101,13 +101,13 @@ class SipScanDetector(Detector):
         hosts = sorted({h for h, _ in targets})
         ports = sorted({p for _, p in targets})
         one_host = len(hosts) == 1
-        tool = next((t for a in src.agents if (t := scanner_tool(a))), None)
+        tool = first_scanner_tool(src.agents)
         severity = "high" if count >= self.config.high_targets else "medium"
         alert = Alert(
             ts=src.first_ts if src.first_ts is not None else f.ts_s,
             last_ts=f.ts_s,
             kind=KIND,
-            severity=raise_severity(severity) if tool else severity,
+            severity=severity,
             src_ip=ip,
             dst_ip=hosts[0] if one_host else None,
             summary=_summary(count, hosts, ports, self.config.window_s),
@@ -119,8 +119,7 @@ class SipScanDetector(Detector):
             count=count,
             data=self._data(src, hosts, ports, tool),
         )
-        if tool:
-            alert.add_evidence(f"User-Agent names a scanner: {tool}")
+        name_scanner(alert, tool)
         src.alert = self.book.raise_alert(alert)
 
     def _grow(self, src: _Source, f: SipFacts) -> None:

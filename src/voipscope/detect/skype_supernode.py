@@ -53,7 +53,7 @@ from typing import Any
 
 from voipscope.bounded import CappedTable, SlidingDistinct, add_capped
 from voipscope.detect.alerts import Alert, AlertBook
-from voipscope.detect.base import Detector
+from voipscope.detect.base import Detector, finite_float
 
 KIND = "skype-supernode"
 ROLE_SUPERNODE = "supernode"
@@ -166,9 +166,8 @@ def _relative(a: float, b: float) -> float:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    # Stricter than ``finite``: a bool is an int to Python, but never a time here.
+    return None if isinstance(value, bool) else finite_float(value)
 
 
 def _count(value: Any) -> int | None:

@@ -30,6 +30,7 @@ from voipscope.calls.sip_headers import parse_name_addr
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector, finite
 from voipscope.detect.number_plan import Dialled, costly_prefix, parse_dialled
+from voipscope.text_fields import is_decimal
 
 KIND = "toll-fraud"
 MAX_LISTED = 32
@@ -154,6 +155,12 @@ class TollFraudDetector(Detector):
     def _open_alert(self, caller_ip: str, dst_ip: str | None, detail: str) -> Alert | None:
         return self.book.open_alert(KIND, caller_ip, dst_ip, detail)
 
+    def _raise(self, alert: Alert, pattern: str) -> Alert:
+        """Each pattern is its own alert (the AlertBook detail) and names itself in data."""
+        merged = self.book.raise_alert(alert, detail=pattern)
+        merged.data["pattern"] = pattern
+        return merged
+
     # -- patterns -------------------------------------------------------------------------
 
     def _costly(self, record: dict[str, Any], dialled: Dialled, row: Any, answered: bool) -> None:
@@ -191,15 +198,13 @@ class TollFraudDetector(Detector):
     def _burst(self, caller_ip: str, caller: _Caller, start: float, dialled: Dialled) -> None:
         cfg = self.config
         count = caller.international.in_window(start)
-        alert = Alert(
+        alert = _caller_alert(
+            caller_ip,
             ts=caller.first_ts if caller.first_ts is not None else start,
             last_ts=start,
-            kind=KIND,
             severity="high" if len(caller.countries) >= 5 else "medium",
-            src_ip=caller_ip,
-            dst_ip=None,
             summary=f"burst of international calls: {count}+ within {cfg.window_s:g} s",
-            evidence=[f"international call to {dialled.digits}"],
+            evidence=f"international call to {dialled.digits}",
         )
         open_alert = self._open_alert(caller_ip, None, "burst")
         if open_alert is None:
@@ -208,10 +213,9 @@ class TollFraudDetector(Detector):
                 f"{count} international call attempts within {cfg.window_s:g} s "
                 f"(threshold {cfg.min_international_calls})",
             )
-        merged = self.book.raise_alert(alert, detail="burst")
+        merged = self._raise(alert, "burst")
         merged.data.update(
             {
-                "pattern": "burst",
                 "international_calls": caller.international.total,
                 "countries": list(caller.countries),
                 "window_s": cfg.window_s,
@@ -219,21 +223,16 @@ class TollFraudDetector(Detector):
         )
 
     def _concurrent(self, caller_ip: str, at: float, up: int, dialled: Dialled) -> None:
-        alert = Alert(
+        alert = _caller_alert(
+            caller_ip,
             ts=at,
             last_ts=at,
-            kind=KIND,
             severity="high",
-            src_ip=caller_ip,
-            dst_ip=None,
             summary=f"{up} answered international calls at once",
-            evidence=[
-                f"{up} concurrent answered international calls (threshold "
-                f"{self.config.max_concurrent_international}), latest to {dialled.digits}"
-            ],
+            evidence=f"{up} concurrent answered international calls (threshold "
+            f"{self.config.max_concurrent_international}), latest to {dialled.digits}",
         )
-        merged = self.book.raise_alert(alert, detail="concurrent")
-        merged.data["pattern"] = "concurrent"
+        merged = self._raise(alert, "concurrent")
         merged.data["max_concurrent"] = max(merged.data.get("max_concurrent", 0), up)
 
     def _sequential(self, caller_ip: str, caller: _Caller, start: float, d: Dialled) -> None:
@@ -246,24 +245,18 @@ class TollFraudDetector(Detector):
         run = longest_consecutive_run(caller.numbers.items())
         if len(run) < cfg.min_sequential_numbers:
             return
-        alert = Alert(
+        alert = _caller_alert(
+            caller_ip,
             ts=start,
             last_ts=start,
-            kind=KIND,
             severity="medium",
-            src_ip=caller_ip,
-            dst_ip=None,
             summary=f"sequential dialling: {len(run)} consecutive numbers {run[0]} .. {run[-1]}",
-            evidence=[
-                f"{len(run)} consecutive numbers within {cfg.window_s:g} s "
-                f"(threshold {cfg.min_sequential_numbers})"
-            ],
+            evidence=f"{len(run)} consecutive numbers within {cfg.window_s:g} s "
+            f"(threshold {cfg.min_sequential_numbers})",
         )
-        merged = self.book.raise_alert(alert, detail="sequential")
+        merged = self._raise(alert, "sequential")
         merged.summary = alert.summary
-        merged.data.update(
-            {"pattern": "sequential", "numbers": run[:MAX_LISTED], "run_length": len(run)}
-        )
+        merged.data.update({"numbers": run[:MAX_LISTED], "run_length": len(run)})
 
     # -- end of capture -------------------------------------------------------------------
 
@@ -327,13 +320,30 @@ class TollFraudDetector(Detector):
         return self.callers.overflow + self.international_dropped
 
 
+def _caller_alert(
+    caller_ip: str, *, ts: float, last_ts: float, severity: str, summary: str, evidence: str
+) -> Alert:
+    """An alert about a pattern in all of one caller's calls: no one callee (dst_ip None),
+    so calls to many destinations grow one alert."""
+    return Alert(
+        ts=ts,
+        last_ts=last_ts,
+        kind=KIND,
+        severity=severity,
+        src_ip=caller_ip,
+        dst_ip=None,
+        summary=summary,
+        evidence=[evidence],
+    )
+
+
 def longest_consecutive_run(numbers: list[str]) -> list[str]:
     """The longest run of numbers, as dialled, of one length whose values follow each
     other (…01, …02, …03)."""
     by_length: dict[int, dict[int, str]] = {}
     for n in numbers:
         digits = n.lstrip("+")
-        if digits.isdigit():
+        if is_decimal(digits):
             by_length.setdefault(len(n), {})[int(digits)] = n
     best: list[str] = []
     for dialled in by_length.values():
