@@ -313,7 +313,10 @@ def _announced(record: dict[str, Any]) -> Iterable[tuple[str | None, int, dict[i
     """(ip, port, {payload type: codec}) of every media line the signalling announced."""
     for exchange in record.get("sdp") or []:
         for m in exchange.get("media") or []:
-            codecs = dict(zip(m.get("payload_types") or [], m.get("codecs") or [], strict=False))
+            # codecs has one entry per format, payload_types one per numeric format: they
+            # pair up only when every format is a payload type number (RFC 3551 §3).
+            pts, names = m.get("payload_types") or [], m.get("codecs") or []
+            codecs = dict(zip(pts, names, strict=True)) if len(pts) == len(names) else {}
             yield m.get("ip"), int(m.get("port") or 0), codecs
             # ICE candidates (RFC 8839) are more addresses of the same media; exact ones
             # already pinned their flows in the dissect stage, their ports help behind NAT.

@@ -16,11 +16,11 @@ from voipscope.text_fields import is_decimal
 MAX_LIST_ITEMS = 16  # Contact/Diversion/History-Info entries kept from one header value
 
 _BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
-_EXPIRES_PARAM = re.compile(r";\s*expires\s*=\s*(\d{1,10})", re.IGNORECASE)
+_EXPIRES_PARAM = re.compile(r";\s*expires\s*=\s*([0-9]{1,10})", re.IGNORECASE)
 _DIGEST_USERNAME = re.compile(r"\busername\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|([^,\s]+))", re.I)
 _DIGEST_REALM = re.compile(r"\brealm\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|([^,\s]+))", re.I)
 _REASON_PARAM = re.compile(r";\s*reason\s*=\s*\"?([^;\",\s>]+)", re.IGNORECASE)
-_HISTORY_CAUSE = re.compile(r"cause%3D(\d{3})", re.IGNORECASE)
+_HISTORY_CAUSE = re.compile(r"cause%3D([0-9]{3})", re.IGNORECASE)
 _SIPFRAG_STATUS = re.compile(rb"^\s*SIP/2\.0 (\d{3})")
 
 # RFC 4733 §3.2 event codes 0-15 as the digits a keypad shows (dtmf-relay bodies send

@@ -16,6 +16,7 @@ from voipscope.dissect.base import (
 )
 from voipscope.dissect.sdp import announce_body
 from voipscope.errors import DecodeError, Malformed, Truncated
+from voipscope.text_fields import is_decimal
 
 # RFC 3435 §2.3 commands (and the RFC 3991 MESG extension).
 VERBS = frozenset({"EPCF", "CRCX", "MDCX", "DLCX", "RQNT", "NTFY", "AUEP", "AUCX", "RSIP", "MESG"})
@@ -80,13 +81,13 @@ def parse_mgcp(data: bytes) -> MgcpMessage:
                 f"MGCP command line is not 'VERB id endpoint MGCP ver': {lines[0][:60]!r}"
             )
         verb, code, endpoint = first[0], None, first[2]
-    elif first[0].isdigit() and len(first[0]) == 3:
+    elif is_decimal(first[0], 3) and len(first[0]) == 3:
         verb, code, endpoint = None, int(first[0]), None  # code transaction-id [commentary] (§3.3)
         if len(first) < 2:
             raise Truncated("MGCP response line has no transaction id")
     else:
         raise Malformed(f"not an MGCP command or response: {lines[0][:40]!r}")
-    if not first[1].isdigit() or len(first[1]) > 9:
+    if not is_decimal(first[1], 9):
         raise Malformed(f"MGCP transaction id {first[1]!r} is not 1-9 digits")
     msg = MgcpMessage(verb, code, int(first[1]), endpoint, sdp=bytes(body) if sep else b"")
     for raw in lines[1:]:

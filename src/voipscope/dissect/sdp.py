@@ -20,6 +20,7 @@ MEDIA_CATEGORY = "voip-media"
 MAX_MEDIA = 32  # attacker-controlled m-lines; more is Malformed
 MAX_LINES = 4096
 MAX_SSRCS = 16  # a=ssrc values kept per m= line (attacker-controlled)
+MAX_PORT = 65535  # m=, a=rtcp and a=candidate ports (RFC 8866 §5.14: 16-bit)
 
 
 @dataclass(slots=True)
@@ -95,7 +96,7 @@ def _media_line(value: str, session_connection: str | None) -> SdpMedia:
     if len(parts) < 3:
         raise Malformed(f"SDP m= line is too short: {value[:40]!r}")
     port_text = parts[1].split("/")[0]
-    if not is_decimal(port_text) or int(port_text) > 65535:
+    if not is_decimal(port_text) or int(port_text) > MAX_PORT:
         raise Malformed(f"SDP m= port {parts[1]!r} is not a port")
     return SdpMedia(parts[0], int(port_text), parts[2], parts[3:], session_connection)
 
@@ -115,11 +116,11 @@ def _attribute(sdp: Sdp, media: SdpMedia | None, value: str) -> None:
     elif name == "candidate":
         # RFC 8839 §5.1: foundation component transport priority address port typ type ...
         parts = rest.split()
-        if len(parts) >= 8 and is_decimal(parts[5]):
+        if len(parts) >= 8 and is_decimal(parts[5]) and int(parts[5]) <= MAX_PORT:
             media.candidates.append((parts[2].lower(), parts[4], int(parts[5]), parts[7]))
     elif name == "rtcp":
         port = rest.split()[0] if rest.split() else ""
-        media.rtcp_port = int(port) if is_decimal(port) else None
+        media.rtcp_port = int(port) if is_decimal(port) and int(port) <= MAX_PORT else None
     elif name == "rtcp-mux":
         media.rtcp_mux = True
     elif name == "crypto":

@@ -158,9 +158,11 @@ def parse_sip(data: bytes, stream: bool = False) -> SipMessage:
             raise Malformed("SIP message over a stream has no Content-Length")
         length = len(view) - body_start  # UDP: the datagram ends the body (§18.3)
     else:
-        if not is_decimal(length_text.strip()):
+        # Parse what was tested: int() strips less than str.strip() does ("\x1f1").
+        digits = length_text.strip()
+        if not is_decimal(digits):
             raise Malformed(f"SIP Content-Length {length_text!r} is not a number")
-        length = int(length_text)
+        length = int(digits)
         if body_start + length > len(view):
             raise Truncated(f"SIP body is shorter than its Content-Length {length}")
     msg.body = bytes(view[body_start : body_start + length])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from voipscope.dissect.rtp import STATIC_PAYLOAD_TYPES
+from voipscope.text_fields import is_decimal
 
 Band = Literal["narrowband", "wideband"]
 
@@ -162,8 +163,9 @@ def lookup(codec: str | int | None, bitrate_kbps: float | None = None) -> CodecL
     """The impairment row for an SDP encoding name or static RTP payload type number."""
     if codec is None or (isinstance(codec, str) and not codec.strip()):
         return CodecLookup(None, "codec unknown")
-    if isinstance(codec, int) or (codec.strip().isascii() and codec.strip().isdigit()):
-        # int() strips less than str.strip() does ("0\x1f"): parse what was tested.
+    if isinstance(codec, int) or is_decimal(codec.strip()):
+        # int() strips less than str.strip() does ("0\x1f"): parse what was tested. More
+        # than 19 digits (int() refuses over 4300) is no payload type: a name, unknown.
         pt = codec if isinstance(codec, int) else int(codec.strip())
         static = STATIC_PAYLOAD_TYPES.get(pt)
         if static is None:
