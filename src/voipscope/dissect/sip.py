@@ -220,6 +220,10 @@ class SipFlowState:
     call_ids: list[str] = field(default_factory=list)
     user_agents: list[str] = field(default_factory=list)
     stream: StreamBuffers | None = None
+    # UDP datagrams that started like SIP but did not parse while probing: (time, why).
+    # Not proof alone (SSDP's "NOTIFY * HTTP/1.1" starts like a SIP method), so the flow
+    # stays a candidate; once a message does parse they become sip_malformed anomalies.
+    unparsed: list[tuple[int, str]] = field(default_factory=list)
 
 
 class SipDissector(Dissector):
@@ -252,7 +256,12 @@ class SipDissector(Dissector):
             state = ctx.state[self.name] = SipFlowState()
         messages = self._messages(ctx, state, pkt, probing=True)
         if not messages:
-            return Probe.MAYBE if ctx.transport == TCP else Probe.NO
+            # TCP: the message may continue. UDP: a mangled datagram (a fuzzer, a scanner,
+            # a truncated capture) does not rule out the valid ones after it.
+            return Probe.MAYBE
+        for ts_ns, why in state.unparsed:
+            ctx.anomaly("sip_malformed", f"before the first message that parsed: {why}", ts_ns)
+        state.unparsed.clear()
         first = messages[0]
         missing = [h for h in REQUIRED_HEADERS if first.header(h) is None]
         what = (
@@ -289,6 +298,8 @@ class SipDissector(Dissector):
             except DecodeError as exc:
                 if not probing:
                     ctx.anomaly("sip_malformed", str(exc), pkt.ts_ns)
+                elif len(state.unparsed) < self.budget_packets:
+                    state.unparsed.append((pkt.ts_ns, str(exc)))
         else:
             if state.stream is None:
                 state.stream = StreamBuffers(ctx.max_stream_buffer_bytes)

@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.dissectdrive import context, packets, run
 from tests.readback import payloads_by_frame
+from voipscope.dissect.base import Probe
 from voipscope.dissect.sdp import parse_sdp
-from voipscope.dissect.sip import looks_like_sip, parse_sip
+from voipscope.dissect.sip import SipDissector, looks_like_sip, parse_sip
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -114,3 +116,31 @@ def test_sdp_ssrc_attributes_rfc5576():
     ).encode()
     (m,) = parse_sdp(body).media
     assert m.ssrcs[0] == 4660 and len(m.ssrcs) == MAX_SSRCS  # deduped, capped, junk skipped
+
+
+MANGLED_REGISTER = (
+    b"REGISTER sip:example.org SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060\r\n"
+    b"Content-Length: twelve\r\n\r\n"
+)
+VALID_OPTIONS = (
+    b"OPTIONS sip:example.org SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n"
+    b"From: <sip:a@example.org>;tag=1\r\nTo: <sip:example.org>\r\nCall-ID: c1@10.0.0.1\r\n"
+    b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def test_a_mangled_first_datagram_does_not_hide_the_valid_ones():
+    """UDP: a datagram that starts like SIP but does not parse keeps the flow a candidate;
+    when a message parses, the earlier one becomes a sip_malformed anomaly."""
+
+    result = run(SipDissector(), context(), packets(MANGLED_REGISTER, VALID_OPTIONS))
+    assert result.verdicts == [Probe.MAYBE, Probe.MATCH] and result.matched_at == 2
+    assert result.ctx.anomalies.as_dict() == {"sip_malformed": 1}
+
+
+def test_ssdp_that_starts_like_sip_is_never_sip_and_raises_nothing():
+
+    ssdp = b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNTS: ssdp:alive\r\n\r\n"
+    result = run(SipDissector(), context(), packets(ssdp, ssdp, ssdp, ssdp))
+    assert result.verdicts == [Probe.MAYBE, Probe.MAYBE, Probe.MAYBE]  # then out of budget
+    assert not result.ctx.findings and result.ctx.anomalies.as_dict() == {}
