@@ -44,6 +44,10 @@ from voipscope.flows.kernels import F_ID, F_LAST_NS
 MAX_RAS_CALLS = 4096  # callIdentifiers seen in RAS and not yet joined
 MAX_H245_FLOWS = 1024  # H.245 channels remembered until their call shows up
 MAX_PENDING_REQUESTS = 1024  # RAS requests waiting for their confirm/reject
+ANOMALIES = {
+    "h323_side_table_full": "more H.323 RAS calls, H.245 channels or pending RAS requests "
+    "held than their table allows; the new one was not followed",
+}
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 
 # Q.931 message types (Q.931 §4.4 Table 4-2) under the H.225.0 body names Wireshark's
@@ -110,6 +114,7 @@ class H323CallTracker(NoHooks):
     ) -> None:
         self.limits = limits or CallLimits()
         self.book: CallBook[_Call] = CallBook("h323", self.limits, self._record, anomalies)
+        self.anomalies = self.book.anomalies
         # Calls by (flow, call reference, originator); a released call lingers in the
         # book after a new SETUP took its key.
         self.open: dict[tuple[int, int, tuple[str, int]], _Call] = {}
@@ -315,6 +320,12 @@ class H323CallTracker(NoHooks):
             if ended or now - state.last_ns > self.limits.answered_idle_s * NS:
                 del self.h245[flow_id]  # no call of it was captured, or it was handed out
 
+    def _table_full(self, what: str, size: int, ts_ns: int) -> None:
+        """A side table is full (DESIGN §4: attacker-sized state is capped, and the cap
+        is never silent): the new entry is not followed."""
+        self.anomalies.add("h323_side_table_full", f"{size} {what} held; a new one dropped",
+                           ts=ts_ns / 1e9)  # fmt: skip
+
     # -- RAS ------------------------------------------------------------------------------
 
     def _ras(self, ev: MessageEvent, msg: RasMessage) -> None:
@@ -326,6 +337,7 @@ class H323CallTracker(NoHooks):
         info = self.ras.get(guid)
         if info is None:
             if len(self.ras) >= MAX_RAS_CALLS:
+                self._table_full("RAS calls", MAX_RAS_CALLS, ev.ts_ns)
                 return
             info = self.ras[guid] = _Ras(guid, ev.ts_ns, ev.ts_ns)
         info.first_ns = min(info.first_ns, ev.ts_ns)
@@ -335,7 +347,9 @@ class H323CallTracker(NoHooks):
         info.counts[name] = info.counts.get(name, 0) + 1
         if ev.flow_id not in info.flows and len(info.flows) < 4:
             info.flows.append(ev.flow_id)
-        if msg.choice in (ARQ, DRQ) and len(self.ras_requests) < MAX_PENDING_REQUESTS:
+        if msg.choice in (ARQ, DRQ) and len(self.ras_requests) >= MAX_PENDING_REQUESTS:
+            self._table_full("pending RAS requests", MAX_PENDING_REQUESTS, ev.ts_ns)
+        elif msg.choice in (ARQ, DRQ):
             request = (ev.flow_id, msg.request_seq)
             self.ras_requests[request] = guid
             if request not in info.requests and len(info.requests) < 8:
@@ -355,6 +369,7 @@ class H323CallTracker(NoHooks):
         state = self.h245.get(ev.flow_id)
         if state is None:
             if len(self.h245) >= MAX_H245_FLOWS:
+                self._table_full("H.245 channels", MAX_H245_FLOWS, ev.ts_ns)
                 return
             state = self.h245[ev.flow_id] = _H245((ev.sender, ev.receiver), ev.ts_ns)
         state.last_ns = max(state.last_ns, ev.ts_ns)

@@ -196,3 +196,26 @@ def test_h245_open_logical_channel_ack_from_h323_pcap():
     assert msg.name == "openLogicalChannelAck"
     assert msg.channels[0].rtp == ("10.1.3.143", 5000)
     assert msg.channels[0].rtcp == ("10.1.3.143", 5001)
+
+
+def test_full_ras_and_request_tables_are_named_not_silent(monkeypatch):
+    """Attacker-sized side state is capped (DESIGN §4) and the cap says so."""
+    from voipscope.calls import h323_calls
+
+    monkeypatch.setattr(h323_calls, "MAX_RAS_CALLS", 2)
+    monkeypatch.setattr(h323_calls, "MAX_PENDING_REQUESTS", 2)
+    tracker = H323CallTracker()
+    guids = [f"{k:08d}-2222-3333-4444-555555555555" for k in range(3)]
+    tracker.on_messages([
+        MessageEvent("H.225 RAS", T0 + k * S, 2, UDP, CALLER, GK,
+                     RasMessage(ARQ, 10 + k, call_identifier=g, answer_call=False))
+        for k, g in enumerate(guids)
+    ])  # fmt: skip
+    assert sorted(tracker.ras) == guids[:2]  # the third RAS call is not followed
+    assert len(tracker.ras_requests) == 2
+    assert tracker.book.anomalies.counts["h323_side_table_full"] == 1
+    # A known call's request past the pending-request cap: followed, the request not kept.
+    tracker.on_messages([MessageEvent("H.225 RAS", T0 + 5 * S, 2, UDP, CALLER, GK,
+                                      RasMessage(DRQ, 20, call_identifier=guids[0]))])  # fmt: skip
+    assert tracker.ras[guids[0]].counts["disengageRequest"] == 1
+    assert tracker.book.anomalies.counts["h323_side_table_full"] == 2
