@@ -66,7 +66,7 @@ def announced_media(body: bytes) -> list[MediaEndpoint]:
                 ip=m.connection,
                 port=m.port,
                 protocol=m.protocol,
-                payload_types=tuple(int(f) for f in m.formats if is_decimal(f) and len(f) <= 3),
+                payload_types=tuple(int(f) for f in m.formats if is_decimal(f, 3)),
                 codecs=tuple(_codecs(m)),
                 direction=direction,
                 rtcp_port=m.rtcp_port,
@@ -85,7 +85,7 @@ def announced_media(body: bytes) -> list[MediaEndpoint]:
 def _codecs(m: SdpMedia) -> list[str]:
     out = []
     for fmt in m.formats:
-        if not is_decimal(fmt) or len(fmt) > 3:
+        if not is_decimal(fmt, 3):
             out.append(fmt)  # udptl "t38", webrtc-datachannel ...
             continue
         pt = int(fmt)

@@ -245,7 +245,7 @@ def dtmf_from_info(content_type: str | None, body: bytes) -> tuple[str, int | No
         value = value.strip()
         if name == "signal":
             signal = _digit(value)
-        elif name == "duration" and is_decimal(value) and len(value) <= 9:
+        elif name == "duration" and is_decimal(value, 9):
             duration = int(value)
     return (signal, duration) if signal else None
 
@@ -253,7 +253,7 @@ def dtmf_from_info(content_type: str | None, body: bytes) -> tuple[str, int | No
 def _digit(value: str) -> str | None:
     if len(value) == 1 and value in DTMF_SYMBOLS:
         return value.upper()
-    if is_decimal(value) and len(value) <= 2 and int(value) < len(DTMF_EVENTS):
+    if is_decimal(value, 2) and int(value) < len(DTMF_EVENTS):
         return DTMF_EVENTS[int(value)]
     return None
 

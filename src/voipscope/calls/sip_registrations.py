@@ -154,6 +154,6 @@ def _expires_s(msg: SipMessage, contacts: list[str]) -> int | None:
     (§10.2.1.1; in a 2xx, what the registrar granted, §10.3 step 8)."""
     expires = contact_expires(contacts)
     header = (msg.header("expires") or "").strip()
-    if expires is None and is_decimal(header) and len(header) <= MAX_EXPIRES_DIGITS:
+    if expires is None and is_decimal(header, MAX_EXPIRES_DIGITS):
         expires = int(header)
     return expires

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from voipscope.text_fields import is_decimal
+
 MAX_E164_DIGITS = 15  # ITU-T E.164 §6.1: at most 15 digits after the country code's +
 _SEPARATORS = str.maketrans("", "", " -.()")  # RFC 3966 visual separators
 
@@ -90,7 +92,7 @@ def parse_dialled(
     digits = user.split(";", 1)[0].translate(_SEPARATORS)
     plus = digits.startswith("+")
     bare = digits[1:] if plus else digits
-    if not bare.isdigit() or not bare.isascii() or len(bare) > MAX_E164_DIGITS + 4:
+    if not is_decimal(bare, MAX_E164_DIGITS + 4):
         return None
     if plus:
         return Dialled(digits, bare, True)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from voipscope.dissect.rtp import STATIC_PAYLOAD_TYPES
+from voipscope.text_fields import is_decimal
 
 # RFC 3551 §3: 96-127 are assigned dynamically (by SDP a=rtpmap, RFC 8866 §6.6).
 DYNAMIC_PT_FIRST = 96
@@ -48,7 +49,7 @@ def parse_rtpmap(value: str) -> tuple[str, int] | None:
     ``<encoding name>/<clock rate>[/<encoding parameters>]``); None when malformed."""
     parts = value.strip().split("/")
     rate = parts[1] if len(parts) >= 2 else ""
-    if not parts[0] or not (rate.isascii() and rate.isdigit()) or len(rate) > 9:
+    if not parts[0] or not is_decimal(rate, 9):
         return None
     return parts[0], int(rate)
 
