@@ -17,9 +17,10 @@ other traffic does not (12 echoed bytes for a ping: 1 in 2**96 by chance).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from voipscope.dissect.base import OTHER, UDP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.request_reply import OpenRequests
 from voipscope.errors import Malformed, Truncated
 
 # Message kinds by their leading bytes (nDPI activision.c, and the capture).
@@ -31,7 +32,6 @@ MIN_HELLO_BYTES = 18  # nDPI activision.c ignores shorter payloads
 TOKEN_BYTES = 8  # ping bytes 1-8, echoed in pong bytes 5-12
 COUNTER_BYTES = 4  # ping bytes 9-12, echoed in pong bytes 1-4
 MIN_PING_BYTES = 1 + TOKEN_BYTES + COUNTER_BYTES
-MAX_PENDING = 4  # unanswered requests remembered per flow (attacker-controlled)
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,12 +70,6 @@ def answers(request: ActivisionMessage, reply: ActivisionMessage) -> bool:
     return pair in (("hello", "hello-reply"), ("ping", "pong")) and request.key == reply.key
 
 
-@dataclass(slots=True)
-class ActivisionFlowState:
-    # (direction, request) not yet answered, oldest first
-    pending: list[tuple[int, ActivisionMessage]] = field(default_factory=list)
-
-
 # -- dissector ---------------------------------------------------------------------------
 
 
@@ -90,22 +84,19 @@ class ActivisionDissector(Dissector):
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         msg = parse_activision(pkt.payload)  # DecodeError: the stage answers NO
-        state = ctx.state.get(self.name)
-        if state is None:
-            state = ctx.state[self.name] = ActivisionFlowState()
+        requests: OpenRequests[ActivisionMessage] | None = ctx.state.get(self.name)
+        if requests is None:
+            requests = ctx.state[self.name] = OpenRequests()
         if msg.is_request:
-            if len(state.pending) >= MAX_PENDING:
-                state.pending.pop(0)
-            state.pending.append((pkt.direction, msg))
+            requests.add(pkt.direction, msg)
             return Probe.MAYBE
-        for direction, request in state.pending:
-            if direction != pkt.direction and answers(request, msg):
-                if msg.kind == "hello-reply":
-                    evidence = (f"hello 0d02 answered from the other side by 0c02 echoing "
-                                f"all {len(msg.key)} bytes after the magic")  # fmt: skip
-                else:
-                    evidence = ("ping 0x28 answered from the other side by pong 0x29 echoing "
-                                "its 8-byte token and 4-byte counter (swapped)")  # fmt: skip
-                ctx.report(Finding("Activision", OTHER, 0.9, evidence, pkt.seq))
-                return Probe.MATCH
+        if requests.answered_by(pkt.direction, msg, answers) is not None:
+            if msg.kind == "hello-reply":
+                evidence = (f"hello 0d02 answered from the other side by 0c02 echoing "
+                            f"all {len(msg.key)} bytes after the magic")  # fmt: skip
+            else:
+                evidence = ("ping 0x28 answered from the other side by pong 0x29 echoing "
+                            "its 8-byte token and 4-byte counter (swapped)")  # fmt: skip
+            ctx.report(Finding("Activision", OTHER, 0.9, evidence, pkt.seq))
+            return Probe.MATCH
         return Probe.MAYBE  # a reply to a request we did not see: wait for a pair

@@ -18,9 +18,8 @@ cost on other flows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from voipscope.dissect.base import OTHER, UDP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.request_reply import OpenRequests
 from voipscope.errors import Malformed, Truncated
 
 PING_PORT = 7500  # nDPI cod_mobile.c: the ping is looked for on this port only
@@ -29,7 +28,6 @@ PING_TAG = b"ping"  # bytes 8-11
 LOADOUT_FIRST_BYTE = 0xCE  # nDPI cod_mobile.c
 MIN_LOADOUT_BYTES = 351  # nDPI cod_mobile.c: more than 350 bytes
 LOADOUT_KEY = b"LOC_PREFAB_LOADOUTNAME_1"  # nDPI cod_mobile.c
-MAX_PENDING = 4  # unanswered pings remembered per flow (attacker-controlled)
 
 
 def is_ping(data: bytes) -> bool:
@@ -48,11 +46,6 @@ def find_loadout_key(data: bytes) -> int:
     return at
 
 
-@dataclass(slots=True)
-class CodMobileFlowState:
-    pings: list[tuple[int, bytes]] = field(default_factory=list)  # (direction, datagram)
-
-
 # -- dissector ---------------------------------------------------------------------------
 
 
@@ -69,18 +62,16 @@ class CodMobileDissector(Dissector):
         if len(data) == PING_BYTES:
             if PING_PORT not in (ctx.src_port, ctx.dst_port) or not is_ping(data):
                 return Probe.MAYBE
-            state = ctx.state.get(self.name)
-            if state is None:
-                state = ctx.state[self.name] = CodMobileFlowState()
-            if any(d != pkt.direction and p == data for d, p in state.pings):
+            pings: OpenRequests[bytes] | None = ctx.state.get(self.name)
+            if pings is None:
+                pings = ctx.state[self.name] = OpenRequests()
+            if pings.answered_by(pkt.direction, data, bytes.__eq__) is not None:
                 ctx.report(Finding("CoD Mobile", OTHER, 0.85,
                                    f"12-byte ping (token {data[:8].hex()} + 'ping') on UDP "
                                    f"{PING_PORT} echoed byte for byte by the other side",
                                    pkt.seq))  # fmt: skip
                 return Probe.MATCH
-            if len(state.pings) >= MAX_PENDING:
-                state.pings.pop(0)
-            state.pings.append((pkt.direction, bytes(data)))
+            pings.add(pkt.direction, bytes(data))
             return Probe.MAYBE
         if len(data) < MIN_LOADOUT_BYTES or data[0] != LOADOUT_FIRST_BYTE:
             return Probe.MAYBE

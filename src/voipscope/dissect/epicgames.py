@@ -16,9 +16,10 @@ common in padded payloads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from voipscope.dissect.base import OTHER, UDP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.request_reply import OpenRequests
 from voipscope.errors import Malformed, Truncated
 
 WORD_BYTES = 4  # the first 32-bit word, big-endian as nDPI reads it
@@ -31,7 +32,6 @@ ZERO_COOKIE = bytes(COOKIE.stop - COOKIE.start)
 # the low six bits fixed, the top two differing per connection. Learned from the capture,
 # not from a specification: a later engine version may need a wider gate.
 FIRST_BYTES = frozenset(b for b in range(256) if b & 0x3F == 0x07)
-MAX_PENDING = 4  # unanswered handshake requests remembered per flow (attacker-controlled)
 
 
 @dataclass(slots=True, frozen=True)
@@ -65,11 +65,6 @@ def answers(request: UnrealHandshake, reply: UnrealHandshake) -> bool:
     return reply.word == request.word | REPLY_FLAG and reply.echo == request.echo
 
 
-@dataclass(slots=True)
-class EpicFlowState:
-    pending: list[tuple[int, UnrealHandshake]] = field(default_factory=list)
-
-
 # -- dissector ---------------------------------------------------------------------------
 
 
@@ -85,21 +80,19 @@ class EpicGamesDissector(Dissector):
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         msg = parse_handshake(pkt.payload)  # DecodeError: the stage answers NO
-        state = ctx.state.get(self.name)
-        if state is None:
-            state = ctx.state[self.name] = EpicFlowState()
+        requests: OpenRequests[UnrealHandshake] | None = ctx.state.get(self.name)
+        if requests is None:
+            requests = ctx.state[self.name] = OpenRequests()
         if msg.kind == "request":
-            if len(state.pending) >= MAX_PENDING:
-                state.pending.pop(0)
-            state.pending.append((pkt.direction, msg))
+            requests.add(pkt.direction, msg)
             return Probe.MAYBE
-        for direction, request in state.pending:
-            if msg.kind == "challenge" and direction != pkt.direction and answers(request, msg):
-                evidence = (f"Unreal handshake request {request.word:08x} with a zero "
-                            f"24-byte cookie answered from the other side by {msg.word:08x} "
-                            "(flag 0x08 set) repeating bytes 4-9 and issuing a cookie")  # fmt: skip
-                ctx.report(Finding("EpicGames", OTHER, 0.85, evidence, pkt.seq))
-                return Probe.MATCH
-        if not state.pending:
+        request = requests.answered_by(pkt.direction, msg, answers)
+        if msg.kind == "challenge" and request is not None:
+            evidence = (f"Unreal handshake request {request.word:08x} with a zero "
+                        f"24-byte cookie answered from the other side by {msg.word:08x} "
+                        "(flag 0x08 set) repeating bytes 4-9 and issuing a cookie")  # fmt: skip
+            ctx.report(Finding("EpicGames", OTHER, 0.85, evidence, pkt.seq))
+            return Probe.MATCH
+        if not requests:
             return Probe.NO  # the flow did not start with a handshake request
         return Probe.MAYBE

@@ -17,9 +17,10 @@ them. A verdict here needs the answer too:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from voipscope.dissect.base import OTHER, UDP, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.request_reply import OpenRequests
 from voipscope.errors import Malformed, Truncated
 
 HANDSHAKE_BYTES = 12  # nDPI netease_games.c
@@ -34,7 +35,6 @@ MIN_NARAKA_BYTES = 31  # nDPI: more than 30
 NARAKA_RECEIVER = slice(8, 12)  # the capture: the peer's id (zero until known)
 NARAKA_SENDER = slice(12, 16)  # the capture: the sender's own id
 FIRST_BYTES = frozenset({HANDSHAKE_TYPE, LOST_LIGHT_MAGIC[0], NARAKA_MAGIC[0]})
-MAX_PENDING = 4  # unanswered openings remembered per flow (attacker-controlled)
 GAMES = {"handshake": "NetEase game", "lost-light": "Lost Light", "naraka": "Naraka"}
 
 
@@ -77,11 +77,6 @@ def answers(request: NetEaseMessage, reply: NetEaseMessage) -> bool:
     return True  # Lost Light: the magic both ways
 
 
-@dataclass(slots=True)
-class NetEaseFlowState:
-    pending: list[tuple[int, NetEaseMessage]] = field(default_factory=list)
-
-
 # -- dissector ---------------------------------------------------------------------------
 
 
@@ -96,18 +91,15 @@ class NetEaseGamesDissector(Dissector):
 
     def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
         msg = parse_netease(pkt.payload)  # DecodeError: the stage answers NO
-        state = ctx.state.get(self.name)
-        if state is None:
-            state = ctx.state[self.name] = NetEaseFlowState()
-        for direction, request in state.pending:
-            if direction != pkt.direction and answers(request, msg):
-                ctx.report(Finding("NetEase", OTHER, _confidence(msg), _evidence(msg), pkt.seq))
-                return Probe.MATCH
+        requests: OpenRequests[NetEaseMessage] | None = ctx.state.get(self.name)
+        if requests is None:
+            requests = ctx.state[self.name] = OpenRequests()
+        if requests.answered_by(pkt.direction, msg, answers) is not None:
+            ctx.report(Finding("NetEase", OTHER, _confidence(msg), _evidence(msg), pkt.seq))
+            return Probe.MATCH
         if msg.opening:
-            if len(state.pending) >= MAX_PENDING:
-                state.pending.pop(0)
-            state.pending.append((pkt.direction, msg))
-        elif not state.pending:
+            requests.add(pkt.direction, msg)
+        elif not requests:
             return Probe.NO  # a 12-byte datagram of type 1 that opens nothing
         return Probe.MAYBE
 
