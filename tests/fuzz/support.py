@@ -8,9 +8,10 @@ out-of-bounds read in a numba kernel raises IndexError instead of reading garbag
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ from voipscope import read_flows
 from voipscope.config import SourceConfig
 from voipscope.decode import DecodedBatch, decode_batch
 from voipscope.decode import status as S
-from voipscope.errors import VoipscopeError
+from voipscope.dissect.base import Dissector, FlowContext
+from voipscope.errors import DecodeError, VoipscopeError
 from voipscope.source import CaptureInfo, read_capture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,3 +181,22 @@ def damaged(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
     cut = draw(st.integers(0, len(data)))
     tail = draw(st.binary(max_size=8)) if draw(st.booleans()) else b""
     return bytes(data[:cut]) + tail
+
+
+def check_parsers(parsers: Iterable[Callable[[bytes], object]], data: bytes) -> None:
+    """A parser returns or raises a DecodeError, nothing else (DESIGN §4)."""
+    for parse in parsers:
+        with contextlib.suppress(DecodeError):
+            parse(data)
+
+
+def check_run(dissector: Dissector, ctx: FlowContext, matched_at: int | None, packets: int) -> None:
+    """What any dissector's run over a flow of ``packets`` must show, whatever its protocol:
+    findings with a confidence in (0, 1], evidence and a packet of the flow; only the
+    anomalies it declares; a match inside the flow. (Each fuzz file adds what its
+    protocols' findings must say.)"""
+    for f in ctx.findings:
+        assert 0.0 < f.confidence <= 1.0 and f.evidence
+        assert 1 <= f.at_packet <= packets
+    assert set(ctx.anomalies.counts) <= set(dissector.ANOMALIES), ctx.anomalies.counts
+    assert matched_at is None or 1 <= matched_at <= packets

@@ -5,21 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.dissectdrive import capture_flows, run
+from tests.unit.dissect.labelled import matched
 from voipscope.dissect.base import UDP, Dissector
 
 
 def matched_ports(dissector: Dissector, path: Path) -> set[tuple[int, int]]:
     """Port pairs of the UDP flows of ``path`` that ``dissector`` matches, offered as the
-    stage offers them (``ports`` decides which flows; ``run`` applies the byte gate)."""
-    out = set()
-    for flow in capture_flows(path, (UDP,)):
-        ports = (flow.src[1], flow.dst[1])
-        if dissector.ports is not None and dissector.ports.isdisjoint(ports):
-            continue
-        if run(dissector, flow.context(), flow.packets).matched:
-            out.add((min(ports), max(ports)))
-    return out
+    stage offers them (``labelled.matched``)."""
+    return {(min(k[2], k[4]), max(k[2], k[4])) for k in matched(dissector, path) if k[0] == UDP}
 
 
 # Captures of the games and of VoIP that share their shape (small UDP both ways): a game
