@@ -154,7 +154,10 @@ class FragmentReassembler:
         d.sport[i], d.dport[i], d.tcp_flags[i] = sport[0], dport[0], flags[0]
         d.ip_bytes[i] = dgram.ip_bytes
         d.l4_len[i] = l4_len[0]
-        d.reassembled[i] = payload[int(l4_off[0]) :]
+        # Exactly the bytes l4_len counts: a datagram too short for its L4 header
+        # (TRUNCATED_L4) has no payload, not its header bytes.
+        start = int(l4_off[0])
+        d.reassembled[i] = payload[start : start + int(l4_len[0])]
 
     def _expire(self, now_ns: int) -> None:
         limit = now_ns - int(self.config.fragment_timeout_s * 1e9)

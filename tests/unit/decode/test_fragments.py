@@ -129,6 +129,18 @@ def test_tcp_in_fragments_keeps_its_flags():
     assert d.payload(1) == SIP[:1000]
 
 
+def test_a_datagram_too_short_for_its_tcp_header_has_no_payload():
+    """8 bytes of TCP in two fragments: TRUNCATED_L4, and the row's payload is what
+    l4_len says (none), not the 8 header bytes (found by tests/fuzz/test_fuzz_decode)."""
+    frags = [
+        pb.ethernet(pb.ipv4(bytes(8), proto=6, ident=9, more_fragments=True)),
+        pb.ethernet(pb.ipv4(b"", proto=6, ident=9, frag_offset=8)),
+    ]
+    (d,), _, _ = run([frags])
+    assert int(d.status[1]) == S.TRUNCATED_L4
+    assert int(d.l4_len[1]) == 0 and d.payload(1) == b""
+
+
 def test_same_id_from_different_sources_are_different_datagrams():
     a, _ = v4_fragments(src="10.0.0.1")
     b, _ = v4_fragments(payload=SIP[::-1], src="10.0.0.9")
