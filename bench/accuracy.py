@@ -1366,7 +1366,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--behaviour",
         action="store_true",
         help="instead: leave-one-app-out evaluation of the behavioural media model "
-        "(bench/fit_behaviour.py, on these captures and labels plus generated traffic)",
+        "(bench/fit_behaviour.py, on these captures and labels plus generated traffic), and "
+        "the shipped model's voip-media flow records after the arbiter (system view)",
     )
     args = ap.parse_args(argv)
     args.tool_names = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -1391,8 +1392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.modules["fit_behaviour"] = fit_behaviour
         spec.loader.exec_module(fit_behaviour)
         extra = ["--json", str(args.json)] if args.json else []
-        return int(fit_behaviour.main(["--evaluate-only", "--captures", str(args.captures),
-                                       "--labels", str(args.labels), *extra]))  # fmt: skip
+        # --system: also what the user sees (flow records with the shipped model, after
+        # the arbiter), beside the held-out evaluation of the model alone.
+        return int(fit_behaviour.main(["--evaluate-only", "--system", "--captures",
+                                       str(args.captures), "--labels", str(args.labels),
+                                       *extra]))  # fmt: skip
     captures = find_captures(args.captures, args.capture)
     ev = evaluate(captures, args.labels, args.tool_names, args.timeout, args.jobs)
     dis = disagreements(ev)

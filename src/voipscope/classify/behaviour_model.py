@@ -9,15 +9,17 @@ few numbers in ``classify/data/behaviour_model.json``; nothing is downloaded at 
 
 Why a linear model rather than trees: the first version (boosted trees over fine size
 and gap histograms) learned each app's packet sizes and missed the app left out of
-fitting (leave-one-app-out recall 44 %). Six scale-free features and one weight each
-cannot memorise an app; its output is a probability by construction (logistic loss),
-and the thresholds in the file are chosen on held-out predictions.
+fitting (leave-one-app-out recall 44 %). Six scale-free features (four for the head
+model, whose other two weights are 0) and one weight each cannot memorise an app; its
+output is a probability by construction (logistic loss), and the thresholds in the file
+are chosen on held-out predictions.
 
 Why two models over the same features: the first packets of a flow and its steady state
 differ (setup packets, a first talk spurt, bursts before the codec settles; a head has
 too few gaps to show a mean clock), so one set of weights for both fits neither; with a
 head model of its own, leave-one-app-out recall on the shared captures rose from 34 to
-50 % at the same false-positive rate (docs/identification.md).
+50 % at the same false-positive rate; with the head on the clock and sizes only and the
+thresholds for no false positive on the non-VoIP UDP flows, 45 % (docs/identification.md).
 """
 
 from __future__ import annotations
