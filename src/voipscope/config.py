@@ -29,6 +29,25 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveConfig:
+    """`voipscope live` (docs/live.md)."""
+
+    # Bytes kept of each packet (-s of tcpdump); SIP over UDP fits in 64 KiB.
+    snaplen_bytes: int = 65535
+    # The kernel ring the packets wait in while the pipeline is busy: bursts up to this
+    # size are not dropped. Packets beyond it are, and are reported (kernel drops).
+    ring_bytes: int = 64 << 20
+    # A batch is handed to the pipeline when full or this often (wall clock), so records
+    # come out within about this much of the packets that make them final.
+    flush_interval_s: float = 0.5
+    # With no packet waiting, the capture clock follows the wall clock less this much:
+    # packets the kernel still holds in a half-full block are never older than this.
+    clock_slack_s: float = 1.0
+    # Put the interface in promiscuous mode (see traffic not addressed to this host).
+    promiscuous: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class DecodeConfig:
     # IP fragments are reassembled (see docs/flows.md); these bound the reassembler,
     # which holds attacker-controlled state.
@@ -129,6 +148,7 @@ class Config:
     dissect: DissectConfig = field(default_factory=DissectConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     anomalies: AnomalyConfig = field(default_factory=AnomalyConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any] | None = None) -> Config:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ from voipscope.errors import SourceError
 from voipscope.flows import FlowHooks, FlowTable, new_assignment
 from voipscope.output.flow_records import flows_to_batch
 from voipscope.prefetch import prefetch
-from voipscope.source import CaptureInfo, read_capture
+from voipscope.source import CaptureInfo, PacketBatch, read_capture
 from voipscope.source.linktypes import linktype_name
 
 # Double-tagged frames above this share of their outer VLAN's frames in a batch are a
@@ -78,11 +78,21 @@ class RunStats:
             "inputs": [
                 {"path": i.path, "format": i.format, "compressed": i.compressed,
                  "linktypes": sorted(i.linktypes), "packets": i.packets,
-                 "truncated_at": i.truncated_at, "corrupt_at": i.corrupt_at}
+                 "truncated_at": i.truncated_at, "corrupt_at": i.corrupt_at,
+                 **({} if i.kernel_received is None else
+                    {"kernel_received": i.kernel_received, "kernel_dropped": i.kernel_dropped})}
                 for i in self.inputs
             ],
             "warnings": self.warnings(),
         }  # fmt: skip
+
+
+class LiveSource(Protocol):
+    """What ``FlowPipeline.run_live`` reads: ``voipscope.source.live.LiveCapture``."""
+
+    info: CaptureInfo
+
+    def batches(self) -> Iterator[PacketBatch]: ...
 
 
 class FlowPipeline:
@@ -115,6 +125,20 @@ class FlowPipeline:
     ) -> Iterator[pa.RecordBatch]:
         info = CaptureInfo(path=path)
         self.stats.inputs.append(info)
+        batches = read_capture(path, self.config.source, info)
+        for batch in self._run_batches(path, batches, info, progress):
+            if batch is not None:
+                yield batch
+
+    def _run_batches(
+        self,
+        path: str,
+        packets: Iterator[PacketBatch],
+        info: CaptureInfo,
+        progress: Callable[[CaptureInfo], None] | None = None,
+    ) -> Iterator[pa.RecordBatch | None]:
+        """Flow records of one source's packet batches; after a packet batch that ended no
+        flow, None, so a live caller can act on every batch (files skip the Nones)."""
         cfg = self.config
         anomalies = self.stats.anomalies
         table = FlowTable(cfg.flows, anomalies, first_flow_id=self._next_flow_id)
@@ -122,7 +146,7 @@ class FlowPipeline:
         status_counts = np.zeros(S.N_STATUS, np.int64)
 
         def decoded() -> Iterator[DecodedBatch]:
-            for batch in read_capture(path, cfg.source, info):
+            for batch in packets:
                 d = decode_batch(batch, cfg.decode.decapsulate_gtp)
                 reassembler.process(d)
                 yield d
@@ -131,6 +155,10 @@ class FlowPipeline:
             for d in prefetch(decoded(), cfg.source.prefetch_batches):
                 a = new_assignment(len(d))
                 ended = list(table.update(d, a))
+                clock_ns = d.packets.clock_ns
+                if clock_ns is not None:
+                    # Live capture: the capture clock moved on without packets (source/live).
+                    ended.extend(table.sweep(clock_ns))
                 status_counts += np.bincount(d.status, minlength=S.N_STATUS)[: S.N_STATUS]
                 self._report_decode_anomalies(d)
                 own = [s for s in (self.dissect, self.behaviour) if s is not None]
@@ -141,7 +169,17 @@ class FlowPipeline:
                         hook.on_init(d, a, first_packets)
                         hook.on_update(d, a)
                     self._hand_out_messages()
-                yield from self._emit(ended, path)
+                if clock_ns is not None:
+                    for hook in self.hooks:
+                        on_clock = getattr(hook, "on_clock", None)  # optional in FlowHooks
+                        if on_clock is not None:
+                            on_clock(clock_ns)
+                emitted = False
+                for batch in self._emit(ended, path):
+                    emitted = True
+                    yield batch
+                if not emitted:
+                    yield None
                 if progress is not None:
                     progress(info)
             reassembler.flush()
@@ -193,6 +231,35 @@ class FlowPipeline:
         [Call records]) and ("alerts", [Alert records]) as each becomes final. The calls
         stage and the detect stage run side by side; the detectors read SIP messages, the
         calls as they finish and the flows as they end. ``detect=False``: calls only."""
+        yield from self._run_all(path, lambda: self.run_one(path, progress), detect_config, detect)
+
+    def run_live(
+        self, capture: LiveSource, detect_config: Any = None
+    ) -> Iterator[tuple[str, pa.RecordBatch | list[dict[str, Any]]]]:
+        """``run_all`` over a live capture (``voipscope.source.live.LiveCapture``) until it
+        stops, then every open flow, call and alert is flushed as at the end of a file.
+        Besides flows, calls and alerts (final) it yields ("raised", [Alert records]) as
+        soon as an alert opens or its severity rises, so a block list acts within seconds
+        instead of after the attack has gone quiet; and it yields after every packet batch
+        (at least every ``live.flush_interval_s``), so the caller never waits on a quiet
+        link. Its stats input is ``capture.info`` (kernel drops included)."""
+        info = capture.info
+        self.stats.inputs.append(info)
+        name = info.path
+
+        def flow_batches() -> Iterator[pa.RecordBatch | None]:
+            return self._run_batches(name, capture.batches(), info)
+
+        yield from self._run_all(name, flow_batches, detect_config, True, live=True)
+
+    def _run_all(
+        self,
+        path: str,
+        flow_batches: Callable[[], Iterator[pa.RecordBatch | None]],
+        detect_config: Any,
+        detect: bool,
+        live: bool = False,
+    ) -> Iterator[tuple[str, pa.RecordBatch | list[dict[str, Any]]]]:
         from voipscope.calls.stage import CallsStage  # only these runs pay for them
         from voipscope.detect.stage import DetectStage
 
@@ -209,14 +276,19 @@ class FlowPipeline:
             return records
 
         try:
-            for batch in self.run_one(path, progress):
-                yield "flows", batch
+            for batch in flow_batches():
+                if batch is not None:
+                    yield "flows", batch
                 if records := finished(calls.drain()):
                     yield "calls", records
+                if live and detector is not None and (raised := detector.raised()):
+                    yield "raised", raised
                 if detector is not None and (alerts := detector.ready()):
                     yield "alerts", alerts
             if records := finished(calls.drain() + calls.finish()):
                 yield "calls", records
+            if live and detector is not None and (raised := detector.raised()):
+                yield "raised", raised
             if detector is not None and (alerts := detector.finish()):
                 yield "alerts", alerts
         finally:

@@ -80,6 +80,19 @@ class CallsStage(NoHooks):
         if len(d):
             self.assembler.advance(int(d.ts_ns[-1]) / 1e9)
 
+    def on_clock(self, now_ns: int) -> None:
+        """Live capture: capture time reached ``now_ns`` with no packet to say so (an
+        idle link). Exchanges, calls and media that wait on time are let go as if a
+        packet of that time had come."""
+        self.sip.now_ns = max(self.sip.now_ns, now_ns)
+        self.sip.sweep()
+        for tracker in self.trackers:
+            book = getattr(tracker, "book", None)  # the CallBook of H.323/MGCP/IAX2/SCCP
+            if book is not None:
+                book.advance(now_ns)
+                book.sweep()
+        self.assembler.advance(now_ns / 1e9)
+
     def on_messages(self, messages: list[object]) -> None:
         for tracker in self.trackers:
             tracker.on_messages(messages)

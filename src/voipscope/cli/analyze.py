@@ -1,13 +1,15 @@
 """`voipscope analyze`: everything about the inputs in one pass, written to a directory.
 
 flows.parquet, calls.parquet, streams.parquet (the calls' streams flattened),
-alerts.jsonl, anomalies.jsonl and summary.json, plus a short summary on stdout.
+alerts.jsonl, anomalies.jsonl and summary.json, then report.html read back from them
+(voipscope.output.report), plus a short summary on stdout.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,28 @@ def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None) -> d
     return summary
 
 
-def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+def make_report(out_dir: Path, show_traceback: bool = False) -> tuple[Path | None, str | None]:
+    """Write ``out_dir/report.html`` from the records already there: (its path, None), or
+    (None, a one-line error). The report is written last and alone (to a temporary file,
+    then renamed), so its failure never costs the records written before it."""
+    from voipscope.output.report import REPORT_NAME, write_report
+
+    target = out_dir / REPORT_NAME
+    try:
+        return write_report(out_dir), None
+    except Exception as exc:  # OSError, or a bug in the report: the records are still good
+        if isinstance(exc, OSError):
+            message = f"{target}: cannot write the report ({exc.strerror or exc})"
+        else:
+            message = f"{target}: the report failed ({type(exc).__name__}: {exc})"
+            if not show_traceback:
+                message += "; run with --traceback for details"
+        if show_traceback:
+            traceback.print_exc()
+    return None, f"{message}; the other records in {out_dir}/ are written"
+
+
+def print_summary(summary: dict[str, Any], out_dir: Path, report: Path | None = None) -> None:
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -88,6 +111,10 @@ def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
         f"registrations ({summary['streams']} media streams), "
         f"[bold]{summary['alerts']}[/bold] alerts → {out_dir}/"
     )
+    if report is not None:
+        size_kb = report.stat().st_size / 1024
+        # soft_wrap: a path cut over two lines cannot be copied
+        console.print(f"  report: {report} ({size_kb:,.0f} kB)", markup=False, soft_wrap=True)
     for name in ("flows by category", "calls by state", "alerts by severity", "alerts by kind"):
         if summary[name]:
             parts = ", ".join(f"{k} {v}" for k, v in summary[name].items())

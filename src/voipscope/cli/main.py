@@ -340,11 +340,15 @@ def analyze(
     use_sample: UseSample = False,
     config: ConfigItems = None,
     fail_on: FailOn = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Do not write report.html (the HTML report).")
+    ] = False,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """Everything in one pass: flows, calls, their streams, alerts and anomalies written
-    to a directory (Parquet and JSONL), with a summary on the terminal."""
-    from voipscope.cli.analyze import print_summary, run_analyze
+    to a directory (Parquet and JSONL), an HTML report of them (report.html, offline,
+    no scripts) and a summary on the terminal."""
+    from voipscope.cli.analyze import make_report, print_summary, run_analyze
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.pipeline import FlowPipeline
 
@@ -369,9 +373,13 @@ def analyze(
         if show_traceback:
             traceback.print_exc()
         raise typer.Exit(EXIT_ERROR) from None
-    print_summary(summary, out_dir)
+    report, report_error = (None, None) if no_report else make_report(out_dir, show_traceback)
+    print_summary(summary, out_dir, report)
     for warning in pipeline.stats.warnings():
         _err(f"warning: {warning}")
+    if report_error is not None:
+        _err(f"error: {report_error}")
+        raise typer.Exit(EXIT_ERROR)
     if _fails_on(fail_on, summary["alerts by severity"]):
         raise typer.Exit(EXIT_ALERT)
     raise typer.Exit(EXIT_OK)
@@ -436,6 +444,11 @@ def _with_progress(pipeline, path: str, progress: bool | None, calls: bool = Fal
             bar.update(task, completed=info.bytes_done, total=total)
 
         yield from run(path, progress=update)
+
+
+from voipscope.cli.live import live  # noqa: E402 - it uses the shared options above
+
+app.command()(live)
 
 
 def main() -> None:

@@ -97,6 +97,10 @@ class AlertBook:
         """The open alert under this key, if any."""
         return self._open.get((kind, src_ip, dst_ip, detail))
 
+    def open_alerts(self) -> list[Alert]:
+        """The alerts still open (still growing), oldest key first; read, do not change."""
+        return list(self._open.values())
+
     def ready(self, now_s: float) -> list[Alert]:
         """Alerts whose attack has gone quiet, oldest first."""
         for key in [k for k, a in self._open.items() if now_s - (a.last_ts or a.ts) > self.quiet_s]:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from voipscope.anomalies import AnomalyLog
 from voipscope.decode.batch import DecodedBatch
-from voipscope.detect.alerts import AlertBook
+from voipscope.detect.alerts import SEVERITIES, Alert, AlertBook
 from voipscope.detect.base import Detector
 from voipscope.detect.config import DetectConfig
 from voipscope.detect.policy import VOIP_CATEGORIES, PolicyDetector
@@ -59,12 +59,19 @@ class DetectStage(NoHooks):
         self.book = AlertBook(self.config.alert_quiet_s, self.config.max_open_alerts)
         self.detectors = build_detectors(self.book, self.config)
         self.now_s: float | None = None  # capture time of the latest packet seen
+        # Open alerts already handed out by ``raised`` (by identity), with the severity
+        # they had then.
+        self._announced: dict[int, tuple[Alert, str]] = {}
 
     # -- FlowHooks ------------------------------------------------------------------------
 
     def on_update(self, d: DecodedBatch, a: FlowAssignment) -> None:
         if len(d):
             self.tick(int(d.ts_ns[-1]) / 1e9)
+
+    def on_clock(self, now_ns: int) -> None:
+        """Live capture: capture time moved on without packets (an idle link)."""
+        self.tick(now_ns / 1e9)
 
     def on_messages(self, messages: list[object]) -> None:
         for event in messages:
@@ -112,6 +119,23 @@ class DetectStage(NoHooks):
         if self.now_s is None:
             return []
         return [a.to_record() for a in self.book.ready(self.now_s)]
+
+    def raised(self) -> list[dict[str, Any]]:
+        """Open alerts that are new since the last call, or whose severity rose: what a
+        live watcher acts on while the attack goes on (the Alert record proper comes from
+        ``ready``/``finish`` once it has gone quiet). Costs one pass over the open alerts
+        (at most ``max_open_alerts``)."""
+        out = []
+        announced: dict[int, tuple[Alert, str]] = {}
+        for alert in self.book.open_alerts():
+            before = self._announced.get(id(alert))
+            new = before is None or before[0] is not alert
+            if new or SEVERITIES.index(alert.severity) > SEVERITIES.index(before[1]):
+                out.append(alert.to_record())
+            announced[id(alert)] = (alert, alert.severity)
+        # Only open alerts are kept: the table is bounded like the book.
+        self._announced = announced
+        return sorted(out, key=lambda r: r["ts"])
 
     def finish(self) -> list[dict[str, Any]]:
         for detector in self.detectors:

@@ -33,6 +33,10 @@ class FlowHooks(Protocol):
         """Signalling messages the dissectors parsed in this batch, in capture order
         (``voipscope.dissect.base.MessageEvent``). Optional for a hook."""
 
+    def on_clock(self, now_ns: int) -> None:
+        """Live capture only: capture time reached ``now_ns`` even if no packet says so
+        (an idle link); called after the batch's other hooks. Optional for a hook."""
+
 
 class NoHooks:
     """The do-nothing hook set; subclass it and override what you need."""
@@ -50,4 +54,7 @@ class NoHooks:
         return None
 
     def on_flow_records(self, batch: object) -> None:
+        return None
+
+    def on_clock(self, now_ns: int) -> None:
         return None

@@ -67,6 +67,10 @@ class JsonlWriter:
             pl.from_arrow(batch).write_ndjson(buf)  # type: ignore[union-attr]
             self._target.stream.write(buf.getvalue())
 
+    def flush(self) -> None:
+        """Push what was written to the reader now (live output)."""
+        self._target.stream.flush()
+
     def close(self) -> None:
         self._target.close()
 
@@ -102,6 +106,10 @@ class CsvWriter:
         if self._writer is None:
             self._writer = pacsv.CSVWriter(self._target.stream, flat.schema)
         self._writer.write_batch(flat)
+
+    def flush(self) -> None:
+        """Push what was written to the reader now (live output)."""
+        self._target.stream.flush()
 
     def close(self) -> None:
         if self._writer is not None:

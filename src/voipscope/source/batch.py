@@ -23,6 +23,10 @@ class PacketBatch:
     linktype: np.ndarray  # int64, LINKTYPE_* per packet (pcapng mixes them)
     first_index: int  # number of the batch's first packet in its capture, from 0
     file_offset: int  # byte offset of buf[0] in the (uncompressed) capture
+    # Live capture only: the capture clock has reached this (ns since the epoch) even if
+    # no packet says so, so idle flows and quiet calls still end on an idle link.
+    # None for files, whose clock is their packets' timestamps.
+    clock_ns: int | None = None
 
     def __len__(self) -> int:
         return int(self.data_offset.shape[0])

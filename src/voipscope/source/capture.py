@@ -54,9 +54,19 @@ class CaptureInfo:
     packets_bad_interface: int = 0
     interfaces_over_cap: int = 0
     sections: int = 0
+    # Live capture only (None for files): the kernel's count of packets offered to the
+    # capture socket and of those it dropped because the ring was full.
+    kernel_received: int | None = None
+    kernel_dropped: int | None = None
 
     def warnings(self) -> list[str]:
         out = []
+        if self.kernel_dropped:
+            out.append(
+                f"{self.path}: the kernel dropped {self.kernel_dropped} of "
+                f"{self.kernel_received} packets (capture ring full: the pipeline fell "
+                "behind; narrow --filter or raise live.ring_bytes)"
+            )
         if self.truncated_at is not None:
             out.append(
                 f"{self.path}: capture is truncated at byte offset {self.truncated_at}; "
