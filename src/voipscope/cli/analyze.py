@@ -68,7 +68,10 @@ def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None) -> d
     anomalies = open_writer("jsonl", str(out_dir / "anomalies.jsonl"), ANOMALY_SCHEMA)
     anomalies.write(anomalies_to_batch(pipeline.stats.anomalies.records))
     anomalies.close()
+    from voipscope._version import __version__
+
     summary = {
+        "voipscope_version": __version__,  # of the run that wrote the records
         "inputs": paths,
         "flows": sum(counts["flows by category"].values()),
         "calls": sum(counts["calls by state"].values()),

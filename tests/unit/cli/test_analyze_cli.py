@@ -29,6 +29,9 @@ def test_analyze_writes_every_record_kind(tmp_path: Path) -> None:
     assert set(streams.column("call_id").to_pylist()) <= set(calls.column("call_id").to_pylist())
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["flows"], summary["calls"], summary["alerts"]) == (6, 13, 0)
+    from voipscope._version import __version__
+
+    assert summary["voipscope_version"] == __version__
     assert (out / "alerts.jsonl").read_text() == ""
     assert "6 flows, 13 calls and registrations" in result.stdout
 

@@ -277,3 +277,12 @@ def test_every_field_hostile_and_long_still_gives_a_bounded_page(tmp_path: Path)
     # 66 quotes are 396 characters of markup: the budget of a 200-character cell.
     assert caller == '"' * 66 + "… (+934 chars)"
     assert len(report.tables["anomalies"]) == limits.anomaly_names
+
+
+def test_report_names_the_version_that_wrote_the_records() -> None:
+    from voipscope._version import __version__
+    from voipscope.output.report import _versions
+
+    assert _versions({"voipscope_version": __version__}) == __version__
+    assert _versions({}) == __version__  # a directory written before the field existed
+    assert _versions({"voipscope_version": "0.1.0"}) == f"0.1.0 (records); report by {__version__}"

@@ -118,7 +118,7 @@ def _header(d: ReportData) -> Safe:
         ),
         ("alerts · anomalies", f"{num(d.alerts_total)} · {num(d.anomalies_total)}"),
         ("records", files),
-        ("voipscope", __version__),
+        ("voipscope", _versions(d.summary)),
         (
             "report generated",
             f"{d.generated_at:%Y-%m-%d %H:%M:%S} UTC (wall clock, not capture time)",
@@ -199,3 +199,12 @@ def write_report(
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _versions(summary: dict[str, object]) -> str:
+    """The version that wrote the records (summary.json), and this one if it differs:
+    a report may be made again later from an older run's directory."""
+    wrote = summary.get("voipscope_version")
+    if not isinstance(wrote, str) or wrote == __version__:
+        return __version__
+    return f"{wrote} (records); report by {__version__}"
