@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.realtraffic.livens import stop_process
 from voipscope.pipeline import FlowPipeline
 
 TOOLS = ("svmap", "svwar", "svcrack", "kamailio", "sipp", "dumpcap", "ip")
@@ -101,16 +102,6 @@ def _toll_scenario() -> str:
     uac = subprocess.run(["sipp", "-sd", "uac"], capture_output=True, text=True).stdout
     assert "[service]" in uac
     return uac.replace("[service]", "[field0]")
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def test_sip_attack_tools_raise_their_alerts(netns: str, tmp_path: Path) -> None:
@@ -203,7 +194,7 @@ def test_sip_attack_tools_raise_their_alerts(netns: str, tmp_path: Path) -> None
         time.sleep(1.0)
     finally:
         for process in (uas, kamailio, dumpcap):
-            _stop(process)
+            stop_process(process)
 
     assert "kamailio" in logs["svmap"], logs["svmap"][-800:]
     assert "105" in logs["svwar"], logs["svwar"][-800:]
@@ -337,7 +328,7 @@ def test_normal_calls_and_registrations_raise_nothing(netns: str, tmp_path: Path
         time.sleep(1.0)
     finally:
         for process in (uas, kamailio, dumpcap):
-            _stop(process)
+            stop_process(process)
     assert "Successful call" in register and "Successful call" in calls, (register, calls)
     pipeline = FlowPipeline()
     records = [r for batch in pipeline.run_calls(str(capture)) for r in batch]

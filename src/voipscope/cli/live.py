@@ -42,8 +42,6 @@ from voipscope.cli.main import (
     _valid_fail_on,
 )
 
-RECORDS = ("flows", "calls", "alerts")
-LIVE_FORMATS = ("table", "jsonl", "csv")
 DROP_WARNING_EVERY_S = 10.0  # kernel drops are warned at most this often (and at the end)
 
 
@@ -146,12 +144,14 @@ def live(
 
 
 def _kinds(records: str) -> tuple[str, ...] | None:
+    from voipscope.output.live_writers import RECORD_KINDS
+
     names = [r.strip() for r in records.split(",") if r.strip()]
     if names == ["all"]:
-        return RECORDS
-    if not names or any(n not in RECORDS for n in names):
+        return RECORD_KINDS
+    if not names or any(n not in RECORD_KINDS for n in names):
         return None
-    return tuple(n for n in RECORDS if n in names)
+    return tuple(n for n in RECORD_KINDS if n in names)
 
 
 def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | None,
@@ -166,6 +166,8 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
     if kinds is None:
         _err(f"unknown --records {records!r}; choose flows, calls, alerts, all or a comma list")
         return EXIT_USAGE
+    from voipscope.output.live_writers import FORMATS as LIVE_FORMATS
+
     fmt = _pick_format(fmt, output)
     if fmt not in LIVE_FORMATS:
         _err(f"unknown format {fmt!r} for live; choose one of {', '.join(LIVE_FORMATS)}")

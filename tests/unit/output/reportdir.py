@@ -107,18 +107,13 @@ def write_dir(
         names = sorted({k for f in flows for k in f}) or ["first_seen"]
         flows = flows_table({k: [f.get(k) for f in flows] for k in names})
     pq.write_table(flows, out / "flows.parquet")
-    for name, schema, batch in (
-        ("calls.parquet", CALL_SCHEMA, calls_to_batch(calls)),
-        ("streams.parquet", FLAT_STREAM_SCHEMA, streams_to_batch(calls)),
+    for fmt, name, schema, batch in (
+        ("parquet", "calls.parquet", CALL_SCHEMA, calls_to_batch(calls)),
+        ("parquet", "streams.parquet", FLAT_STREAM_SCHEMA, streams_to_batch(calls)),
+        ("jsonl", "alerts.jsonl", ALERT_SCHEMA, alerts_to_batch(alerts)),
+        ("jsonl", "anomalies.jsonl", ANOMALY_SCHEMA, anomalies_to_batch(anomalies)),
     ):
-        writer = open_writer("parquet", str(out / name), schema)
-        writer.write(batch)
-        writer.close()
-    for name, schema, batch in (
-        ("alerts.jsonl", ALERT_SCHEMA, alerts_to_batch(alerts)),
-        ("anomalies.jsonl", ANOMALY_SCHEMA, anomalies_to_batch(anomalies)),
-    ):
-        writer = open_writer("jsonl", str(out / name), schema)
+        writer = open_writer(fmt, str(out / name), schema)
         writer.write(batch)
         writer.close()
     run = {"packets": 1000, "inputs": [{"path": "test.pcap", "format": "pcap", "packets": 1000}]}
