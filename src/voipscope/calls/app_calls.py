@@ -18,7 +18,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from voipscope.classify.apps import app_for_address
 
@@ -46,6 +46,17 @@ def is_local(ip: str) -> bool:
         return False
 
 
+class PendingSignal(NamedTuple):
+    """What a call needs of an app signalling flow. The flow records themselves are not
+    kept: signalling waits hours for media, and whole records (evidence and all) of every
+    user's allocations and pings over those hours made the calls run's memory grow with
+    the capture."""
+
+    flow_id: int
+    first_seen: float
+    last_seen: float
+
+
 @dataclass(slots=True)
 class AppCall:
     app: str
@@ -53,13 +64,13 @@ class AppCall:
     start: float
     end: float
     media: list[dict[str, Any]] = field(default_factory=list)
-    signaling: list[dict[str, Any]] = field(default_factory=list)
+    signaling: list[PendingSignal] = field(default_factory=list)
 
     def add(self, flow: dict[str, Any]) -> None:
-        (self.media if flow["category"] == MEDIA else self.signaling).append(flow)
+        """A media flow of the call."""
+        self.media.append(flow)
         self.start = min(self.start, flow["first_seen"])
-        if flow["category"] == MEDIA:
-            self.end = max(self.end, flow["last_seen"])
+        self.end = max(self.end, flow["last_seen"])
 
     def to_record(self) -> dict[str, Any]:
         media = sorted(self.media, key=lambda f: (f["first_seen"], f["flow_id"]))
@@ -127,7 +138,7 @@ class AppCall:
             "redirected_to": [],
             "related_calls": [],
             "streams": [],
-            "signaling_flows": sorted(f["flow_id"] for f in self.signaling),
+            "signaling_flows": sorted(f.flow_id for f in self.signaling),
             "media_flows": [f["flow_id"] for f in media],
             "messages": None,
             "dtmf": [],
@@ -170,7 +181,7 @@ class AppCallGrouper:
         self.join_gap_s = join_gap_s
         self.max_open = max_open
         self._open: dict[tuple[str, str], list[AppCall]] = {}
-        self._pending_signaling: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._pending_signaling: dict[tuple[str, str], list[PendingSignal]] = {}
         self.overflowed = 0
         self._scanned_to = float("-inf")
 
@@ -186,7 +197,9 @@ class AppCallGrouper:
                 self._media(key, flow)
             else:
                 pending = self._pending_signaling.setdefault(key, [])
-                pending.append(flow)
+                pending.append(
+                    PendingSignal(flow["flow_id"], flow["first_seen"], flow["last_seen"])
+                )
                 if len(pending) > MAX_SIGNALING_PER_USER:
                     del pending[0]  # the oldest can least likely still join a call
         # Scanning every open call costs; capture time must move on a second between scans.
@@ -222,11 +235,11 @@ class AppCallGrouper:
                 del self._open[key]
         for call in done:
             key = (call.app, call.user_ip)
-            for flow in self._pending_signaling.get(key, []):
+            for signal in self._pending_signaling.get(key, []):
                 lo, hi = call.start - self.join_gap_s, call.end + self.join_gap_s
-                if lo <= flow["first_seen"] <= hi:
-                    call.signaling.append(flow)
-                    call.start = min(call.start, flow["first_seen"])
+                if lo <= signal.first_seen <= hi:
+                    call.signaling.append(signal)
+                    call.start = min(call.start, signal.first_seen)
         if before is None:
             self._pending_signaling.clear()
         else:
@@ -234,7 +247,7 @@ class AppCallGrouper:
             # that set them up: keep signalling for a long while, bounded per user.
             horizon = before - MAX_SIGNALING_AGE_S
             for key in list(self._pending_signaling):
-                kept = [f for f in self._pending_signaling[key] if f["last_seen"] >= horizon]
+                kept = [f for f in self._pending_signaling[key] if f.last_seen >= horizon]
                 if kept:
                     self._pending_signaling[key] = kept
                 else:

@@ -107,3 +107,30 @@ def test_open_calls_are_bounded() -> None:
     g = AppCallGrouper(max_open=2)
     out = calls([flow(i, 0.0, 1.0, src=f"10.0.0.{i}") for i in range(1, 5)], g)
     assert len(out) == 2 and g.overflowed == 2
+
+
+def test_waiting_signalling_keeps_no_flow_records() -> None:
+    """App signalling waits hours for media; what waits must not be the whole records
+    (evidence and all), or a calls run's memory grows with the capture: 2,000 waiting
+    signalling flows of 2,000 users, each record carrying 20 kB of evidence, must cost the
+    grouper far less than the records do."""
+    import gc
+    import tracemalloc
+
+    grouper = AppCallGrouper()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(2000):
+            record = flow(k, 100.0 + k, 101.0 + k, category="voip-signaling",
+                          src=f"10.0.{k // 250}.{k % 250}", evidence=["x" * 20_000])  # fmt: skip
+            list(grouper.add([record]))
+            del record
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2_000_000, f"{held} bytes held for 2,000 waiting signalling flows"
+    # And they still join the call of their user that comes later.
+    out = [*grouper.add([flow(9000, 150.0, 170.0, src="10.0.0.40")]), *grouper.finish()]
+    assert [c["signaling_flows"] for c in out] == [[40]]
