@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voipscope.addresses import format_ip
+from voipscope.arrow_columns import numpy_array as _arrow
+from voipscope.arrow_columns import string_array as _strings
 from voipscope.classify.arbiter import VerdictColumns
 from voipscope.flows import kernels as K
 from voipscope.output.schema import FLOW_SCHEMA
@@ -25,37 +27,6 @@ _TCP_FLAG_LETTERS = tuple(zip("FSRPAUEC", (1 << b for b in range(8)), strict=Tru
 
 def format_tcp_flags(flags: int) -> str:
     return "".join(letter for letter, bit in _TCP_FLAG_LETTERS if flags & bit)
-
-
-def _arrow(values: np.ndarray, null_mask: np.ndarray | None = None) -> pa.Array:
-    """A numpy column as an Arrow array without copying, with nulls where ``null_mask``.
-
-    Built from buffers rather than with ``pa.array``: that one probes for pandas, and
-    importing pandas (when installed) costs ~50 MB of RSS and a third of a second.
-    """
-    values = np.ascontiguousarray(values)
-    validity = None
-    null_count = 0
-    if null_mask is not None and null_mask.any():
-        validity = pa.py_buffer(np.packbits(~null_mask, bitorder="little"))
-        null_count = int(null_mask.sum())
-    if values.dtype == np.bool_:  # Arrow booleans are bits, numpy's are bytes
-        data = pa.py_buffer(np.packbits(values, bitorder="little"))
-    else:
-        data = pa.py_buffer(values)
-    arrow_type = pa.from_numpy_dtype(values.dtype)
-    return pa.Array.from_buffers(arrow_type, len(values), [validity, data], null_count)
-
-
-def _strings(values: list[str | None]) -> pa.Array:
-    """A string array from Python strings, from buffers for the same reason as _arrow."""
-    encoded = [b"" if v is None else v.encode() for v in values]
-    offsets = np.zeros(len(values) + 1, np.int32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    nulls = np.fromiter((v is None for v in values), bool, len(values))
-    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
-    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(pa.string(), len(values), buffers, int(nulls.sum()))
 
 
 def _ip_column(version: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> pa.Array:

@@ -1,0 +1,48 @@
+"""The command never imports pandas: pyarrow would, wherever pandas is installed, the
+first time it converts Python objects (~50 MB of RSS and a few tenths of a second per
+run). A stand-in `pandas` on the path says whether anyone imported it, so the test
+means the same with or without the real one installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKE_PANDAS = """
+import sys
+sys.stderr.write("STAND-IN PANDAS IMPORTED\\n")
+raise ImportError("stand-in pandas")
+"""
+
+
+@pytest.mark.parametrize("command", [["flows"], ["calls"], ["alerts"], ["analyze", "-o", "{out}"]])
+def test_commands_do_not_import_pandas(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "pandas").mkdir()
+    (tmp_path / "pandas" / "__init__.py").write_text(FAKE_PANDAS)
+    out = tmp_path / "out"
+    args = [a.replace("{out}", str(out)) for a in command]
+    if args[0] != "analyze":
+        args += ["-o", str(out) + ".jsonl"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    run = subprocess.run(
+        [sys.executable, "-m", "voipscope", *args, "--sample"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "STAND-IN PANDAS IMPORTED" not in run.stderr
+
+
+def test_the_stand_in_is_seen_when_pyarrow_converts_python_objects(tmp_path: Path) -> None:
+    """The stand-in works: plain pyarrow use in a fresh process imports it."""
+    (tmp_path / "pandas").mkdir()
+    (tmp_path / "pandas" / "__init__.py").write_text(FAKE_PANDAS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    code = "import pyarrow as pa; pa.array(['x'])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "STAND-IN PANDAS IMPORTED" in run.stderr
