@@ -14,8 +14,10 @@ from voipscope._version import __version__
 _LAZY = {
     "iter_calls": "voipscope.api",
     "iter_flows": "voipscope.api",
+    "iter_flow_records": "voipscope.api",
     "read_calls": "voipscope.api",
     "read_flows": "voipscope.api",
+    "read_flow_records": "voipscope.api",
     "Config": "voipscope.config",
     "ConfigError": "voipscope.errors",
     "DecodeError": "voipscope.errors",
@@ -27,7 +29,14 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from voipscope.api import iter_calls, iter_flows, read_calls, read_flows
+    from voipscope.api import (
+        iter_calls,
+        iter_flow_records,
+        iter_flows,
+        read_calls,
+        read_flow_records,
+        read_flows,
+    )
     from voipscope.config import Config
     from voipscope.errors import (
         ConfigError,
@@ -58,7 +67,9 @@ __all__ = [
     "VoipscopeError",
     "__version__",
     "iter_calls",
+    "iter_flow_records",
     "iter_flows",
     "read_calls",
+    "read_flow_records",
     "read_flows",
 ]

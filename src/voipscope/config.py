@@ -136,6 +136,24 @@ class CallsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowRecordConfig:
+    """Flow-record input: NetFlow v5/v9 and IPFIX (docs/flow_records.md)."""
+
+    # Records of one 5-tuple (both directions, and the pieces an exporter's active or idle
+    # timeout cut) are one flow while the next starts at most this long after the last
+    # ended; a merged flow is written once the exporter's records have moved this far
+    # past its last record (export time, never the wall clock). Like flows.idle_timeout_s.
+    merge_idle_timeout_s: float = 120.0
+    # Templates held, over all exporters and observation domains (attacker-controlled when
+    # anyone can send to the collector); more: the least recently defined is forgotten
+    # (anomaly flow_export_template_cache_full).
+    max_templates: int = 16384
+    # Data sets that arrived before their template are held for it up to this many bytes
+    # in all; beyond, the oldest are dropped (anomaly <family>_data_without_template).
+    max_pending_set_bytes: int = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
 class AnomalyConfig:
     max_records_per_name: int = 100
 
@@ -149,6 +167,7 @@ class Config:
     calls: CallsConfig = field(default_factory=CallsConfig)
     anomalies: AnomalyConfig = field(default_factory=AnomalyConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    flow_records: FlowRecordConfig = field(default_factory=FlowRecordConfig)
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any] | None = None) -> Config:

@@ -139,6 +139,14 @@ FailOn = Annotated[
     ),
 ]
 ShowTraceback = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
+FlowRecords = Annotated[
+    bool,
+    typer.Option(
+        "--flow-records",
+        help="Inputs are flow records: IPFIX files, or pcap/pcapng captures of NetFlow "
+        "v5/v9/IPFIX export datagrams (IPFIX files are also recognised without it).",
+    ),
+]
 
 
 @app.command()
@@ -159,12 +167,13 @@ def flows(
         ),
     ] = None,
     show_traceback: ShowTraceback = False,
+    flow_records: FlowRecords = False,
 ) -> None:
     """One record per bidirectional flow (DESIGN §3 Flow record), with its verdict."""
     raise typer.Exit(
         _run_records(
             "flows", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
-            anomalies_out=anomalies_out,
+            anomalies_out=anomalies_out, flow_records=flow_records,
         )
     )  # fmt: skip
 
@@ -207,7 +216,7 @@ def _fails_on(fail_on: str | None, severities) -> bool:  # type: ignore[no-untyp
 def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: str | None,
                  output: str | None, config_items: list[str] | None, print_stats: bool,
                  progress: bool | None, show_traceback: bool, anomalies_out: str | None = None,
-                 fail_on: str | None = None) -> int:  # fmt: skip
+                 fail_on: str | None = None, flow_records: bool = False) -> int:  # fmt: skip
     """The flows, calls and alerts commands: run the pipeline over the inputs and write
     ``records`` ("flows", "calls" or "alerts"); returns the exit status (with ``fail_on``,
     4 when an alert at or above it was raised)."""
@@ -216,7 +225,7 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
     from voipscope.output import CALL_SCHEMA, FLOW_SCHEMA, FORMATS, open_writer
     from voipscope.output.schema import ALERT_SCHEMA
-    from voipscope.pipeline import FlowPipeline
+    from voipscope.record_pipeline import pipeline_for
 
     if fmt not in FORMATS:
         _err(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -230,7 +239,7 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
     if not _valid_fail_on(fail_on):
         return EXIT_USAGE
     _use_system_allocator()
-    pipeline = FlowPipeline(cfg)
+    pipeline = pipeline_for(cfg, paths, flow_records)  # FlowPipeline unless flow records
     code = EXIT_OK
     severities: set[str] = set()  # of the alerts written
     schema = {"calls": CALL_SCHEMA, "alerts": ALERT_SCHEMA}.get(records, FLOW_SCHEMA)
@@ -396,14 +405,16 @@ def calls(
     stats: Stats = False,
     progress: ShowProgress = None,
     show_traceback: ShowTraceback = False,
+    flow_records: FlowRecords = False,
 ) -> None:
     """One record per call or registration (DESIGN §3 Call record), with its media
     streams: quality (loss, jitter, MOS) and who talked when."""
     raise typer.Exit(
         _run_records(
-            "calls", inputs, use_sample, fmt, output, config, stats, progress, show_traceback
+            "calls", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
+            flow_records=flow_records,
         )
-    )
+    )  # fmt: skip
 
 
 def _use_system_allocator() -> None:
