@@ -113,7 +113,7 @@ class AppCall:
         path = "relay" if not direct else "direct" if not relayed else "relay and direct"
         evidence.append(f"path: {path}")
         return {
-            "call_id": f"{self.app}:{self.user_ip}:{self.start:.6f}",
+            "call_id": f"{self.app or 'media-only'}:{self.user_ip}:{self.start:.6f}",
             "capture": media[0].get("capture"),
             # The media's own protocol, not the RTCP that reports on it.
             "protocol": next(

@@ -88,6 +88,7 @@ def test_media_without_an_app_is_media_only_and_named_by_its_media_protocol() ->
         flow(2, 0.1, 10.0, app=None, protocol="SRTP"),
     ])  # fmt: skip
     assert (call["kind"], call["app"], call["protocol"]) == ("media-only", None, "SRTP")
+    assert call["call_id"] == "media-only:192.168.1.77:0.000000"  # not ":192.168..."
 
 
 def test_user_is_the_local_end() -> None:
