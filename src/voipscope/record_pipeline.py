@@ -23,7 +23,7 @@ from voipscope.addresses import format_ip
 from voipscope.anomalies import AnomalyLog
 from voipscope.calls.app_calls import AppCallGrouper
 from voipscope.classify import flow_features as ff
-from voipscope.classify.arbiter import VerdictColumns
+from voipscope.classify.verdict import VerdictColumns
 from voipscope.config import Config
 from voipscope.decode import FragmentReassembler, decode_batch
 from voipscope.decode import status as S
@@ -400,22 +400,14 @@ class RecordPipeline:
             recent.popitem(last=False)
         n = len(ended)
         rows = np.zeros((n, K.NF), np.int64)
-        verdicts = VerdictColumns(
-            category=[], protocol=[], app=[], media=[], confidence=np.zeros(n),
-            evidence=[], detected_at_packet=np.full(n, -1, np.int64), call_id=[None] * n,
-        )  # fmt: skip
+        verdicts = VerdictColumns.unknown(n)
         for i, ((flow, end_code), c) in enumerate(zip(ended, counters, strict=True)):
             self._fill_row(rows[i], flow, end_code)
             rtcp = _neighbour(flow.key, +1, merger, recent)
             rtp = _neighbour(flow.key, -1, merger, recent)
             v = ff.judge(c, rtcp, rtp)
             v.evidence.append(_provenance(flow))
-            verdicts.category.append(v.category)
-            verdicts.protocol.append(v.protocol)
-            verdicts.app.append(v.app)
-            verdicts.media.append(v.media)
-            verdicts.confidence[i] = v.confidence
-            verdicts.evidence.append(v.evidence)
+            verdicts.put(i, v)
         self.stats.flows += n
         return flows_to_batch(rows, path, verdicts)
 

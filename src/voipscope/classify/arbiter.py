@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from voipscope.classify import apps, skype_verdict
 from voipscope.classify.behaviour import BehaviourOpinion
-from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, UNKNOWN, Finding, FlowContext
+from voipscope.classify.verdict import Verdict, VerdictColumns
+from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, Finding, FlowContext
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.flows import kernels as K
 
@@ -47,32 +47,6 @@ SOCKET_MIN_SHARE = 0.8
 VENDOR_APPS = {"MS-TURN": "Teams", "WhatsApp": "WhatsApp"}
 
 
-@dataclass(slots=True)
-class Verdict:
-    category: str = UNKNOWN
-    protocol: str | None = None
-    app: str | None = None
-    media: str | None = None
-    confidence: float = 0.0
-    evidence: list[str] = field(default_factory=list)
-    detected_at_packet: int | None = None
-    call_id: str | None = None
-
-
-@dataclass(slots=True)
-class VerdictColumns:
-    """Verdicts of a batch of flows as columns, aligned with the flow rows."""
-
-    category: list[str]
-    protocol: list[str | None]
-    app: list[str | None]
-    media: list[str | None]
-    confidence: np.ndarray
-    evidence: list[list[str]]
-    detected_at_packet: np.ndarray  # int64, -1 for null
-    call_id: list[str | None]
-
-
 class Arbiter:
     def __init__(self, knowledge: Knowledge) -> None:
         self.knowledge = knowledge
@@ -86,17 +60,7 @@ class Arbiter:
     ) -> VerdictColumns:
         """``behaviour``: the behavioural model's media opinions, aligned with ``rows``:
         the verdict for flows the bytes left unknown, a second opinion on the others."""
-        n = rows.shape[0]
-        out = VerdictColumns(
-            category=[UNKNOWN] * n,
-            protocol=[None] * n,
-            app=[None] * n,
-            media=[None] * n,
-            confidence=np.zeros(n),
-            evidence=[[] for _ in range(n)],
-            detected_at_packet=np.full(n, -1, np.int64),
-            call_id=[None] * n,
-        )
+        out = VerdictColumns.unknown(rows.shape[0])
         judged = [
             (i, ctx, self.judge(ctx, rows[i], None if behaviour is None else behaviour[i]))
             for i, ctx in enumerate(contexts)
@@ -112,15 +76,7 @@ class Arbiter:
             if v.app is None and v.category in (MEDIA, SIGNALING):
                 self._socket_app(ctx, v)
         for i, _, v in judged:
-            out.category[i] = v.category
-            out.protocol[i] = v.protocol
-            out.app[i] = v.app
-            out.media[i] = v.media
-            out.confidence[i] = v.confidence
-            out.evidence[i] = v.evidence
-            if v.detected_at_packet is not None:
-                out.detected_at_packet[i] = v.detected_at_packet
-            out.call_id[i] = v.call_id
+            out.put(i, v)
         return out
 
     def _remember_socket_app(self, ctx: FlowContext, app: str) -> None:

@@ -27,9 +27,10 @@ What the verdicts are worth, and say:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from voipscope.classify.apps import app_for_address
+from voipscope.classify.verdict import Verdict
 
 MEDIA, OTHER, UNKNOWN = "voip-media", "other", "unknown"
 UDP, TCP = 17, 6
@@ -106,16 +107,6 @@ class FlowCounters:
         return (self.last_ns - self.first_ns) / 1e9
 
 
-@dataclass(slots=True)
-class FlowVerdict:
-    category: str = UNKNOWN
-    protocol: str | None = None
-    app: str | None = None
-    media: str | None = None
-    confidence: float = 0.0
-    evidence: list[str] = field(default_factory=list)
-
-
 def packets_per_s(d: Direction, flow: FlowCounters) -> float | None:
     """Packets per second of one direction over its own span ((n - 1) intervals), or
     None when it has too few packets or no span to say."""
@@ -175,7 +166,7 @@ def judge(
     flow: FlowCounters,
     rtcp_neighbour: FlowCounters | None = None,
     rtp_neighbour: FlowCounters | None = None,
-) -> FlowVerdict:
+) -> Verdict:
     """The verdict of one flow from its counters. ``rtcp_neighbour``: the flow between
     the same hosts on both ports + 1, if any; ``rtp_neighbour``: the one on ports - 1."""
     verdict = _media_verdict(flow, rtcp_neighbour)
@@ -185,7 +176,7 @@ def judge(
         and is_rtcp_like(flow)
         and is_voice_like(rtp_neighbour)
     ):
-        verdict = FlowVerdict(
+        verdict = Verdict(
             MEDIA,
             confidence=RTCP_LIKE_CONFIDENCE,
             evidence=[
@@ -197,7 +188,7 @@ def judge(
             ],
         )
     if verdict is None:
-        verdict = _other_verdict(flow) or FlowVerdict()
+        verdict = _other_verdict(flow) or Verdict()
     if verdict.category == MEDIA:
         _attach_app(verdict, flow)
     hint = _port_hint(flow)
@@ -210,7 +201,7 @@ def judge(
     return verdict
 
 
-def _media_verdict(flow: FlowCounters, rtcp: FlowCounters | None) -> FlowVerdict | None:
+def _media_verdict(flow: FlowCounters, rtcp: FlowCounters | None) -> Verdict | None:
     if flow.proto != UDP:
         return None
     fwd_pps = packets_per_s(flow.fwd, flow)
@@ -222,7 +213,7 @@ def _media_verdict(flow: FlowCounters, rtcp: FlowCounters | None) -> FlowVerdict
     details = [_describe("fwd", flow.fwd, fwd_pps), _describe("rev", flow.rev, rev_pps)]
     details.append(f"duration {flow.duration_s:.1f} s")
     if (fwd_video and (rev_voice or rev_video)) or (rev_video and (fwd_voice or fwd_video)):
-        return FlowVerdict(
+        return Verdict(
             MEDIA,
             media="video",
             confidence=VIDEO_CONFIDENCE,
@@ -249,14 +240,14 @@ def _media_verdict(flow: FlowCounters, rtcp: FlowCounters | None) -> FlowVerdict
             f"rtcp-like flow on ports + 1 ({rtcp.src_port}/{rtcp.dst_port}, "
             f"{rtcp.fwd.packets + rtcp.rev.packets} pkts)"
         )
-    return FlowVerdict(MEDIA, media="audio", confidence=confidence, evidence=evidence)
+    return Verdict(MEDIA, media="audio", confidence=confidence, evidence=evidence)
 
 
-def _other_verdict(flow: FlowCounters) -> FlowVerdict | None:
+def _other_verdict(flow: FlowCounters) -> Verdict | None:
     if flow.proto == TCP:
         for name, d in (("fwd", flow.fwd), ("rev", flow.rev)):
             if d.octets >= BULK_MIN_BYTES and d.mean_bytes >= BULK_MIN_MEAN_BYTES:
-                return FlowVerdict(
+                return Verdict(
                     OTHER,
                     confidence=0.6,
                     evidence=[
@@ -277,7 +268,7 @@ def _other_verdict(flow: FlowCounters) -> FlowVerdict | None:
         )
         sizes_fit = all(d.packets == 0 or d.mean_bytes <= max_mean for d in (flow.fwd, flow.rev))
         if one_shot and sizes_fit:
-            return FlowVerdict(
+            return Verdict(
                 OTHER,
                 confidence=0.4,
                 evidence=[
@@ -289,7 +280,7 @@ def _other_verdict(flow: FlowCounters) -> FlowVerdict | None:
     return None
 
 
-def _attach_app(verdict: FlowVerdict, flow: FlowCounters) -> None:
+def _attach_app(verdict: Verdict, flow: FlowCounters) -> None:
     for ip in (flow.dst_ip, flow.src_ip):
         match = app_for_address(ip)
         if match is not None:

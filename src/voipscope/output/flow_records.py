@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from voipscope.addresses import format_ip
 from voipscope.arrow_columns import numpy_array as _arrow
 from voipscope.arrow_columns import string_array as _strings
-from voipscope.classify.arbiter import VerdictColumns
+from voipscope.classify.verdict import VerdictColumns
 from voipscope.flows import kernels as K
 from voipscope.output.schema import FLOW_SCHEMA
 
