@@ -158,6 +158,38 @@ class TimeBase:
     system_init_ms: int | None = None
 
 
+# RFC 3954 §5.1 / RFC 7011 §3.3.2: every (Flow)Set starts with its id and its length.
+SET_HEADER_BYTES = 4
+
+
+def walk_sets(
+    data: bytes | memoryview, header_bytes: int, unit: str, container: str, *,
+    short_tail_is_padding: bool,
+) -> tuple[list[tuple[int, memoryview]], str | None]:  # fmt: skip
+    """(set id, body) of each ``unit`` ("FlowSet", "Set") after the ``container``'s
+    ("datagram", "message") header, and the problem that stopped the walk early (a set
+    cut by the end or with a length below its header), so the sets before it are still
+    used. Fewer than a set header's bytes at the end are padding where the format
+    tolerates it (``short_tail_is_padding``), else a problem too."""
+    view = memoryview(data)
+    out = []
+    at = header_bytes
+    while at < len(view):
+        if at + SET_HEADER_BYTES > len(view):
+            if short_tail_is_padding:
+                break
+            return out, f"{len(view) - at} bytes after the last {unit} are no {unit} header"
+        set_id = int.from_bytes(view[at : at + 2], "big")
+        length = int.from_bytes(view[at + 2 : at + 4], "big")
+        if length < SET_HEADER_BYTES:
+            return out, f"{unit} {set_id} at byte {at} has length {length} (< 4)"
+        if at + length > len(view):
+            return out, f"{unit} {set_id} at byte {at} runs past the {container} end"
+        out.append((set_id, view[at + SET_HEADER_BYTES : at + length]))
+        at += length
+    return out, None
+
+
 def read_field_specs(
     body: bytes | memoryview, at: int, count: int, with_enterprise: bool
 ) -> tuple[tuple[FieldSpec, ...], int]:

@@ -14,11 +14,10 @@ import struct
 from dataclasses import dataclass
 
 from voipscope.errors import Malformed, Truncated
-from voipscope.source.flow_fields import Template, TimeBase, read_field_specs
+from voipscope.source.flow_fields import Template, TimeBase, read_field_specs, walk_sets
 
 VERSION = 10
 HEADER_BYTES = 16
-SET_HEADER_BYTES = 4
 TEMPLATE_SET = 2
 OPTIONS_TEMPLATE_SET = 3
 MIN_DATA_SET = 256
@@ -65,24 +64,12 @@ def parse_ipfix_header(data: bytes | memoryview) -> IpfixHeader:
     return IpfixHeader(length, export_s, seq, domain)
 
 
-def split_sets(message: bytes | memoryview) -> tuple[list[tuple[int, memoryview]], str | None]:
+def split_sets(
+    message: bytes | memoryview,
+) -> tuple[list[tuple[int, memoryview]], str | None]:
     """(set id, body) of each Set of one message (``message`` is exactly the message), and
     the problem that stopped the walk early; the Sets before it are still used."""
-    view = memoryview(message)
-    out = []
-    at = HEADER_BYTES
-    while at < len(view):
-        if at + SET_HEADER_BYTES > len(view):
-            return out, f"{len(view) - at} bytes after the last Set are no Set header"
-        set_id = int.from_bytes(view[at : at + 2], "big")
-        length = int.from_bytes(view[at + 2 : at + 4], "big")
-        if length < SET_HEADER_BYTES:
-            return out, f"Set {set_id} at byte {at} has length {length} (< 4)"
-        if at + length > len(view):
-            return out, f"Set {set_id} at byte {at} runs past the message end"
-        out.append((set_id, view[at + SET_HEADER_BYTES : at + length]))
-        at += length
-    return out, None
+    return walk_sets(message, HEADER_BYTES, "Set", "message", short_tail_is_padding=False)
 
 
 def parse_ipfix_templates(body: bytes | memoryview, options: bool) -> list[Template | Withdrawal]:

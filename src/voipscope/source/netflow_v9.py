@@ -12,11 +12,16 @@ import struct
 from dataclasses import dataclass
 
 from voipscope.errors import Malformed, Truncated
-from voipscope.source.flow_fields import FieldSpec, Template, TimeBase, read_field_specs
+from voipscope.source.flow_fields import (
+    FieldSpec,
+    Template,
+    TimeBase,
+    read_field_specs,
+    walk_sets,
+)
 
 VERSION = 9
 HEADER_BYTES = 20
-FLOWSET_HEADER_BYTES = 4
 TEMPLATE_FLOWSET = 0  # §5.2
 OPTIONS_TEMPLATE_FLOWSET = 1  # §6.1
 MIN_DATA_FLOWSET = 256  # §5.3: FlowSet ids 256+ are template ids
@@ -49,23 +54,9 @@ def parse_v9_header(data: bytes | memoryview) -> V9Header:
 
 def split_flowsets(data: bytes | memoryview) -> tuple[list[tuple[int, memoryview]], str | None]:
     """(flowset id, body) of each FlowSet after the header, and the problem that stopped
-    the walk early (a FlowSet cut by the end of the datagram or with a length below 4), so
-    the FlowSets before it are still used."""
-    view = memoryview(data)
-    out = []
-    at = HEADER_BYTES
-    while at + FLOWSET_HEADER_BYTES <= len(view):
-        set_id = int.from_bytes(view[at : at + 2], "big")
-        length = int.from_bytes(view[at + 2 : at + 4], "big")
-        if length < FLOWSET_HEADER_BYTES:
-            return out, f"FlowSet {set_id} at byte {at} has length {length} (< 4)"
-        if at + length > len(view):
-            return out, f"FlowSet {set_id} at byte {at} runs past the datagram end"
-        out.append((set_id, view[at + FLOWSET_HEADER_BYTES : at + length]))
-        at += length
-    # Fewer than 4 bytes left: padding after the last FlowSet is not allowed by §5.3 but
-    # harmless; more than padding would have been walked above.
-    return out, None
+    the walk early. Fewer than 4 bytes left after the last FlowSet: padding, which §5.3
+    does not allow but which is harmless."""
+    return walk_sets(data, HEADER_BYTES, "FlowSet", "datagram", short_tail_is_padding=True)
 
 
 def parse_v9_templates(body: bytes | memoryview) -> list[Template]:
