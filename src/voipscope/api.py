@@ -22,6 +22,22 @@ def _paths(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) ->
     return [os.fspath(p) for p in inputs]
 
 
+def _config(config: Config | None, overrides: dict[str, Any]) -> Config:
+    """``config`` (or the defaults) with the ``key=value`` overrides of a call."""
+    cfg = config or Config()
+    for key, value in overrides.items():
+        cfg = cfg.with_value(key, value)
+    return cfg
+
+
+def _flow_table(batches: Iterator[pa.RecordBatch], stats: Any) -> pa.Table:
+    """All the batches as one Table ordered by flow_id, the run's counts (read once the
+    batches are drained) in the schema metadata under ``voipscope.stats``."""
+    table = pa.Table.from_batches(list(batches), schema=FLOW_SCHEMA).sort_by("flow_id")
+    meta = {b"voipscope.stats": json.dumps(stats.to_dict()).encode()}
+    return table.replace_schema_metadata(meta)
+
+
 def iter_flows(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -35,9 +51,7 @@ def iter_flows(
     ``overrides`` are configuration keys (``idle_timeout_s=60``); pass a ``RunStats`` as
     ``stats`` to read the counts and warnings afterwards.
     """
-    cfg = config or Config()
-    for key, value in overrides.items():
-        cfg = cfg.with_value(key, value)
+    cfg = _config(config, overrides)
     pipeline = FlowPipeline(cfg, hooks)
     if stats is not None:
         pipeline.stats = stats
@@ -56,10 +70,7 @@ def read_flows(
     (JSON). ``pl.from_arrow(table)`` gives a polars DataFrame.
     """
     stats = RunStats()
-    batches = list(iter_flows(inputs, config=config, stats=stats, **overrides))
-    table = pa.Table.from_batches(batches, schema=FLOW_SCHEMA).sort_by("flow_id")
-    meta = {b"voipscope.stats": json.dumps(stats.to_dict()).encode()}
-    return table.replace_schema_metadata(meta)
+    return _flow_table(iter_flows(inputs, config=config, stats=stats, **overrides), stats)
 
 
 def iter_calls(
@@ -72,9 +83,7 @@ def iter_calls(
     """Call records (DESIGN §3) as dicts, as calls become final, with every detail the
     trackers know (SDP exchanges, registration fields, streams with quality and talk
     spurts). Memory stays bounded for any size."""
-    cfg = config or Config()
-    for key, value in overrides.items():
-        cfg = cfg.with_value(key, value)
+    cfg = _config(config, overrides)
     pipeline = FlowPipeline(cfg)
     if stats is not None:
         pipeline.stats = stats
@@ -110,9 +119,7 @@ def iter_flow_records(
     ``voipscope.record_pipeline.RecordRunStats`` to read the counts afterwards."""
     from voipscope.record_pipeline import RecordPipeline
 
-    cfg = config or Config()
-    for key, value in overrides.items():
-        cfg = cfg.with_value(key, value)
+    cfg = _config(config, overrides)
     pipeline = RecordPipeline(cfg, export_pcap=export_pcap)
     if stats is not None:
         pipeline.stats = stats
@@ -131,9 +138,7 @@ def read_flow_records(
     from voipscope.record_pipeline import RecordRunStats
 
     stats = RecordRunStats()
-    batches = list(
-        iter_flow_records(inputs, config=config, export_pcap=export_pcap, stats=stats, **overrides)
+    batches = iter_flow_records(
+        inputs, config=config, export_pcap=export_pcap, stats=stats, **overrides
     )
-    table = pa.Table.from_batches(batches, schema=FLOW_SCHEMA).sort_by("flow_id")
-    meta = {b"voipscope.stats": json.dumps(stats.to_dict()).encode()}
-    return table.replace_schema_metadata(meta)
+    return _flow_table(batches, stats)

@@ -19,30 +19,36 @@ raise ImportError("stand-in pandas")
 """
 
 
-@pytest.mark.parametrize("command", [["flows"], ["calls"], ["alerts"], ["analyze", "-o", "{out}"]])
-def test_commands_do_not_import_pandas(tmp_path: Path, command: list[str]) -> None:
+@pytest.fixture
+def stand_in_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose first path entry holds the stand-in `pandas`."""
     (tmp_path / "pandas").mkdir()
     (tmp_path / "pandas" / "__init__.py").write_text(FAKE_PANDAS)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+
+
+@pytest.mark.parametrize("command", [["flows"], ["calls"], ["alerts"], ["analyze", "-o", "{out}"]])
+def test_commands_do_not_import_pandas(
+    tmp_path: Path, stand_in_env: dict[str, str], command: list[str]
+) -> None:
     out = tmp_path / "out"
     args = [a.replace("{out}", str(out)) for a in command]
     if args[0] != "analyze":
         args += ["-o", str(out) + ".jsonl"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     run = subprocess.run(
         [sys.executable, "-m", "voipscope", *args, "--sample"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=stand_in_env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "STAND-IN PANDAS IMPORTED" not in run.stderr
 
 
-def test_the_stand_in_is_seen_when_pyarrow_converts_python_objects(tmp_path: Path) -> None:
+def test_the_stand_in_is_seen_when_pyarrow_converts_python_objects(
+    stand_in_env: dict[str, str],
+) -> None:
     """The stand-in works: plain pyarrow use in a fresh process imports it."""
-    (tmp_path / "pandas").mkdir()
-    (tmp_path / "pandas" / "__init__.py").write_text(FAKE_PANDAS)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     code = "import pyarrow as pa; pa.array(['x'])"
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", code], env=stand_in_env, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "STAND-IN PANDAS IMPORTED" in run.stderr
