@@ -42,3 +42,13 @@ class AnomalyLog:
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
+
+    def merge(self, other: AnomalyLog) -> None:
+        """Add ``other``'s counts, and its records while under this log's cap: what one
+        log would hold had it seen this log's input, then ``other``'s."""
+        seen = Counter(self.counts)
+        for record in other.records:
+            if seen[record.name] < self.max_records_per_name:
+                self.records.append(record)
+            seen[record.name] += 1
+        self.counts.update(other.counts)

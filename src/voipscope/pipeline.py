@@ -86,6 +86,16 @@ class RunStats:
             "warnings": self.warnings(),
         }  # fmt: skip
 
+    def merge(self, other: RunStats) -> None:
+        """Add the counts of a run over other inputs (scale_out: one run per input)."""
+        self.inputs.extend(other.inputs)
+        for name, count in other.packets_by_status.items():
+            self.packets_by_status[name] = self.packets_by_status.get(name, 0) + count
+        self.flows += other.flows
+        self.flows_evicted += other.flows_evicted
+        self.datagrams_reassembled += other.datagrams_reassembled
+        self.anomalies.merge(other.anomalies)
+
 
 class LiveSource(Protocol):
     """What ``FlowPipeline.run_live`` reads: ``voipscope.source.live.LiveCapture``."""
@@ -98,11 +108,13 @@ class LiveSource(Protocol):
 class FlowPipeline:
     """Runs captures through decode and the flow table; yields Flow record batches."""
 
-    def __init__(self, config: Config | None = None, hooks: Sequence[FlowHooks] = ()) -> None:
+    def __init__(
+        self, config: Config | None = None, hooks: Sequence[FlowHooks] = (), first_flow_id: int = 0
+    ) -> None:
         self.config = config or Config()
         self.hooks = list(hooks)
         self.stats = RunStats(anomalies=AnomalyLog(self.config.anomalies.max_records_per_name))
-        self._next_flow_id = 0
+        self._next_flow_id = first_flow_id
         self.dissect: DissectStage | None = None
         self.arbiter: Arbiter | None = None
         self.behaviour: BehaviourTracker | None = None

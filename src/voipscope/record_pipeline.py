@@ -278,6 +278,14 @@ class RecordRunStats:
             "warnings": self.warnings(),
         }  # fmt: skip
 
+    def merge(self, other: RecordRunStats) -> None:
+        """Add the counts of a run over other inputs (scale_out: one run per input)."""
+        self.inputs.extend(other.inputs)
+        self.export.merge(other.export)
+        self.flows += other.flows
+        self.flows_evicted += other.flows_evicted
+        self.anomalies.merge(other.anomalies)
+
 
 Message = tuple[bytes, str, float | None]  # (export message, exporter address, capture time)
 
@@ -287,13 +295,15 @@ class RecordPipeline:
     pcap/pcapng inputs as captures of export datagrams (UDP NetFlow/IPFIX); without it
     only IPFIX files are read."""
 
-    def __init__(self, config: Config | None = None, export_pcap: bool = False) -> None:
+    def __init__(
+        self, config: Config | None = None, export_pcap: bool = False, first_flow_id: int = 0
+    ) -> None:
         self.config = config or Config()
         self.export_pcap = export_pcap
         self.stats = RecordRunStats(
             anomalies=AnomalyLog(self.config.anomalies.max_records_per_name)
         )
-        self._next_flow_id = 0
+        self._next_flow_id = first_flow_id
 
     # -- runs -------------------------------------------------------------------------------
 

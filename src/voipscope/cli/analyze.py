@@ -15,9 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from voipscope.cli.scaled import ScaleOptions, input_runs
 
-def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Write the records of ``paths`` under ``out_dir``; returns the summary written."""
+
+def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None,  # type: ignore[no-untyped-def]
+                scale: ScaleOptions | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write the records of ``paths`` under ``out_dir``; returns the summary written.
+    ``scale`` (--workers/--scheduler): the inputs run side by side on a cluster."""
     from voipscope.output import ALERT_SCHEMA, ANOMALY_SCHEMA, CALL_SCHEMA, FLOW_SCHEMA, open_writer
     from voipscope.output.alert_records import alerts_to_batch
     from voipscope.output.anomaly_records import anomalies_to_batch
@@ -39,9 +43,13 @@ def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None) -> d
         "alerts by severity": collections.Counter(),
     }
     streams = 0
+    if scale is not None and scale.wanted:
+        runs = input_runs(scale, paths, pipeline, {"flows", "calls", "alerts"}, detect_cfg)
+    else:
+        runs = ((p, pipeline.run_all(p, detect_config=detect_cfg)) for p in paths)
     try:
-        for path in paths:
-            for kind, payload in pipeline.run_all(path, detect_config=detect_cfg):
+        for _, events in runs:
+            for kind, payload in events:
                 if kind == "flows":
                     assert isinstance(payload, pa.RecordBatch)
                     writers["flows"].write(payload)

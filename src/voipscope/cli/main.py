@@ -20,6 +20,9 @@ from typing import Annotated
 import typer
 
 from voipscope._version import __version__
+from voipscope.cli.scaled import ScaleOptions, Scheduler, Workers, input_runs
+
+NO_SCALE_OUT = ScaleOptions()
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREADABLE, EXIT_ALERT = 0, 1, 2, 3, 4
 SEVERITIES = ("low", "medium", "high")  # as voipscope.detect.alerts (not imported: start-up)
@@ -169,12 +172,15 @@ def flows(
     ] = None,
     show_traceback: ShowTraceback = False,
     flow_records: FlowRecords = False,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """One record per bidirectional flow (DESIGN §3 Flow record), with its verdict."""
     raise typer.Exit(
         _run_records(
             "flows", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
             anomalies_out=anomalies_out, flow_records=flow_records,
+            scale=ScaleOptions(workers, scheduler),
         )
     )  # fmt: skip
 
@@ -217,7 +223,8 @@ def _fails_on(fail_on: str | None, severities) -> bool:  # type: ignore[no-untyp
 def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: str | None,
                  output: str | None, config_items: list[str] | None, print_stats: bool,
                  progress: bool | None, show_traceback: bool, anomalies_out: str | None = None,
-                 fail_on: str | None = None, flow_records: bool = False) -> int:  # fmt: skip
+                 fail_on: str | None = None, flow_records: bool = False,
+                 scale: ScaleOptions = NO_SCALE_OUT) -> int:  # fmt: skip
     """The flows, calls and alerts commands: run the pipeline over the inputs and write
     ``records`` ("flows", "calls" or "alerts"); returns the exit status (with ``fail_on``,
     4 when an alert at or above it was raised)."""
@@ -230,6 +237,9 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
 
     if fmt not in FORMATS:
         _err(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return EXIT_USAGE
+    if problem := scale.problem(paths):
+        _err(problem)
         return EXIT_USAGE
     try:
         cfg, detect_cfg = _parse_config(config_items or [], detect_keys=records == "alerts")
@@ -249,16 +259,15 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
     except OSError as exc:
         _err(f"{output}: cannot write ({exc.strerror or exc})")
         return EXIT_ERROR
+    if scale.wanted:
+        runs = input_runs(scale, paths, pipeline, {records}, detect_cfg, progress)
+    else:
+        runs = ((p, _records_of(pipeline, p, records, progress, detect_cfg)) for p in paths)
     try:
-        for path in paths:
+        for path, events in runs:
             try:
-                if records == "calls":
-                    _write_calls(pipeline, path, progress, writer)
-                elif records == "alerts":
-                    _write_alerts(pipeline, path, progress, writer, severities, detect_cfg)
-                else:
-                    for batch in _with_progress(pipeline, path, progress):
-                        writer.write(batch)
+                for kind, payload in events:
+                    _write(writer, kind, payload, severities)
             except SourceError as exc:
                 _err(f"error: {exc}")
                 code = EXIT_UNREADABLE
@@ -268,6 +277,9 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
                     traceback.print_exc()
                 code = max(code, EXIT_ERROR) if code != EXIT_UNREADABLE else code
         writer.close()
+    except ConfigError as exc:  # the cluster of --workers/--scheduler could not be used
+        _err(f"error: {exc}")
+        return EXIT_ERROR
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -303,20 +315,29 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
     return EXIT_ALERT if code == EXIT_OK and _fails_on(fail_on, severities) else code
 
 
-def _write_calls(pipeline, path: str, progress: bool | None, writer) -> None:  # type: ignore[no-untyped-def]
-    from voipscope.output.call_records import calls_to_batch
+def _records_of(pipeline, path: str, records: str, progress: bool | None,  # type: ignore[no-untyped-def]
+                detect_cfg=None) -> Iterator[tuple[str, object]]:  # fmt: skip
+    """One input's ``records`` ("flows", "calls" or "alerts") as (kind, payload), run in
+    this process."""
+    batches = _with_progress(pipeline, path, progress, calls=records == "calls",
+                             alerts=records == "alerts", detect_cfg=detect_cfg)  # fmt: skip
+    return ((records, payload) for payload in batches)
 
-    for records in _with_progress(pipeline, path, progress, calls=True):
-        writer.write(calls_to_batch(records))
 
+def _write(writer, kind: str, payload, severities: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """Write one payload of records: a flow RecordBatch, or a list of call or alert
+    records (whose severities are noted for --fail-on)."""
+    if kind == "calls":
+        from voipscope.output.call_records import calls_to_batch
 
-def _write_alerts(pipeline, path: str, progress: bool | None, writer, severities: set[str],  # type: ignore[no-untyped-def]
-                  detect_cfg=None) -> None:  # fmt: skip
-    from voipscope.output.alert_records import alerts_to_batch
+        writer.write(calls_to_batch(payload))
+    elif kind == "alerts":
+        from voipscope.output.alert_records import alerts_to_batch
 
-    for records in _with_progress(pipeline, path, progress, alerts=True, detect_cfg=detect_cfg):
-        severities.update(record["severity"] for record in records)
-        writer.write(alerts_to_batch(records))
+        severities.update(record["severity"] for record in payload)
+        writer.write(alerts_to_batch(payload))
+    else:
+        writer.write(payload)
 
 
 @app.command()
@@ -330,6 +351,8 @@ def alerts(
     stats: Stats = False,
     progress: ShowProgress = None,
     show_traceback: ShowTraceback = False,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """One record per detected abuse (DESIGN §3 Alert record): SIP scans, extension
     enumeration, password guessing, toll fraud, floods, SPIT, policy violations — each
@@ -337,7 +360,7 @@ def alerts(
     raise typer.Exit(
         _run_records(
             "alerts", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
-            fail_on=fail_on,
+            fail_on=fail_on, scale=ScaleOptions(workers, scheduler),
         )
     )  # fmt: skip
 
@@ -355,6 +378,8 @@ def analyze(
         bool, typer.Option("--no-report", help="Do not write report.html (the HTML report).")
     ] = False,
     show_traceback: ShowTraceback = False,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Everything in one pass: flows, calls, their streams, alerts and anomalies written
     to a directory (Parquet and JSONL), an HTML report of them (report.html, offline,
@@ -366,6 +391,10 @@ def analyze(
     paths = _input_paths(inputs, use_sample, "analyze INPUT... [-o DIR] (or --sample)")
     if not _valid_fail_on(fail_on):
         raise typer.Exit(EXIT_USAGE)
+    scale = ScaleOptions(workers, scheduler)
+    if problem := scale.problem(paths):
+        _err(problem)
+        raise typer.Exit(EXIT_USAGE)
     try:
         cfg, detect_cfg = _parse_config(config or [], detect_keys=True)
     except ConfigError as exc:
@@ -375,7 +404,7 @@ def analyze(
     pipeline = FlowPipeline(cfg)
     out_dir = Path(output)
     try:
-        summary = run_analyze(pipeline, paths, out_dir, detect_cfg)
+        summary = run_analyze(pipeline, paths, out_dir, detect_cfg, scale)
     except SourceError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(EXIT_UNREADABLE) from None
@@ -407,13 +436,15 @@ def calls(
     progress: ShowProgress = None,
     show_traceback: ShowTraceback = False,
     flow_records: FlowRecords = False,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """One record per call or registration (DESIGN §3 Call record), with its media
     streams: quality (loss, jitter, MOS) and who talked when."""
     raise typer.Exit(
         _run_records(
             "calls", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
-            flow_records=flow_records,
+            flow_records=flow_records, scale=ScaleOptions(workers, scheduler),
         )
     )  # fmt: skip
 

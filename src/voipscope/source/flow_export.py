@@ -113,6 +113,16 @@ class ExportStats:
             "records_lost": self.records_lost,
         }
 
+    def merge(self, other: ExportStats) -> None:
+        """Add another run's counts (every field is a count)."""
+        for name in self.__dataclass_fields__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, dict):
+                for key, count in theirs.items():
+                    mine[key] = mine.get(key, 0) + count
+            else:
+                setattr(self, name, mine + theirs)
+
 
 def export_version(data: bytes | memoryview) -> int | None:
     """5, 9 or 10 when ``data`` starts like a NetFlow v5/v9 or IPFIX message, else None."""

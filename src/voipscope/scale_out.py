@@ -1,0 +1,234 @@
+"""Scale-out: a command's inputs analysed side by side on a dask.distributed cluster.
+
+The unit of work is one input (a capture or a flow-record file): a worker runs the same
+pipeline over it that the command runs in its own process, and sends back that input's
+records and run statistics; the command writes them in input order, so the output has
+the same order and shape as a run in one process. ``--workers N`` starts N worker
+processes on this machine (a ``LocalCluster``); ``--scheduler ADDRESS`` (or the path of a
+scheduler file, ``dask scheduler --scheduler-file F``) uses an existing cluster, whose
+workers must run the same voipscope version and read the inputs at the
+same paths (they are sent as absolute paths).
+
+What differs from one process, on purpose and documented (docs/scale_out.md):
+- Every input is analysed on its own. In one process, names learnt from DNS and TLS in
+  one input, and SDP/STUN expectations, still stand in the next input; here they do not
+  (calls, alerts and flows already end at the end of each input in both modes).
+- Flow ids: input *i*'s flows are numbered from ``i * FLOW_ID_STRIDE`` (3000000017 is
+  the 18th flow of the 4th input), so ids stay unique and the calls' and anomalies' flow
+  ids still point at the right flow without renumbering anything afterwards.
+
+Memory: a worker holds one input's pipeline (bounded as in one process) plus that input's
+records until they are fetched; the command holds the records of at most
+``inputs_in_flight`` inputs (twice the workers), never all of them.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from voipscope.config import Config
+from voipscope.errors import ConfigError, SourceError, VoipscopeError
+
+# Input i's flow ids start at i * FLOW_ID_STRIDE: a billion flows per input is far more
+# than any capture holds (a 10 GB capture has a few million), and ids stay below 2**53
+# (exact in JSON) for 9 million inputs.
+FLOW_ID_STRIDE = 1_000_000_000
+# The record kinds a worker can send back.
+KINDS = ("flows", "calls", "alerts")
+
+
+@dataclass(slots=True)
+class InputRun:
+    """What a worker sends back for one input: its records in the order the pipeline
+    made them, the run's statistics, and the error that ended it early, if one did."""
+
+    path: str
+    events: list[tuple[str, Any]] = field(default_factory=list)  # (kind, payload)
+    stats: Any = None  # pipeline.RunStats or record_pipeline.RecordRunStats
+    source_error: tuple[str, str] | None = None  # SourceError's (path, problem)
+    error: str | None = None  # any other VoipscopeError's message
+
+    def replay(self) -> Iterator[tuple[str, Any]]:
+        """The events, then the error as the pipeline raised it, so a caller handles a
+        worker's input exactly as one run in its own process."""
+        yield from self.events
+        if self.source_error is not None:
+            raise SourceError(*self.source_error)
+        if self.error is not None:
+            raise VoipscopeError(self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class InputJob:
+    """Everything a worker needs to run one input (pickled to it)."""
+
+    path: str
+    index: int  # the input's position: its flows are numbered from index * FLOW_ID_STRIDE
+    config: Config
+    kinds: frozenset[str]  # which records to send back
+    record_input: bool  # flow records (record_pipeline), not packets
+    export_pcap: bool  # flow records: pcaps are captures of export datagrams
+    detect_config: Any = None  # voipscope.detect.config.DetectConfig
+
+
+def run_input(job: InputJob) -> InputRun:
+    """Run one input through the pipeline; runs on a worker (and in tests, in-process)."""
+    from voipscope.pipeline import FlowPipeline
+    from voipscope.record_pipeline import RecordPipeline
+
+    first = job.index * FLOW_ID_STRIDE
+    pipeline: Any = (
+        RecordPipeline(job.config, export_pcap=job.export_pcap, first_flow_id=first)
+        if job.record_input
+        else FlowPipeline(job.config, first_flow_id=first)
+    )
+    out = InputRun(job.path)
+    # The command's choice for its own process (cli.main._collect_garbage_less_often):
+    # a run allocates a few containers per packet and keeps many long-lived objects.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, *thresholds[1:])
+    try:
+        for kind, payload in _events(pipeline, job):
+            if kind in job.kinds:
+                out.events.append((kind, payload))
+    except SourceError as exc:
+        out.source_error = (exc.path, exc.problem)
+    except VoipscopeError as exc:
+        out.error = str(exc)
+    finally:
+        gc.set_threshold(*thresholds)
+    out.stats = pipeline.stats
+    return out
+
+
+def _events(pipeline: Any, job: InputJob) -> Iterator[tuple[str, Any]]:
+    """The pipeline's records of one input as (kind, payload), running the stages the
+    wanted kinds need, as the commands do in one process."""
+    path = job.path
+    if "alerts" in job.kinds:
+        if job.record_input:  # raises its "not built" SourceError, as in one process
+            yield from (("alerts", records) for records in pipeline.run_alerts(path))
+        else:
+            yield from pipeline.run_all(path, detect_config=job.detect_config)
+    elif "calls" in job.kinds:
+        yield from (("calls", records) for records in pipeline.run_calls(path))
+    else:
+        yield from (("flows", batch) for batch in pipeline.run_one(path))
+
+
+class ScaleOut:
+    """A dask.distributed client for one command; a context manager (it closes the
+    cluster it started). ``workers``: start that many worker processes here;
+    ``scheduler``: connect to that cluster instead (an address, or a scheduler file)."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+        if (workers is None) == (scheduler is None):
+            raise ConfigError("scale-out needs either a number of workers or a scheduler")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError(
+                "scale-out needs dask.distributed: pip install 'voipscope[scale]'"
+            ) from None
+        self.remote = scheduler is not None
+        self._cluster = None
+        try:
+            if scheduler is not None and os.path.isfile(scheduler):
+                # a scheduler file (dask scheduler --scheduler-file F) names the address
+                self.client = Client(scheduler_file=scheduler)
+            elif scheduler is not None:
+                # dask's connect timeout (distributed.comm.timeouts.connect, 30 s)
+                self.client = Client(scheduler)
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,  # the pipeline is Python: one thread per process
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+                self.client = Client(self._cluster)
+        except (OSError, TimeoutError, ValueError) as exc:
+            self.close()
+            where = scheduler or "a local cluster"
+            raise ConfigError(f"cannot start scale-out on {where}: {exc}") from None
+        self._check_versions()
+
+    @property
+    def workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def _check_versions(self) -> None:
+        from voipscope._version import __version__
+
+        versions = self.client.run(_voipscope_version)
+        wrong = {w: v for w, v in versions.items() if v != __version__}
+        if wrong:
+            self.close()
+            worker, version = sorted(wrong.items())[0]
+            raise ConfigError(
+                f"worker {worker} runs voipscope {version}, this command {__version__}: "
+                "every worker needs the same version"
+            )
+
+    def runs(
+        self,
+        paths: Sequence[str],
+        make_job: Callable[[str, int], InputJob],
+        done: Callable[[InputRun], None] | None = None,
+    ) -> Iterator[InputRun]:
+        """One InputRun per path, in the order of ``paths``, computed side by side with at
+        most ``inputs_in_flight`` inputs submitted and not yet handed out."""
+        in_flight = max(2, 2 * self.workers)
+        pending: deque[Any] = deque()
+        queue = iter(enumerate(paths))
+
+        def submit_next() -> None:
+            for index, path in queue:
+                target = os.path.abspath(path) if self.remote else path
+                job = make_job(target, index)
+                # pure=False: the same input twice is two runs (it may have changed).
+                pending.append(self.client.submit(run_input, job, pure=False))
+                return
+
+        for _ in range(in_flight):
+            submit_next()
+        while pending:
+            future = pending.popleft()
+            result: InputRun = future.result()
+            future.release()
+            submit_next()
+            if done is not None:
+                done(result)
+            yield result
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> ScaleOut:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _voipscope_version() -> str:
+    from voipscope._version import __version__
+
+    return __version__
+
+
+__all__ = ["FLOW_ID_STRIDE", "KINDS", "InputJob", "InputRun", "ScaleOut", "run_input"]
