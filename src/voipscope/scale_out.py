@@ -17,16 +17,23 @@ What differs from one process, on purpose and documented (docs/scale_out.md):
   the 18th flow of the 4th input), so ids stay unique and the calls' and anomalies' flow
   ids still point at the right flow without renumbering anything afterwards.
 
-Memory: a worker holds one input's pipeline (bounded as in one process) plus that input's
-records until they are fetched; the command holds the records of at most
-``inputs_in_flight`` inputs (twice the workers), never all of them.
+Memory: a worker holds one input's pipeline, bounded as in one process. On a local
+cluster it writes the records to a file in a private directory of the command as the
+pipeline makes them, and the command reads them back one batch at a time: neither holds
+a whole input's records. A remote worker sends an input's records back whole, and the
+command holds those of at most twice as many inputs as there are workers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import logging
 import os
+import pickle
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,18 +53,23 @@ KINDS = ("flows", "calls", "alerts")
 @dataclass(slots=True)
 class InputRun:
     """What a worker sends back for one input: its records in the order the pipeline
-    made them, the run's statistics, and the error that ended it early, if one did."""
+    made them (in ``events``, or written to ``spill_path`` as it made them), the run's
+    statistics, and the error that ended it early, if one did."""
 
     path: str
     events: list[tuple[str, Any]] = field(default_factory=list)  # (kind, payload)
+    spill_path: str | None = None  # the events, pickled one after the other
     stats: Any = None  # pipeline.RunStats or record_pipeline.RecordRunStats
     source_error: tuple[str, str] | None = None  # SourceError's (path, problem)
     error: str | None = None  # any other VoipscopeError's message
 
     def replay(self) -> Iterator[tuple[str, Any]]:
-        """The events, then the error as the pipeline raised it, so a caller handles a
-        worker's input exactly as one run in its own process."""
+        """The events (read back one at a time and the file removed, when spilled), then
+        the error as the pipeline raised it, so a caller handles a worker's input exactly
+        as one run in its own process."""
         yield from self.events
+        if self.spill_path is not None:
+            yield from _read_spill(self.spill_path)
         if self.source_error is not None:
             raise SourceError(*self.source_error)
         if self.error is not None:
@@ -75,6 +87,9 @@ class InputJob:
     record_input: bool  # flow records (record_pipeline), not packets
     export_pcap: bool  # flow records: pcaps are captures of export datagrams
     detect_config: Any = None  # voipscope.detect.config.DetectConfig
+    # A directory the command reads too (a cluster on this machine): the records go to a
+    # file there as the pipeline makes them, so neither side holds a whole input's.
+    spill_dir: str | None = None
 
 
 def run_input(job: InputJob) -> InputRun:
@@ -89,13 +104,21 @@ def run_input(job: InputJob) -> InputRun:
         else FlowPipeline(job.config, first_flow_id=first)
     )
     out = InputRun(job.path)
+    spill = None
+    if job.spill_dir is not None:
+        fd, out.spill_path = tempfile.mkstemp(prefix=f"input{job.index}-", dir=job.spill_dir)
+        spill = os.fdopen(fd, "wb")
     # The command's choice for its own process (cli.main._collect_garbage_less_often):
     # a run allocates a few containers per packet and keeps many long-lived objects.
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, *thresholds[1:])
     try:
         for kind, payload in _events(pipeline, job):
-            if kind in job.kinds:
+            if kind not in job.kinds:
+                continue
+            if spill is not None:
+                pickle.dump((kind, payload), spill, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
                 out.events.append((kind, payload))
     except SourceError as exc:
         out.source_error = (exc.path, exc.problem)
@@ -103,8 +126,26 @@ def run_input(job: InputJob) -> InputRun:
         out.error = str(exc)
     finally:
         gc.set_threshold(*thresholds)
+        if spill is not None:
+            spill.close()
     out.stats = pipeline.stats
     return out
+
+
+def _read_spill(path: str) -> Iterator[tuple[str, Any]]:
+    """The events a worker spilled to ``path``, one at a time; the file is removed once
+    read (or given up). Only files of this command's own workers, in the private
+    directory it created (0700), are read back."""
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                try:
+                    yield pickle.load(fh)
+                except EOFError:
+                    return
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _events(pipeline: Any, job: InputJob) -> Iterator[tuple[str, Any]]:
@@ -140,6 +181,9 @@ class ScaleOut:
             ) from None
         self.remote = scheduler is not None
         self._cluster = None
+        # Local workers write their records to files the command reads back (mode 0700,
+        # removed at close); remote ones send them back whole (no shared directory).
+        self.spill_dir = None if self.remote else tempfile.mkdtemp(prefix="voipscope-scale-")
         try:
             if scheduler is not None and os.path.isfile(scheduler):
                 # a scheduler file (dask scheduler --scheduler-file F) names the address
@@ -194,7 +238,7 @@ class ScaleOut:
         def submit_next() -> None:
             for index, path in queue:
                 target = os.path.abspath(path) if self.remote else path
-                job = make_job(target, index)
+                job = dataclasses.replace(make_job(target, index), spill_dir=self.spill_dir)
                 # pure=False: the same input twice is two runs (it may have changed).
                 pending.append(self.client.submit(run_input, job, pure=False))
                 return
@@ -217,6 +261,9 @@ class ScaleOut:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+        if self.spill_dir is not None:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
+            self.spill_dir = None
 
     def __enter__(self) -> ScaleOut:
         return self

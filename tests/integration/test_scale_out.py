@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_alerts import SCANNER, sweep_capture
-from voipscope.scale_out import FLOW_ID_STRIDE
+from voipscope.config import Config
+from voipscope.scale_out import FLOW_ID_STRIDE, InputJob, run_input
 
 pytest.importorskip("distributed", reason="scale-out needs dask.distributed (the test extra)")
 
@@ -165,6 +166,41 @@ def test_a_bad_input_is_reported_and_the_others_are_written(
     flows = jsonl(scaled.stdout)
     by_input = {r["flow_id"] // FLOW_ID_STRIDE for r in flows}
     assert by_input == {0, 2, 3}  # the cut file's flows before the cut too
+
+
+def test_spilled_records_equal_the_ones_sent_back_and_are_removed(
+    tmp_path: Path, paths: list[Path]
+) -> None:
+    """A local cluster's worker writes an input's records to a file as the pipeline makes
+    them (memory: one batch, not the input's records); read back, they are the records a
+    remote worker sends whole, and the file is gone afterwards."""
+    for kinds in (frozenset({"flows"}), frozenset({"calls"})):
+        whole = run_input(InputJob(str(paths[1]), 1, Config(), kinds, False, False))
+        spilled = run_input(InputJob(str(paths[1]), 1, Config(), kinds, False, False,
+                                     spill_dir=str(tmp_path)))  # fmt: skip
+        assert whole.events and not spilled.events and spilled.spill_path
+        assert Path(spilled.spill_path).parent == tmp_path
+        replayed = list(spilled.replay())
+        assert [k for k, _ in replayed] == [k for k, _ in whole.events]
+        for (_, a), (_, b) in zip(replayed, whole.events, strict=True):
+            assert a == b  # RecordBatch.equals / the same call dicts
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_leaves_no_files_behind(tmp_path: Path, paths: list[Path]) -> None:
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"\x00" * 64)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    run = subprocess.run(
+        [sys.executable, "-m", "voipscope", "flows", str(paths[1]), str(junk), str(paths[2]),
+         "--workers", "2", "-f", "jsonl"], capture_output=True, text=True, timeout=TIMEOUT_S,
+        env=env,
+    )  # fmt: skip
+    assert run.returncode == 3 and run.stdout
+    leftovers = [p for p in scratch.rglob("*") if "voipscope" in p.name]
+    assert leftovers == []
 
 
 def test_usage_errors(paths: list[Path]) -> None:
