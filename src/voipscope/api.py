@@ -38,20 +38,50 @@ def _flow_table(batches: Iterator[pa.RecordBatch], stats: Any) -> pa.Table:
     return table.replace_schema_metadata(meta)
 
 
+def _scaled(
+    paths: list[str], cfg: Config, kind: str, stats: Any, workers: int | None,
+    scheduler: str | None,
+) -> Iterator[Any]:  # fmt: skip
+    """The ``kind`` payloads of ``paths`` run side by side on a dask.distributed cluster
+    (voipscope.scale_out, docs/scale_out.md), in input order; every input's counts merged
+    into ``stats``; the first input's error raised as in one process."""
+    from voipscope.scale_out import InputJob, ScaleOut
+
+    kinds = frozenset({kind})
+    with ScaleOut(workers, scheduler) as cluster:
+        runs = cluster.runs(paths, lambda path, index: InputJob(path, index, cfg, kinds,
+                                                                False, False))  # fmt: skip
+        for run in runs:
+            stats.merge(run.stats)
+            for _, payload in run.replay():
+                yield payload
+
+
 def iter_flows(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     config: Config | None = None,
     hooks: Sequence[FlowHooks] = (),
     stats: RunStats | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **overrides: Any,
 ) -> Iterator[pa.RecordBatch]:
     """Flow records as Arrow batches, as flows end: memory stays bounded for any size.
 
     ``overrides`` are configuration keys (``idle_timeout_s=60``); pass a ``RunStats`` as
-    ``stats`` to read the counts and warnings afterwards.
+    ``stats`` to read the counts and warnings afterwards. ``workers=N`` (N processes on
+    this machine) or ``scheduler=ADDRESS`` (a dask cluster) run the inputs side by side,
+    each on its own, input i's flow ids from i * 1,000,000,000 (docs/scale_out.md; a
+    script that starts local workers needs an ``if __name__ == "__main__":`` guard).
     """
     cfg = _config(config, overrides)
+    if workers is not None or scheduler is not None:
+        if hooks:
+            raise ValueError("hooks run in this process: they cannot go with workers")
+        yield from _scaled(_paths(inputs), cfg, "flows", stats if stats is not None
+                           else RunStats(), workers, scheduler)  # fmt: skip
+        return
     pipeline = FlowPipeline(cfg, hooks)
     if stats is not None:
         pipeline.stats = stats
@@ -62,15 +92,20 @@ def read_flows(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     config: Config | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **overrides: Any,
 ) -> pa.Table:
     """All Flow records of one or more captures as a pyarrow Table, ordered by flow_id.
 
     The run's counts and warnings are in the schema metadata under ``voipscope.stats``
-    (JSON). ``pl.from_arrow(table)`` gives a polars DataFrame.
+    (JSON). ``pl.from_arrow(table)`` gives a polars DataFrame. ``workers``/``scheduler``:
+    as ``iter_flows``.
     """
     stats = RunStats()
-    return _flow_table(iter_flows(inputs, config=config, stats=stats, **overrides), stats)
+    batches = iter_flows(inputs, config=config, stats=stats, workers=workers,
+                         scheduler=scheduler, **overrides)  # fmt: skip
+    return _flow_table(batches, stats)
 
 
 def iter_calls(
@@ -78,12 +113,20 @@ def iter_calls(
     *,
     config: Config | None = None,
     stats: RunStats | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **overrides: Any,
 ) -> Iterator[dict[str, Any]]:
     """Call records (DESIGN §3) as dicts, as calls become final, with every detail the
     trackers know (SDP exchanges, registration fields, streams with quality and talk
-    spurts). Memory stays bounded for any size."""
+    spurts). Memory stays bounded for any size. ``workers``/``scheduler``: as
+    ``iter_flows``."""
     cfg = _config(config, overrides)
+    if workers is not None or scheduler is not None:
+        for records in _scaled(_paths(inputs), cfg, "calls", stats if stats is not None
+                               else RunStats(), workers, scheduler):  # fmt: skip
+            yield from records
+        return
     pipeline = FlowPipeline(cfg)
     if stats is not None:
         pipeline.stats = stats
@@ -96,11 +139,14 @@ def read_calls(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     config: Config | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **overrides: Any,
 ) -> pa.Table:
     """All Call records of one or more captures as a pyarrow Table in the output schema,
-    ordered by start."""
-    records = list(iter_calls(inputs, config=config, **overrides))
+    ordered by start. ``workers``/``scheduler``: as ``iter_flows``."""
+    records = list(iter_calls(inputs, config=config, workers=workers, scheduler=scheduler,
+                              **overrides))  # fmt: skip
     table = pa.Table.from_batches([calls_to_batch(records)], schema=CALL_SCHEMA)
     return table.sort_by([("start", "ascending")])
 

@@ -290,3 +290,28 @@ def test_an_existing_cluster_reads_inputs_by_absolute_path(
         run = voipscope("flows", *relative, "--scheduler", target, "-f", "jsonl", cwd=tmp_path)
         assert run.returncode == 0, run.stderr
         assert jsonl(run.stdout) == expected
+
+
+def test_the_python_api_takes_workers(paths: list[Path]) -> None:
+    """read_flows/read_calls(..., workers=2): the records of each input read alone, ids
+    shifted; the counts of all inputs in the table's metadata; hooks refused."""
+    import voipscope
+
+    three = paths[:3]
+    table = voipscope.read_flows(three, workers=2)
+    expected = []
+    for index, path in enumerate(three):
+        expected += shifted(voipscope.read_flows(path).to_pylist(), index)  # type: ignore[operator]
+    assert table.to_pylist() == expected
+    stats = json.loads(table.schema.metadata[b"voipscope.stats"])
+    assert stats["packets"] == sum(
+        json.loads(voipscope.read_flows(p).schema.metadata[b"voipscope.stats"])["packets"]
+        for p in three
+    )
+    calls = voipscope.read_calls(three, workers=2).to_pylist()
+    alone_calls = []
+    for index, path in enumerate(three):
+        alone_calls += shifted(voipscope.read_calls(path).to_pylist(), index)  # type: ignore[operator]
+    assert sorted(calls, key=str) == sorted(alone_calls, key=str) and calls
+    with pytest.raises(ValueError, match="hooks"):
+        list(voipscope.iter_flows(three, workers=2, hooks=[object()]))  # type: ignore[list-item]
