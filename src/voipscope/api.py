@@ -42,19 +42,18 @@ def _scaled(
     paths: list[str], cfg: Config, kind: str, stats: Any, workers: int | None,
     scheduler: str | None,
 ) -> Iterator[Any]:  # fmt: skip
-    """The ``kind`` payloads of ``paths`` run side by side on a dask.distributed cluster
-    (voipscope.scale_out, docs/scale_out.md), in input order; every input's counts merged
-    into ``stats``; the first input's error raised as in one process."""
-    from voipscope.scale_out import InputJob, ScaleOut
+    """The ``kind`` payloads of ``paths`` run side by side (voipscope.scale_out,
+    docs/scale_out.md), in input order; the first input's error raised as in one
+    process."""
+    from voipscope.scale_out import InputJob, run_inputs
 
     kinds = frozenset({kind})
-    with ScaleOut(workers, scheduler) as cluster:
-        runs = cluster.runs(paths, lambda path, index: InputJob(path, index, cfg, kinds,
-                                                                False, False))  # fmt: skip
-        for run in runs:
-            stats.merge(run.stats)
-            for _, payload in run.replay():
-                yield payload
+
+    def make_job(path: str, index: int) -> InputJob:
+        return InputJob(path, index, cfg, kinds, record_input=False, export_pcap=False)
+
+    for _, events in run_inputs(paths, make_job, stats, workers, scheduler):
+        yield from (payload for _, payload in events)
 
 
 def iter_flows(

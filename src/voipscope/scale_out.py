@@ -224,10 +224,7 @@ class ScaleOut:
             )
 
     def runs(
-        self,
-        paths: Sequence[str],
-        make_job: Callable[[str, int], InputJob],
-        done: Callable[[InputRun], None] | None = None,
+        self, paths: Sequence[str], make_job: Callable[[str, int], InputJob]
     ) -> Iterator[InputRun]:
         """One InputRun per path, in the order of ``paths``, computed side by side with at
         most ``inputs_in_flight`` inputs submitted and not yet handed out."""
@@ -250,8 +247,6 @@ class ScaleOut:
             result: InputRun = future.result()
             future.release()
             submit_next()
-            if done is not None:
-                done(result)
             yield result
 
     def close(self) -> None:
@@ -272,10 +267,30 @@ class ScaleOut:
         self.close()
 
 
+def run_inputs(
+    paths: Sequence[str],
+    make_job: Callable[[str, int], InputJob],
+    stats: Any,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    done: Callable[[], None] | None = None,
+) -> Iterator[tuple[str, Iterator[tuple[str, Any]]]]:
+    """(path, that input's (kind, payload) records) in input order, every input run by a
+    worker of a cluster started (``workers``) or joined (``scheduler``) for the call;
+    each input's counts are merged into ``stats`` as it comes back, so a caller reports
+    them as after a run in its own process. ConfigError when no cluster can be used."""
+    with ScaleOut(workers, scheduler) as cluster:
+        for run in cluster.runs(paths, make_job):
+            stats.merge(run.stats)
+            if done is not None:
+                done()
+            yield run.path, run.replay()
+
+
 def _voipscope_version() -> str:
     from voipscope._version import __version__
 
     return __version__
 
 
-__all__ = ["FLOW_ID_STRIDE", "KINDS", "InputJob", "InputRun", "ScaleOut", "run_input"]
+__all__ = ["FLOW_ID_STRIDE", "KINDS", "InputJob", "InputRun", "ScaleOut", "run_input", "run_inputs"]

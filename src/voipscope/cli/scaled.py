@@ -59,12 +59,11 @@ def input_runs(
     detect_config: Any = None,
     progress: bool | None = None,
 ) -> Iterator[tuple[str, Iterator[tuple[str, Any]]]]:
-    """(path, that input's (kind, payload) records) in input order, each input run by a
-    worker; every input's run statistics are merged into ``pipeline.stats`` as it comes
-    back, so the command reports them as after a run in its own process. ConfigError
-    when the cluster cannot be used."""
+    """voipscope.scale_out.run_inputs for a command: the jobs run the kind of pipeline
+    ``pipeline`` is, with its config; counts merged into ``pipeline.stats``; a progress
+    bar over the inputs on a terminal."""
     from voipscope.record_pipeline import RecordPipeline
-    from voipscope.scale_out import InputJob, ScaleOut
+    from voipscope.scale_out import InputJob, run_inputs
 
     record_input = isinstance(pipeline, RecordPipeline)
     export_pcap = bool(getattr(pipeline, "export_pcap", False))
@@ -75,14 +74,9 @@ def input_runs(
                         detect_config)  # fmt: skip
 
     show = progress if progress is not None else sys.stderr.isatty()
-    with ScaleOut(scale.workers, scale.scheduler) as cluster, _inputs_bar(show, paths) as bar:
-
-        def done(run: Any) -> None:
-            pipeline.stats.merge(run.stats)
-            bar()
-
-        for run in cluster.runs(paths, make_job, done):
-            yield run.path, run.replay()
+    with _inputs_bar(show, paths) as bar:
+        yield from run_inputs(paths, make_job, pipeline.stats, scale.workers, scale.scheduler,
+                              bar)  # fmt: skip
 
 
 @contextlib.contextmanager
