@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_alerts import SCANNER, sweep_capture
+from tests.integration.test_flow_records import SOFTFLOWD, export_with_softflowd
 from voipscope.config import Config
 from voipscope.scale_out import FLOW_ID_STRIDE, InputJob, run_input
 
@@ -315,3 +316,23 @@ def test_the_python_api_takes_workers(paths: list[Path]) -> None:
     assert sorted(calls, key=str) == sorted(alone_calls, key=str) and calls
     with pytest.raises(ValueError, match="hooks"):
         list(voipscope.iter_flows(three, workers=2, hooks=[object()]))  # type: ignore[list-item]
+
+
+@pytest.mark.skipif(SOFTFLOWD is None, reason="softflowd not installed (apt-get install softflowd)")
+def test_flow_record_inputs_run_on_workers_too(tmp_path: Path, paths: list[Path]) -> None:
+    """Captures of softflowd's NetFlow v9 export datagrams (--flow-records): flows and app
+    calls with --workers 2 equal each export read alone."""
+    exports = [export_with_softflowd(paths[i], "v9", tmp_path)[0] for i in (1, 4)]  # SIP, Discord
+    for command in ("flows", "calls"):
+        scaled = voipscope(command, "--flow-records", *map(str, exports), "--workers", "2",
+                           "-f", "jsonl")  # fmt: skip
+        assert scaled.returncode == 0, scaled.stderr
+        expected: list[dict] = []
+        for index, export in enumerate(exports):
+            run = voipscope(command, "--flow-records", str(export), "-f", "jsonl")
+            assert run.returncode == 0, run.stderr
+            expected += shifted(jsonl(run.stdout), index)  # type: ignore[operator]
+        records = jsonl(scaled.stdout)
+        assert records == expected and records  # Discord's app calls among the calls
+        if command == "flows":
+            assert {r["flow_id"] // FLOW_ID_STRIDE for r in records} == {0, 1}
