@@ -71,6 +71,11 @@ class FlowConfig:
     # active timeout does. 0 disables it. 30 min: calls longer than that are rare and a
     # record per half hour keeps live reporting possible.
     active_timeout_s: float = 1800.0
+    # The active timeout of flows a dissector found call media on (RTP, SRTP, RTCP, T.38,
+    # app voice): a call longer than active_timeout_s stays one flow, so each of its
+    # streams is one record with its loss, jitter and talk spurts over the whole call
+    # (NetFlow-style tools cut it: FIELD §5.10). 0: no active timeout for them.
+    media_active_timeout_s: float = 14_400.0
     # A TCP flow that saw RST or FIN in both directions ends after this much idle time;
     # a new SYN on the same 5-tuple ends it at once.
     tcp_closed_timeout_s: float = 10.0

@@ -181,6 +181,8 @@ class FlowPipeline:
                         hook.on_init(d, a, first_packets)
                         hook.on_update(d, a)
                     self._hand_out_messages()
+                    if self.dissect is not None:
+                        table.mark_call_media(*self.dissect.take_call_media())
                 if clock_ns is not None:
                     for hook in self.hooks:
                         on_clock = getattr(hook, "on_clock", None)  # optional in FlowHooks

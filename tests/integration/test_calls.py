@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from voipscope.api import iter_calls, read_calls
+from voipscope.config import Config
 
 CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "captures" / "ndpi"
 
@@ -48,6 +49,29 @@ def test_fax_call_streams_carry_quality() -> None:
     good, bad = streams["0x17D90134"], streams["0x0EAF0EAF"]
     assert good["mos"] > 4.0 > bad["mos"]  # the side that went T.38 lost its RTP
     assert good["talk_spurts"] is not None and good["activity_method"]
+
+
+def test_a_call_longer_than_the_active_timeout_keeps_whole_streams() -> None:
+    """FIELD §5.10: the FAX call's RTP lasts 37 s; with a 5 s active timeout every other
+    flow is cut, the media flow is not (flows.media_active_timeout_s), so its streams'
+    packets, loss, jitter, largest gap and MOS equal those of the uncut run; cut, the
+    0x0EAF0EAF stream would lose its 34 s gap and 1,712 lost packets in pieces."""
+    path = CAPTURES / "FAX-Call-t38-CA-TDM-SIP-FB-1.pcap"
+    if not path.exists():
+        pytest.skip("FAX capture not in the shared captures")
+    keys = ("ssrc", "packets", "lost", "jitter_ms", "max_delta_ms", "mos", "talk_spurts")
+
+    def streams(**overrides: object) -> list[tuple]:
+        cfg = Config().with_value("source.batch_packets", 64)  # verdicts before the timeout
+        found = [tuple(s[k] for k in keys) for r in iter_calls(path, config=cfg, **overrides)
+                 for s in r["streams"]]  # fmt: skip
+        return sorted(found, key=str)
+
+    whole = streams()
+    assert len(whole) == 2 and {s[2] for s in whole} == {0, 1712}
+    assert streams(active_timeout_s=5) == whole
+    cut = streams(active_timeout_s=5, media_active_timeout_s=5)
+    assert len(cut) == 10 and 1712 not in {s[2] for s in cut}
 
 
 @pytest.mark.parametrize(

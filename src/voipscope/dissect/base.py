@@ -107,6 +107,7 @@ class FlowContext:
     max_stream_buffer_bytes: int = 64 << 10  # dissect.max_stream_buffer_bytes
     payload_packets: int = 0  # packets offered to dissectors (payload-carrying)
     matched: bool = False  # some dissector matched
+    call_media: bool = False  # some dissector found call media (a MEDIA finding)
     # Names the bytes gave for the app behind the flow: ("sni", host), ("software",
     # "Telegram ..."), ("realm", ...), ("stun-vendor", "MS-TURN"). The arbiter maps them.
     hints: list[tuple[str, str]] = field(default_factory=list)

@@ -19,6 +19,7 @@ from voipscope.config import DissectConfig
 from voipscope.decode import status as S
 from voipscope.decode.batch import DecodedBatch
 from voipscope.dissect.base import (
+    MEDIA,
     RFC7983_BYTES,
     TCP,
     UDP,
@@ -95,6 +96,9 @@ class DissectStage:
         self.contexts: dict[int, FlowContext] = {}
         self._offers: dict[int, list[Offer]] = {}
         self.packets_offered = 0
+        # (slot, flow id) of flows a dissector found call media on since the pipeline
+        # last took them (take_call_media): their flows end by the media active timeout.
+        self._call_media: list[tuple[int, int]] = []
 
     # -- FlowHooks ------------------------------------------------------------------
 
@@ -136,7 +140,14 @@ class DissectStage:
             elif not offers:
                 continue  # done with this flow
             pkt = Packet(payloads[k], stamps[k], seqs[k], directions[k])
-            if not self._offer(contexts[flow_id], offers, pkt):
+            ctx = contexts[flow_id]
+            found = len(ctx.findings)
+            wanted = self._offer(ctx, offers, pkt)
+            if len(ctx.findings) > found and not ctx.call_media:
+                ctx.call_media = any(f.category == MEDIA for f in ctx.findings[found:])
+                if ctx.call_media:
+                    self._call_media.append((int(slot[i]), flow_id))
+            if not wanted:
                 s = int(slot[i])
                 if self.owner[s] == flow_id:
                     self.wanted[s] = False
@@ -145,6 +156,12 @@ class DissectStage:
         return None  # the pipeline calls ``expire`` to get the contexts for the arbiter
 
     # -- for the pipeline -----------------------------------------------------------
+
+    def take_call_media(self) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, flow ids) of the flows found to carry call media since the last call."""
+        found, self._call_media = self._call_media, []
+        pairs = np.array(found, np.int64).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
 
     def expire(self, ended: np.ndarray) -> list[FlowContext | None]:
         """Contexts of the ended flows (None: no payload was ever offered), aligned."""

@@ -43,6 +43,10 @@ LIVE = 1
 FIN_FWD = 2
 FIN_REV = 4
 RST = 8
+# Call media (a dissector found RTP, SRTP, RTCP, ... on the flow): its active timeout is
+# M_MEDIA_ACTIVE_NS, so a call longer than the ordinary active timeout stays one flow
+# and its streams one record each (FIELD §5.10: calls chopped by active timeouts).
+CALL_MEDIA = 16
 
 # F_END: why a flow ended
 END_IDLE = 1
@@ -62,7 +66,8 @@ M_N_EXP = 4
 M_IDLE_NS = 5
 M_ACTIVE_NS = 6
 M_TCP_CLOSED_NS = 7
-M_LEN = 8
+M_MEDIA_ACTIVE_NS = 8  # the active timeout of CALL_MEDIA flows (0: none)
+M_LEN = 9
 
 # update_flows stop reasons
 DONE = 0
@@ -148,7 +153,8 @@ def _end_reason(flows, meta, slot, ts, tcp_flags):
             return END_TCP
     if ts - last > meta[M_IDLE_NS]:
         return END_IDLE
-    if meta[M_ACTIVE_NS] > 0 and ts - flows[slot, F_FIRST_NS] >= meta[M_ACTIVE_NS]:
+    active = meta[M_MEDIA_ACTIVE_NS] if state & CALL_MEDIA else meta[M_ACTIVE_NS]
+    if active > 0 and ts - flows[slot, F_FIRST_NS] >= active:
         return END_ACTIVE
     return 0
 

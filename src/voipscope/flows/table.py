@@ -54,6 +54,7 @@ class FlowTable:
         self.meta[K.M_NEXT_ID] = first_flow_id
         self.meta[K.M_IDLE_NS] = int(config.idle_timeout_s * 1e9)
         self.meta[K.M_ACTIVE_NS] = int(config.active_timeout_s * 1e9)
+        self.meta[K.M_MEDIA_ACTIVE_NS] = int(config.media_active_timeout_s * 1e9)
         self.meta[K.M_TCP_CLOSED_NS] = int(config.tcp_closed_timeout_s * 1e9)
         self.evict_count = max(1, capacity // EVICT_FRACTION)
         self.exp = np.zeros((max(4096, self.evict_count + 1), K.NF), np.int64)
@@ -92,6 +93,15 @@ class FlowTable:
         yield from self._drain()
         if len(d):
             yield from self.sweep(int(d.ts_ns[-1]))
+
+    def mark_call_media(self, slots: np.ndarray, flow_ids: np.ndarray) -> None:
+        """Flows ``flow_ids`` (in ``slots``) carry call media: they end by the media
+        active timeout (flows.media_active_timeout_s) instead of the ordinary one. A slot
+        whose flow ended meanwhile (free, or reused by another flow) is left alone."""
+        if slots.size:
+            rows = self.flows[slots]
+            same = ((rows[:, K.F_STATE] & K.LIVE) != 0) & (rows[:, K.F_ID] == flow_ids)
+            self.flows[slots[same], K.F_STATE] |= K.CALL_MEDIA
 
     def sweep(self, now_ns: int) -> Iterator[np.ndarray]:
         """Expire idle flows; runs at most once per SWEEP_INTERVAL_NS of capture time."""

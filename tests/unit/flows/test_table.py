@@ -311,3 +311,46 @@ def test_index_grows_with_live_flows_and_loses_nothing(tmp_path):
         d = decode_batch(batch)
         list(ft.update(d, new_assignment(len(d))))
     assert ft.live == 2 * n and ft.index.shape[0] >= 4 * n
+
+
+def rtp_packets(seconds: float, every_s: float = 0.1) -> list[pb.Packet]:
+    """G.711 RTP (RFC 3550 §5.1: V=2, PT 0) from A to B, no signalling."""
+    out = []
+    for k in range(int(seconds / every_s)):
+        header = bytes([0x80, 0x00]) + (k & 0xFFFF).to_bytes(2, "big")
+        header += (160 * k).to_bytes(4, "big") + (0x1234ABCD).to_bytes(4, "big")
+        out.append(pb.udp_packet(1.0 + k * every_s, A, 40000, B, 40002, header + bytes(160)))
+    return out
+
+
+def test_call_media_is_not_cut_by_the_active_timeout(write_pcap):
+    """FIELD §5.10: a call longer than the active timeout stays one flow (its own, longer
+    timeout, flows.media_active_timeout_s); other flows are still cut; and with the media
+    timeout as short, the media flow is cut too."""
+    path = write_pcap(rtp_packets(12.0) + [pb.udp_packet(float(t), C, 1, B, 2) for t in range(10)])
+    # Small batches: the verdict (at the second RTP packet) is taken batches before the
+    # timeout would cut the flow (expiry runs when a batch is accounted, before dissection).
+    cfg = voipscope.Config().with_value("source.batch_packets", 16)
+    flows = rows(voipscope.read_flows(path, config=cfg, active_timeout_s=5))
+    media = [f for f in flows if f["category"] == "voip-media"]
+    other = [f for f in flows if f["src_ip"] == C]
+    assert len(media) == 1 and media[0]["protocol"] == "RTP", flows
+    assert media[0]["src2dst_packets"] == 120 and media[0]["end_reason"] == "end-of-capture"
+    assert [f["src2dst_packets"] for f in other] == [5, 5]
+    cut = rows(voipscope.read_flows(path, config=cfg, active_timeout_s=5,
+                                    media_active_timeout_s=5))  # fmt: skip
+    pieces = [f for f in cut if f["src_ip"] in (A, B)]
+    assert [f["src2dst_packets"] + f["dst2src_packets"] for f in pieces] == [50, 50, 20]
+    assert pieces[0]["end_reason"] == "active-timeout"
+
+
+def test_call_media_marks_only_the_flow_still_in_its_slot():
+    """A slot freed, or reused by another flow, since the verdict is left alone."""
+    table = FlowTable(FlowConfig(max_flows=8), AnomalyLog())
+    table.flows[2, K.F_STATE] = K.LIVE
+    table.flows[2, K.F_ID] = 7
+    table.flows[3, K.F_STATE] = K.LIVE
+    table.flows[3, K.F_ID] = 9  # the slot's flow is 9 now, not 8
+    table.mark_call_media(np.array([2, 3, 4]), np.array([7, 8, 5]))  # 4: free
+    assert table.flows[2, K.F_STATE] == K.LIVE | K.CALL_MEDIA
+    assert table.flows[3, K.F_STATE] == K.LIVE and table.flows[4, K.F_STATE] == 0
