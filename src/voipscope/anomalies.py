@@ -28,6 +28,9 @@ class AnomalyLog:
         self.max_records_per_name = max_records_per_name
         self.counts: Counter[str] = Counter()
         self.records: list[Anomaly] = []
+        # Per record: how many of its name were counted before it (add(count=N) moves
+        # the count by N), so that merge keeps what one log over both inputs would.
+        self._seen_before: list[int] = []
 
     def add(
         self, name: str, detail: str, ts: float | None = None, count: int = 1, **where: object
@@ -39,6 +42,7 @@ class AnomalyLog:
         self.counts[name] = seen + count
         if seen < self.max_records_per_name:
             self.records.append(Anomaly(ts=ts, name=name, detail=detail, **where))  # type: ignore[arg-type]
+            self._seen_before.append(seen)
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
@@ -46,9 +50,9 @@ class AnomalyLog:
     def merge(self, other: AnomalyLog) -> None:
         """Add ``other``'s counts, and its records while under this log's cap: what one
         log would hold had it seen this log's input, then ``other``'s."""
-        seen = Counter(self.counts)
-        for record in other.records:
-            if seen[record.name] < self.max_records_per_name:
+        for record, seen_in_other in zip(other.records, other._seen_before, strict=True):
+            seen = self.counts[record.name] + seen_in_other
+            if seen < self.max_records_per_name:
                 self.records.append(record)
-            seen[record.name] += 1
+                self._seen_before.append(seen)
         self.counts.update(other.counts)

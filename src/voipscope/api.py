@@ -45,15 +45,16 @@ def _scaled(
     """The ``kind`` payloads of ``paths`` run side by side (voipscope.scale_out,
     docs/scale_out.md), in input order; the first input's error raised as in one
     process."""
-    from voipscope.scale_out import InputJob, run_inputs
+    from voipscope.scale_out import InputJob, ScaleOut, run_inputs
 
     kinds = frozenset({kind})
 
     def make_job(path: str, index: int) -> InputJob:
         return InputJob(path, index, cfg, kinds, record_input=False, export_pcap=False)
 
-    for _, events in run_inputs(paths, make_job, stats, workers, scheduler):
-        yield from (payload for _, payload in events)
+    with ScaleOut(workers, scheduler, len(paths)) as cluster:
+        for _, events in run_inputs(cluster, paths, make_job, stats):
+            yield from (payload for _, payload in events)
 
 
 def iter_flows(
@@ -66,7 +67,8 @@ def iter_flows(
     scheduler: str | None = None,
     **overrides: Any,
 ) -> Iterator[pa.RecordBatch]:
-    """Flow records as Arrow batches, as flows end: memory stays bounded for any size.
+    """Flow records as Arrow batches, as flows end: memory stays bounded for any size (with
+    ``scheduler=``, by the largest input's records, docs/scale_out.md).
 
     ``overrides`` are configuration keys (``idle_timeout_s=60``); pass a ``RunStats`` as
     ``stats`` to read the counts and warnings afterwards. ``workers=N`` (N processes on

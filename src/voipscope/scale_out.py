@@ -20,8 +20,9 @@ What differs from one process, on purpose and documented (docs/scale_out.md):
 Memory: a worker holds one input's pipeline, bounded as in one process. On a local
 cluster it writes the records to a file in a private directory of the command as the
 pipeline makes them, and the command reads them back one batch at a time: neither holds
-a whole input's records. A remote worker sends an input's records back whole, and the
-command holds those of at most twice as many inputs as there are workers.
+a whole input's records. A remote worker keeps an input's records until the command
+fetches them (one input at a time), so there memory follows the records of the inputs in
+flight (twice as many as workers).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -46,8 +48,6 @@ from voipscope.errors import ConfigError, SourceError, VoipscopeError
 # than any capture holds (a 10 GB capture has a few million), and ids stay below 2**53
 # (exact in JSON) for 9 million inputs.
 FLOW_ID_STRIDE = 1_000_000_000
-# The record kinds a worker can send back.
-KINDS = ("flows", "calls", "alerts")
 
 
 @dataclass(slots=True)
@@ -165,80 +165,115 @@ def _events(pipeline: Any, job: InputJob) -> Iterator[tuple[str, Any]]:
 
 class ScaleOut:
     """A dask.distributed client for one command; a context manager (it closes the
-    cluster it started). ``workers``: start that many worker processes here;
-    ``scheduler``: connect to that cluster instead (an address, or a scheduler file)."""
+    cluster it started and removes its files). ``workers``: start that many worker
+    processes here (fewer when there are fewer ``inputs``); ``scheduler``: connect to that
+    cluster instead (an address, or a scheduler file). ConfigError when neither works."""
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, scheduler: str | None = None, inputs: int | None = None
+    ) -> None:
         if (workers is None) == (scheduler is None):
             raise ConfigError("scale-out needs either a number of workers or a scheduler")
         if workers is not None and workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {workers}")
+            raise ConfigError(f"scale-out needs at least 1 worker, got {workers}")
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError:
             raise ConfigError(
                 "scale-out needs dask.distributed: pip install 'voipscope[scale]'"
             ) from None
         self.remote = scheduler is not None
-        self._cluster = None
-        # Local workers write their records to files the command reads back (mode 0700,
-        # removed at close); remote ones send them back whole (no shared directory).
-        self.spill_dir = None if self.remote else tempfile.mkdtemp(prefix="voipscope-scale-")
+        self.client: Any = None
+        self._cluster: Any = None
+        self.spill_dir: str | None = None
         try:
-            if scheduler is not None and os.path.isfile(scheduler):
-                # a scheduler file (dask scheduler --scheduler-file F) names the address
-                self.client = Client(scheduler_file=scheduler)
-            elif scheduler is not None:
-                # dask's connect timeout (distributed.comm.timeouts.connect, 30 s)
-                self.client = Client(scheduler)
+            if scheduler is not None:
+                # An address, or a scheduler file (dask scheduler --scheduler-file F); dask's
+                # connect timeout (distributed.comm.timeouts.connect, 30 s) applies.
+                key = "scheduler_file" if os.path.isfile(scheduler) else "address"
+                self.client = Client(**{key: scheduler})
+                self._check_remote_workers()
             else:
-                self._cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,  # the pipeline is Python: one thread per process
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
-                self.client = Client(self._cluster)
-        except (OSError, TimeoutError, ValueError) as exc:
+                assert workers is not None
+                self._start_local(workers if inputs is None else max(1, min(workers, inputs)))
+        except ConfigError:
+            self.close()
+            raise
+        except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
             self.close()
             where = scheduler or "a local cluster"
             raise ConfigError(f"cannot start scale-out on {where}: {exc}") from None
-        self._check_versions()
+        except BaseException:  # Ctrl-C while starting: leave nothing behind
+            self.close()
+            raise
 
-    @property
-    def workers(self) -> int:
-        return len(self.client.scheduler_info().get("workers", {}))
+    def _start_local(self, workers: int) -> None:
+        """A cluster of our own on this machine: TLS with throw-away credentials (its
+        ports are on 127.0.0.1, where any local user could otherwise submit work that
+        runs as us), no memory limit (a run that fits one process must not be paused or
+        killed by dask), records spilled to a private directory (0700) that also holds
+        dask's scratch space; workers ignore Ctrl-C, which the command handles."""
+        import dask
+        from distributed import Client, LocalCluster
 
-    def _check_versions(self) -> None:
+        self.spill_dir = tempfile.mkdtemp(prefix="voipscope-scale-")
+        # dask's own scratch space (locks, spilled data) goes there too, not to $TMPDIR.
+        with _sigint_ignored(), dask.config.set({"temporary-directory": self.spill_dir}):
+            self._cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,  # the pipeline is Python: one thread per process
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                security=True,
+                memory_limit=0,
+                local_directory=self.spill_dir,
+            )
+        self.client = Client(self._cluster)
+
+    def _check_remote_workers(self) -> None:
+        """A cluster of others: it has workers, and each runs this voipscope version (a
+        worker that joins later is not checked)."""
         from voipscope._version import __version__
 
-        versions = self.client.run(_voipscope_version)
+        try:
+            self.client.wait_for_workers(1, timeout=30)
+        except TimeoutError:
+            raise ConfigError("the cluster has no worker (waited 30 s)") from None
+        try:
+            versions = self.client.run(_voipscope_version)
+        except ImportError as exc:
+            raise ConfigError(f"a worker cannot import voipscope: {exc}") from None
         wrong = {w: v for w, v in versions.items() if v != __version__}
         if wrong:
-            self.close()
             worker, version = sorted(wrong.items())[0]
             raise ConfigError(
                 f"worker {worker} runs voipscope {version}, this command {__version__}: "
                 "every worker needs the same version"
             )
 
+    @property
+    def workers(self) -> int:
+        return len(self.client.nthreads())
+
     def runs(
         self, paths: Sequence[str], make_job: Callable[[str, int], InputJob]
     ) -> Iterator[InputRun]:
-        """One InputRun per path, in the order of ``paths``, computed side by side with at
-        most ``inputs_in_flight`` inputs submitted and not yet handed out."""
+        """One InputRun per path, in the order of ``paths``, computed side by side: at most
+        twice as many inputs as workers are submitted and not yet handed out."""
         in_flight = max(2, 2 * self.workers)
         pending: deque[Any] = deque()
         queue = iter(enumerate(paths))
 
         def submit_next() -> None:
-            for index, path in queue:
-                target = os.path.abspath(path) if self.remote else path
-                job = dataclasses.replace(make_job(target, index), spill_dir=self.spill_dir)
-                # pure=False: the same input twice is two runs (it may have changed).
-                pending.append(self.client.submit(run_input, job, pure=False))
+            item = next(queue, None)
+            if item is None:
                 return
+            index, path = item
+            target = os.path.abspath(path) if self.remote else path
+            job = dataclasses.replace(make_job(target, index), spill_dir=self.spill_dir)
+            # pure=False: the same input twice is two runs (it may have changed).
+            pending.append(self.client.submit(run_input, job, pure=False))
 
         for _ in range(in_flight):
             submit_next()
@@ -247,18 +282,25 @@ class ScaleOut:
             result: InputRun = future.result()
             future.release()
             submit_next()
+            if result.spill_path is not None and not _inside(result.spill_path, self.spill_dir):
+                raise VoipscopeError(f"a worker spilled records outside {self.spill_dir}")
             yield result
 
     def close(self) -> None:
-        client = getattr(self, "client", None)
-        if client is not None:
-            client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
-        if self.spill_dir is not None:
-            shutil.rmtree(self.spill_dir, ignore_errors=True)
-            self.spill_dir = None
+        """Close the client and our cluster and remove our directory, whatever fails."""
+        try:
+            if self.client is not None:
+                self.client.close()
+                self.client = None
+        finally:
+            try:
+                if self._cluster is not None:
+                    self._cluster.close()
+                    self._cluster = None
+            finally:
+                if self.spill_dir is not None:
+                    shutil.rmtree(self.spill_dir, ignore_errors=True)
+                    self.spill_dir = None
 
     def __enter__(self) -> ScaleOut:
         return self
@@ -267,24 +309,43 @@ class ScaleOut:
         self.close()
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while child processes start (they keep ignoring it; the command
+    that started them stops them). A no-op outside the main thread."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be set here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _inside(path: str, directory: str | None) -> bool:
+    """``path`` is a file directly in ``directory``."""
+    if directory is None:
+        return False
+    return os.path.dirname(os.path.realpath(path)) == os.path.realpath(directory)
+
+
 def run_inputs(
+    cluster: ScaleOut,
     paths: Sequence[str],
     make_job: Callable[[str, int], InputJob],
     stats: Any,
-    workers: int | None = None,
-    scheduler: str | None = None,
     done: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, Iterator[tuple[str, Any]]]]:
     """(path, that input's (kind, payload) records) in input order, every input run by a
-    worker of a cluster started (``workers``) or joined (``scheduler``) for the call;
-    each input's counts are merged into ``stats`` as it comes back, so a caller reports
-    them as after a run in its own process. ConfigError when no cluster can be used."""
-    with ScaleOut(workers, scheduler) as cluster:
-        for run in cluster.runs(paths, make_job):
-            stats.merge(run.stats)
-            if done is not None:
-                done()
-            yield run.path, run.replay()
+    worker of ``cluster``; each input's counts are merged into ``stats`` as it comes
+    back, so a caller reports them as after a run in its own process."""
+    for run in cluster.runs(paths, make_job):
+        stats.merge(run.stats)
+        if done is not None:
+            done()
+        yield run.path, run.replay()
 
 
 def _voipscope_version() -> str:
@@ -293,4 +354,4 @@ def _voipscope_version() -> str:
     return __version__
 
 
-__all__ = ["FLOW_ID_STRIDE", "KINDS", "InputJob", "InputRun", "ScaleOut", "run_input", "run_inputs"]
+__all__ = ["FLOW_ID_STRIDE", "InputJob", "InputRun", "ScaleOut", "run_input", "run_inputs"]

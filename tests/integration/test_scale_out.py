@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -200,8 +201,45 @@ def test_the_command_leaves_no_files_behind(tmp_path: Path, paths: list[Path]) -
         env=env,
     )  # fmt: skip
     assert run.returncode == 3 and run.stdout
-    leftovers = [p for p in scratch.rglob("*") if "voipscope" in p.name]
-    assert leftovers == []
+    assert list(scratch.iterdir()) == []  # neither our spill files nor dask's scratch space
+
+
+def test_ctrl_c_stops_the_command_and_its_workers_quietly(
+    tmp_path: Path, paths: list[Path]
+) -> None:
+    """SIGINT to the whole process group (a terminal's Ctrl-C): one line, exit 130, the
+    workers gone with the command, no files left."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    inputs = [str(paths[1])] * 400  # long enough to be interrupted mid-run
+    run = subprocess.Popen(
+        [sys.executable, "-m", "voipscope", "flows", *inputs, "--workers", "2", "-o",
+         str(tmp_path / "flows.parquet")], stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(5)
+        assert run.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 130 and err.strip() == "voipscope: interrupted", err
+    assert list(scratch.iterdir()) == []
+    deadline = time.monotonic() + 10  # the workers' processes end soon after the command
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(run.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        left = subprocess.run(["ps", "-o", "pid,args", "-g", str(run.pid)], capture_output=True,
+                              text=True).stdout  # fmt: skip
+        pytest.fail(f"processes of the interrupted run are still alive:\n{left}")
 
 
 def test_usage_errors(paths: list[Path]) -> None:
@@ -214,6 +252,13 @@ def test_usage_errors(paths: list[Path]) -> None:
     assert run.returncode == 2
 
 
+def test_a_pipe_cannot_go_to_a_worker(tmp_path: Path, paths: list[Path]) -> None:
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    run = voipscope("flows", str(paths[0]), str(fifo), "--workers", "2")
+    assert run.returncode == 2 and "a pipe or device" in run.stderr
+
+
 def test_an_unreachable_scheduler_is_one_error_line(paths: list[Path]) -> None:
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}  # dask's own key
     run = subprocess.run(
@@ -223,6 +268,22 @@ def test_an_unreachable_scheduler_is_one_error_line(paths: list[Path]) -> None:
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot start scale-out on tcp://127.0.0.1:9" in lines[0]
+
+
+def test_a_cluster_that_cannot_start_leaves_the_output_alone(
+    tmp_path: Path, paths: list[Path]
+) -> None:
+    """The cluster is opened before the output: an existing -o file keeps its bytes."""
+    kept = tmp_path / "flows.jsonl"
+    kept.write_text("yesterday's records\n")
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    run = subprocess.run(
+        [sys.executable, "-m", "voipscope", "flows", str(paths[0]), "-o", str(kept),
+         "--scheduler", "tcp://127.0.0.1:9"], capture_output=True, text=True,
+        timeout=TIMEOUT_S, env=env,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert kept.read_text() == "yesterday's records\n"
 
 
 def test_analyze_writes_the_same_directory(tmp_path: Path, paths: list[Path]) -> None:

@@ -30,6 +30,27 @@ def test_anomaly_logs_merge_as_one_log_would_keep_them() -> None:
     ]  # fmt: skip
 
 
+def test_anomaly_logs_merge_counted_additions_as_one_log_would() -> None:
+    """Decode statuses, fragments and evictions are added with count=N: the cap is on the
+    count, not on the records kept."""
+
+    def log_of(counts: list[int]) -> AnomalyLog:
+        log = AnomalyLog(max_records_per_name=100)
+        for i, count in enumerate(counts):
+            log.add("truncated_ip", f"#{i}", count=count)
+        return log
+
+    first, second = [50], [1, 60, 1, 1]
+    merged = log_of(first)
+    merged.merge(log_of(second))
+    one = log_of(first + second)
+    assert merged.counts == one.counts == {"truncated_ip": 113}
+    assert len(merged.records) == len(one.records) == 3  # kept at counts 0, 50, 51
+    # merged again: what a third input adds is judged against the merged count
+    merged.merge(log_of([1]))
+    assert len(merged.records) == 3 and merged.counts["truncated_ip"] == 114
+
+
 def test_run_stats_merge_adds_every_count() -> None:
     total = RunStats(inputs=[CaptureInfo("x")], packets_by_status={"decoded": 3}, flows=2,
                      flows_evicted=1, datagrams_reassembled=4)  # fmt: skip
@@ -64,8 +85,9 @@ def test_export_stats_merge_covers_every_field() -> None:
     one, two = ExportStats(), ExportStats()
     for name in ExportStats.__dataclass_fields__:
         if name != "messages":
+            setattr(one, name, 2)
             setattr(two, name, 1)
     one.merge(two)
     assert all(
-        getattr(one, name) == 1 for name in ExportStats.__dataclass_fields__ if name != "messages"
+        getattr(one, name) == 3 for name in ExportStats.__dataclass_fields__ if name != "messages"
     )

@@ -8,6 +8,7 @@ alerts.jsonl, anomalies.jsonl and summary.json, then report.html read back from 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import traceback
 from pathlib import Path
@@ -22,6 +23,14 @@ def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None,  # t
                 scale: ScaleOptions | None = None) -> dict[str, Any]:  # fmt: skip
     """Write the records of ``paths`` under ``out_dir``; returns the summary written.
     ``scale`` (--workers/--scheduler): the inputs run side by side on a cluster."""
+
+    # The cluster first: one that cannot be used leaves an existing directory alone.
+    cluster = scale.open(len(paths)) if scale is not None and scale.wanted else None
+    with cluster if cluster is not None else contextlib.nullcontext():
+        return _write_all(pipeline, paths, out_dir, detect_cfg, cluster)
+
+
+def _write_all(pipeline, paths: list[str], out_dir: Path, detect_cfg, cluster) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from voipscope.output import ALERT_SCHEMA, ANOMALY_SCHEMA, CALL_SCHEMA, FLOW_SCHEMA, open_writer
     from voipscope.output.alert_records import alerts_to_batch
     from voipscope.output.anomaly_records import anomalies_to_batch
@@ -43,8 +52,8 @@ def run_analyze(pipeline, paths: list[str], out_dir: Path, detect_cfg=None,  # t
         "alerts by severity": collections.Counter(),
     }
     streams = 0
-    if scale is not None and scale.wanted:
-        runs = input_runs(scale, paths, pipeline, {"flows", "calls", "alerts"}, detect_cfg)
+    if cluster is not None:
+        runs = input_runs(cluster, paths, pipeline, {"flows", "calls", "alerts"}, detect_cfg)
     else:
         runs = ((p, pipeline.run_all(p, detect_config=detect_cfg)) for p in paths)
     try:

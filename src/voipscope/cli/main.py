@@ -6,6 +6,7 @@ Exit status (DESIGN §3): 0 ok, 1 error, 2 usage, 3 input unreadable, 4 alert at
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import importlib.abc
@@ -254,65 +255,73 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
     code = EXIT_OK
     severities: set[str] = set()  # of the alerts written
     schema = {"calls": CALL_SCHEMA, "alerts": ALERT_SCHEMA}.get(records, FLOW_SCHEMA)
-    try:
-        writer = open_writer(fmt, output, schema)
-    except OSError as exc:
-        _err(f"{output}: cannot write ({exc.strerror or exc})")
-        return EXIT_ERROR
+    cluster = None
     if scale.wanted:
-        runs = input_runs(scale, paths, pipeline, {records}, detect_cfg, progress)
-    else:
-        runs = ((p, _records_of(pipeline, p, records, progress, detect_cfg)) for p in paths)
-    try:
-        for path, events in runs:
-            try:
-                for kind, payload in events:
-                    _write(writer, kind, payload, severities)
-            except SourceError as exc:
-                _err(f"error: {exc}")
-                code = EXIT_UNREADABLE
-            except VoipscopeError as exc:
-                _err(f"error: {path}: {exc}")
-                if show_traceback:
-                    traceback.print_exc()
-                code = max(code, EXIT_ERROR) if code != EXIT_UNREADABLE else code
-        writer.close()
-    except ConfigError as exc:  # the cluster of --workers/--scheduler could not be used
-        _err(f"error: {exc}")
-        return EXIT_ERROR
-    except BrokenPipeError:
-        # The reader of our stdout went away (e.g. `| head`): not an error of ours.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return code
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
-    except Exception as exc:  # a bug: say so in one line unless asked for the stack
-        _err(f"internal error: {type(exc).__name__}: {exc} (run with --traceback for details)")
-        if show_traceback:
-            traceback.print_exc()
-        return EXIT_ERROR
-    if anomalies_out:
-        from voipscope.output import ANOMALY_SCHEMA
-        from voipscope.output.anomaly_records import anomalies_to_batch
-
         try:
-            anomaly_writer = open_writer(
-                _pick_format(None, anomalies_out), anomalies_out, ANOMALY_SCHEMA
-            )
-            anomaly_writer.write(anomalies_to_batch(pipeline.stats.anomalies.records))
-            anomaly_writer.close()
+            cluster = scale.open(len(paths))
+        except ConfigError as exc:  # before any output: an existing -o file stays
+            _err(f"error: {exc}")
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            _err("interrupted")
+            return 130
+    with cluster if cluster is not None else contextlib.nullcontext():
+        try:
+            writer = open_writer(fmt, output, schema)
         except OSError as exc:
-            _err(f"{anomalies_out}: cannot write ({exc.strerror or exc})")
-            code = max(code, EXIT_ERROR)
-    for warning in pipeline.stats.warnings():
-        _err(f"warning: {warning}")
-    if print_stats:
-        import json
+            _err(f"{output}: cannot write ({exc.strerror or exc})")
+            return EXIT_ERROR
+        if cluster is not None:
+            runs = input_runs(cluster, paths, pipeline, {records}, detect_cfg, progress)
+        else:
+            runs = ((p, _records_of(pipeline, p, records, progress, detect_cfg)) for p in paths)
+        try:
+            for path, events in runs:
+                try:
+                    for kind, payload in events:
+                        _write(writer, kind, payload, severities)
+                except SourceError as exc:
+                    _err(f"error: {exc}")
+                    code = EXIT_UNREADABLE
+                except VoipscopeError as exc:
+                    _err(f"error: {path}: {exc}")
+                    if show_traceback:
+                        traceback.print_exc()
+                    code = max(code, EXIT_ERROR) if code != EXIT_UNREADABLE else code
+            writer.close()
+        except BrokenPipeError:
+            # The reader of our stdout went away (e.g. `| head`): not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return code
+        except KeyboardInterrupt:
+            _err("interrupted")
+            return 130
+        except Exception as exc:  # a bug: say so in one line unless asked for the stack
+            _err(f"internal error: {type(exc).__name__}: {exc} (run with --traceback for details)")
+            if show_traceback:
+                traceback.print_exc()
+            return EXIT_ERROR
+        if anomalies_out:
+            from voipscope.output import ANOMALY_SCHEMA
+            from voipscope.output.anomaly_records import anomalies_to_batch
 
-        print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
-    return EXIT_ALERT if code == EXIT_OK and _fails_on(fail_on, severities) else code
+            try:
+                anomaly_writer = open_writer(
+                    _pick_format(None, anomalies_out), anomalies_out, ANOMALY_SCHEMA
+                )
+                anomaly_writer.write(anomalies_to_batch(pipeline.stats.anomalies.records))
+                anomaly_writer.close()
+            except OSError as exc:
+                _err(f"{anomalies_out}: cannot write ({exc.strerror or exc})")
+                code = max(code, EXIT_ERROR)
+        for warning in pipeline.stats.warnings():
+            _err(f"warning: {warning}")
+        if print_stats:
+            import json
+
+            print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
+        return EXIT_ALERT if code == EXIT_OK and _fails_on(fail_on, severities) else code
 
 
 def _records_of(pipeline, path: str, records: str, progress: bool | None,  # type: ignore[no-untyped-def]

@@ -4,6 +4,8 @@ side by side on a dask.distributed cluster (voipscope.scale_out, docs/scale_out.
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,20 +50,42 @@ class ScaleOptions:
             return "give --workers or --scheduler, not both"
         if "-" in paths:
             return "--workers/--scheduler read files; standard input ('-') cannot be shared"
+        for path in paths:
+            if _is_stream(path):
+                return (f"{path}: --workers/--scheduler read files; a pipe or device given to "
+                        "this command cannot be read by a worker")  # fmt: skip
         return None
+
+    def open(self, inputs: int) -> Any:
+        """The cluster (voipscope.scale_out.ScaleOut, a context manager) for ``inputs``
+        inputs; ConfigError when it cannot be used. Opened before any output is written,
+        so a cluster that fails leaves an existing output file alone."""
+        from voipscope.scale_out import ScaleOut
+
+        return ScaleOut(self.workers, self.scheduler, inputs)
+
+
+def _is_stream(path: str) -> bool:
+    """A FIFO, character device or socket (``<(...)``, /dev/stdin): readable only by
+    the process that was given it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing: the worker says so, as one process would
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
 def input_runs(
-    scale: ScaleOptions,
+    cluster: Any,
     paths: list[str],
     pipeline: Any,
     kinds: set[str],
     detect_config: Any = None,
     progress: bool | None = None,
 ) -> Iterator[tuple[str, Iterator[tuple[str, Any]]]]:
-    """voipscope.scale_out.run_inputs for a command: the jobs run the kind of pipeline
-    ``pipeline`` is, with its config; counts merged into ``pipeline.stats``; a progress
-    bar over the inputs on a terminal."""
+    """voipscope.scale_out.run_inputs on ``cluster`` for a command: the jobs run the kind
+    of pipeline ``pipeline`` is, with its config; counts merged into ``pipeline.stats``;
+    a progress bar over the inputs on a terminal."""
     from voipscope.record_pipeline import RecordPipeline
     from voipscope.scale_out import InputJob, run_inputs
 
@@ -75,8 +99,7 @@ def input_runs(
 
     show = progress if progress is not None else sys.stderr.isatty()
     with _inputs_bar(show, paths) as bar:
-        yield from run_inputs(paths, make_job, pipeline.stats, scale.workers, scale.scheduler,
-                              bar)  # fmt: skip
+        yield from run_inputs(cluster, paths, make_job, pipeline.stats, bar)
 
 
 @contextlib.contextmanager
