@@ -116,7 +116,7 @@ def count_message(record: SipRecord, m: ExchangeMessage) -> None:
     record.last_ns = max(record.last_ns, m.ts_ns)
     record.saw_flow(m.ev.flow_id)
     record.saw_agent(m.msg.user_agent)
-    transport = "tcp" if m.ev.transport == TCP else "udp"
+    transport = m.ev.via or ("tcp" if m.ev.transport == TCP else "udp")
     if transport not in record.transports:
         record.transports.append(transport)
     if m.repeat:

@@ -83,6 +83,7 @@ class MessageEvent:
     sender: tuple[str, int]
     receiver: tuple[str, int]
     message: object
+    via: str | None = None  # the transport when not the flow's own ("ws": RFC 7118)
 
 
 @dataclass(slots=True)
@@ -115,13 +116,21 @@ class FlowContext:
     def report(self, finding: Finding) -> None:
         self.findings.append(finding)
 
-    def message(self, protocol: str, pkt: Packet, message: object) -> None:
-        """Hand a parsed signalling message to the later stages (calls, detectors)."""
+    def message(self, protocol: str, pkt: Packet, message: object, via: str | None = None) -> None:
+        """Hand a parsed signalling message to the later stages (calls, detectors);
+        ``via`` names a transport above the flow's own (``"ws"``)."""
         sender = self.endpoint(pkt.direction)
         receiver = self.endpoint(1 - pkt.direction)
         self.knowledge.messages.append(
             MessageEvent(
-                protocol, pkt.ts_ns, self.flow_id, self.transport, sender, receiver, message
+                protocol,
+                pkt.ts_ns,
+                self.flow_id,
+                self.transport,
+                sender,
+                receiver,
+                message,
+                via,
             )
         )
 

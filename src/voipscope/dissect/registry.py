@@ -36,6 +36,7 @@ from voipscope.dissect import (
     rtp,
     rtps,
     sip,
+    sip_ws,
     skinny,
     skype,
     spotify,
@@ -54,6 +55,7 @@ from voipscope.dissect.base import Dissector
 DISSECTORS: tuple[Dissector, ...] = (
     # VoIP signalling
     sip.SipDissector(),
+    sip_ws.SipWsDissector(),
     mgcp.MgcpDissector(),
     megaco.MegacoDissector(),
     h225.H323Dissector(),

@@ -322,36 +322,42 @@ class SipDissector(Dissector):
             if not buf.strip(b"\r\n"):
                 buf.clear()
         for msg in out:
-            self._account(ctx, state, msg, pkt)
+            account_message(ctx, state, msg, pkt)
         return out
 
-    def _account(self, ctx: FlowContext, state: SipFlowState, msg: SipMessage, pkt: Packet) -> None:
-        state.messages += 1
-        ctx.message("SIP", pkt, msg)
-        if msg.is_request and msg.method:
-            state.requests[msg.method] = state.requests.get(msg.method, 0) + 1
-            missing = [h for h in REQUIRED_HEADERS if msg.header(h) is None]
-            if missing:
-                ctx.anomaly(
-                    "sip_missing_header",
-                    f"{msg.method} without {', '.join(missing)}",
-                    pkt.ts_ns,
-                )
-        elif msg.status_code is not None:
-            state.responses[msg.status_code] = state.responses.get(msg.status_code, 0) + 1
-        call_id = msg.call_id
-        if (
-            call_id
-            and call_id not in state.call_ids
-            and len(state.call_ids) < MAX_CALL_IDS_PER_FLOW
-        ):
-            state.call_ids.append(call_id)
-            if ctx.call_id is None:
-                ctx.call_id = call_id
-        agent = msg.user_agent
-        if agent and agent not in state.user_agents and len(state.user_agents) < 8:
-            state.user_agents.append(agent)
-        content_type = (msg.header("content-type") or "").lower()
-        if msg.body and ("application/sdp" in content_type or msg.body.startswith(b"v=0")):
-            what = msg.method if msg.is_request else f"{msg.status_code}"
-            announce_body(ctx, msg.body, pkt, call_id, f"SIP {what}", "sip_bad_sdp")
+
+# The anomalies account_message may name (also for SIP carried by other dissectors).
+ACCOUNT_ANOMALIES = ("sip_missing_header", "sip_bad_sdp")
+
+
+def account_message(
+    ctx: FlowContext, state: SipFlowState, msg: SipMessage, pkt: Packet, via: str | None = None
+) -> None:
+    """What one SIP message adds to its flow: counts, call ids, user agents, missing
+    headers, the SDP it announces; and the message handed to the calls and detectors
+    (``via``: the transport when not the flow's own, e.g. "ws" for RFC 7118)."""
+    state.messages += 1
+    ctx.message("SIP", pkt, msg, via)
+    if msg.is_request and msg.method:
+        state.requests[msg.method] = state.requests.get(msg.method, 0) + 1
+        missing = [h for h in REQUIRED_HEADERS if msg.header(h) is None]
+        if missing:
+            ctx.anomaly(
+                "sip_missing_header",
+                f"{msg.method} without {', '.join(missing)}",
+                pkt.ts_ns,
+            )
+    elif msg.status_code is not None:
+        state.responses[msg.status_code] = state.responses.get(msg.status_code, 0) + 1
+    call_id = msg.call_id
+    if call_id and call_id not in state.call_ids and len(state.call_ids) < MAX_CALL_IDS_PER_FLOW:
+        state.call_ids.append(call_id)
+        if ctx.call_id is None:
+            ctx.call_id = call_id
+    agent = msg.user_agent
+    if agent and agent not in state.user_agents and len(state.user_agents) < 8:
+        state.user_agents.append(agent)
+    content_type = (msg.header("content-type") or "").lower()
+    if msg.body and ("application/sdp" in content_type or msg.body.startswith(b"v=0")):
+        what = msg.method if msg.is_request else f"{msg.status_code}"
+        announce_body(ctx, msg.body, pkt, call_id, f"SIP {what}", "sip_bad_sdp")

@@ -1,0 +1,187 @@
+"""SIP over WebSocket (RFC 7118) from a real server: Kamailio with its websocket module
+answers a client that upgrades an HTTP connection to the ``sip`` subprotocol with the
+``websockets`` library and sends a REGISTER and an INVITE (with SDP) through it, inside
+a network namespace this test creates, captured with dumpcap. voipscope must find the
+one flow as SIP, every SIP message Wireshark finds in it, the registration and the
+refused call with their codes, transport ``ws``, and the media address the SDP announced.
+
+Traffic stays on the namespace's loopback; the namespace is deleted afterwards. Skipped,
+with the reason, when not root or when a tool is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from voipscope.api import iter_calls, read_flows
+
+KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+PORT = 8080
+TOOLS = ("kamailio", "dumpcap", "tshark", "ip")
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0
+    or any(shutil.which(t) is None for t in TOOLS)
+    or not (KAMAILIO_MODULES / "websocket.so").exists()
+    or importlib.util.find_spec("websockets") is None,
+    reason="needs root, kamailio with its websocket module (apt kamailio-websocket-modules), "
+    "dumpcap, tshark, ip and the websockets package (test extra)",
+)
+
+KAMAILIO_CFG = f"""#!KAMAILIO
+debug=1
+log_stderror=yes
+children=1
+tcp_children=1
+listen=tcp:127.0.0.1:{PORT}
+tcp_accept_no_cl=yes
+mpath="{KAMAILIO_MODULES}/"
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xhttp.so"
+loadmodule "websocket.so"
+
+event_route[xhttp:request] {{
+    if ($hdr(Upgrade)=~"websocket" && $hdr(Connection)=~"Upgrade" && $rm=~"GET") {{
+        if (ws_handle_handshake()) {{
+            exit;
+        }}
+    }}
+    xhttp_reply("404", "Not Found", "", "");
+}}
+
+request_route {{
+    force_rport();
+    if (is_method("REGISTER")) {{
+        sl_send_reply("200", "OK");
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        sl_send_reply("486", "Busy Here");
+        exit;
+    }}
+    if (is_method("ACK")) {{
+        exit;
+    }}
+    sl_send_reply("404", "Not Here");
+}}
+"""
+
+# The client: the websockets library does the upgrade and the framing (masked frames,
+# RFC 6455); the SIP text is what a WebRTC softphone sends (RFC 7118 §5.2 Via).
+CLIENT = r"""
+import asyncio, sys, websockets
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+
+def message(method, cseq, user, body=b""):
+    head = (f"{method} sip:{user}@{HOST} SIP/2.0\r\n"
+            f"Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK{method}{cseq};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:alice@{HOST}>;tag=a1\r\nTo: <sip:{user}@{HOST}>\r\n"
+            f"Call-ID: ws-{method.lower()}\r\nCSeq: {cseq} {method}\r\n"
+            "Contact: <sip:alice@df7jal23ls0d.invalid;transport=ws>\r\n"
+            + ("Content-Type: application/sdp\r\n" if body else "")
+            + f"Content-Length: {len(body)}\r\n\r\n")
+    return (head.encode() + body).decode()
+
+async def main():
+    async with websockets.connect(f"ws://{HOST}:{PORT}", subprotocols=["sip"]) as ws:
+        await ws.send(message("REGISTER", 1, "alice"))
+        assert (await ws.recv()).startswith("SIP/2.0 200")
+        sdp = (f"v=0\r\no=- 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+               "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n").encode()
+        await ws.send(message("INVITE", 2, "bob", sdp))
+        assert (await ws.recv()).startswith("SIP/2.0 486")
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"vws-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _in(ns: str, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
+    capture = tmp_path / "ws.pcapng"
+    (tmp_path / "kamailio.cfg").write_text(KAMAILIO_CFG)
+    (tmp_path / "client.py").write_text(CLIENT)
+    dumpcap = subprocess.Popen(
+        _in(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    kamailio = None
+    try:
+        time.sleep(1.0)  # dumpcap needs a moment before the first packet
+        kamailio = subprocess.Popen(
+            _in(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
+                "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(1.5)
+        assert kamailio.poll() is None, kamailio.stderr.read().decode(errors="replace")[-800:]  # type: ignore[union-attr]
+        client = subprocess.run(
+            _in(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr.decode(errors="replace")[-800:]
+        time.sleep(0.5)
+    finally:
+        if kamailio is not None:
+            _stop(kamailio)
+        _stop(dumpcap)
+
+    flows = [r for r in read_flows(str(capture)).to_pylist() if r["dst_port"] == PORT]
+    assert len(flows) == 1, flows
+    (flow,) = flows
+    assert (flow["category"], flow["protocol"]) == ("voip-signaling", "SIP"), flow
+    assert any("WebSocket" in e for e in flow["evidence"]), flow["evidence"]
+
+    # Every SIP message Wireshark finds in the WebSocket frames, in order.
+    tshark = subprocess.run(
+        ["tshark", "-r", str(capture), "-Y", "sip", "-T", "fields", "-e", "sip.Method",
+         "-e", "sip.Status-Code"], capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert tshark == ["REGISTER", "200", "INVITE", "486"]
+
+    calls = sorted(iter_calls(str(capture)), key=lambda r: r["start"])
+    kinds = [(r["kind"], r["state"], r["final_code"], r["transports"]) for r in calls]
+    assert kinds == [("registration", "answered", 200, ["ws"]), ("call", "failed", 486, ["ws"])]
+    invite = calls[1]
+    assert invite["caller"].startswith("sip:alice@") and invite["callee"].startswith("sip:bob@")
+    assert flow["flow_id"] in invite["signaling_flows"]
+    assert "kamailio" in " ".join(invite["user_agents"]).lower()
