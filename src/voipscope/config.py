@@ -68,13 +68,15 @@ class FlowConfig:
     # most NetFlow exporters: long enough for RTP silence suppression and SIP keep-alives.
     idle_timeout_s: float = 120.0
     # A flow older than this ends and the next packet starts a new record, as NetFlow's
-    # active timeout does. 0 disables it. 30 min: calls longer than that are rare and a
-    # record per half hour keeps live reporting possible.
+    # active timeout does. 0 disables it. 30 min: a record per half hour keeps live
+    # reporting of long flows possible (call media has its own, below).
     active_timeout_s: float = 1800.0
-    # The active timeout of flows a dissector found call media on (RTP, SRTP, RTCP, T.38,
-    # app voice): a call longer than active_timeout_s stays one flow, so each of its
-    # streams is one record with its loss, jitter and talk spurts over the whole call
-    # (NetFlow-style tools cut it: FIELD §5.10). 0: no active timeout for them.
+    # The active timeout of call media: flows a dissector found RTP, SRTP, RTCP, T.38 or
+    # app voice on, or that signalling announced as media. A call longer than
+    # active_timeout_s stays one flow, so each of its streams is one record with its
+    # loss, jitter and talk spurts over the whole call (NetFlow-style tools cut it: FIELD
+    # §5.10); its records come when it ends. Never shorter than active_timeout_s; 0 here
+    # or there: none. Signalling flows are cut as any flow.
     media_active_timeout_s: float = 14_400.0
     # A TCP flow that saw RST or FIN in both directions ends after this much idle time;
     # a new SYN on the same 5-tuple ends it at once.

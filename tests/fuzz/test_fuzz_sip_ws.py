@@ -63,3 +63,16 @@ def test_dissector_on_damaged_streams(data: st.DataObject) -> None:
     result = run(SipWsDissector(), ctx, flow)
     check_run(SipWsDissector(), ctx, result.matched_at, len(flow))
     assert all(f.protocol == "SIP" for f in ctx.findings)
+
+
+@FAST
+@given(damaged([UPGRADE]), damaged([SWITCHED]), st.lists(damaged(FRAMES), max_size=4))
+def test_dissector_on_damaged_handshakes(
+    request: bytes, answer: bytes, frames: list[bytes]
+) -> None:
+    flow = packets(*[p for p in (request, (1, answer), *frames) if p and p != (1, b"")])
+    if not flow:
+        return
+    ctx = ws_context()
+    result = run(SipWsDissector(), ctx, flow)
+    check_run(SipWsDissector(), ctx, result.matched_at, len(flow))

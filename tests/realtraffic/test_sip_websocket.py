@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from voipscope.api import iter_calls, read_flows
+from voipscope.flows import NoHooks
+from voipscope.pipeline import FlowPipeline
 
 KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 PORT = 8080
@@ -122,6 +124,25 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+class _Messages(NoHooks):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def on_messages(self, events: list[object]) -> None:
+        for ev in events:
+            m = ev.message  # type: ignore[attr-defined]
+            if ev.protocol == "SIP" and ev.via == "ws":  # type: ignore[attr-defined]
+                self.seen.append(m.method if m.is_request else str(m.status_code))
+
+
+def sip_messages(capture: Path) -> list[str]:
+    """The SIP messages voipscope read over WebSocket, in capture order."""
+    hook = _Messages()
+    for _ in FlowPipeline(hooks=[hook]).run([str(capture)]):
+        pass
+    return hook.seen
+
+
 def _in(ns: str, *cmd: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd]
 
@@ -171,12 +192,13 @@ def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
     assert (flow["category"], flow["protocol"]) == ("voip-signaling", "SIP"), flow
     assert any("WebSocket" in e for e in flow["evidence"]), flow["evidence"]
 
-    # Every SIP message Wireshark finds in the WebSocket frames, in order.
+    # Every SIP message Wireshark finds in the WebSocket frames, in order, and no other.
     tshark = subprocess.run(
         ["tshark", "-r", str(capture), "-Y", "sip", "-T", "fields", "-e", "sip.Method",
          "-e", "sip.Status-Code"], capture_output=True, text=True, timeout=60, check=True,
     ).stdout.split()  # fmt: skip
     assert tshark == ["REGISTER", "200", "INVITE", "486"]
+    assert sip_messages(capture) == tshark
 
     calls = sorted(iter_calls(str(capture)), key=lambda r: r["start"])
     kinds = [(r["kind"], r["state"], r["final_code"], r["transports"]) for r in calls]

@@ -26,13 +26,19 @@ import numpy as np
 from voipscope.classify import apps, skype_verdict
 from voipscope.classify.behaviour import BehaviourOpinion
 from voipscope.classify.verdict import Verdict, VerdictColumns
-from voipscope.dissect.base import MEDIA, OTHER, SIGNALING, UDP, Finding, FlowContext
+from voipscope.dissect.base import (
+    MEDIA,
+    MIN_VERDICT_CONFIDENCE,
+    OTHER,
+    SIGNALING,
+    UDP,
+    Finding,
+    FlowContext,
+)
 from voipscope.dissect.knowledge import Expectation, Knowledge
 from voipscope.flows import kernels as K
 
 CATEGORY_RANK = {MEDIA: 3, SIGNALING: 2, OTHER: 1}
-# A finding below this confidence is evidence, not a verdict.
-MIN_VERDICT_CONFIDENCE = 0.5
 # Mean IP packet size above which a media flow of unknown kind is called video: audio
 # codecs fill 60-250-byte packets at 20 ms; video frames are split near the MTU.
 VIDEO_MEAN_PACKET_BYTES = 400

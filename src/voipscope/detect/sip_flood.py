@@ -25,7 +25,11 @@ from voipscope.detect.scanner_agents import name_scanner, scanner_tool
 from voipscope.detect.sip_facts import SipFacts
 
 KIND = "sip-flood"
-MALFORMED_PREFIX = "sip_"  # anomaly names of the SIP dissector
+MALFORMED_PREFIX = "sip_"  # anomaly names of the SIP dissectors (over UDP/TCP, WebSocket)
+# Named by sip_ws but not malformed SIP: a deflated message is legitimate (RFC 7692) and a
+# refused upgrade says nothing of SIP; counting them would make a busy WebRTC gateway a
+# "flood of malformed SIP".
+NOT_MALFORMED = frozenset({"sip_ws_compressed", "sip_ws_refused"})
 MAX_METHOD_CHARS = 16
 
 
@@ -143,9 +147,7 @@ class SipFloodDetector(Detector):
         names: Counter[str] = Counter()
         sources: Counter[str] = Counter()
         for record in anomalies.records:
-            if record.name.startswith(MALFORMED_PREFIX) and (
-                record.ts is None or start <= record.ts <= now_s
-            ):
+            if _malformed(record.name) and (record.ts is None or start <= record.ts <= now_s):
                 names[record.name] += 1
                 if record.src_ip:
                     sources[record.src_ip] += 1
@@ -183,5 +185,9 @@ class SipFloodDetector(Detector):
         return self.rates.overflow + self.agents.overflow
 
 
+def _malformed(name: str) -> bool:
+    return name.startswith(MALFORMED_PREFIX) and name not in NOT_MALFORMED
+
+
 def _sip_anomalies(anomalies: AnomalyLog) -> int:
-    return sum(n for name, n in anomalies.counts.items() if name.startswith(MALFORMED_PREFIX))
+    return sum(n for name, n in anomalies.counts.items() if _malformed(name))

@@ -31,6 +31,8 @@ TCP = 6
 MAX_HINTS = 16  # per flow; attacker-controlled strings
 
 # Categories of the Flow record (DESIGN §3).
+# Below this a finding may name an app but never decides a verdict (classify/arbiter).
+MIN_VERDICT_CONFIDENCE = 0.5
 SIGNALING = "voip-signaling"
 MEDIA = "voip-media"
 OTHER = "other"

@@ -151,6 +151,7 @@ class HttpFlowState:
     request_direction: int | None = None
     host_seen: bool = False
     finding: Finding | None = None
+    head_waits: int = 0  # segments a GET head took without ending (see probe)
 
 
 class HttpDissector(Dissector):
@@ -192,6 +193,21 @@ class HttpDissector(Dissector):
             start = parse_start_line(bytes(buf[:nl]).rstrip(b"\r"))
         except DecodeError:
             return Probe.NO
+        if (
+            start.is_request
+            and start.method == "GET"
+            and state.head_waits < self.budget_packets - 1
+        ):
+            # A GET may upgrade the connection to another protocol (RFC 9110 §7.8: SIP
+            # over WebSocket, sip_ws): say HTTP only once its head has ended, or the
+            # dissector for what it upgrades to is dropped before it sees the request.
+            try:
+                ended = parse_http_head(bytes(buf)).complete
+            except DecodeError:
+                ended = True  # the anomaly is reported below
+            if not ended:
+                state.head_waits += 1
+                return Probe.MAYBE
         confidence, what = self._start(start)
         server = 1 - pkt.direction if start.is_request else pkt.direction
         port = ctx.endpoint(server)[1]

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from voipscope.bounded import CappedTable
 from voipscope.dissect.base import SIGNALING, TCP, Dissector, Finding, FlowContext, Packet, Probe
-from voipscope.dissect.http import parse_http_head
+from voipscope.dissect.http import HttpHead, parse_http_head
 from voipscope.dissect.sip import (
     ACCOUNT_ANOMALIES,
     SipDissector,
     SipFlowState,
     account_message,
+    looks_like_sip,
     parse_sip,
 )
 from voipscope.dissect.stream import StreamBuffers
@@ -34,19 +36,34 @@ SWITCHING_PROTOCOLS = 101  # RFC 9110 §15.2.2
 
 
 @dataclass(slots=True)
+class WsHeader:
+    fin: bool
+    rsv: int  # RSV1-3 (§5.2): set only by a negotiated extension (permessage-deflate)
+    opcode: int
+    masked: bool
+    key: bytes
+    header_bytes: int
+    length: int  # payload bytes
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.header_bytes + self.length
+
+
+@dataclass(slots=True)
 class WsFrame:
     fin: bool
     opcode: int
     masked: bool
     payload: bytes  # unmasked
     frame_bytes: int  # header and payload: what the frame used of the stream
-    rsv: int = 0  # RSV1-3 (§5.2): set only by a negotiated extension (permessage-deflate)
+    rsv: int = 0
 
 
-def parse_ws_frame(data: bytes | bytearray, max_payload: int) -> WsFrame:
-    """One frame from the start of ``data``. Truncated when the frame continues past it;
-    Malformed for a reserved opcode, a fragmented or oversized control frame, a 64-bit
-    length with its top bit set (§5.2), or a payload over ``max_payload``."""
+def parse_ws_header(data: bytes | bytearray) -> WsHeader:
+    """The header of the frame at the start of ``data`` (RFC 6455 §5.2). Truncated when
+    it continues past ``data``; Malformed for a reserved opcode, a fragmented or oversized
+    control frame, or a 64-bit length with its most significant bit set."""
     if len(data) < 2:
         raise Truncated("WebSocket frame header has not ended")
     b0, b1 = data[0], data[1]
@@ -67,18 +84,25 @@ def parse_ws_frame(data: bytes | bytearray, max_payload: int) -> WsFrame:
             raise Malformed("WebSocket 64-bit payload length with its most significant bit set")
     if opcode in CONTROL_OPCODES and (not fin or length > MAX_CONTROL_PAYLOAD):
         raise Malformed(f"WebSocket control frame {opcode:#x} fragmented or over 125 bytes")
-    if length > max_payload:
-        raise Malformed(f"WebSocket frame of {length} bytes (more than {max_payload} buffered)")
     key = b""
     if masked:
         if len(data) < offset + 4:
             raise Truncated("WebSocket masking key has not ended")
         key, offset = bytes(data[offset : offset + 4]), offset + 4
-    end = offset + length
-    if len(data) < end:
-        raise Truncated(f"WebSocket frame payload needs {end - len(data)} more bytes")
-    payload = bytes(data[offset:end])
-    return WsFrame(fin, opcode, masked, unmask(payload, key) if masked else payload, end, rsv)
+    return WsHeader(fin, rsv, opcode, masked, key, offset, length)
+
+
+def parse_ws_frame(data: bytes | bytearray, max_payload: int) -> WsFrame:
+    """One whole frame from the start of ``data``: parse_ws_header, and Truncated until
+    its payload is there; Malformed for a payload over ``max_payload``."""
+    h = parse_ws_header(data)
+    if h.length > max_payload:
+        raise Malformed(f"WebSocket frame of {h.length} bytes (more than {max_payload} buffered)")
+    if len(data) < h.frame_bytes:
+        raise Truncated(f"WebSocket frame payload needs {h.frame_bytes - len(data)} more bytes")
+    payload = bytes(data[h.header_bytes : h.frame_bytes])
+    return WsFrame(h.fin, h.opcode, h.masked, unmask(payload, h.key) if h.masked else payload,
+                   h.frame_bytes, h.rsv)  # fmt: skip
 
 
 def unmask(payload: bytes, key: bytes) -> bytes:
@@ -90,23 +114,48 @@ def unmask(payload: bytes, key: bytes) -> bytes:
     return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
 
 
-def offers_sip(value: str | None) -> bool:
-    """A Sec-WebSocket-Protocol value lists the ``sip`` subprotocol."""
-    return value is not None and any(
-        token.strip().lower() == SUBPROTOCOL for token in value.split(",")
+def offers_sip(values: list[str]) -> bool:
+    """Sec-WebSocket-Protocol values (the header may repeat, RFC 6455 §11.3.4) list the
+    ``sip`` subprotocol."""
+    return any(
+        token.strip().lower() == SUBPROTOCOL for value in values for token in value.split(",")
     )
+
+
+def _subprotocols(head: HttpHead) -> list[str]:
+    return [value for name, value in head.headers if name == "sec-websocket-protocol"]
+
+
+def sip_frame(data: bytes | bytearray) -> WsFrame | None:
+    """A whole unfragmented text or binary frame at the start of ``data`` whose payload
+    starts like a SIP message: SIP over WebSocket seen without its upgrade."""
+    try:
+        frame = parse_ws_frame(data, len(data))
+    except DecodeError:
+        return None
+    if not frame.fin or frame.rsv or frame.opcode not in DATA_OPCODES:
+        return None
+    return frame if looks_like_sip(frame.payload) else None
+
+
+Connection = tuple[str, int, str, int]  # client ip, port, server ip, port
 
 
 @dataclass(slots=True)
 class SipWsState:
     stream: StreamBuffers
-    client: int = 0  # direction of the upgrade request
-    upgrade_at: int = 0  # its packet
-    accepted: bool = False  # the server's 101 naming the sip subprotocol was seen
-    closed: bool = False
+    client: int = 0  # direction of the client (the side that masks its frames)
+    upgrade_at: int = 0  # packet of the upgrade request (0: not in this flow)
+    accepted: bool = False  # the server's 101 naming sip was seen (or is behind us)
+    closed: list[bool] = field(default_factory=lambda: [False, False])
     fragments: list[bytearray] = field(default_factory=lambda: [bytearray(), bytearray()])
     fragmenting: list[bool] = field(default_factory=lambda: [False, False])
-    compressed: list[bool] = field(default_factory=lambda: [False, False])  # skip to its end
+    # Skip a message's frames to its end (compressed, too big) without reading them.
+    skipping: list[bool] = field(default_factory=lambda: [False, False])
+    # Payload bytes of an oversized frame still to pass over (its length was known).
+    skip_bytes: list[int] = field(default_factory=lambda: [0, 0])
+    # The flow began inside a connection: a continuation frame first is no anomaly.
+    resumed: list[bool] = field(default_factory=lambda: [False, False])
     sip: SipFlowState = field(default_factory=SipFlowState)
     messages: int = 0
 
@@ -114,7 +163,11 @@ class SipWsState:
 class SipWsDissector(Dissector):
     name = "SIP-WS"
     transports = frozenset({TCP})
-    tcp_first_bytes = frozenset(b"G")  # the client's "GET ... HTTP/1.1" upgrade request
+    # The client's "GET ... HTTP/1.1" upgrade; or a frame, where the flow continues a
+    # connection upgraded earlier (a new flow after an idle or active timeout) or the
+    # capture began after the upgrade (§5.2 first octet: FIN, RSV, opcode).
+    tcp_first_bytes = frozenset(b"G" + bytes([0x00, 0x01, 0x02, 0x80, 0x81, 0x82, 0x88, 0x89,
+                                              0x8A]))  # fmt: skip
     budget_packets = 4  # the request head may take a few segments
     follow_packets = -1  # every message of every dialog, as SIP over TCP
     ANOMALIES = {
@@ -125,8 +178,8 @@ class SipWsDissector(Dissector):
         "sip_ws_compressed": "a frame compressed by an extension (RSV1, permessage-deflate, "
         "RFC 7692): its SIP message is not read",
         "sip_ws_malformed": "a WebSocket message that is not a SIP message",
-        "sip_ws_stream_overflow": "more than dissect.max_stream_buffer_bytes without a "
-        "complete frame or message",
+        "sip_ws_stream_overflow": "a frame or message longer than "
+        "dissect.max_stream_buffer_bytes: passed over unread",
         # What a SIP message says wrong, whatever carries it (sip.account_message).
         **{k: v for k, v in SipDissector.ANOMALIES.items() if k in ACCOUNT_ANOMALIES},
     }
@@ -135,27 +188,27 @@ class SipWsDissector(Dissector):
         state: SipWsState | None = ctx.state.get(self.name)
         if state is None:
             if not pkt.payload.startswith(b"GET "):
-                return Probe.NO
+                return self._probe_frame(ctx, pkt)
             state = ctx.state[self.name] = SipWsState(StreamBuffers(ctx.max_stream_buffer_bytes))
             state.client = pkt.direction
         if pkt.direction != state.client:
             return Probe.MAYBE  # a server speaking before the request is complete
         buf = state.stream.add(pkt.direction, pkt.payload)
         if state.stream.overflowed:
-            return Probe.NO
+            return self._no(ctx)
         try:
             head = parse_http_head(bytes(buf))
         except Truncated:
             return Probe.MAYBE
         except DecodeError:
-            return Probe.NO
+            return self._no(ctx)
         if not head.complete:
             return Probe.MAYBE
         upgrade = (head.header("upgrade") or "").lower()
         if head.method != "GET" or "websocket" not in upgrade:
-            return Probe.NO
-        if not offers_sip(head.header("sec-websocket-protocol")):
-            return Probe.NO
+            return self._no(ctx)
+        if not offers_sip(_subprotocols(head)):
+            return self._no(ctx)
         state.stream.consume(pkt.direction, head.head_bytes)
         state.upgrade_at = pkt.seq
         port = ctx.endpoint(1 - pkt.direction)[1]
@@ -164,30 +217,90 @@ class SipWsDissector(Dissector):
         self._frames(ctx, state, pkt)  # frames sent right behind the request
         return Probe.MATCH
 
+    def _no(self, ctx: FlowContext) -> Probe:
+        ctx.state.pop(self.name, None)  # an HTTP flow keeps no copy of its head here
+        return Probe.NO
+
+    def _probe_frame(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        """A flow that starts with a frame: one of a connection upgraded to sip earlier in
+        the capture (the same 5-tuple), or SIP in a frame without the upgrade."""
+        known = _connections(ctx)
+        here, there = ctx.endpoint(pkt.direction), ctx.endpoint(1 - pkt.direction)
+        sender_is_client = known.peek((*here, *there))
+        if sender_is_client is None and known.peek((*there, *here)) is not None:
+            sender_is_client = False
+        if sender_is_client is not None:
+            why = "continues a WebSocket connection upgraded to sip earlier in the capture"
+            confidence = 0.9
+        else:
+            frame = sip_frame(pkt.payload)
+            if frame is None:
+                return Probe.NO
+            sender_is_client = frame.masked  # §5.1: only clients mask
+            why = "a SIP message in a WebSocket frame (the upgrade is not in the capture)"
+            confidence = 0.8
+        state = ctx.state[self.name] = SipWsState(StreamBuffers(ctx.max_stream_buffer_bytes))
+        state.client = pkt.direction if sender_is_client else 1 - pkt.direction
+        state.accepted = True
+        state.resumed = [True, True]
+        _remember(ctx, state)
+        ctx.report(Finding("SIP", SIGNALING, confidence, f"{why} (RFC 7118)", pkt.seq))
+        state.stream.add(pkt.direction, pkt.payload)
+        self._frames(ctx, state, pkt)
+        return Probe.MATCH
+
     def dissect(self, ctx: FlowContext, pkt: Packet) -> Probe | None:
         state: SipWsState = ctx.state[self.name]
-        if state.closed:
-            return Probe.NO
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        direction = pkt.direction
+        if state.closed[direction]:
+            return Probe.NO if all(state.closed) else None
+        data = pkt.payload
+        if state.skip_bytes[direction]:
+            passed = min(state.skip_bytes[direction], len(data))
+            state.skip_bytes[direction] -= passed
+            data = data[passed:]
+        state.stream.add(direction, data)
         if state.stream.overflowed:
             state.stream.overflowed = False
             ctx.anomaly("sip_ws_stream_overflow", "TCP buffer dropped", pkt.ts_ns)
             return None
-        if pkt.direction != state.client and not state.accepted:
-            try:
-                head = parse_http_head(bytes(buf))
-            except Truncated:
+        if direction != state.client and not state.accepted:
+            refused = self._server_head(ctx, state, pkt)
+            if refused is not None:
+                return refused
+            if not state.accepted:
                 return None
-            if not head.complete:
-                return None
-            sip_ok = offers_sip(head.header("sec-websocket-protocol"))
-            if head.status != SWITCHING_PROTOCOLS or not sip_ok:
-                what = f"{head.status} {head.reason or ''}".strip()
-                ctx.anomaly("sip_ws_refused", f"upgrade answered {what}", pkt.ts_ns)
-                return Probe.NO
-            state.stream.consume(pkt.direction, head.head_bytes)
-            state.accepted = True
         self._frames(ctx, state, pkt)
+        return Probe.NO if all(state.closed) else None
+
+    def _server_head(self, ctx: FlowContext, state: SipWsState, pkt: Packet) -> Probe | None:
+        """The server's answer to the upgrade: accepted (state.accepted), still coming
+        (None), or refused (Probe.NO, anomaly). Frames where the 101 was not captured
+        mean it was accepted."""
+        buf = state.stream.pending[pkt.direction]
+        if not buf.startswith(b"HTTP/"[: len(buf)]):
+            if sip_frame(buf) is not None or not buf:
+                state.accepted = True
+                return None
+            ctx.anomaly("sip_ws_refused", "the server answered with neither HTTP nor a "
+                        "WebSocket frame", pkt.ts_ns)  # fmt: skip
+            return Probe.NO
+        try:
+            head = parse_http_head(bytes(buf))
+        except Truncated:
+            return None
+        except DecodeError as exc:
+            ctx.anomaly("sip_ws_refused", f"the answer does not parse: {exc}", pkt.ts_ns)
+            return Probe.NO
+        if not head.complete:
+            return None
+        if head.status != SWITCHING_PROTOCOLS or not offers_sip(_subprotocols(head)):
+            what = f"{head.status} {head.reason or ''}".strip()
+            ctx.anomaly("sip_ws_refused", f"upgrade answered {what}", pkt.ts_ns)
+            return Probe.NO
+        state.stream.consume(pkt.direction, head.head_bytes)
+        state.accepted = True
+        _remember(ctx, state)
         return None
 
     def _frames(self, ctx: FlowContext, state: SipWsState, pkt: Packet) -> None:
@@ -195,23 +308,39 @@ class SipWsDissector(Dissector):
         direction = pkt.direction
         buf = state.stream.pending[direction]
         limit = ctx.max_stream_buffer_bytes
-        while buf:
+        while buf and not state.closed[direction]:
             try:
-                frame = parse_ws_frame(buf, limit)
+                h = parse_ws_header(buf)
             except Truncated:
                 return
             except DecodeError as exc:
-                ctx.anomaly("sip_ws_bad_frame", str(exc), pkt.ts_ns)
-                buf.clear()  # the framing is lost: resynchronising is guesswork
+                self._lost(ctx, state, direction, str(exc), pkt)
                 return
-            state.stream.consume(direction, frame.frame_bytes)
-            # RFC 6455 §5.1: a client masks every frame, a server none.
-            if frame.masked != (direction == state.client):
+            # RFC 6455 §5.1: a client masks every frame, a server none; the wrong way
+            # round, this is not where a frame starts.
+            if h.masked != (direction == state.client):
                 side = "client" if direction == state.client else "server"
-                ctx.anomaly("sip_ws_bad_frame", f"{side} frame with MASK={int(frame.masked)}",
+                self._lost(ctx, state, direction, f"{side} frame with MASK={int(h.masked)}",
+                           pkt)  # fmt: skip
+                return
+            if h.length > limit - h.header_bytes:
+                # Too big to buffer; its length is known, so pass over it and stay framed.
+                ctx.anomaly("sip_ws_stream_overflow", f"frame of {h.length} bytes passed over",
                             pkt.ts_ns)  # fmt: skip
+                state.skip_bytes[direction] = max(0, h.frame_bytes - len(buf))
+                buf.clear()
+                state.skipping[direction] = h.opcode in DATA_OPCODES or h.opcode == CONTINUATION
+                state.fragmenting[direction] = not h.fin
+                return
+            if len(buf) < h.frame_bytes:
+                return
+            payload = bytes(buf[h.header_bytes : h.frame_bytes])
+            state.stream.consume(direction, h.frame_bytes)
+            frame = WsFrame(h.fin, h.opcode, h.masked,
+                            unmask(payload, h.key) if h.masked else payload, h.frame_bytes,
+                            h.rsv)  # fmt: skip
             if frame.opcode == CLOSE:
-                state.closed = True
+                state.closed[direction] = True  # §5.5.1: the other side may still send
                 return
             if frame.opcode in CONTROL_OPCODES:
                 continue  # ping, pong
@@ -219,31 +348,48 @@ class SipWsDissector(Dissector):
             if message is not None:
                 self._sip(ctx, state, message, pkt)
 
+    @staticmethod
+    def _lost(ctx: FlowContext, state: SipWsState, direction: int, why: str, pkt: Packet) -> None:
+        """The framing is lost: named, the buffered bytes dropped; reading starts again
+        at the next segment (implementations send a frame per segment or more)."""
+        ctx.anomaly("sip_ws_bad_frame", why, pkt.ts_ns)
+        state.stream.pending[direction].clear()
+        state.fragments[direction].clear()
+        state.fragmenting[direction] = False
+        state.skipping[direction] = False
+        state.resumed[direction] = True  # a continuation next is no new anomaly
+
     def _message(
         self, ctx: FlowContext, state: SipWsState, frame: WsFrame, direction: int, pkt: Packet
     ) -> bytes | None:
         """A whole WebSocket message once its last frame came (§5.4 fragmentation)."""
         parts = state.fragments[direction]
         if frame.opcode in DATA_OPCODES:
-            if state.fragmenting[direction]:
+            if state.fragmenting[direction] and not state.skipping[direction]:
                 ctx.anomaly("sip_ws_bad_frame", "a new message before the last one ended",
                             pkt.ts_ns)  # fmt: skip
             parts.clear()
             # RFC 7692 §6: RSV1 on a message's first frame marks it compressed.
-            state.compressed[direction] = bool(frame.rsv & 0x4)
-            if state.compressed[direction]:
+            state.skipping[direction] = bool(frame.rsv & 0x4)
+            if state.skipping[direction]:
                 ctx.anomaly("sip_ws_compressed", "RSV1 set: permessage-deflate", pkt.ts_ns)
         elif not state.fragmenting[direction]:
-            ctx.anomaly("sip_ws_bad_frame", "a continuation frame outside a message", pkt.ts_ns)
+            if not state.resumed[direction]:
+                ctx.anomaly("sip_ws_bad_frame", "a continuation frame outside a message",
+                            pkt.ts_ns)  # fmt: skip
+            state.resumed[direction] = False
+            state.skipping[direction] = not frame.fin  # the rest of a message we missed
+            state.fragmenting[direction] = not frame.fin
             return None
+        state.resumed[direction] = False
         state.fragmenting[direction] = not frame.fin
-        if state.compressed[direction]:
+        if state.skipping[direction]:
             return None
         parts += frame.payload
         if len(parts) > ctx.max_stream_buffer_bytes:
-            ctx.anomaly("sip_ws_stream_overflow", "fragmented message dropped", pkt.ts_ns)
+            ctx.anomaly("sip_ws_stream_overflow", "fragmented message passed over", pkt.ts_ns)
             parts.clear()
-            state.fragmenting[direction] = False
+            state.skipping[direction] = not frame.fin
             return None
         if not frame.fin:
             return None
@@ -253,16 +399,30 @@ class SipWsDissector(Dissector):
 
     def _sip(self, ctx: FlowContext, state: SipWsState, message: bytes, pkt: Packet) -> None:
         if not message.strip(b"\r\n "):
-            return  # keep-alive (RFC 7118 §6 leaves them to the WebSocket layer; some send CRLF)
+            return  # keep-alive (RFC 7118 leaves them to WebSocket; some send CRLF)
         try:
             msg = parse_sip(message)
         except DecodeError as exc:
             ctx.anomaly("sip_ws_malformed", str(exc), pkt.ts_ns)
             return
         state.messages += 1
-        if state.messages == 1:
+        if state.messages == 1 and state.upgrade_at:
             what = f"{msg.method} request" if msg.is_request else f"{msg.status_code} response"
             ctx.report(Finding("SIP", SIGNALING, 0.99, f"SIP {what} in a WebSocket message "
                                f"(RFC 7118 §5), after the upgrade to the sip subprotocol at "
                                f"packet {state.upgrade_at}", pkt.seq))  # fmt: skip
         account_message(ctx, state.sip, msg, pkt, via="ws")
+
+
+MAX_CONNECTIONS = 16_384  # upgraded connections remembered for later flows on them
+
+
+def _connections(ctx: FlowContext) -> CappedTable[Connection, bool]:
+    return ctx.knowledge.table("sip_ws", lambda: CappedTable(MAX_CONNECTIONS, bool))
+
+
+def _remember(ctx: FlowContext, state: SipWsState) -> None:
+    """This connection is SIP over WebSocket: a later flow on its 5-tuple (after an idle
+    or active timeout cut this one) continues it."""
+    client, server = ctx.endpoint(state.client), ctx.endpoint(1 - state.client)
+    _connections(ctx).put((*client, *server), True)

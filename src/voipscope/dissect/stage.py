@@ -20,6 +20,7 @@ from voipscope.decode import status as S
 from voipscope.decode.batch import DecodedBatch
 from voipscope.dissect.base import (
     MEDIA,
+    MIN_VERDICT_CONFIDENCE,
     RFC7983_BYTES,
     TCP,
     UDP,
@@ -144,7 +145,12 @@ class DissectStage:
             found = len(ctx.findings)
             wanted = self._offer(ctx, offers, pkt)
             if len(ctx.findings) > found and not ctx.call_media:
-                ctx.call_media = any(f.category == MEDIA for f in ctx.findings[found:])
+                # Call media the verdict could rest on: a weak guess (two SoM-looking
+                # datagrams) does not keep a flow open for hours.
+                ctx.call_media = any(
+                    f.category == MEDIA and f.confidence >= MIN_VERDICT_CONFIDENCE
+                    for f in ctx.findings[found:]
+                )
                 if ctx.call_media:
                     self._call_media.append((int(slot[i]), flow_id))
             if not wanted:
@@ -196,7 +202,12 @@ class DissectStage:
             anomalies=self.anomalies,
             max_stream_buffer_bytes=self.config.max_stream_buffer_bytes,
         )
-        ctx.lookup_expectation(ctx.first_ts_ns)
+        expected = ctx.lookup_expectation(ctx.first_ts_ns)
+        if expected is not None and expected.category == MEDIA:
+            # Media signalling announced for this address: call media even where no
+            # dissector will recognise its bytes (T.38 UDPTL, unusual payloads).
+            ctx.call_media = True
+            self._call_media.append((int(a.slot[i]), flow_id))
         self.contexts[flow_id] = ctx
         # Only the dissectors whose first-byte gate admits this first packet (or that may
         # PASS it as an RFC 7983 neighbour) get an offer: the others would say NO to it.

@@ -54,7 +54,7 @@ class FlowTable:
         self.meta[K.M_NEXT_ID] = first_flow_id
         self.meta[K.M_IDLE_NS] = int(config.idle_timeout_s * 1e9)
         self.meta[K.M_ACTIVE_NS] = int(config.active_timeout_s * 1e9)
-        self.meta[K.M_MEDIA_ACTIVE_NS] = int(config.media_active_timeout_s * 1e9)
+        self.meta[K.M_MEDIA_ACTIVE_NS] = media_active_ns(config)
         self.meta[K.M_TCP_CLOSED_NS] = int(config.tcp_closed_timeout_s * 1e9)
         self.evict_count = max(1, capacity // EVICT_FRACTION)
         self.exp = np.zeros((max(4096, self.evict_count + 1), K.NF), np.int64)
@@ -157,6 +157,16 @@ class FlowTable:
             ts=now_ns / 1e9,
             count=int(oldest.size),
         )
+
+
+def media_active_ns(config: FlowConfig) -> int:
+    """The active timeout of call media flows: flows.media_active_timeout_s, but never
+    shorter than the ordinary one, and none when either says none (0): the media timeout
+    only ever keeps a call whole longer."""
+    ordinary, media = config.active_timeout_s, config.media_active_timeout_s
+    if ordinary <= 0 or media <= 0:
+        return 0
+    return int(max(ordinary, media) * 1e9)
 
 
 def _empty_index(size: int) -> np.ndarray:

@@ -73,7 +73,7 @@ def call_row(record: dict[str, Any]) -> dict[str, Any]:
     if row["duration_s"] is None and record.get("start") is not None and record.get("end"):
         row["duration_s"] = record["end"] - record["start"]
     for name in ("redirected_to", "signaling_flows", "media_flows", "user_agents",
-                 "auth_usernames", "evidence", "rtcp_only_streams"):  # fmt: skip
+                 "transports", "auth_usernames", "evidence", "rtcp_only_streams"):  # fmt: skip
         row[name] = list(row[name] or [])
     return row
 

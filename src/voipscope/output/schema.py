@@ -143,6 +143,8 @@ CALL_SCHEMA = pa.schema(
         pa.field("messages", pa.string()),  # per-method counts, "INVITE:3 ACK:1 BYE:1"
         pa.field("dtmf", pa.list_(pa.string())),  # "5 at 1700000000.120 (RFC 4733)"
         pa.field("user_agents", pa.list_(pa.string())),
+        # SIP: how its messages went, "udp", "tcp", "ws" (RFC 7118 SIP over WebSocket).
+        pa.field("transports", pa.list_(pa.string())),
         pa.field("caller_ip", pa.string()),
         pa.field("callee_ip", pa.string()),
         pa.field("ended_by", pa.string()),

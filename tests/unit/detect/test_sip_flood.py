@@ -69,3 +69,18 @@ def test_state_is_bounded() -> None:
     for name, (size, cap) in detector.state_sizes().items():
         assert size <= cap, name
     assert detector.overflow > 0
+
+
+def test_deflated_websocket_messages_are_no_malformed_sip() -> None:
+    """A WebRTC gateway sending permessage-deflate (RFC 7692) SIP at 15 messages/s: each
+    is named sip_ws_compressed, none is malformed SIP, no sip-flood alert."""
+    book = AlertBook()
+    detector = SipFloodDetector(book)
+    log = AnomalyLog()
+    detector.on_tick(T0_S, log)
+    for i in range(150):
+        log.add("sip_ws_compressed", "RSV1 set", ts=T0_S + i * 0.05, src_ip="203.0.113.9")
+        log.add("sip_ws_refused", "upgrade answered 403", ts=T0_S + i * 0.05)
+    detector.on_tick(T0_S + 10.0, log)
+    detector.finish(T0_S + 600, log)
+    assert alerts(book) == []

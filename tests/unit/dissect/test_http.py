@@ -124,9 +124,15 @@ def test_host_in_a_later_segment_and_split_start_line():
     k = Knowledge()
     flow = packets(b"GE", b"T / HTTP/1.1\r\nUser-Agent: x\r\n", b"Host: late.example\r\n\r\n")
     r = run(HTTP, http_ctx(knowledge=k), flow)
-    assert r.verdicts == [Probe.MAYBE, Probe.MATCH]
+    # A GET is HTTP once its head has ended: it may upgrade to another protocol (sip_ws).
+    assert r.verdicts == [Probe.MAYBE, Probe.MAYBE, Probe.MATCH]
     assert k.name_of("203.0.113.7").name == "late.example"
     assert r.finding.evidence.endswith("Host late.example")
+
+
+def test_a_get_head_that_never_ends_is_still_http_at_the_budget():
+    flow = packets(b"GET / HTTP/1.1\r\n", b"Cookie: a=1\r\n", b"Cookie: b=2\r\n")
+    assert run(HTTP, http_ctx(), flow).verdicts == [Probe.MAYBE, Probe.MAYBE, Probe.MATCH]
 
 
 def test_ip_literal_host_is_evidence_not_a_name():

@@ -81,8 +81,8 @@ def test_unmask_is_xor_with_the_key_repeated() -> None:
 
 
 def test_subprotocol_list() -> None:
-    assert offers_sip("sip") and offers_sip("xmpp, SIP") and not offers_sip("sips, msrp")
-    assert not offers_sip(None)
+    assert offers_sip(["sip"]) and offers_sip(["xmpp, SIP"]) and offers_sip(["chat", "sip"])
+    assert not offers_sip(["sips, msrp"]) and not offers_sip([])
 
 
 def mask(
@@ -197,9 +197,10 @@ def test_bad_frames_and_compressed_messages_are_named() -> None:
     names = [a.name for a in ctx.anomalies.records]
     assert names == ["sip_ws_compressed", "sip_ws_bad_frame", "sip_ws_malformed",
                      "sip_ws_bad_frame"]  # fmt: skip
-    # The unmasked OPTIONS is read (named, not dropped); after the reserved opcode the
-    # framing is lost until the next segment, whose BYE is read.
-    assert messages(ctx) == ["OPTIONS/ws", "BYE/ws"]
+    # A client frame without a mask is not where a frame starts (RFC 6455 §5.1): the
+    # framing is lost until the next segment, as after the reserved opcode; the BYE of
+    # the last segment is read.
+    assert messages(ctx) == ["BYE/ws"]
 
 
 def test_a_close_frame_ends_the_following() -> None:
@@ -207,3 +208,86 @@ def test_a_close_frame_ends_the_following() -> None:
     run(SipWsDissector(), ctx, packets(UPGRADE, (1, SWITCHED), mask(b"\x03\xe8", 0x8),
                                         mask(sip("REGISTER"))))  # fmt: skip
     assert messages(ctx) == []
+
+
+def test_the_server_may_still_send_after_the_client_closed() -> None:
+    """RFC 6455 §5.5.1: a Close from one side leaves the other sending until it closes."""
+    ctx = ws_context()
+    run(SipWsDissector(), ctx, packets(UPGRADE, (1, SWITCHED), mask(b"\x03\xe8", 0x8),
+                                        (1, plain(ok())), mask(sip("BYE"))))  # fmt: skip
+    assert messages(ctx) == ["200/ws"]
+
+
+def test_an_oversized_frame_is_passed_over_and_framing_kept() -> None:
+    ctx = context(TCP, ("192.0.2.10", 51000), ("198.51.100.7", 8080))
+    ctx.max_stream_buffer_bytes = 1024
+    big = mask(b"x" * 5000, BINARY)
+    flow = packets(UPGRADE, (1, SWITCHED), big[:600], big[600:3000], big[3000:] +
+                   mask(sip("REGISTER")))  # fmt: skip
+    run(SipWsDissector(), ctx, flow)
+    assert [a.name for a in ctx.anomalies.records] == ["sip_ws_stream_overflow"]
+    assert messages(ctx) == ["REGISTER/ws"]
+
+
+def test_server_frames_without_a_captured_101_are_read() -> None:
+    ctx = ws_context()
+    run(SipWsDissector(), ctx, packets(UPGRADE, mask(sip("REGISTER")), (1, plain(ok()))))
+    assert messages(ctx) == ["REGISTER/ws", "200/ws"] and not ctx.anomalies.records
+
+
+def test_sip_in_a_frame_without_the_upgrade_is_found() -> None:
+    """A capture that begins after the upgrade: the first frame, masked by the client,
+    carries a SIP request."""
+    ctx = ws_context()
+    result = run(SipWsDissector(), ctx, packets(mask(sip("INVITE", SDP)), (1, plain(ok()))))
+    assert result.matched_at == 1 and messages(ctx) == ["INVITE/ws", "200/ws"]
+    assert max(f.confidence for f in ctx.findings) == 0.8
+    assert run(SipWsDissector(), ws_context(), packets(mask(b"hello"))).verdicts == [Probe.NO]
+
+
+# -- through the whole pipeline (every registered dissector, the arbiter, the calls) ----
+
+C, S = ("192.0.2.10", 51000), ("198.51.100.7", 8080)
+
+
+def tcp_flow(t0: float, segments: list[tuple[int, bytes]]) -> list:  # type: ignore[type-arg]
+    """TCP segments of one connection (0: client to server), 10 ms apart, no handshake."""
+    from tests import pcapbuild as pb
+
+    out = []
+    for k, (direction, payload) in enumerate(segments):
+        src, dst = (C, S) if direction == 0 else (S, C)
+        out.append(pb.tcp_packet(t0 + k / 100, src[0], src[1], dst[0], dst[1], 0x18, payload))
+    return out
+
+
+def test_a_split_upgrade_request_is_sip_not_http(write_pcap) -> None:  # type: ignore[no-untyped-def]
+    """The request head over three segments: HTTP waits for the head before it matches,
+    so SIP over WebSocket is still offered the request (review finding)."""
+    from voipscope.api import iter_calls, read_flows
+
+    path = str(write_pcap(tcp_flow(1.0, [(0, UPGRADE[:30]), (0, UPGRADE[30:90]),
+                                         (0, UPGRADE[90:]), (1, SWITCHED),
+                                         (0, mask(sip("INVITE", SDP))),
+                                         (1, plain(ok()))])))  # fmt: skip
+    (flow,) = read_flows(path).to_pylist()
+    assert (flow["category"], flow["protocol"]) == ("voip-signaling", "SIP"), flow["evidence"]
+    (call,) = list(iter_calls(path))
+    assert call["transports"] == ["ws"] and call["final_code"] == 200
+
+
+def test_a_connection_cut_by_the_idle_timeout_continues_as_sip(write_pcap) -> None:  # type: ignore[no-untyped-def]
+    """A registered softphone quiet for longer than flows.idle_timeout_s, then called: the
+    new flow on the same 5-tuple starts with a frame and is still SIP over WebSocket."""
+    from voipscope.api import iter_calls, read_flows
+
+    first = tcp_flow(1.0, [(0, UPGRADE), (1, SWITCHED), (0, mask(sip("REGISTER"))),
+                           (1, plain(ok()))])  # fmt: skip
+    later = tcp_flow(300.0, [(1, plain(sip("INVITE", SDP))), (0, mask(ok("180 Ringing")))])
+    path = str(write_pcap(first + later))
+    flows = read_flows(path).to_pylist()
+    ends = [(f["protocol"], f["end_reason"]) for f in flows]
+    assert ends == [("SIP", "idle"), ("SIP", "end-of-capture")]
+    assert any("continues a WebSocket connection" in e for e in flows[1]["evidence"])
+    invite = [c for c in iter_calls(path) if c["kind"] == "call"]
+    assert len(invite) == 1 and invite[0]["transports"] == ["ws"]

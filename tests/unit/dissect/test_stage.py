@@ -143,3 +143,70 @@ def test_sip_over_tcp_split_and_coalesced(write_pcap: Callable[..., Path]) -> No
     assert pipeline.stats.anomalies.counts.get("sip_malformed", 0) == 0
     assert pipeline.dissect is not None
     assert pipeline.dissect.knowledge.expected(B, 40000, 10**9) is not None
+
+
+def _announced_flow_packets(seconds: float) -> list[pb.Packet]:
+    """A SIP answer announcing 10.0.0.2:40000, then bytes no dissector knows sent to that
+    address every 0.1 s for ``seconds``."""
+    out = [
+        pb.udp_packet(0.0, A, 5060, B, 5060, sip(b"INVITE sip:b@x SIP/2.0")),
+        pb.udp_packet(0.1, B, 5060, A, 5060, sip(b"SIP/2.0 200 OK", SDP)),
+    ]
+    for k in range(int(seconds * 10)):
+        out.append(pb.udp_packet(0.2 + k / 10, A, 30000, B, 40000, b"\x00\x11" * 40))
+    return out
+
+
+def test_announced_media_is_call_media_for_the_active_timeout(
+    write_pcap: Callable[..., Path],
+) -> None:
+    """Signalling announced the address: call media, not cut by the ordinary active
+    timeout, even though no dissector recognises its bytes."""
+    path = str(write_pcap(_announced_flow_packets(12.0)))
+    cfg = Config().with_value("source.batch_packets", 16)
+    rows = [r for r in read_flows([path], config=cfg, active_timeout_s=5).to_pylist()
+            if 40000 in (r["src_port"], r["dst_port"])]  # fmt: skip
+    assert len(rows) == 1 and rows[0]["category"] == "voip-media"
+    assert rows[0]["src2dst_packets"] == 120
+
+
+def test_no_active_timeout_means_none_for_media_too(write_pcap: Callable[..., Path]) -> None:
+    """flows.active_timeout_s=0 ("never") is never undone by the media timeout, and the
+    media timeout is never shorter than the ordinary one."""
+    from voipscope.config import FlowConfig
+    from voipscope.flows.table import media_active_ns
+
+    assert media_active_ns(FlowConfig(active_timeout_s=0)) == 0
+    assert media_active_ns(FlowConfig(media_active_timeout_s=0)) == 0
+    assert media_active_ns(FlowConfig(active_timeout_s=60, media_active_timeout_s=5)) == 60 * 10**9
+    path = str(write_pcap(_announced_flow_packets(12.0)))
+    cfg = Config().with_value("source.batch_packets", 16)
+    rows = read_flows([path], config=cfg, active_timeout_s=0, media_active_timeout_s=5)
+    media = [r for r in rows.to_pylist() if 40000 in (r["src_port"], r["dst_port"])]
+    assert [r["src2dst_packets"] for r in media] == [120]
+
+
+class WeakMedia(Dissector):
+    """Says 'maybe media' at 0.3 on every flow: below what a verdict rests on."""
+
+    name = "WeakMedia"
+    transports = frozenset({UDP})
+    budget_packets = 2
+    ANOMALIES: ClassVar[dict[str, str]] = {}
+
+    def probe(self, ctx: FlowContext, pkt: Packet) -> Probe:
+        from voipscope.dissect.base import MEDIA, Finding
+
+        ctx.report(Finding("WeakMedia", MEDIA, 0.3, "a guess", pkt.seq))
+        return Probe.MAYBE
+
+
+def test_a_weak_media_guess_does_not_keep_a_flow_open(write_pcap: Callable[..., Path]) -> None:
+    packets = [pb.udp_packet(k / 10, A, 1111, B, 2222, b"\x00" * 40) for k in range(120)]
+    cfg = Config().with_value("source.batch_packets", 16)
+    pipeline = FlowPipeline(cfg.with_value("flows.active_timeout_s", 5))
+    assert pipeline.dissect is not None
+    pipeline.dissect.by_transport[UDP] = (WeakMedia(),)
+    pipeline.dissect._candidates[UDP] = [(pipeline.dissect.by_transport[UDP][0],)] * 256
+    rows = [r for b in pipeline.run([str(write_pcap(packets))]) for r in b.to_pylist()]
+    assert [r["src2dst_packets"] for r in rows] == [50, 50, 20]
