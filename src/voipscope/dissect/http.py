@@ -74,6 +74,14 @@ def _version_may_end(data: bytes) -> bool:
     return line[:7] == b"HTTP/1." or line[-9:-1] == b" HTTP/1." or line == H2_PREFACE[:14]
 
 
+_HEAD_END = re.compile(rb"\n\r?\n")  # the empty line after the header lines (RFC 9112 §2.1)
+
+
+def head_ended(data: bytes | bytearray) -> bool:
+    """The empty line that ends an HTTP head is in ``data`` (found without parsing)."""
+    return _HEAD_END.search(data) is not None
+
+
 def parse_start_line(line: bytes) -> HttpHead:
     """A request line or a status line (without its line end)."""
     m = _REQUEST_LINE.match(line)
@@ -193,21 +201,13 @@ class HttpDissector(Dissector):
             start = parse_start_line(bytes(buf[:nl]).rstrip(b"\r"))
         except DecodeError:
             return Probe.NO
-        if (
-            start.is_request
-            and start.method == "GET"
-            and state.head_waits < self.budget_packets - 1
-        ):
-            # A GET may upgrade the connection to another protocol (RFC 9110 §7.8: SIP
-            # over WebSocket, sip_ws): say HTTP only once its head has ended, or the
-            # dissector for what it upgrades to is dropped before it sees the request.
-            try:
-                ended = parse_http_head(bytes(buf)).complete
-            except DecodeError:
-                ended = True  # the anomaly is reported below
-            if not ended:
-                state.head_waits += 1
-                return Probe.MAYBE
+        # A GET may upgrade the connection to another protocol (RFC 9110 §7.8: SIP over
+        # WebSocket, sip_ws): say HTTP only once its head has ended, or the dissector for
+        # what it upgrades to is dropped before it sees the request.
+        waiting = start.is_request and start.method == "GET" and not head_ended(buf)
+        if waiting and state.head_waits < self.budget_packets - 1:
+            state.head_waits += 1
+            return Probe.MAYBE
         confidence, what = self._start(start)
         server = 1 - pkt.direction if start.is_request else pkt.direction
         port = ctx.endpoint(server)[1]

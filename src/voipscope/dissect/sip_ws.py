@@ -10,11 +10,12 @@ SDP expectations), their transport named ``ws``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from voipscope.bounded import CappedTable
 from voipscope.dissect.base import SIGNALING, TCP, Dissector, Finding, FlowContext, Packet, Probe
-from voipscope.dissect.http import HttpHead, parse_http_head
+from voipscope.dissect.http import HttpHead, head_ended, parse_http_head
 from voipscope.dissect.sip import (
     ACCOUNT_ANOMALIES,
     SipDissector,
@@ -33,6 +34,7 @@ CONTROL_OPCODES = frozenset({CLOSE, PING, PONG})
 MAX_CONTROL_PAYLOAD = 125  # RFC 6455 §5.5
 SUBPROTOCOL = "sip"  # RFC 7118 §4, IANA WebSocket Subprotocol Name Registry
 SWITCHING_PROTOCOLS = 101  # RFC 9110 §15.2.2
+_WEBSOCKET = re.compile(rb"websocket", re.IGNORECASE)  # the Upgrade token (RFC 6455 §4.1)
 
 
 @dataclass(slots=True)
@@ -195,6 +197,12 @@ class SipWsDissector(Dissector):
             return Probe.MAYBE  # a server speaking before the request is complete
         buf = state.stream.add(pkt.direction, pkt.payload)
         if state.stream.overflowed:
+            return self._no(ctx)
+        # Most GETs are plain HTTP: look at the head only once it has ended, and parse it
+        # only when it speaks of WebSocket at all.
+        if not head_ended(buf):
+            return Probe.MAYBE
+        if _WEBSOCKET.search(buf) is None:
             return self._no(ctx)
         try:
             head = parse_http_head(bytes(buf))
