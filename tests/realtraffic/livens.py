@@ -158,6 +158,21 @@ class LiveRun:
         return [json.loads(line.text) for line in self.stdout if line.text.startswith("{")]
 
 
+def loopback_netns(prefix: str, *addresses: str) -> Iterator[str]:
+    """A network namespace of the test's own, named ``prefix-<random>``, with its
+    loopback up and ``addresses`` (CIDR) on it; deleted afterwards (a generator for a
+    pytest fixture)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        for address in addresses:
+            subprocess.run(["ip", "-n", name, "addr", "add", address, "dev", "lo"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
 def stop_process(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         process.terminate()

@@ -21,14 +21,14 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.realtraffic.livens import stop_process
+from tests.realtraffic.livens import loopback_netns, stop_process
+from tests.realtraffic.media import in_ns
 from voipscope.pipeline import FlowPipeline
 
 TOOLS = ("svmap", "svwar", "svcrack", "kamailio", "sipp", "dumpcap", "ip")
@@ -76,23 +76,12 @@ def _kamailio_cfg() -> str:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    name = f"vsa-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "-n", name, "addr", "add", NET, "dev", "lo"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def _in(ns: str, *cmd: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *cmd]
+    yield from loopback_netns("vsa", NET)
 
 
 def _run(ns: str, cwd: Path, *cmd: str, timeout: float = 60) -> str:
     done = subprocess.run(
-        _in(ns, *cmd), cwd=cwd, capture_output=True, timeout=timeout, check=False, text=True
+        in_ns(ns, *cmd), cwd=cwd, capture_output=True, timeout=timeout, check=False, text=True
     )
     return done.stdout + done.stderr
 
@@ -118,11 +107,11 @@ def test_sip_attack_tools_raise_their_alerts(netns: str, tmp_path: Path) -> None
         "stderr": subprocess.DEVNULL,
     }
     dumpcap = subprocess.Popen(
-        _in(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:150", "-w", str(capture)),
+        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:150", "-w", str(capture)),
         **quiet,
     )
     kamailio = subprocess.Popen(
-        _in(
+        in_ns(
             netns,
             "kamailio",
             "-f",
@@ -141,7 +130,7 @@ def test_sip_attack_tools_raise_their_alerts(netns: str, tmp_path: Path) -> None
         **quiet,
     )
     uas = subprocess.Popen(
-        _in(
+        in_ns(
             netns,
             "sipp",
             "-sn",
@@ -250,10 +239,11 @@ def test_normal_calls_and_registrations_raise_nothing(netns: str, tmp_path: Path
         "stderr": subprocess.DEVNULL,
     }
     dumpcap = subprocess.Popen(
-        _in(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:90", "-w", str(capture)), **quiet
+        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:90", "-w", str(capture)),
+        **quiet,
     )
     kamailio = subprocess.Popen(
-        _in(
+        in_ns(
             netns,
             "kamailio",
             "-f",
@@ -272,7 +262,7 @@ def test_normal_calls_and_registrations_raise_nothing(netns: str, tmp_path: Path
         **quiet,
     )
     uas = subprocess.Popen(
-        _in(
+        in_ns(
             netns, "sipp", "-sn", "uas", "-i", SIPP_UAS, "-p", "5060", "-nostdin", "-timeout", "60s"
         ),
         **quiet,

@@ -17,12 +17,13 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.realtraffic.livens import loopback_netns, stop_process
+from tests.realtraffic.media import in_ns
 from voipscope.api import iter_calls, read_flows
 from voipscope.flows import NoHooks
 from voipscope.pipeline import FlowPipeline
@@ -115,13 +116,7 @@ asyncio.run(main())
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    name = f"vws-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    yield from loopback_netns("vws")
 
 
 class _Messages(NoHooks):
@@ -143,48 +138,34 @@ def sip_messages(capture: Path) -> list[str]:
     return hook.seen
 
 
-def _in(ns: str, *cmd: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *cmd]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
     capture = tmp_path / "ws.pcapng"
     (tmp_path / "kamailio.cfg").write_text(KAMAILIO_CFG)
     (tmp_path / "client.py").write_text(CLIENT)
     dumpcap = subprocess.Popen(
-        _in(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
+        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     kamailio = None
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
         kamailio = subprocess.Popen(
-            _in(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
+            in_ns(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
                 "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         time.sleep(1.5)
         assert kamailio.poll() is None, kamailio.stderr.read().decode(errors="replace")[-800:]  # type: ignore[union-attr]
         client = subprocess.run(
-            _in(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
+            in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
             capture_output=True, timeout=60, check=False,
         )  # fmt: skip
         assert client.returncode == 0, client.stderr.decode(errors="replace")[-800:]
         time.sleep(0.5)
     finally:
         if kamailio is not None:
-            _stop(kamailio)
-        _stop(dumpcap)
+            stop_process(kamailio)
+        stop_process(dumpcap)
 
     flows = [r for r in read_flows(str(capture)).to_pylist() if r["dst_port"] == PORT]
     assert len(flows) == 1, flows

@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.realtraffic.livens import loopback_netns
+from tests.realtraffic.media import in_ns
 from voipscope.api import read_flows
 from voipscope.pipeline import FlowPipeline
 
@@ -31,17 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    name = f"vsc-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def _in(ns: str, *cmd: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *cmd]
+    yield from loopback_netns("vsc")
 
 
 def test_sipp_call_is_sip_plus_sdp_pinned_rtp(netns: str, tmp_path: Path) -> None:
@@ -51,20 +42,20 @@ def test_sipp_call_is_sip_plus_sdp_pinned_rtp(netns: str, tmp_path: Path) -> Non
     for pcap in G711_PCAP.parent.glob("*.pcap"):
         (tmp_path / "pcap" / pcap.name).symlink_to(pcap)
     dumpcap = subprocess.Popen(
-        _in(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:40", "-w", str(capture)),
+        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:40", "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     uas = None
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
         uas = subprocess.Popen(
-            _in(netns, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", "5060", "-mp", "6000",
+            in_ns(netns, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", "5060", "-mp", "6000",
                 "-m", "1", "-timeout", "30s", "-nostdin"),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
         )  # fmt: skip
         time.sleep(0.5)
         uac = subprocess.run(
-            _in(netns, "sipp", "-sn", "uac_pcap", "127.0.0.1:5060", "-i", "127.0.0.1",
+            in_ns(netns, "sipp", "-sn", "uac_pcap", "127.0.0.1:5060", "-i", "127.0.0.1",
                 "-p", "5062", "-mp", "6100", "-m", "1", "-timeout", "30s", "-nostdin"),
             capture_output=True, timeout=60, cwd=tmp_path, check=False,
         )  # fmt: skip

@@ -13,13 +13,14 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.realtraffic.livens import loopback_netns
+from tests.realtraffic.media import in_ns
 from voipscope.calls.sip_dialogs import SipCallTracker
 from voipscope.pipeline import FlowPipeline
 
@@ -219,21 +220,11 @@ Content-Length: 0
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    name = f"vsc-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def _in(ns: str, *cmd: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *cmd]
+    yield from loopback_netns("vsc")
 
 
 def _sipp(ns: str, cwd: Path, *args: str) -> list[str]:
-    return _in(ns, "sipp", "-i", "127.0.0.1", "-m", "1", "-timeout", "15s", "-nostdin", *args)
+    return in_ns(ns, "sipp", "-i", "127.0.0.1", "-m", "1", "-timeout", "15s", "-nostdin", *args)
 
 
 def _exchange(
@@ -299,7 +290,7 @@ def test_sipp_call_states(netns: str, tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
     capture = tmp_path / "calls.pcapng"
     dumpcap = subprocess.Popen(
-        _in(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:90", "-w", str(capture)),
+        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:90", "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
