@@ -102,6 +102,11 @@ def parse_ws_frame(data: bytes | bytearray, max_payload: int) -> WsFrame:
         raise Malformed(f"WebSocket frame of {h.length} bytes (more than {max_payload} buffered)")
     if len(data) < h.frame_bytes:
         raise Truncated(f"WebSocket frame payload needs {h.frame_bytes - len(data)} more bytes")
+    return _frame(h, data)
+
+
+def _frame(h: WsHeader, data: bytes | bytearray) -> WsFrame:
+    """The frame ``h`` heads, its payload (all in ``data``) unmasked."""
     payload = bytes(data[h.header_bytes : h.frame_bytes])
     return WsFrame(h.fin, h.opcode, h.masked, unmask(payload, h.key) if h.masked else payload,
                    h.frame_bytes, h.rsv)  # fmt: skip
@@ -158,8 +163,7 @@ class SipWsState:
     skip_bytes: list[int] = field(default_factory=lambda: [0, 0])
     # The flow began inside a connection: a continuation frame first is no anomaly.
     resumed: list[bool] = field(default_factory=lambda: [False, False])
-    sip: SipFlowState = field(default_factory=SipFlowState)
-    messages: int = 0
+    sip: SipFlowState = field(default_factory=SipFlowState)  # its .messages: SIP read
 
 
 class SipWsDissector(Dissector):
@@ -342,11 +346,8 @@ class SipWsDissector(Dissector):
                 return
             if len(buf) < h.frame_bytes:
                 return
-            payload = bytes(buf[h.header_bytes : h.frame_bytes])
+            frame = _frame(h, buf)
             state.stream.consume(direction, h.frame_bytes)
-            frame = WsFrame(h.fin, h.opcode, h.masked,
-                            unmask(payload, h.key) if h.masked else payload, h.frame_bytes,
-                            h.rsv)  # fmt: skip
             if frame.opcode == CLOSE:
                 state.closed[direction] = True  # §5.5.1: the other side may still send
                 return
@@ -413,8 +414,7 @@ class SipWsDissector(Dissector):
         except DecodeError as exc:
             ctx.anomaly("sip_ws_malformed", str(exc), pkt.ts_ns)
             return
-        state.messages += 1
-        if state.messages == 1 and state.upgrade_at:
+        if state.sip.messages == 0 and state.upgrade_at:
             what = f"{msg.method} request" if msg.is_request else f"{msg.status_code} response"
             ctx.report(Finding("SIP", SIGNALING, 0.99, f"SIP {what} in a WebSocket message "
                                f"(RFC 7118 §5), after the upgrade to the sip subprotocol at "
