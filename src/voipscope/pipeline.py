@@ -22,7 +22,7 @@ from voipscope.decode import status as S
 from voipscope.decode.kernel import DOUBLE_DOT1Q
 from voipscope.dissect.registry import DISSECTORS
 from voipscope.dissect.stage import DissectStage
-from voipscope.errors import SourceError
+from voipscope.errors import ConfigError, SourceError
 from voipscope.flows import FlowHooks, FlowTable, new_assignment
 from voipscope.output.flow_records import flows_to_batch
 from voipscope.prefetch import prefetch
@@ -109,10 +109,17 @@ class FlowPipeline:
     """Runs captures through decode and the flow table; yields Flow record batches."""
 
     def __init__(
-        self, config: Config | None = None, hooks: Sequence[FlowHooks] = (), first_flow_id: int = 0
+        self,
+        config: Config | None = None,
+        hooks: Sequence[FlowHooks] = (),
+        first_flow_id: int = 0,
+        inline: Any = None,
     ) -> None:
+        """``inline``: a ``voipscope.inline.InlineStage`` that asks a verdict hook about
+        flows, calls and alerts as they happen (``run_all``/``run_live`` only)."""
         self.config = config or Config()
         self.hooks = list(hooks)
+        self.inline = inline
         self.stats = RunStats(anomalies=AnomalyLog(self.config.anomalies.max_records_per_name))
         self._next_flow_id = first_flow_id
         self.dissect: DissectStage | None = None
@@ -125,6 +132,13 @@ class FlowPipeline:
             self.arbiter = Arbiter(self.dissect.knowledge)
             if self.config.dissect.behaviour:
                 self.behaviour = BehaviourTracker(self.config.flows.max_flows)
+        if inline is not None:
+            if self.dissect is None:
+                raise ConfigError("inline verdict hooks need dissect.enabled=true")
+            self.dissect.on_findings = inline.on_findings
+            inline.arbiter = self.arbiter
+            inline.anomalies = self.stats.anomalies
+            inline.contexts = self.dissect.contexts
 
     def run(
         self, inputs: Sequence[str], progress: Callable[[CaptureInfo], None] | None = None
@@ -156,6 +170,8 @@ class FlowPipeline:
         table = FlowTable(cfg.flows, anomalies, first_flow_id=self._next_flow_id)
         reassembler = FragmentReassembler(cfg.decode, anomalies)
         status_counts = np.zeros(S.N_STATUS, np.int64)
+        if self.inline is not None:
+            self.inline.table = table
 
         def decoded() -> Iterator[DecodedBatch]:
             for batch in packets:
@@ -183,6 +199,8 @@ class FlowPipeline:
                     self._hand_out_messages()
                     if self.dissect is not None:
                         table.mark_call_media(*self.dissect.take_call_media())
+                if self.inline is not None:
+                    self.inline.after_batch(d, a, ended)
                 if clock_ns is not None:
                     for hook in self.hooks:
                         on_clock = getattr(hook, "on_clock", None)  # optional in FlowHooks
@@ -285,9 +303,24 @@ class FlowPipeline:
         def finished(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for record in records:
                 record["capture"] = path
+            if self.inline is not None:
+                self.inline.calls_finished(records)
             if detector is not None:
                 detector.add_calls(records)
             return records
+
+        inline = self.inline
+        if inline is not None:
+            calls.sip.observer = inline.on_sip
+
+        def raised_now() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+            raised = detector.raised() if detector is not None and (live or inline) else []
+            if raised and inline is not None:
+                inline.on_alerts(raised)
+            if raised and live:
+                yield "raised", raised
+            if inline is not None and (actions := inline.drain()):
+                yield "actions", actions
 
         try:
             for batch in flow_batches():
@@ -295,14 +328,12 @@ class FlowPipeline:
                     yield "flows", batch
                 if records := finished(calls.drain()):
                     yield "calls", records
-                if live and detector is not None and (raised := detector.raised()):
-                    yield "raised", raised
+                yield from raised_now()
                 if detector is not None and (alerts := detector.ready()):
                     yield "alerts", alerts
             if records := finished(calls.drain() + calls.finish()):
                 yield "calls", records
-            if live and detector is not None and (raised := detector.raised()):
-                yield "raised", raised
+            yield from raised_now()
             if detector is not None and (alerts := detector.finish()):
                 yield "alerts", alerts
         finally:

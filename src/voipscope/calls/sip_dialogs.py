@@ -23,6 +23,7 @@ per-exchange state of ``sip_exchanges``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -87,6 +88,9 @@ class SipCallTracker(NoHooks):
         self._long: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._ready: list[SipRecord] = []
         self._calls = SipInviteCalls(self.config, self._hand_out)
+        # Told (message, its record as it stands after it) after every message that joined
+        # a record: voipscope.inline follows calls as they go. None: nobody asks.
+        self.observer: Callable[[MessageEvent, SipRecord], None] | None = None
         self._registrations = SipRegistrations(self.config, self._hand_out)
 
     # -- hook interface ------------------------------------------------------------------
@@ -156,6 +160,8 @@ class SipCallTracker(NoHooks):
         exchange.last_ns = max(exchange.last_ns, ev.ts_ns)
         exchange.patience_ns = self._patience(exchange)
         self._touch(exchange)
+        if self.observer is not None:
+            self.observer(ev, record)
 
     def _family(self, call_id: str, method: str) -> str:
         if method == "REGISTER":

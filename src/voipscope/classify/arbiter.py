@@ -108,9 +108,18 @@ class Arbiter:
     def judge(
         self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
     ) -> Verdict:
+        """The verdict of an ended flow: the evidence only a whole flow gives (a socket's
+        other flows, the Skype statistics) is weighed first, then ``verdict``."""
         self._weigh_sockets(ctx)
         if "Skype" in ctx.state:  # classic Skype: CSC, NBC and host context (skype_verdict)
             skype_verdict.weigh(ctx, int(row[K.F_LAST_NS]))
+        return self.verdict(ctx, row, opinion)
+
+    def verdict(
+        self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
+    ) -> Verdict:
+        """The verdict from what the flow's findings say so far; changes nothing, so a
+        flow still going on can be judged (voipscope.inline) and judged again."""
         if not ctx.findings and ctx.expected is None and not ctx.hints:
             # Nothing on the wire said anything (most flows of a busy link): only the
             # behaviour of the flow, and the published ranges for the app.

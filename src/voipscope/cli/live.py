@@ -115,9 +115,22 @@ def live(
             "your trunks and servers. Loopback, multicast and 0.0.0.0/:: never are.",
         ),
     ] = None,
+    hook: Annotated[
+        str | None,
+        typer.Option(
+            "--hook",
+            help="A verdict hook (FILE.py, FILE.py:FUNCTION or MODULE:FUNCTION) asked about "
+            "each VoIP flow, call and alert as it happens; its drops and shapes are action "
+            "records, applied with nftables with --apply (docs/inline.md).",
+        ),
+    ] = None,
     apply: Annotated[
         bool,
-        typer.Option("--apply", help="Load the nft block list with nft -f after each update."),
+        typer.Option(
+            "--apply",
+            help="Load the nft block list with nft -f after each update, and the hook's "
+            "decisions into table inet voipscope_inline.",
+        ),
     ] = False,
     snaplen: Annotated[
         int | None,
@@ -138,7 +151,7 @@ def live(
         _run_live(
             interface, bpf, fmt, output, records, duration_s, count, blocklist,
             blocklist_format, block_severity, never_block or [], apply, snaplen, promiscuous,
-            fail_on, config or [], stats, show_traceback,
+            fail_on, config or [], stats, show_traceback, hook,
         )
     )  # fmt: skip
 
@@ -159,7 +172,7 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
               blocklist_path: str | None, blocklist_format: str, block_severity: str,
               never_block: list[str], apply: bool, snaplen: int | None, promiscuous: bool,
               fail_on: str | None, config_items: list[str], print_stats: bool,
-              show_traceback: bool) -> int:  # fmt: skip
+              show_traceback: bool, hook: str | None = None) -> int:  # fmt: skip
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
 
     kinds = _kinds(records)
@@ -203,9 +216,27 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
         except ValueError as exc:
             _err(str(exc))
             return EXIT_USAGE
-    elif apply or never_block:
-        _err("--apply and --never-block need --blocklist FILE")
+    elif never_block and hook is None:
+        _err("--never-block needs --blocklist FILE or --hook")
         return EXIT_USAGE
+    if apply and blocklist is None and hook is None:
+        _err("--apply needs --blocklist FILE or --hook")
+        return EXIT_USAGE
+    inline = None
+    if hook is not None:
+        from voipscope.cli.inline import load_hook_or_exit
+        from voipscope.inline.stage import InlineStage
+
+        inline = InlineStage(load_hook_or_exit(hook, show_traceback))
+    never = None
+    if never_block:
+        from voipscope.output.blocklist import parse_networks
+
+        try:
+            never = parse_networks(",".join(never_block))
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
 
     from voipscope.pipeline import FlowPipeline
     from voipscope.source.live import LiveCapture
@@ -229,7 +260,18 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
         f"listening on {interface}, link type {linktype_name(capture.ring.linktype)}, "
         f"snapshot length {capture.snaplen} bytes" + (f", filter {bpf!r}" if bpf else "")
     )
-    pipeline = FlowPipeline(cfg)
+    pipeline = FlowPipeline(cfg, inline=inline)
+    enforcer = None
+    if inline is not None and apply:
+        from voipscope.inline.nft import NftVerdicts
+
+        enforcer = NftVerdicts(log=lambda message: _err(f"{_now()} {message}"))
+        try:
+            enforcer.start()
+        except (OSError, RuntimeError) as exc:
+            capture.close()
+            _err(f"error: cannot load nft table inet voipscope_inline: {exc}")
+            return EXIT_ERROR
     if blocklist is not None:
         try:
             blocklist.write()  # the file (and the nft set) exist from the start
@@ -258,6 +300,9 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
                     continue
                 if kind == "calls":
                     stream.calls(payload)  # type: ignore[arg-type]
+                    continue
+                if kind == "actions":
+                    _act(payload, enforcer, never, stream)  # type: ignore[arg-type]
                     continue
                 alerts: list[dict[str, Any]] = payload  # type: ignore[assignment]
                 severities.update(a["severity"] for a in alerts)
@@ -298,6 +343,33 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
 
         print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
     return EXIT_ALERT if code == EXIT_OK and _fails_on(fail_on, severities) else code
+
+
+def _act(actions: list[Any], enforcer: Any, never: list[Any] | None, stream: Any) -> None:
+    """The hook's new decisions: targets in --never-block taken out, loaded into nftables
+    (with --apply), written as action records and one line each on stderr."""
+    import ipaddress
+
+    if never:
+        for action in actions:
+            kept = tuple(
+                t for t in action.targets
+                if not any(ipaddress.ip_address(t.ip) in net for net in never
+                           if ipaddress.ip_address(t.ip).version == net.version)
+            )  # fmt: skip
+            if len(kept) < len(action.targets):
+                left_out = len(action.targets) - len(kept)
+                action.error = f"{left_out} targets in --never-block left out"
+                action.targets = kept
+    if enforcer is not None:
+        enforcer.apply([a for a in actions if a.targets])
+    records = [a.to_record(counted=False) for a in actions]
+    for r in records:
+        applied = {True: "applied", False: "NOT applied", None: "not applied (no --apply)"}
+        _err(f"{_now()} {r['action']} {r['event']} {r['stage']} {r['subject']}: "
+             f"{len(r['targets'])} targets, {applied[r['applied']]}"
+             + (f" ({r['error']})" if r["error"] else ""))  # fmt: skip
+    stream.actions(records)
 
 
 class _SampleAsLive:

@@ -535,9 +535,11 @@ def _with_progress(pipeline, path: str, progress: bool | None, calls: bool = Fal
         yield from run(path, progress=update)
 
 
-from voipscope.cli.live import live  # noqa: E402 - it uses the shared options above
+from voipscope.cli.inline import inline  # noqa: E402 - they use the shared options above
+from voipscope.cli.live import live  # noqa: E402
 
 app.command()(live)
+app.command()(inline)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ stopped following, or run out of budget.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +100,10 @@ class DissectStage:
         # (slot, flow id) of flows a dissector found call media on since the pipeline
         # last took them (take_call_media): their flows end by the media active timeout.
         self._call_media: list[tuple[int, int]] = []
+        # Told (context, slot, capture time) at the packet that added findings to a flow
+        # or at the first packet of a flow signalling announced: voipscope.inline judges
+        # flows as they go. None (the default): nobody asks.
+        self.on_findings: Callable[[FlowContext, int, int], None] | None = None
 
     # -- FlowHooks ------------------------------------------------------------------
 
@@ -144,6 +148,8 @@ class DissectStage:
             ctx = contexts[flow_id]
             found = len(ctx.findings)
             wanted = self._offer(ctx, offers, pkt)
+            if self.on_findings is not None and len(ctx.findings) > found:
+                self.on_findings(ctx, int(slot[i]), pkt.ts_ns)
             if len(ctx.findings) > found and not ctx.call_media:
                 # Call media the verdict could rest on: a weak guess (two SoM-looking
                 # datagrams) does not keep a flow open for hours.
@@ -209,6 +215,8 @@ class DissectStage:
             ctx.call_media = True
             self._call_media.append((int(a.slot[i]), flow_id))
         self.contexts[flow_id] = ctx
+        if expected is not None and self.on_findings is not None:
+            self.on_findings(ctx, int(a.slot[i]), ctx.first_ts_ns)
         # Only the dissectors whose first-byte gate admits this first packet (or that may
         # PASS it as an RFC 7983 neighbour) get an offer: the others would say NO to it.
         candidates = self._candidates[transport][d.payload_first_byte(i)]

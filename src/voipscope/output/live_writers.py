@@ -7,6 +7,9 @@ final, so ``voipscope live ... | jq`` and ``tail -f`` see it at once.
   attack goes on, true for the Alert record proper once it has gone quiet.
 - csv: one kind of record only (their columns differ), header first.
 - table: one readable line per record for a terminal (rich), streams under their call.
+
+With a verdict hook (``--hook``) the hook's drop and shape decisions are "action" records
+(voipscope.inline), written when decided.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import IO, Any
 import pyarrow as pa
 from rich.markup import escape
 
+from voipscope.output.action_records import actions_to_batch
 from voipscope.output.alert_records import alerts_to_batch
 from voipscope.output.call_records import calls_to_batch
 from voipscope.output.writers import (
@@ -27,11 +31,12 @@ from voipscope.output.writers import (
     _endpoint,
     _flow_cells,
     _stream_cells,
+    _target_text,
 )
 
 FORMATS = ("table", "jsonl", "csv")
-RECORD_KINDS = ("flows", "calls", "alerts")
-_SINGULAR = {"flows": "flow", "calls": "call", "alerts": "alert"}
+RECORD_KINDS = ("flows", "calls", "alerts", "actions")
+_SINGULAR = {"flows": "flow", "calls": "call", "alerts": "alert", "actions": "action"}
 SEVERITY_STYLES = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 
 
@@ -68,6 +73,10 @@ class LiveRecordStream:
             batch = alerts_to_batch(records)
             batch = batch.append_column("final", pa.array([final] * batch.num_rows, pa.bool_()))
             self._write("alerts", batch)
+
+    def actions(self, records: list[dict[str, Any]]) -> None:
+        if "actions" in self.kinds and records:
+            self._write("actions", actions_to_batch(records))
 
     def note(self, text: str) -> None:
         """A line for people (a blocked address) on the table; machine formats skip it."""
@@ -117,6 +126,8 @@ class _ConsoleLines:
                 self._flow(record)
             elif kind == "calls":
                 self._call(record)
+            elif kind == "actions":
+                self._action(record)
             else:
                 self._alert(record)
         self._stream.flush()
@@ -157,6 +168,17 @@ class _ConsoleLines:
             f"{_clock(r['ts'])} [{style}]alert {escape(r['severity'])}[/] {escape(r['kind'])} "
             f"({state}) {escape(r['src_ip'] or '-')} → {escape(target)} ×{r['count']}: "
             f"{escape(r['summary'] or '')}"
+        )
+
+    def _action(self, r: dict[str, Any]) -> None:
+        what = r["action"] if r["rate_kbit"] is None else f"shape {r['rate_kbit']} kbit/s"
+        targets = ", ".join(_target_text(t) for t in (r["targets"] or [])[:4])
+        applied = {True: " [green]applied[/]", False: " [red]not applied[/]"}.get(r["applied"], "")
+        error = f" ({escape(r['error'])})" if r["error"] else ""
+        self.console.print(
+            f"{_clock(r['ts'])} [bold magenta]action {escape(what)}[/] {escape(r['event'])} "
+            f"{escape(r['stage'])} {escape(r['subject'])} [{escape(targets or '-')}]: "
+            f"{escape(r['reason'] or '')}{applied}{error}"
         )
 
     def close(self) -> None:

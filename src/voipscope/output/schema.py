@@ -187,3 +187,43 @@ ALERT_SCHEMA = pa.schema(
 FLAT_STREAM_SCHEMA = pa.schema(
     [pa.field("call_id", pa.string()), pa.field("capture", pa.string()), *STREAM_FIELDS]
 )
+
+# Action (docs/inline.md): a verdict hook's drop or shape, the targets it covers and, for
+# a capture, the packets and bytes of it the decision would have stopped.
+TARGET_TYPE = pa.struct(
+    [
+        pa.field("scope", pa.string()),  # flow | to | from
+        pa.field("proto", pa.int64()),
+        pa.field("ip", pa.string()),
+        pa.field("port", pa.int64()),
+        pa.field("peer_ip", pa.string()),
+        pa.field("peer_port", pa.int64()),
+    ]
+)
+ACTION_SCHEMA = pa.schema(
+    [
+        pa.field("action_id", pa.int64()),
+        pa.field("ts", pa.float64()),
+        pa.field("action", pa.string()),
+        pa.field("rate_kbit", pa.int64()),
+        pa.field("ttl_s", pa.float64()),
+        pa.field("reason", pa.string()),
+        pa.field("event", pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("subject", pa.string()),
+        pa.field("flow_id", pa.int64()),
+        pa.field("call_id", pa.string()),
+        pa.field("record_id", pa.string()),
+        pa.field("alert_kind", pa.string()),
+        pa.field("protocol", pa.string()),
+        pa.field("app", pa.string()),
+        pa.field("follows", pa.int64()),
+        pa.field("targets", pa.list_(TARGET_TYPE)),
+        pa.field("targets_dropped", pa.int64()),
+        pa.field("packets_after", pa.int64()),
+        pa.field("bytes_after", pa.int64()),
+        pa.field("applied", pa.bool_()),
+        pa.field("error", pa.string()),
+        pa.field("capture", pa.string()),
+    ]
+)

@@ -332,6 +332,41 @@ class AlertConsoleTable(ConsoleTable):
         )  # fmt: skip
 
 
+class ActionConsoleTable(ConsoleTable):
+    """Inline decisions at a glance: when, what, about what, on which targets, and what
+    they would have stopped."""
+
+    COLUMNS = ("time (UTC)", "action", "event", "subject", "protocol", "targets",
+               "packets after", "reason")  # fmt: skip
+    SORT_KEY = "ts"
+    NOUN = "actions"
+
+    def add_columns(self, table) -> None:  # type: ignore[no-untyped-def]
+        for i, name in enumerate(self.COLUMNS):
+            table.add_column(name, justify="right" if i == 6 else "left", overflow="fold")
+
+    def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
+        r = record
+        action = r["action"] if r["rate_kbit"] is None else f"shape {r['rate_kbit']} kbit/s"
+        targets = ", ".join(_target_text(t) for t in (r["targets"] or [])[:4])
+        more = len(r["targets"] or []) - 4
+        if more > 0:
+            targets += f" +{more}"
+        packets = "-" if r["packets_after"] is None else str(r["packets_after"])
+        table.add_row(
+            _stamp(r["ts"]), action, f"{r['event']} {r['stage']}", r["subject"],
+            r["protocol"] or "-", targets or "-", packets, r["reason"] or "",
+        )  # fmt: skip
+
+
+def _target_text(t: dict) -> str:
+    if t["scope"] == "flow":
+        return f"{_endpoint(t['ip'], t['port'])} <-> {_endpoint(t['peer_ip'], t['peer_port'])}"
+    if t["scope"] == "to":
+        return f"to {_endpoint(t['ip'], t['port'])}"
+    return f"from {t['ip']}"
+
+
 def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
     if fmt == "jsonl":
         return JsonlWriter(path)
@@ -342,5 +377,7 @@ def open_writer(fmt: str, path: str | None, schema: pa.Schema) -> RecordWriter:
     if fmt == "table":
         if "severity" in schema.names and "kind" in schema.names:
             return AlertConsoleTable(path)
+        if "action_id" in schema.names:
+            return ActionConsoleTable(path)
         return CallConsoleTable(path) if "caller" in schema.names else FlowConsoleTable(path)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,185 @@
+"""Inline verdict hooks on real traffic, live and offline: a SIP call made by sipp (UAC
+on the client side playing G.711 RTP from a pcap, UAS on the server side) across a veth
+between two network namespaces this test creates, while `voipscope live --hook ...
+--apply` runs on the server side and dumpcap captures the same interface.
+
+The hook drops the call when it is answered (its SDP media endpoints) or the RTP flow
+when it is identified (its 5-tuple). Checked: the live action record names the right
+targets and was applied; nftables in the server namespace then dropped the RTP that
+arrived after it (its rule counter), within about a second of the decision; and
+`voipscope inline` on dumpcap's file of the same packets makes the same decision and
+counts the packets after it, of which the kernel dropped all but the first second's.
+Skipped, with the reason, when not root or sipp/dumpcap/nft/ip are missing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.realtraffic.livens import (
+    CLIENT_IP,
+    SERVER_IF,
+    SERVER_IP,
+    LiveRun,
+    VethPair,
+    missing,
+    stop_process,
+    veth_pair,
+)
+
+G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")  # shipped with Debian's sip-tester
+WHY = missing("sipp", "dumpcap", "nft") or (None if G711_PCAP.exists() else f"needs {G711_PCAP}")
+pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
+
+POLICY = """
+from voipscope.inline import drop
+
+def decide(event):
+    if MODE == "call" and event.kind == "call" and event.stage == "answered":
+        if event.record["callee_user"] == "service":  # sipp's default callee
+            return drop("calls to service are not allowed here")
+    if MODE == "flow" and event.kind == "flow" and event.record["protocol"] == "RTP":
+        return drop("no RTP", ttl_s=120)
+    return None
+"""
+# uac_pcap plays g711a.pcap (236 packets, 7 s of G.711 A-law) and dtmf_2833_1.pcap (10
+# RFC 4733 telephone-event packets), both from 6100 to 6000.
+RTP_PACKETS = 246
+LATE_PACKETS = 75  # 1.5 s of RTP at 50 packets/s: the most that may pass before the rule
+
+
+@pytest.fixture
+def pair() -> Iterator[VethPair]:
+    yield from veth_pair()
+
+
+def _call(pair: VethPair, tmp_path: Path) -> None:
+    (tmp_path / "pcap").mkdir()  # uac_pcap reads pcap/g711a.pcap from its cwd
+    for pcap in G711_PCAP.parent.glob("*.pcap"):
+        (tmp_path / "pcap" / pcap.name).symlink_to(pcap)
+    uas = subprocess.Popen(
+        pair.run_in(pair.server, "sipp", "-sn", "uas", "-i", SERVER_IP, "-p", "5060",
+                    "-mp", "6000", "-m", "1", "-timeout", "40s", "-nostdin"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        uac = subprocess.run(
+            pair.run_in(pair.client, "sipp", "-sn", "uac_pcap", f"{SERVER_IP}:5060",
+                        "-i", CLIENT_IP, "-p", "5062", "-mp", "6100", "-m", "1",
+                        "-timeout", "40s", "-nostdin"),
+            capture_output=True, timeout=60, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-500:]
+        uas.wait(timeout=30)
+    finally:
+        stop_process(uas)
+
+
+def _rule_counters(pair: VethPair) -> dict[str, int]:
+    """Packets each set's drop rule dropped, both chains summed (set name -> packets)."""
+    done = subprocess.run(
+        pair.run_in(pair.server, "nft", "-j", "list", "table", "inet", "voipscope_inline"),
+        capture_output=True, text=True, check=True, timeout=10,
+    )  # fmt: skip
+    counters: dict[str, int] = {}
+    for item in json.loads(done.stdout)["nftables"]:
+        rule = item.get("rule")
+        if rule is None:
+            continue
+        name = packets = None
+        for expr in rule["expr"]:
+            match = expr.get("match")
+            if match is not None and isinstance(match.get("right"), str):
+                name = match["right"].lstrip("@")
+            if "counter" in expr:
+                packets = expr["counter"]["packets"]
+        if name is not None and packets is not None:
+            counters[name] = counters.get(name, 0) + packets
+    return counters
+
+
+def _decision(r: dict[str, Any]) -> tuple[Any, ...]:
+    targets = sorted((t["scope"], t["proto"], t["ip"], t["port"], t["peer_ip"], t["peer_port"])
+                     for t in r["targets"])  # fmt: skip
+    return (r["action"], r["event"], r["stage"], r["subject"], r["reason"], tuple(targets))
+
+
+@pytest.mark.parametrize("mode", ["call", "flow"])
+def test_hook_decides_live_as_offline_and_nft_drops(
+    pair: VethPair, tmp_path: Path, mode: str
+) -> None:
+    policy = tmp_path / "policy.py"
+    policy.write_text(f"MODE = {mode!r}\n{POLICY}")
+    capture = tmp_path / "call.pcapng"
+    dumpcap = subprocess.Popen(
+        pair.run_in(pair.server, "dumpcap", "-q", "-i", SERVER_IF, "-a", "duration:90",
+                    "-w", str(capture)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    live = LiveRun(pair.server, ["-i", SERVER_IF, "--format", "jsonl", "--records", "actions",
+                                 "--hook", str(policy), "--apply"], tmp_path)  # fmt: skip
+    try:
+        live.wait_listening()
+        for _ in range(50):  # dumpcap writes its header once it captures
+            if capture.exists() and capture.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        _call(pair, tmp_path)
+        time.sleep(1.0)  # the last packets reach both captures
+        counters = _rule_counters(pair)
+    finally:
+        code = live.stop(signal.SIGTERM)
+        dumpcap.send_signal(signal.SIGINT)
+        stop_process(dumpcap)
+    assert code == 0, live.stderr_text()[-2000:]
+
+    actions = live.records()
+    assert len(actions) == 1, (actions, live.stderr_text()[-2000:])
+    action = actions[0]
+    assert action["action"] == "drop" and action["applied"] is True and action["error"] is None
+    targets = {(t["scope"], t["ip"], t["port"], t["peer_ip"], t["peer_port"])
+               for t in action["targets"]}  # fmt: skip
+    if mode == "call":
+        assert (action["event"], action["stage"]) == ("call", "answered")
+        # Both sides' SDP endpoints, RTP and RTCP (port + 1: no rtcp-mux).
+        expected = {
+            ("to", SERVER_IP, 6000, None, None),
+            ("to", CLIENT_IP, 6100, None, None),
+            ("to", SERVER_IP, 6001, None, None),
+            ("to", CLIENT_IP, 6101, None, None),
+        }
+        assert expected <= targets
+        dropped = counters.get("to4_drop", 0)
+    else:
+        what = (action["event"], action["stage"], action["protocol"])
+        assert what == ("flow", "identified", "RTP")
+        assert targets == {("flow", CLIENT_IP, 6100, SERVER_IP, 6000)}
+        dropped = counters.get("flow4_drop", 0)
+    assert action["packets_after"] is None  # live: the kernel counts (below)
+
+    # The same hook on the file of the same packets: the same decision, and the packets
+    # after it that nftables should have dropped.
+    offline = subprocess.run(
+        [sys.executable, "-m", "voipscope", "inline", str(capture), "--hook", str(policy),
+         "--format", "jsonl"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    (file_action,) = [json.loads(line) for line in offline.stdout.splitlines()]
+    assert _decision(file_action) == _decision(action)
+    assert abs(file_action["ts"] - action["ts"]) < 1e-6
+    after = file_action["packets_after"]
+    # All the RTP came after the answer; after the identification, all but its first packet.
+    assert after == (RTP_PACKETS if mode == "call" else RTP_PACKETS - 1)
+    assert after - LATE_PACKETS <= dropped <= after, (dropped, after, counters)
+    print(f"{mode}: {after} RTP packets after the decision, {dropped} dropped by nftables")
