@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from voipscope._version import __version__
 
 _LAZY = {
+    "iter_actions": "voipscope.inline.runner",
     "iter_calls": "voipscope.api",
     "iter_flows": "voipscope.api",
     "iter_flow_records": "voipscope.api",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         Unsupported,
         VoipscopeError,
     )
+    from voipscope.inline.runner import iter_actions
 
 
 def __getattr__(name: str) -> Any:
@@ -66,6 +68,7 @@ __all__ = [
     "Unsupported",
     "VoipscopeError",
     "__version__",
+    "iter_actions",
     "iter_calls",
     "iter_flow_records",
     "iter_flows",

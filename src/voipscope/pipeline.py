@@ -147,14 +147,19 @@ class FlowPipeline:
             yield from self.run_one(path, progress)
 
     def run_one(
-        self, path: str, progress: Callable[[CaptureInfo], None] | None = None
+        self,
+        path: str,
+        progress: Callable[[CaptureInfo], None] | None = None,
+        every_batch: bool = False,
     ) -> Iterator[pa.RecordBatch]:
+        """Flow records of one input; ``every_batch``: also None after a packet batch
+        that ended no flow (for callers that act after every batch)."""
         info = CaptureInfo(path=path)
         self.stats.inputs.append(info)
         batches = read_capture(path, self.config.source, info)
         for batch in self._run_batches(path, batches, info, progress):
-            if batch is not None:
-                yield batch
+            if batch is not None or every_batch:
+                yield batch  # type: ignore[misc]
 
     def _run_batches(
         self,
@@ -170,8 +175,6 @@ class FlowPipeline:
         table = FlowTable(cfg.flows, anomalies, first_flow_id=self._next_flow_id)
         reassembler = FragmentReassembler(cfg.decode, anomalies)
         status_counts = np.zeros(S.N_STATUS, np.int64)
-        if self.inline is not None:
-            self.inline.table = table
 
         def decoded() -> Iterator[DecodedBatch]:
             for batch in packets:
@@ -263,7 +266,13 @@ class FlowPipeline:
         [Call records]) and ("alerts", [Alert records]) as each becomes final. The calls
         stage and the detect stage run side by side; the detectors read SIP messages, the
         calls as they finish and the flows as they end. ``detect=False``: calls only."""
-        yield from self._run_all(path, lambda: self.run_one(path, progress), detect_config, detect)
+        # With an inline hook: raised alerts are looked at after every batch, as live.
+        every = self.inline is not None
+
+        def flow_batches() -> Iterator[pa.RecordBatch | None]:
+            return self.run_one(path, progress, every)
+
+        yield from self._run_all(path, flow_batches, detect_config, detect)
 
     def run_live(
         self, capture: LiveSource, detect_config: Any = None

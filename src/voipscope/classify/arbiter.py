@@ -116,10 +116,12 @@ class Arbiter:
         return self.verdict(ctx, row, opinion)
 
     def verdict(
-        self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
+        self, ctx: FlowContext, row: np.ndarray | None, opinion: BehaviourOpinion | None = None
     ) -> Verdict:
         """The verdict from what the flow's findings say so far; changes nothing, so a
-        flow still going on can be judged (voipscope.inline) and judged again."""
+        flow still going on can be judged (voipscope.inline) and judged again. Without
+        the flow's counters (``row`` None) media is only what the bytes or the signalling
+        said, not guessed from the mean packet size."""
         if not ctx.findings and ctx.expected is None and not ctx.hints:
             # Nothing on the wire said anything (most flows of a busy link): only the
             # behaviour of the flow, and the published ranges for the app.
@@ -206,13 +208,13 @@ class Arbiter:
     def _expectation(self, ctx: FlowContext) -> Expectation | None:
         return ctx.lookup_expectation(ctx.first_ts_ns)
 
-    def _media_details(self, v: Verdict, best: dict[str, Finding], row: np.ndarray) -> None:
+    def _media_details(self, v: Verdict, best: dict[str, Finding], row: np.ndarray | None) -> None:
         if v.protocol in ("RTP", "RTCP") and "DTLS" in best:
             dtls = best["DTLS"]
             if "use_srtp" in dtls.evidence or "STUN" in best:
                 v.protocol = "SRTP" if v.protocol == "RTP" else "SRTCP"
                 v.evidence.append("SRTP: RTP after a DTLS handshake on the same 5-tuple")
-        if v.media is None and v.protocol not in ("RTCP", "SRTCP", "T.38"):
+        if v.media is None and row is not None and v.protocol not in ("RTCP", "SRTCP", "T.38"):
             packets = int(row[K.F_PKTS_FWD] + row[K.F_PKTS_REV])
             if packets:
                 mean = int(row[K.F_BYTES_FWD] + row[K.F_BYTES_REV]) // packets

@@ -71,7 +71,6 @@ class InlineStage:
         self.max_targets = max_targets
         # Set by the pipeline.
         self.arbiter: Any = None
-        self.table: Any = None  # the FlowTable of the input being run
         self.contexts: dict[int, FlowContext] = {}  # the dissect stage's open flows
         self.actions_made = 0
         self.events = 0
@@ -96,13 +95,11 @@ class InlineStage:
     # -- flows ----------------------------------------------------------------------------
 
     def on_findings(self, ctx: FlowContext, slot: int, ts_ns: int) -> None:
+        del slot  # the flow table's counters are those of the batch's end: not used
         flow_id = ctx.flow_id
-        if flow_id in self._flow_decided or self.arbiter is None or self.table is None:
+        if flow_id in self._flow_decided or self.arbiter is None:
             return
-        row = self.table.flows[slot]
-        if int(row[K.F_ID]) != flow_id:
-            return  # the slot went to another flow in this batch: this one has ended
-        v = self.arbiter.verdict(ctx, row)
+        v = self.arbiter.verdict(ctx, None)
         if v.category not in VOIP or v.confidence < MIN_VERDICT_CONFIDENCE:
             return
         key = (v.category, v.protocol, v.app, v.media)
@@ -117,7 +114,6 @@ class InlineStage:
             "src_port": ctx.src_port,
             "dst_ip": ctx.dst_ip,
             "dst_port": ctx.dst_port,
-            "first_ts": int(row[K.F_FIRST_NS]) / 1e9,
             "category": v.category,
             "protocol": v.protocol,
             "app": v.app,
