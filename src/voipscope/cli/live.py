@@ -346,16 +346,19 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
 
 
 def _act(actions: list[Any], enforcer: Any, never: list[Any] | None, stream: Any) -> None:
-    """The hook's new decisions: targets in --never-block taken out, loaded into nftables
+    """The hook's new decisions: addresses in --never-block taken out, loaded into nftables
     (with --apply), written as action records and one line each on stderr."""
     import ipaddress
 
     if never:
         for action in actions:
+            # Only whole addresses: a 5-tuple or a media port of a call through your SBC
+            # is that call's, not the SBC's.
             kept = tuple(
                 t for t in action.targets
-                if not any(ipaddress.ip_address(t.ip) in net for net in never
-                           if ipaddress.ip_address(t.ip).version == net.version)
+                if t.scope != "from" or not any(
+                    ipaddress.ip_address(t.ip) in net for net in never
+                    if ipaddress.ip_address(t.ip).version == net.version)
             )  # fmt: skip
             if len(kept) < len(action.targets):
                 left_out = len(action.targets) - len(kept)
