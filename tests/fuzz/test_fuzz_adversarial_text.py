@@ -18,6 +18,8 @@ dissector reports ``dissector_internal_error`` (DESIGN §4).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import re
 import struct
 from typing import Any
 
@@ -40,6 +42,9 @@ from voipscope.dissect.mgcp import parse_mgcp_all
 from voipscope.dissect.sip import parse_sip
 from voipscope.dissect.skinny import parse_sccp_call_message, parse_skinny
 from voipscope.errors import DecodeError
+from voipscope.inline import Event, drop, shape
+from voipscope.inline.nft import NftVerdicts
+from voipscope.inline.runner import inline_pipeline
 from voipscope.output.alert_records import alerts_to_batch
 from voipscope.output.call_records import calls_to_batch, streams_to_batch
 from voipscope.pipeline import FlowPipeline
@@ -446,6 +451,62 @@ def test_adversarial_sip_through_the_pipeline_long(
 ) -> None:
     path = tmp_path_factory.mktemp("adv") / "sip.pcap"
     run_capture(sip_packets(datagrams, rtp_pt), str(path))
+
+
+# Every line an inline decision can put into an nft script: set names, numbers, addresses.
+NFT_ELEMENT = re.compile(
+    r"^add element inet voipscope_inline [a-z0-9_]+ \{ [0-9a-f.: ]+( timeout [0-9]+s)?"
+    r"(, [0-9a-f.: ]+( timeout [0-9]+s)?)* \}$"
+)
+
+
+def run_inline(packets: list[pb.Packet], path: str) -> None:
+    """The pipeline with a hook that drops every call and shapes every flow and alert:
+    no exception, targets a packet filter can take, and nft lines of nothing but names,
+    numbers and addresses (SDP addresses and ports are the attacker's)."""
+    with open(path, "wb") as f:
+        f.write(pb.pcap(packets))
+
+    def decide(event: Event) -> Any:
+        return drop("fuzz") if event.kind == "call" else shape(64, "fuzz")
+
+    pipeline = inline_pipeline(decide)
+    actions: list[Any] = []
+    for kind, payload in pipeline.run_all(path):
+        if kind == "actions":
+            actions += payload  # type: ignore[arg-type]
+    assert pipeline.inline.hook_errors == 0
+    for action in actions:
+        assert action.packets_after >= 0 and action.bytes_after >= 0
+        for t in action.targets:
+            assert t.scope in ("flow", "to", "from")
+            ipaddress.ip_address(t.ip)  # a plain address: no zone, no junk
+            assert "%" not in t.ip
+            if t.scope != "from":
+                assert t.proto in (6, 17) and t.port is not None and 0 < t.port < 65536
+    script = NftVerdicts().script(actions)
+    for line in script.splitlines():
+        if line.startswith("add element"):
+            assert NFT_ELEMENT.match(line), line
+
+
+@settings(FAST, max_examples=25)
+@given(datagrams=sip_datagrams(), rtp_pt=RTP_PT)
+def test_adversarial_sip_through_inline_hooks(
+    datagrams: list[Any], rtp_pt: int | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = tmp_path_factory.mktemp("adv") / "sip.pcap"
+    run_inline(sip_packets(datagrams, rtp_pt), str(path))
+
+
+@pytest.mark.slow
+@settings(LONG, max_examples=600)
+@given(datagrams=sip_datagrams(), rtp_pt=RTP_PT)
+def test_adversarial_sip_through_inline_hooks_long(
+    datagrams: list[Any], rtp_pt: int | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = tmp_path_factory.mktemp("adv") / "sip.pcap"
+    run_inline(sip_packets(datagrams, rtp_pt), str(path))
 
 
 # -- MGCP -----------------------------------------------------------------------------------

@@ -84,6 +84,9 @@ if sys.argv[1] == "start":
 acts = [Action(1, 1, ev, drop("x"), (Target(FLOW, "10.0.0.1", 17, 4000, "10.0.0.2", 5000),)),
         Action(2, 1, ev, shape(64, "y"), (Target(TO, "2001:db8::1", 17, 6000),
                                            Target(FROM, "192.0.2.9")))]
+if sys.argv[1] == "mixed":  # an element nft refuses (the stage never makes one)
+    v.start()
+    acts.insert(1, Action(3, 1, ev, drop("z"), (Target(FROM, "fe80::1%eth0"),)))
 v.apply(acts)
 print(json.dumps([[a.applied, a.error] for a in acts]))
 """
@@ -126,3 +129,12 @@ def test_base_script_is_one_transaction() -> None:
     text = base_script()
     assert text.startswith("add table inet voipscope_inline\ndelete table inet voipscope_inline\n")
     assert text.count("counter drop") == 12  # 6 sets in 2 chains
+
+
+@pytest.mark.skipif(bool(WHY), reason=WHY or "")
+def test_one_refused_action_does_not_keep_the_others_out(netns: str) -> None:
+    done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", LOAD, "mixed"],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    result = json.loads(done.stdout)
+    assert [applied for applied, _ in result] == [True, False, True]
+    assert result[1][1]  # nft's message

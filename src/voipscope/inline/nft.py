@@ -162,7 +162,8 @@ class NftVerdicts:
 
     def apply(self, actions: Sequence[Action]) -> None:
         """Add the actions' targets in one transaction; ``applied``/``error`` say how it
-        went (nft refuses a whole transaction, so all of them share the outcome)."""
+        went. nft refuses a transaction whole, so a refused batch is tried again one
+        action at a time."""
         todo = [a for a in actions if a.error is None]
         known = (set(self._shape_sets), set(self._rates))  # restored if nft refuses
         text = self.script(todo)
@@ -175,10 +176,15 @@ class NftVerdicts:
             self._load(text)
         except (OSError, RuntimeError) as exc:
             self._shape_sets, self._rates = known
+            if len(todo) > 1:
+                # One refused element must not keep the batch's other decisions out.
+                for action in todo:
+                    self.apply([action])
+                return
             for action in todo:
                 action.applied = False
                 action.error = str(exc)
-            self.log(f"nft refused {len(todo)} actions: {exc}")
+            self.log(f"nft refused action {todo[0].action_id}: {exc}")
             return
         for action in todo:
             action.applied = True

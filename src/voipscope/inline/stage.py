@@ -442,8 +442,11 @@ def _blockable(text: object) -> str | None:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None  # fe80::1%eth0: an interface of the sender's, not a filter's key
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
     if address.is_loopback or address.is_unspecified or address.is_multicast:
         return None
     if address == ipaddress.IPv4Address("255.255.255.255"):
