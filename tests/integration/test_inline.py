@@ -326,3 +326,61 @@ def test_cli_errors(policy: Path, tmp_path: Path) -> None:
     done = _cli(str(cut), "--hook", str(policy), "--format", "jsonl")
     assert done.returncode == 0, done.stderr  # a cut capture: what came before the cut
     assert "warning" in done.stderr
+
+
+def _sip(first: str, cseq: str, sdp_port: int | None, sender: str, to_tag: bool) -> bytes:
+    body = b""
+    if sdp_port is not None:
+        body = (f"v=0\r\no=- 1 1 IN IP4 {sender}\r\ns=-\r\nc=IN IP4 {sender}\r\nt=0 0\r\n"
+                f"m=audio {sdp_port} RTP/AVP 0\r\n").encode()  # fmt: skip
+    lines = [
+        first,
+        f"Via: SIP/2.0/UDP {sender}:5060;branch=z9hG4bK-{cseq.replace(' ', '-')}",
+        "From: <sip:alice@192.0.2.1>;tag=a1",
+        "To: <sip:bob@192.0.2.2>" + (";tag=b1" if to_tag else ""),
+        "Call-ID: reinvite-1",
+        f"CSeq: {cseq}",
+        "Contact: <sip:x@192.0.2.1>",
+        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}" if body
+        else "Content-Length: 0",
+    ]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_media_a_dropped_call_announces_later_is_dropped_unasked(tmp_path: Path) -> None:
+    """A re-INVITE moves the media to new ports after the call was dropped: the new
+    endpoints join the decision (stage "media", follows the first action) without the
+    hook being asked, and the RTP on them counts."""
+    a, b = "192.0.2.1", "192.0.2.2"
+    script = [
+        (0.0, a, b, _sip("INVITE sip:bob@192.0.2.2 SIP/2.0", "1 INVITE", 4000, a, False)),
+        (0.5, b, a, _sip("SIP/2.0 200 OK", "1 INVITE", 5000, b, True)),
+        (0.6, a, b, _sip("ACK sip:bob@192.0.2.2 SIP/2.0", "1 ACK", None, a, True)),
+        (2.0, a, b, _sip("INVITE sip:bob@192.0.2.2 SIP/2.0", "2 INVITE", 4010, a, True)),
+        (2.1, b, a, _sip("SIP/2.0 200 OK", "2 INVITE", 5010, b, True)),
+    ]
+    packets = [pb.udp_packet(1000 + t, s, 5060, d, 5060, m) for t, s, d, m in script]
+    # 20 RTP packets each way on the new ports after the re-INVITE's answer.
+    for i in range(20):
+        t = 1002.2 + i * 0.02
+        packets.append(pb.udp_packet(t, a, 4010, b, 5010, _rtp(i)))
+        packets.append(pb.udp_packet(t + 0.001, b, 5010, a, 4010, _rtp(i)))
+    path = tmp_path / "reinvite.pcap"
+    path.write_bytes(pb.pcap(sorted(packets, key=lambda p: p.ts_ns)))
+    asked: list[tuple[str, str]] = []
+
+    def decide(e: Event) -> Any:
+        asked.append((e.kind, e.stage))
+        return drop("no calls to bob") if e.kind == "call" and e.stage == "answered" else None
+
+    first, offer, answer = iter_actions(path, decide)
+    assert ("call", "answered") in asked and asked.count(("call", "answered")) == 1
+    ports = {(t["ip"], t["port"]) for t in first["targets"]}
+    assert ports == {(a, 4000), (a, 4001), (b, 5000), (b, 5001)}
+    assert first["packets_after"] == 0  # no media on the first ports
+    # The re-INVITE's offer and then its answer each bring their endpoints.
+    for later, (ip, port) in ((offer, (a, 4010)), (answer, (b, 5010))):
+        assert (later["stage"], later["follows"], later["action"]) == (
+            "media", first["action_id"], "drop")  # fmt: skip
+        assert {(t["ip"], t["port"]) for t in later["targets"]} == {(ip, port), (ip, port + 1)}
+        assert later["packets_after"] == 20  # the RTP sent to that side
