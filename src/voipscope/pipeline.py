@@ -321,6 +321,10 @@ class FlowPipeline:
         inline = self.inline
         if inline is not None:
             calls.sip.observer = inline.on_sip
+            for tracker in calls.trackers:
+                book = getattr(tracker, "book", None)  # H.323, MGCP, IAX2, SCCP
+                if book is not None:
+                    book.observer = inline.on_tracked
 
         def raised_now() -> Iterator[tuple[str, list[dict[str, Any]]]]:
             raised = detector.raised() if detector is not None and (live or inline) else []

@@ -384,3 +384,37 @@ def test_media_a_dropped_call_announces_later_is_dropped_unasked(tmp_path: Path)
             "media", first["action_id"], "drop")  # fmt: skip
         assert {(t["ip"], t["port"]) for t in later["targets"]} == {(ip, port), (ip, port + 1)}
         assert later["packets_after"] == 20  # the RTP sent to that side
+
+
+@needs_shared
+@needs_tshark
+def test_h323_and_iax2_calls_are_asked_too() -> None:
+    """Calls of the other signalling protocols come through the same events: H.323 from
+    its Setup/Connect (media as H.245 announces it), IAX2 from NEW/ANSWER (its media is
+    its own flow)."""
+    asked: list[Event] = []
+
+    def decide(e: Event) -> Any:
+        if e.kind == "call":
+            asked.append(e)
+            return drop("x") if e.stage == "answered" else None
+        return None
+
+    h323 = list(iter_actions(SHARED / "h323.pcap", decide))
+    stages = sorted((e.record["protocol"], e.stage) for e in asked)
+    assert stages == [("H.323", "answered"), ("H.323", "offered"), ("H.323", "offered"),
+                      ("H.323", "offered")]  # fmt: skip
+    offered = [e.record for e in asked if e.stage == "offered"]
+    assert ("5295672", "9246526") in {(r["caller"], r["callee"]) for r in offered}
+    # The answered call announced no media in this capture: nothing to drop yet.
+    assert [(r["stage"], r["targets"], r["packets_after"]) for r in h323] == [("answered", [], 0)]
+
+    asked.clear()
+    (iax,) = iter_actions(SHARED / "iax.pcap", decide)
+    assert [(e.record["protocol"], e.stage) for e in asked] == [("IAX2", "offered"),
+                                                               ("IAX2", "answered")]  # fmt: skip
+    assert (asked[0].record["caller"], asked[0].record["callee"]) == ("447782267949",
+                                                                      "442088205155")  # fmt: skip
+    assert iax["targets"] == [{"scope": "flow", "proto": 17, "ip": "82.110.36.84", "port": 4569,
+                               "peer_ip": "192.168.2.120", "peer_port": 4566}]  # fmt: skip
+    assert iax["packets_after"] == _after(_tshark_packets(SHARED / "iax.pcap"), iax, 3600) > 0

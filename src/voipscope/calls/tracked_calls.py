@@ -216,6 +216,9 @@ class CallBook(Generic[E]):
         self._linger_ns = int(limits.finished_linger_s * NS)
         self._idle_ns = int(limits.idle_timeout_s * NS)
         self._answered_idle_ns = int(limits.answered_idle_s * NS)
+        # Told each call after every message that reached it: voipscope.inline follows
+        # calls as they go. None: nobody asks.
+        self.observer: Callable[[TrackedCall], None] | None = None
 
     def __len__(self) -> int:
         return len(self._held)
@@ -256,6 +259,8 @@ class CallBook(Generic[E]):
             known.append(flow_id)
             self._flow_refs[flow_id] = self._flow_refs.get(flow_id, 0) + 1
         self.advance(entry.call.last_ns)
+        if self.observer is not None:
+            self.observer(entry.call)
 
     def expire(self, ended: np.ndarray) -> None:
         """Ended flow rows: the end of the flows held calls used, and the clock."""

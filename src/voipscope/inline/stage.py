@@ -30,6 +30,7 @@ import numpy as np
 from voipscope.addresses import format_ip
 from voipscope.anomalies import AnomalyLog
 from voipscope.calls.call_records import SipCall
+from voipscope.calls.tracked_calls import TrackedCall
 from voipscope.dissect.base import MEDIA, MIN_VERDICT_CONFIDENCE, SIGNALING, TCP, UDP, FlowContext
 from voipscope.flows import kernels as K
 from voipscope.inline.decisions import (
@@ -170,6 +171,43 @@ class InlineStage:
             state.action = action
             state.covered.update(targets)
 
+    def on_tracked(self, call: TrackedCall) -> None:
+        """An H.323, MGCP, IAX2 or SCCP call after a message reached it (CallBook)."""
+        if call.packets == 0:
+            return  # just opened: the message that opened it is not in it yet
+        key = call.call_id
+        state = self._calls.get(key)
+        if state is None:
+            state = _CallState()
+            self._calls[key] = state
+            while len(self._calls) > MAX_TRACKED:
+                self._calls.popitem(last=False)
+        else:
+            self._calls.move_to_end(key)
+        targets = _announced_targets(call)
+        if state.action is not None:
+            new = [t for t in targets if t not in state.covered]
+            if new:
+                state.covered.update(new)
+                event = Event("call", "media", call.last_ns / 1e9, call.to_record(),
+                              tuple(new), f"call {key}")  # fmt: skip
+                first = state.action
+                self._act(event, call.last_ns, first.decision, tuple(new), first.action_id)
+            return
+        if call.answer_ns is not None and "answered" not in state.stages:
+            stage = "answered"
+        elif "offered" not in state.stages and call.answer_ns is None:
+            stage = "offered"
+        else:
+            return
+        state.stages.add(stage)
+        event = Event("call", stage, call.last_ns / 1e9, call.to_record(), tuple(targets),
+                      f"call {key}")  # fmt: skip
+        action = self._ask(event, call.last_ns)
+        if action is not None:
+            state.action = action
+            state.covered.update(targets)
+
     def _follow(self, state: _CallState, record: SipCall, ts_ns: int) -> None:
         """Media a dropped or shaped call announces after the decision (a re-INVITE, the
         answer to an offer) is covered by the same decision, unasked."""
@@ -186,9 +224,9 @@ class InlineStage:
     def calls_finished(self, records: Iterable[dict[str, Any]]) -> None:
         """Calls handed out as final: no message can join them any more."""
         for record in records:
-            rid = record.get("record_id")
-            if isinstance(rid, str):
-                self._calls.pop(rid, None)
+            for key in (record.get("record_id"), record.get("call_id")):
+                if isinstance(key, str):
+                    self._calls.pop(key, None)
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -452,6 +490,26 @@ def _blockable(text: object) -> str | None:
     if address == ipaddress.IPv4Address("255.255.255.255"):
         return None
     return str(address)
+
+
+def _announced_targets(call: TrackedCall) -> list[Target]:
+    """The media endpoints an H.323 (H.245 logical channels, fastStart), MGCP (SDP) or
+    SCCP (OpenReceiveChannelAck, StartMediaTransmission) call announced, as announced
+    (these protocols name RTCP where they use it); for IAX2, its flow."""
+    ends: list[tuple[str, int]] = []
+    for m in call.media:
+        address, port = _blockable(m.get("ip")), m.get("port")
+        usable = address is not None and isinstance(port, int) and 0 < port < 65536
+        if usable and (address, port) not in ends:
+            ends.append((address, port))  # type: ignore[arg-type]
+    if call.protocol == "IAX2":
+        # IAX2 (RFC 5456) multiplexes calls and media on one 5-tuple: the call's media is
+        # that flow, both ways, not everything sent to the peer's port 4569.
+        if len(ends) < 2:
+            return []
+        (a, a_port), (b, b_port) = ends[:2]
+        return [Target(FLOW, a, UDP, a_port, b, b_port)]
+    return [Target(TO, address, UDP, port) for address, port in ends]
 
 
 def _sdp_targets(record: SipCall) -> list[Target]:
