@@ -175,6 +175,8 @@ class FlowPipeline:
         table = FlowTable(cfg.flows, anomalies, first_flow_id=self._next_flow_id)
         reassembler = FragmentReassembler(cfg.decode, anomalies)
         status_counts = np.zeros(S.N_STATUS, np.int64)
+        if self.inline is not None:
+            self.inline.table = table  # the decisions' targets are matched in it
 
         def decoded() -> Iterator[DecodedBatch]:
             for batch in packets:
@@ -325,15 +327,17 @@ class FlowPipeline:
                 book = getattr(tracker, "book", None)  # H.323, MGCP, IAX2, SCCP
                 if book is not None:
                     book.observer = inline.on_tracked
+            if detector is not None:
+                detector.book.observer = inline.on_alert_opened
 
         def raised_now() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-            raised = detector.raised() if detector is not None and (live or inline) else []
-            if raised and inline is not None:
-                inline.on_alerts(raised)
-            if raised and live:
+            if live and detector is not None and (raised := detector.raised()):
                 yield "raised", raised
-            if inline is not None and (actions := inline.drain()):
-                yield "actions", actions
+            if inline is not None:
+                if detector is not None:
+                    inline.check_alerts(detector.book.open_alerts())
+                if actions := inline.drain():
+                    yield "actions", actions
 
         try:
             for batch in flow_batches():

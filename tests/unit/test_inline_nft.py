@@ -107,8 +107,13 @@ def test_nft_loads_the_table_and_the_elements(netns: str) -> None:
     chains = {i["chain"]["name"]: i["chain"] for i in table if "chain" in i}
     assert {c: (chains[c]["hook"], chains[c]["prio"]) for c in chains} == {
         "prerouting": ("prerouting", -300), "output": ("output", -300)}  # fmt: skip
-    rules = [i["rule"] for i in table if "rule" in i]
-    assert len(rules) == 2 * (6 + 2)  # 6 drop sets and 2 shape sets, in both chains
+    rules = [(i["rule"]["chain"], json.dumps(i["rule"]["expr"])) for i in table if "rule" in i]
+    # The 5-tuple and endpoint sets in both chains, the from sets only on the way in (a
+    # from address named by a forged alert may be this host's own).
+    assert sum(chain == "prerouting" for chain, _ in rules) == 6 + 2
+    assert sum(chain == "output" for chain, _ in rules) == 4 + 1
+    assert not any("saddr" in expr and "@from" in expr for chain, expr in rules
+                   if chain == "output")  # fmt: skip
     # start() again: the table afresh, the elements gone.
     run(sys.executable, "-c", "from voipscope.inline.nft import NftVerdicts; NftVerdicts().start()")
     table = json.loads(run("nft", "-j", "list", "table", *TABLE.split()))["nftables"]
@@ -128,7 +133,9 @@ def test_nft_refusing_marks_the_actions(netns: str) -> None:
 def test_base_script_is_one_transaction() -> None:
     text = base_script()
     assert text.startswith("add table inet voipscope_inline\ndelete table inet voipscope_inline\n")
-    assert text.count("counter drop") == 12  # 6 sets in 2 chains
+    assert text.count("counter drop") == 10  # flow and to sets in 2 chains, from in 1
+    output = text[text.index("chain output") :]
+    assert "@from4_drop" not in output and "@from6_drop" not in output
 
 
 @pytest.mark.skipif(bool(WHY), reason=WHY or "")
@@ -138,3 +145,20 @@ def test_one_refused_action_does_not_keep_the_others_out(netns: str) -> None:
     result = json.loads(done.stdout)
     assert [applied for applied, _ in result] == [True, False, True]
     assert result[1][1]  # nft's message
+
+
+def test_a_shorter_decision_never_shortens_a_longer_one() -> None:
+    """nft takes the last timeout given for an element: only a longer decision is sent."""
+    verdicts = NftVerdicts()
+    target = Target(FROM, "192.0.2.9")
+
+    def sent(decision: object) -> str:
+        text = verdicts.script([_action(1, decision, target)])
+        verdicts._expires.update(verdicts._pending)  # as apply does once nft took it
+        return text
+
+    assert "timeout 600s" in sent(drop("x", ttl_s=600))
+    assert sent(drop("x", ttl_s=60)) == ""  # in force longer already
+    assert "timeout 3600s" in sent(drop("x", ttl_s=3600))
+    assert "{ 192.0.2.9 }" in sent(drop("x", ttl_s=None))  # for good
+    assert sent(drop("x", ttl_s=7200)) == ""

@@ -34,9 +34,9 @@ def test_blockable_addresses() -> None:
 def test_rtp_and_rtcp_ports_of_each_media_line() -> None:
     call = _call(_sdp("IN IP4 192.0.2.1", "audio 4000 RTP/AVP 0"),
                  _sdp("IN IP4 192.0.2.2", "audio 5000 RTP/AVP 0", "a=rtcp-mux"))  # fmt: skip
-    assert _sdp_targets(call) == [Target(TO, "192.0.2.1", 17, 4000),
-                                  Target(TO, "192.0.2.1", 17, 4001),
-                                  Target(TO, "192.0.2.2", 17, 5000)]  # fmt: skip
+    assert _sdp_targets(call, set()) == [Target(TO, "192.0.2.1", 17, 4000),
+                                         Target(TO, "192.0.2.1", 17, 4001),
+                                         Target(TO, "192.0.2.2", 17, 5000)]  # fmt: skip
 
 
 def test_what_a_filter_cannot_take_is_left_out() -> None:
@@ -47,5 +47,24 @@ def test_what_a_filter_cannot_take_is_left_out() -> None:
         _sdp("IN IP4 192.0.2.4", "audio 65535 RTP/AVP 0"),  # its RTCP would be 65536
         _sdp("IN IP4 192.0.2.5", "audio 6000 TCP/RTP/AVP 0", "a=rtcp-mux"),
     )
-    assert _sdp_targets(call) == [Target(TO, "192.0.2.4", 17, 65535),
-                                  Target(TO, "192.0.2.5", 6, 6000)]  # fmt: skip
+    assert _sdp_targets(call, set()) == [Target(TO, "192.0.2.4", 17, 65535),
+                                         Target(TO, "192.0.2.5", 6, 6000)]  # fmt: skip
+
+
+def test_an_sdp_cannot_aim_a_drop_at_other_services() -> None:
+    """The SDP's writer names the media endpoints: a premium-rate caller's INVITE that
+    names the SBC's SIP port, a DNS server, or the call's own signalling end, gets no
+    target there (a drop of the call would have dropped those)."""
+    call = _call(
+        _sdp("IN IP4 192.0.2.100", "audio 5060 RTP/AVP 0", "a=rtcp-mux"),  # the SBC's SIP
+        _sdp(
+            "IN IP4 192.0.2.100",
+            "audio 7000 RTP/AVP 0",
+            "a=rtcp-mux",
+            "a=candidate:1 1 UDP 1 8.8.8.8 53 typ host",
+            "a=candidate:2 1 UDP 1 192.0.2.100 5061 typ host",
+            "a=candidate:3 1 UDP 1 192.0.2.50 5080 typ host",
+        ),
+    )
+    signalling = {("192.0.2.50", 5080), ("192.0.2.100", 5060)}
+    assert _sdp_targets(call, signalling) == [Target(TO, "192.0.2.100", 17, 7000)]

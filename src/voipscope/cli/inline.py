@@ -101,7 +101,11 @@ def _run_inline(spec: str, inputs: list[str] | None, use_sample: bool, fmt: str 
     from voipscope.inline.runner import inline_pipeline, iter_actions
 
     _use_system_allocator()
-    pipeline = inline_pipeline(decide, cfg)
+    try:
+        pipeline = inline_pipeline(decide, cfg)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     stage = pipeline.inline
     try:
         writer = open_writer(fmt, output, ACTION_SCHEMA)
@@ -140,7 +144,8 @@ def _run_inline(spec: str, inputs: list[str] | None, use_sample: bool, fmt: str 
         if show_traceback:
             traceback.print_exc()
         return EXIT_ERROR
-    _err(f"{stage.events} events asked, {actions} actions, {packets} packets after them")
+    _err(f"{stage.events} events asked, {actions} actions; packets after them, summed over "
+         f"the actions: {packets}")  # fmt: skip
     if stage.hook_errors:
         _err(f"warning: the hook failed or answered wrongly on {stage.hook_errors} events "
              "(anomalies inline_hook_error, inline_hook_bad_answer); they passed")  # fmt: skip

@@ -77,8 +77,8 @@ def live(
         str,
         typer.Option(
             "--records",
-            help="flows | calls | alerts | all, or a comma list (flows,alerts). JSONL lines "
-            'of several kinds say which in "record".',
+            help="flows | calls | alerts | actions (a --hook's decisions) | all, or a comma "
+            'list (flows,alerts). JSONL lines of several kinds say which in "record".',
         ),
     ] = "all",
     duration_s: Annotated[
@@ -223,6 +223,9 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
         _err("--apply needs --blocklist FILE or --hook")
         return EXIT_USAGE
     inline = None
+    if hook is not None and not cfg.dissect.enabled:
+        _err("--hook needs dissect.enabled=true (the hook is asked about identified flows)")
+        return EXIT_USAGE
     if hook is not None:
         from voipscope.cli.inline import load_hook_or_exit
         from voipscope.inline.stage import InlineStage

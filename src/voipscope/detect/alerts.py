@@ -3,6 +3,7 @@ deduplication so one ongoing attack is one alert that grows, not thousands."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class AlertBook:
         self._open: dict[tuple[str, str | None, str | None, str], Alert] = {}
         self._done: list[Alert] = []
         self.dropped = 0
+        # Told each alert as it opens, at the evidence that opened it: voipscope.inline
+        # asks about alerts then rather than after the packet batch. None: nobody asks.
+        self.observer: Callable[[Alert], None] | None = None
 
     def raise_alert(self, alert: Alert, detail: str = "") -> Alert:
         key = (alert.kind, alert.src_ip, alert.dst_ip, detail)
@@ -84,6 +88,8 @@ class AlertBook:
             self._done.append(self._open.pop(oldest))
             self.dropped += 1
         self._open[key] = alert
+        if self.observer is not None:
+            self.observer(alert)
         return alert
 
     def is_open(self, alert: Alert, detail: str = "") -> bool:

@@ -13,8 +13,12 @@ rewritten whole by its own writer; the two never touch each other):
   (``limit rate over``, burst one second), packets over it dropped;
 - the rules, each with a counter, in two base chains at priority -300 ("raw", before
   connection tracking, as the block list): ``prerouting`` for packets that arrive
-  (forwarded or for this host) and ``output`` for packets this host sends. Every packet
-  passes exactly one of them.
+  (forwarded or for this host) and ``output`` for packets this host sends (5-tuples and
+  endpoints only: a ``from`` address is another host's, and one of this host's own,
+  named by a forged alert, must not cut the host off). Every packet passes one of them.
+- an element is added again only when the new decision lasts longer than the one in
+  force (the kernel takes the last timeout given, so a shorter decision would shorten a
+  longer one).
 
 ``start`` creates the table afresh (a decision of an earlier run is gone); ``apply``
 adds a batch of actions' elements in one ``nft -f`` transaction. The table stays when
@@ -27,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 
 from voipscope.inline.decisions import DROP, FLOW, FROM, SHAPE, TO, Action, Target
@@ -37,6 +42,7 @@ CHAINS = (("prerouting", "prerouting"), ("output", "output"))
 APPLY_TIMEOUT_S = 10.0
 MAX_SHAPE_RATES = 16  # distinct shape rates (each is a set, a meter and two rules)
 METER_TIMEOUT_S = 60  # a metered key idle this long forgets its bucket
+MAX_TRACKED_ELEMENTS = 4 * 65536  # expiries remembered before the expired ones go
 
 _KEYS = {
     # scope -> (IPv4 type and expression, IPv6 type and expression)
@@ -83,19 +89,24 @@ def _rule(scope: str, family: int, set_name: str, rate_kbit: int | None) -> str:
             f"bytes/second burst {max(bytes_per_s, 1500)} bytes }} counter drop")  # fmt: skip
 
 
+def _chains(scope: str) -> tuple[str, ...]:
+    """The chains a scope's rules go in: ``from`` (a whole address) only on the way in."""
+    return ("prerouting",) if scope == FROM else tuple(chain for chain, _ in CHAINS)
+
+
 def base_script() -> str:
     """Create the table afresh: the drop sets and their rules in both chains."""
     lines = [f"add table {TABLE}", f"delete table {TABLE}", f"table {TABLE} {{"]
-    rules = []
+    rules: list[tuple[str, str]] = []
     for scope in (FLOW, TO, FROM):
         for family in (4, 6):
             name = _set_name(scope, family, DROP)
             lines.append(f"  set {name} {{ type {_KEYS[scope][family == 6][0]}; flags timeout; }}")
-            rules.append(_rule(scope, family, name, None))
+            rules.append((scope, _rule(scope, family, name, None)))
     for chain, hook in CHAINS:
         lines.append(f"  chain {chain} {{")
         lines.append(f"    type filter hook {hook} priority {PRIORITY}; policy accept;")
-        lines.extend(f"    {rule}" for rule in rules)
+        lines.extend(f"    {rule}" for scope, rule in rules if chain in _chains(scope))
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -110,7 +121,7 @@ def _shape_script(scope: str, family: int, rate_kbit: int) -> list[str]:
         f"add set {TABLE} {meter} {{ type {key_type}; flags dynamic,timeout; "
         f"timeout {METER_TIMEOUT_S}s; }}",
     ]
-    for chain, _ in CHAINS:
+    for chain in _chains(scope):
         lines.append(f"add rule {TABLE} {chain} {_rule(scope, family, name, rate_kbit)}")
     return lines
 
@@ -129,17 +140,24 @@ class NftVerdicts:
         self._run = run
         self._shape_sets: set[tuple[str, int, int]] = set()
         self._rates: set[int] = set()
+        # (set, element) -> when its timeout runs out (monotonic s; inf: none), and those
+        # of the script being loaded (kept once nft took it).
+        self._expires: dict[tuple[str, str], float] = {}
+        self._pending: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
         """Create the table; OSError or RuntimeError (nft's message) if that fails."""
         self._load(base_script())
         self._shape_sets.clear()
         self._rates.clear()
+        self._expires.clear()
 
     def script(self, actions: Sequence[Action]) -> str:
         """The ``nft -f`` script adding the actions' targets (marks actions that cannot
         be loaded with their error)."""
         lines: list[str] = []
+        now = time.monotonic()
+        self._pending = {}
         for action in actions:
             d = action.decision
             rate = d.rate_kbit if d.action == SHAPE else None
@@ -149,15 +167,24 @@ class NftVerdicts:
                     action.error = f"more than {MAX_SHAPE_RATES} distinct shape rates"
                     continue
                 self._rates.add(rate)
-            timeout = "" if d.ttl_s is None else f" timeout {math.ceil(d.ttl_s)}s"
+            seconds = None if d.ttl_s is None else math.ceil(d.ttl_s)
+            timeout = "" if seconds is None else f" timeout {seconds}s"
+            until = math.inf if seconds is None else now + seconds
             for target in action.targets:
                 family = _family(target.ip)
                 if rate is not None and (target.scope, family, rate) not in self._shape_sets:
                     self._shape_sets.add((target.scope, family, rate))
                     lines.extend(_shape_script(target.scope, family, rate))
                 name = _set_name(target.scope, family, d.action, rate)
-                items = ", ".join(f"{e}{timeout}" for e in _elements(target))
-                lines.append(f"add element {TABLE} {name} {{ {items} }}")
+                fresh = []
+                for element in _elements(target):
+                    key = (name, element)
+                    if max(self._expires.get(key, -1.0), self._pending.get(key, -1.0)) >= until:
+                        continue  # in force at least as long already
+                    self._pending[key] = until
+                    fresh.append(f"{element}{timeout}")
+                if fresh:
+                    lines.append(f"add element {TABLE} {name} {{ {', '.join(fresh)} }}")
         return "\n".join(lines) + ("\n" if lines else "")
 
     def apply(self, actions: Sequence[Action]) -> None:
@@ -188,6 +215,10 @@ class NftVerdicts:
             return
         for action in todo:
             action.applied = True
+        self._expires.update(self._pending)
+        if len(self._expires) > MAX_TRACKED_ELEMENTS:
+            now = time.monotonic()
+            self._expires = {k: t for k, t in self._expires.items() if t > now}
 
     def _load(self, text: str) -> None:
         try:

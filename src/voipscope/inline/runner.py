@@ -77,6 +77,8 @@ def iter_actions(
     ]  # fmt: skip
     pipeline = pipeline or inline_pipeline(decide, config)
     stage: InlineStage = pipeline.inline
+    if stage.decide is not decide:
+        raise ValueError("the pipeline was made for another hook (inline_pipeline(decide))")
     for path in paths:
         actions: list[Action] = []
         try:

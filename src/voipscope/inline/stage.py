@@ -8,7 +8,8 @@ The pipeline tells it (FlowPipeline(..., inline=stage)):
 - ``on_sip`` after every SIP message (voipscope.calls.sip_dialogs): ``call`` events when
   an INVITE is offered and when it is answered, with the call as it stands then; after
   a drop or shape of a call, media that call announces later is added to it unasked;
-- ``on_alerts`` with the alerts raised or escalated in a batch: ``alert`` events;
+- ``on_alert_opened`` as an alert opens (voipscope.detect.alerts.AlertBook) and
+  ``check_alerts`` after every batch (a severity that rose): ``alert`` events;
 - ``after_batch`` once per packet batch: new flows are matched against the targets of the
   decisions in force, and the packets of matched flows after a decision (and before it
   expires) are counted: what the decision would have stopped in this capture.
@@ -20,6 +21,7 @@ batch interval (voipscope.inline.nft applies them).
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -27,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from voipscope.addresses import format_ip
+from voipscope.addresses import ip_halves
 from voipscope.anomalies import AnomalyLog
 from voipscope.calls.call_records import SipCall
 from voipscope.calls.tracked_calls import TrackedCall
+from voipscope.detect.alerts import SEVERITIES
 from voipscope.dissect.base import MEDIA, MIN_VERDICT_CONFIDENCE, SIGNALING, TCP, UDP, FlowContext
 from voipscope.flows import kernels as K
 from voipscope.inline.decisions import (
@@ -51,13 +54,22 @@ ANOMALIES = {
     "inline_hook_bad_answer": "the verdict hook answered something other than a Decision or "
     "None; the event was let pass",
     "inline_targets_full": "more targets in force than the inline stage keeps "
-    "(max_targets); the decision's further targets were not enforced",
+    "(max_targets), or more than one call may have; the further targets were not enforced",
 }
 MAX_EVENTS_PER_FLOW = 4  # identified + a few changes (STUN -> DTLS -> SRTP, app found)
 MAX_TARGETS = 65536  # targets in force (as the block list: attacker-driven counts are capped)
+MAX_TARGETS_PER_CALL = 64  # one dialog's SDP bodies must not fill the table
+MAX_FOLLOWS_PER_CALL = 8  # later media of a decided call added unasked, at most this often
 MAX_TRACKED = 100_000  # calls and alerts remembered (least recently used go first)
 VOIP = (MEDIA, SIGNALING)
 PURGE_EVERY_NS = 10 * 1_000_000_000
+# Ports an SDP body may name that are no call's media: below 1024 (RFC 3551 §8 media
+# ports are dynamic ones) and SIP's own (RFC 3261 §19.1.2); a target there would drop
+# other traffic the SDP's writer chose.
+NOT_MEDIA_PORTS = frozenset({5060, 5061})
+MIN_MEDIA_PORT = 1024
+# The fields of an event's record an Action keeps (the hook saw the whole record).
+ACTION_FIELDS = ("flow_id", "call_id", "record_id", "kind", "protocol", "app")
 
 
 class InlineStage:
@@ -77,28 +89,39 @@ class InlineStage:
         self.events = 0
         self.hook_errors = 0
         self._new: list[Action] = []
-        # Flows: the verdict last announced and events so far; flows under a decision.
+        # Flows: the verdict last announced and events so far; flows under a decision
+        # (flow id -> when it expires: asked again after that).
         self._flow_said: dict[int, tuple[tuple[Any, ...], int]] = {}
-        self._flow_decided: set[int] = set()
-        # Calls (record id): stages announced, the decision's action id, endpoints covered.
+        self._flow_decided: dict[int, int] = {}
+        # Calls (record id or call id): stages announced, the decision, endpoints covered.
         self._calls: OrderedDict[str, _CallState] = OrderedDict()
-        self._alerts: OrderedDict[tuple[Any, ...], str | None] = OrderedDict()
-        # Targets in force, by what a flow is matched with.
-        self._by_flow: dict[tuple[int, str, int, str, int], list[Action]] = {}
-        self._by_to: dict[tuple[int, str, int], list[Action]] = {}
-        self._by_from: dict[str, list[Action]] = {}
+        # Open alerts by identity, with the severity last asked about; sources under a
+        # decision ((kind, src) -> when it expires).
+        self._seen_alerts: dict[int, tuple[Any, str]] = {}
+        self._alert_decided: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._now_ns = 0  # capture time of the latest event
+        # Targets in force, by what a new flow is matched with (addresses as the flow
+        # table keeps them: two int64 halves, voipscope.addresses.ip_halves).
+        self._by_flow: dict[tuple[int, ...], list[Action]] = {}
+        self._by_to: dict[tuple[int, ...], list[Action]] = {}
+        self._by_from: dict[tuple[int, int], list[Action]] = {}
+        self.table: Any = None  # the FlowTable of the input being run (set by the pipeline)
         self.targets_in_force = 0
         self._in_force: list[Action] = []  # actions with targets that have not expired
         self._next_purge_ns = 0
-        # Open flows under some action: flow id -> [(action, direction mask)].
+        # Open flows under some action: flow id -> [(action, direction mask)]; actions
+        # whose targets the open flows have not been matched against yet.
         self._matched: dict[int, list[tuple[Action, int]]] = {}
+        self._unmatched: list[Action] = []
+        self._pairs: _Pairs | None = None  # _matched as arrays (None: rebuild)
 
     # -- flows ----------------------------------------------------------------------------
 
     def on_findings(self, ctx: FlowContext, slot: int, ts_ns: int) -> None:
         del slot  # the flow table's counters are those of the batch's end: not used
         flow_id = ctx.flow_id
-        if flow_id in self._flow_decided or self.arbiter is None:
+        self._now_ns = max(self._now_ns, ts_ns)
+        if self._flow_decided.get(flow_id, -1) >= ts_ns or self.arbiter is None:
             return
         v = self.arbiter.verdict(ctx, None)
         if v.category not in VOIP or v.confidence < MIN_VERDICT_CONFIDENCE:
@@ -130,7 +153,7 @@ class InlineStage:
         event = Event(FLOW, stage, ts_ns / 1e9, record, (target,), f"flow {flow_id}")
         action = self._ask(event, ts_ns)
         if action is not None:
-            self._flow_decided.add(flow_id)
+            self._flow_decided[flow_id] = action.expires_ns
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -138,44 +161,30 @@ class InlineStage:
         """A SIP message (MessageEvent) and the record it joined, as it stands after it."""
         if not isinstance(record, SipCall):
             return
-        state = self._calls.get(record.record_id)
-        if state is None:
-            state = _CallState()
-            self._calls[record.record_id] = state
-            while len(self._calls) > MAX_TRACKED:
-                self._calls.popitem(last=False)
-        else:
-            self._calls.move_to_end(record.record_id)
-        if state.action is not None:
-            self._follow(state, record, ev.ts_ns)
-            return
         msg = ev.message
-        stage = None
-        if record.answer_ns is not None and "answered" not in state.stages:
-            stage = "answered"
-        elif (
-            "offered" not in state.stages
-            and record.answer_ns is None
-            and getattr(msg, "is_request", False)
-            and getattr(msg, "method", None) == "INVITE"
-        ):
-            stage = "offered"
-        if stage is None:
-            return
-        state.stages.add(stage)
-        targets = _sdp_targets(record)
-        event = Event("call", stage, ev.ts_ns / 1e9, record.to_record(), tuple(targets),
-                      f"call {record.record_id}")  # fmt: skip
-        action = self._ask(event, ev.ts_ns)
-        if action is not None:
-            state.action = action
-            state.covered.update(targets)
+        offered = getattr(msg, "is_request", False) and getattr(msg, "method", None) == "INVITE"
+        self._call(record.record_id, ev.ts_ns, record.answer_ns is not None, offered,
+                   lambda: _sdp_targets(record, self._signalling_ends(record.signaling_flows)),
+                   record.to_record)  # fmt: skip
 
     def on_tracked(self, call: TrackedCall) -> None:
         """An H.323, MGCP, IAX2 or SCCP call after a message reached it (CallBook)."""
         if call.packets == 0:
             return  # just opened: the message that opened it is not in it yet
-        key = call.call_id
+        self._call(call.call_id, call.last_ns, call.answer_ns is not None, True,
+                   lambda: _announced_targets(call, self._signalling_ends(call.signaling_flows)),
+                   call.to_record)  # fmt: skip
+
+    def _call(
+        self,
+        key: str,
+        ts_ns: int,
+        answered: bool,
+        offered: bool,
+        targets_of: Callable[[], list[Target]],
+        record_of: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._now_ns = max(self._now_ns, ts_ns)
         state = self._calls.get(key)
         if state is None:
             state = _CallState()
@@ -184,42 +193,59 @@ class InlineStage:
                 self._calls.popitem(last=False)
         else:
             self._calls.move_to_end(key)
-        targets = _announced_targets(call)
+        if state.action is not None and state.action.expires_ns < ts_ns:
+            state.action = None  # the decision ran out: later stages are asked again
         if state.action is not None:
-            new = [t for t in targets if t not in state.covered]
-            if new:
-                state.covered.update(new)
-                event = Event("call", "media", call.last_ns / 1e9, call.to_record(),
-                              tuple(new), f"call {key}")  # fmt: skip
-                first = state.action
-                self._act(event, call.last_ns, first.decision, tuple(new), first.action_id)
+            self._follow(state, key, ts_ns, targets_of())
             return
-        if call.answer_ns is not None and "answered" not in state.stages:
+        if answered and "answered" not in state.stages:
             stage = "answered"
-        elif "offered" not in state.stages and call.answer_ns is None:
+        elif offered and not answered and "offered" not in state.stages:
             stage = "offered"
         else:
             return
         state.stages.add(stage)
-        event = Event("call", stage, call.last_ns / 1e9, call.to_record(), tuple(targets),
-                      f"call {key}")  # fmt: skip
-        action = self._ask(event, call.last_ns)
+        targets = targets_of()[:MAX_TARGETS_PER_CALL]
+        event = Event("call", stage, ts_ns / 1e9, record_of(), tuple(targets), f"call {key}")
+        action = self._ask(event, ts_ns)
         if action is not None:
             state.action = action
             state.covered.update(targets)
 
-    def _follow(self, state: _CallState, record: SipCall, ts_ns: int) -> None:
+    def _follow(self, state: _CallState, key: str, ts_ns: int, targets: list[Target]) -> None:
         """Media a dropped or shaped call announces after the decision (a re-INVITE, the
-        answer to an offer) is covered by the same decision, unasked."""
+        answer to an offer) is covered by the same decision, unasked -- within bounds: a
+        dialog's SDP bodies are its writer's, and must not fill the table."""
         first = state.action
         assert first is not None
-        new = [t for t in _sdp_targets(record) if t not in state.covered]
-        if not new:
+        new = [t for t in targets if t not in state.covered]
+        room = MAX_TARGETS_PER_CALL - len(state.covered)
+        if not new or state.follows >= MAX_FOLLOWS_PER_CALL or room <= 0:
+            if new and not state.capped:
+                state.capped = True
+                self.anomalies.add(
+                    "inline_targets_full",
+                    f"call {key}: more media than {MAX_TARGETS_PER_CALL} targets or "
+                    f"{MAX_FOLLOWS_PER_CALL} later announcements; the rest not enforced",
+                    ts=ts_ns / 1e9,
+                )  # fmt: skip
             return
+        new = new[:room]
+        state.follows += 1
         state.covered.update(new)
-        event = Event("call", "media", ts_ns / 1e9, record.to_record(), tuple(new),
-                      f"call {record.record_id}")  # fmt: skip
+        record = {name: first.event.record.get(name) for name in ACTION_FIELDS}
+        event = Event("call", "media", ts_ns / 1e9, record, tuple(new), f"call {key}")
         self._act(event, ts_ns, first.decision, tuple(new), follows=first.action_id)
+
+    def _signalling_ends(self, flow_ids: Iterable[int]) -> set[tuple[str, int]]:
+        """The ip:port ends of a call's signalling flows still open."""
+        ends: set[tuple[str, int]] = set()
+        for flow_id in flow_ids:
+            ctx = self.contexts.get(flow_id)
+            if ctx is not None:
+                ends.add((ctx.src_ip, ctx.src_port))
+                ends.add((ctx.dst_ip, ctx.dst_port))
+        return ends
 
     def calls_finished(self, records: Iterable[dict[str, Any]]) -> None:
         """Calls handed out as final: no message can join them any more."""
@@ -230,28 +256,40 @@ class InlineStage:
 
     # -- alerts ---------------------------------------------------------------------------
 
-    def on_alerts(self, alerts: Iterable[dict[str, Any]]) -> None:
-        for alert in alerts:
-            key = (alert.get("kind"), alert.get("src_ip"), alert.get("dst_ip"),
-                   alert.get("summary"))  # fmt: skip
-            decided_key = ("decided", alert.get("kind"), alert.get("src_ip"))
-            if decided_key in self._alerts:
-                continue
-            stage = "escalated" if key in self._alerts else "raised"
-            self._alerts[key] = alert.get("severity")
-            self._alerts.move_to_end(key)
-            ts = alert.get("last_ts") or alert.get("ts") or 0.0
-            ts_ns = int(float(ts) * 1e9)
-            targets = ()
-            src = _blockable(alert.get("src_ip"))
-            if src is not None:
-                targets = (Target(FROM, src),)
-            subject = f"alert {alert.get('kind')} {alert.get('src_ip')}"
-            event = Event("alert", stage, ts_ns / 1e9, dict(alert), targets, subject)
-            if self._ask(event, ts_ns) is not None:
-                self._alerts[decided_key] = None
-            while len(self._alerts) > MAX_TRACKED:
-                self._alerts.popitem(last=False)
+    def on_alert_opened(self, alert: Any) -> None:
+        """An alert opened (AlertBook), at the evidence that crossed its detector's
+        threshold: asked now, not at the end of the packet batch."""
+        self._seen_alerts[id(alert)] = (alert, alert.severity)
+        self._alert(alert, "raised")
+
+    def check_alerts(self, open_alerts: Iterable[Any]) -> None:
+        """After a batch: the open alerts (AlertBook), by identity as the detect stage's
+        ``raised`` does; one whose severity rose since is asked about again."""
+        seen: dict[int, tuple[Any, str]] = {}
+        for alert in open_alerts:
+            before = self._seen_alerts.get(id(alert))
+            if before is None or before[0] is not alert:
+                self._alert(alert, "raised")
+            elif SEVERITIES.index(alert.severity) > SEVERITIES.index(before[1]):
+                self._alert(alert, "escalated")
+            seen[id(alert)] = (alert, alert.severity)
+        self._seen_alerts = seen  # only open alerts: bounded like the book
+
+    def _alert(self, alert: Any, stage: str) -> None:
+        record = copy.deepcopy(alert.to_record())  # the hook may change its copy
+        kind, src = record["kind"], record["src_ip"]
+        ts_ns = int(float(record["last_ts"] or record["ts"] or 0.0) * 1e9)
+        self._now_ns = max(self._now_ns, ts_ns)
+        if self._alert_decided.get((kind, src), -1) >= ts_ns:
+            return  # under a decision still in force
+        src_ip = _blockable(src)
+        targets = (Target(FROM, src_ip),) if src_ip is not None else ()
+        event = Event("alert", stage, ts_ns / 1e9, record, targets, f"alert {kind} {src}")
+        action = self._ask(event, ts_ns)
+        if action is not None and targets:
+            self._alert_decided[(kind, src)] = action.expires_ns
+            while len(self._alert_decided) > MAX_TRACKED:
+                self._alert_decided.popitem(last=False)
 
     # -- decisions ------------------------------------------------------------------------
 
@@ -279,7 +317,10 @@ class InlineStage:
             return None
         if answer.action == ALLOW:
             return None
-        return self._act(event, ts_ns, answer, event.targets, follows=None)
+        # The action keeps a few fields of the record: the hook has seen it whole.
+        record = {name: event.record.get(name) for name in ACTION_FIELDS}
+        kept = Event(event.kind, event.stage, event.ts, record, event.targets, event.subject)
+        return self._act(kept, ts_ns, answer, event.targets, follows=None)
 
     def _act(
         self,
@@ -306,101 +347,156 @@ class InlineStage:
             for target in kept:
                 self._index(target, action)
             self.targets_in_force += len(kept)
-            self._match_open_flows(action)
+            self._unmatched.append(action)
         return action
 
     def _index(self, target: Target, action: Action) -> None:
+        a = ip_halves(target.ip)
         if target.scope == FLOW:
-            assert target.proto is not None and target.port is not None
-            assert target.peer_ip is not None and target.peer_port is not None
+            assert target.peer_ip is not None
+            b = ip_halves(target.peer_ip)
             for key in (
-                (target.proto, target.ip, target.port, target.peer_ip, target.peer_port),
-                (target.proto, target.peer_ip, target.peer_port, target.ip, target.port),
+                (target.proto, *a, target.port, *b, target.peer_port),
+                (target.proto, *b, target.peer_port, *a, target.port),
             ):
-                self._by_flow.setdefault(key, []).append(action)
+                self._by_flow.setdefault(key, []).append(action)  # type: ignore[arg-type]
         elif target.scope == TO:
-            assert target.proto is not None and target.port is not None
-            self._by_to.setdefault((target.proto, target.ip, target.port), []).append(action)
+            self._by_to.setdefault((target.proto, *a, target.port), []).append(action)  # type: ignore[arg-type]
         else:
-            self._by_from.setdefault(target.ip, []).append(action)
+            self._by_from.setdefault(a, []).append(action)
 
-    def _match_open_flows(self, action: Action) -> None:
-        flow_ids = {
-            int(ctx.flow_id): ctx
-            for ctx in self.contexts.values()
-        } if any(t.scope != FLOW for t in action.targets) else {}  # fmt: skip
-        if not flow_ids:
-            # A flow's own decision: that flow (it has a context: it carried payload).
-            event_flow = action.event.record.get("flow_id") if action.event.kind == FLOW else None
-            ctx = self.contexts.get(event_flow) if isinstance(event_flow, int) else None
-            flow_ids = {ctx.flow_id: ctx} if ctx is not None else {}
-        for flow_id, ctx in flow_ids.items():
-            mask = _mask(action.targets, ctx.transport, ctx.src_ip, ctx.src_port, ctx.dst_ip,
-                         ctx.dst_port)  # fmt: skip
-            if mask:
-                self._matched.setdefault(flow_id, []).append((action, mask))
+    def _match_open_flows(self, ended: list[np.ndarray]) -> None:
+        """The flows the batch's new actions cover among those open and those that ended
+        in this batch (flow-table rows, payload or not), vectorised per target; a flow's
+        own decision needs no search."""
+        actions, self._unmatched = self._unmatched, []
+        scan: list[Action] = []
+        for action in actions:
+            own = action.event.record.get("flow_id") if action.event.kind == FLOW else None
+            if isinstance(own, int) and all(t.scope == FLOW for t in action.targets):
+                self._matched.setdefault(own, []).append((action, 3))
+                self._pairs = None
+            else:
+                scan.append(action)
+        if not scan or self.table is None:
+            return
+        flows = self.table.flows
+        rows = flows[np.flatnonzero(flows[:, K.F_STATE] & K.LIVE)]
+        if ended:
+            rows = np.concatenate([rows, *ended])
+        proto, sport, dport = rows[:, K.F_PROTO], rows[:, K.F_SPORT], rows[:, K.F_DPORT]
+        src = (rows[:, K.F_SRC_HI], rows[:, K.F_SRC_LO])
+        dst = (rows[:, K.F_DST_HI], rows[:, K.F_DST_LO])
 
-    def _match_new_flow(self, flow_id: int, proto: int, src: str, sport: int, dst: str,
-                        dport: int) -> None:  # fmt: skip
+        def at(end: tuple[np.ndarray, np.ndarray], ip: str) -> np.ndarray:
+            hi, lo = ip_halves(ip)
+            return (end[0] == hi) & (end[1] == lo)
+
+        for action in scan:
+            mask = np.zeros(len(rows), np.int64)
+            for t in action.targets:
+                if t.scope == FLOW:
+                    assert t.peer_ip is not None
+                    same = at(src, t.ip) & (sport == t.port) & at(dst, t.peer_ip)
+                    same &= dport == t.peer_port
+                    back = at(src, t.peer_ip) & (sport == t.peer_port) & at(dst, t.ip)
+                    back &= dport == t.port
+                    mask |= np.where((proto == t.proto) & (same | back), 3, 0)
+                elif t.scope == TO:
+                    of_proto = proto == t.proto
+                    mask |= np.where(of_proto & at(dst, t.ip) & (dport == t.port), 1, 0)
+                    mask |= np.where(of_proto & at(src, t.ip) & (sport == t.port), 2, 0)
+                else:
+                    mask |= np.where(at(src, t.ip), 1, 0) | np.where(at(dst, t.ip), 2, 0)
+            for k in np.flatnonzero(mask).tolist():
+                flow_id = int(rows[k, K.F_ID])
+                self._matched.setdefault(flow_id, []).append((action, int(mask[k])))
+                self._pairs = None
+
+    def _match_new_flow(self, flow_id: int, key: tuple[int, ...]) -> None:
+        """A flow born in this batch: (proto, src hi, src lo, sport, dst hi, dst lo,
+        dport) against the targets in force."""
+        proto, shi, slo, sport, dhi, dlo, dport = key
         found: dict[int, tuple[Action, int]] = {}
-        for key, bit in (((proto, src, sport, dst, dport), 3),):
-            for action in self._by_flow.get(key, ()):
-                found[action.action_id] = (action, bit)
-        for (ip, port), bit in (((dst, dport), 1), ((src, sport), 2)):
-            for action in self._by_to.get((proto, ip, port), ()):
+        for action in self._by_flow.get(key, ()):
+            found[action.action_id] = (action, 3)
+        for end, bit in (((proto, dhi, dlo, dport), 1), ((proto, shi, slo, sport), 2)):
+            for action in self._by_to.get(end, ()):
                 _, before = found.get(action.action_id, (action, 0))
                 found[action.action_id] = (action, before | bit)
-        for ip, bit in ((src, 1), (dst, 2)):
-            for action in self._by_from.get(ip, ()):
+        for host, bit in (((shi, slo), 1), ((dhi, dlo), 2)):
+            for action in self._by_from.get(host, ()):
                 _, before = found.get(action.action_id, (action, 0))
                 found[action.action_id] = (action, before | bit)
         if found:
-            self._matched[flow_id] = list(found.values())
+            # Actions of this batch were matched against the table already: no twice.
+            mine = {id(a) for a, _ in self._matched.get(flow_id, [])}
+            extra = [(a, m) for a, m in found.values() if id(a) not in mine]
+            if extra:
+                self._matched.setdefault(flow_id, []).extend(extra)
+                self._pairs = None
 
     # -- per batch ------------------------------------------------------------------------
 
     def after_batch(self, d: Any, a: Any, ended: list[np.ndarray]) -> None:
-        """Match the batch's new flows, count matched packets, forget ended flows."""
+        """Match open and new flows to the batch's decisions, count matched packets,
+        forget ended flows."""
+        if self._unmatched:
+            self._match_open_flows(ended)
         if self._by_flow or self._by_to or self._by_from:
             firsts = np.flatnonzero((a.seq == 1) & (a.flow_id >= 0))
             firsts = firsts[(d.proto[firsts] == UDP) | (d.proto[firsts] == TCP)]
-            for i in firsts.tolist():
-                version = int(d.ip_ver[i])
-                here = format_ip(version, int(d.src_hi[i]), int(d.src_lo[i]))
-                there = format_ip(version, int(d.dst_hi[i]), int(d.dst_lo[i]))
-                sport, dport = int(d.sport[i]), int(d.dport[i])
-                if int(a.direction[i]) == 1:  # the flow's src is the first packet's sender
-                    here, there, sport, dport = there, here, dport, sport
-                self._match_new_flow(int(a.flow_id[i]), int(d.proto[i]), here, sport, there,
-                                     dport)  # fmt: skip
+            columns = (d.proto, d.src_hi, d.src_lo, d.sport, d.dst_hi, d.dst_lo, d.dport)
+            keys = zip(*(c[firsts].tolist() for c in columns), strict=True)
+            for i, (proto, shi, slo, sport, dhi, dlo, dport), reverse in zip(
+                firsts.tolist(), keys, (a.direction[firsts] == 1).tolist(), strict=True
+            ):
+                # The flow's src is the sender of its first packet.
+                key = (proto, dhi, dlo, dport, shi, slo, sport) if reverse else (
+                    proto, shi, slo, sport, dhi, dlo, dport)  # fmt: skip
+                self._match_new_flow(int(a.flow_id[i]), key)
         if self._matched:
             self._count(d, a)
-        if len(d) and self._in_force:
-            self._purge(int(d.ts_ns[-1]))
         for rows in ended:
             for flow_id in rows[:, K.F_ID].tolist():
-                self._matched.pop(flow_id, None)
+                if self._matched.pop(flow_id, None) is not None:
+                    self._pairs = None
                 self._flow_said.pop(flow_id, None)
-                self._flow_decided.discard(flow_id)
+                self._flow_decided.pop(flow_id, None)
+        if len(d) and self._in_force:
+            self._purge(int(d.ts_ns[-1]))
 
     def _count(self, d: Any, a: Any) -> None:
-        ids = np.fromiter(self._matched, np.int64, len(self._matched))
-        rows = np.flatnonzero(np.isin(a.flow_id, ids))
+        """Packets (and IP bytes) of the batch each action's targets match after it and
+        before it expires: vectorised over the (flow, action) pairs, so the cost grows
+        with the rows of matched flows, not with rows x flows."""
+        pairs = self._pairs
+        if pairs is None:
+            pairs = self._pairs = _Pairs.of(self._matched)
+        rows = np.flatnonzero(np.isin(a.flow_id, pairs.unique_flows))
         if rows.size == 0:
             return
         flow_ids = a.flow_id[rows]
         bit = np.where(a.direction[rows] == 0, 1, 2)
         ts = d.ts_ns[rows]
         size = d.ip_bytes[rows].astype(np.int64)
-        for flow_id in np.unique(flow_ids).tolist():
-            of_flow = flow_ids == flow_id
-            for action, mask in self._matched[flow_id]:
-                hit = of_flow & ((bit & mask) != 0) & (ts > action.ts_ns)
-                hit &= ts <= action.expires_ns
-                n = int(np.count_nonzero(hit))
-                if n:
-                    action.packets_after += n
-                    action.bytes_after += int(size[hit].sum())
+        left = np.searchsorted(pairs.flow, flow_ids, "left")
+        right = np.searchsorted(pairs.flow, flow_ids, "right")
+        n = len(pairs.actions)
+        packets = np.zeros(n, np.int64)
+        octets = np.zeros(n, np.int64)
+        for k in range(int((right - left).max())):
+            sel = np.flatnonzero(right - left > k)
+            p = left[sel] + k
+            hit = ((bit[sel] & pairs.mask[p]) != 0) & (ts[sel] > pairs.start[p])
+            hit &= ts[sel] <= pairs.end[p]
+            which = pairs.action[p][hit]
+            packets += np.bincount(which, minlength=n)
+            octets += np.bincount(which, weights=size[sel][hit], minlength=n).astype(np.int64)
+        for i in np.flatnonzero(packets).tolist():
+            action = pairs.actions[i]
+            action.packets_after += int(packets[i])
+            action.bytes_after += int(octets[i])
 
     def _purge(self, now_ns: int) -> None:
         """Forget decisions that have expired (checked every PURGE_EVERY_NS of capture
@@ -424,16 +520,24 @@ class InlineStage:
                 self._matched[flow_id] = kept
             else:
                 del self._matched[flow_id]
+        self._pairs = None
+        for table in (self._alert_decided,):
+            for key in [k for k, until in table.items() if until < now_ns]:
+                del table[key]
 
     def end_input(self) -> None:
         """The input ended: its decisions do not carry over to the next one (another
         capture is another view of the network, maybe another time)."""
         for table in (self._by_flow, self._by_to, self._by_from, self._matched,
-                      self._flow_said, self._calls, self._alerts):  # fmt: skip
+                      self._flow_said, self._flow_decided, self._calls, self._seen_alerts,
+                      self._alert_decided):  # fmt: skip
             table.clear()
-        self._flow_decided.clear()
         self._in_force.clear()
+        self._unmatched.clear()
+        self._pairs = None
         self.targets_in_force = 0
+        self._next_purge_ns = 0
+        self._now_ns = 0
 
     def drain(self) -> list[Action]:
         """Actions decided since the last call."""
@@ -441,34 +545,41 @@ class InlineStage:
         return out
 
 
+class _Pairs:
+    """The (flow, action, direction mask) pairs of the matched flows as arrays sorted by
+    flow, for ``_count``."""
+
+    __slots__ = ("action", "actions", "end", "flow", "mask", "start", "unique_flows")
+
+    @classmethod
+    def of(cls, matched: dict[int, list[tuple[Action, int]]]) -> _Pairs:
+        pairs = cls()
+        actions: list[Action] = []
+        index: dict[int, int] = {}
+        rows = []
+        for flow_id in sorted(matched):
+            for action, mask in matched[flow_id]:
+                i = index.setdefault(id(action), len(actions))
+                if i == len(actions):
+                    actions.append(action)
+                rows.append((flow_id, i, mask, action.ts_ns, action.expires_ns))
+        table = np.array(rows, np.int64).reshape(-1, 5)
+        pairs.flow, pairs.action, pairs.mask = table[:, 0], table[:, 1], table[:, 2]
+        pairs.start, pairs.end = table[:, 3], table[:, 4]
+        pairs.actions = actions
+        pairs.unique_flows = np.unique(pairs.flow)
+        return pairs
+
+
 class _CallState:
-    __slots__ = ("action", "covered", "stages")
+    __slots__ = ("action", "capped", "covered", "follows", "stages")
 
     def __init__(self) -> None:
         self.stages: set[str] = set()
         self.action: Action | None = None
         self.covered: set[Target] = set()
-
-
-def _mask(targets: Iterable[Target], proto: int, src: str, sport: int, dst: str,
-          dport: int) -> int:  # fmt: skip
-    """Which directions of a flow the targets cover: bit 0 src->dst, bit 1 dst->src."""
-    mask = 0
-    for t in targets:
-        if t.scope == FLOW:
-            if t.proto == proto and {(t.ip, t.port), (t.peer_ip, t.peer_port)} == {
-                (src, sport),
-                (dst, dport),
-            }:
-                mask |= 3
-        elif t.scope == TO:
-            if t.proto == proto and (t.ip, t.port) == (dst, dport):
-                mask |= 1
-            if t.proto == proto and (t.ip, t.port) == (src, sport):
-                mask |= 2
-        else:
-            mask |= (1 if t.ip == src else 0) | (2 if t.ip == dst else 0)
-    return mask
+        self.follows = 0
+        self.capped = False
 
 
 def _blockable(text: object) -> str | None:
@@ -492,7 +603,7 @@ def _blockable(text: object) -> str | None:
     return str(address)
 
 
-def _announced_targets(call: TrackedCall) -> list[Target]:
+def _announced_targets(call: TrackedCall, signalling: set[tuple[str, int]]) -> list[Target]:
     """The media endpoints an H.323 (H.245 logical channels, fastStart), MGCP (SDP) or
     SCCP (OpenReceiveChannelAck, StartMediaTransmission) call announced, as announced
     (these protocols name RTCP where they use it); for IAX2, its flow."""
@@ -509,10 +620,17 @@ def _announced_targets(call: TrackedCall) -> list[Target]:
             return []
         (a, a_port), (b, b_port) = ends[:2]
         return [Target(FLOW, a, UDP, a_port, b, b_port)]
-    return [Target(TO, address, UDP, port) for address, port in ends]
+    return [Target(TO, ip, UDP, port) for ip, port in ends if _media_end(ip, port, signalling)]
 
 
-def _sdp_targets(record: SipCall) -> list[Target]:
+def _media_end(ip: str, port: int, signalling: set[tuple[str, int]]) -> bool:
+    """Whether an announced ip:port may be a media target: not a well-known or SIP port,
+    not an end of the call's own signalling (an SDP body's writer chooses what it names;
+    a call's drop must not become a drop of the server it came through)."""
+    return port >= MIN_MEDIA_PORT and port not in NOT_MEDIA_PORTS and (ip, port) not in signalling
+
+
+def _sdp_targets(record: SipCall, signalling: set[tuple[str, int]]) -> list[Target]:
     """The media endpoints the call's SDP bodies announced (RFC 8866 ``c=``/``m=``, the
     RTCP port beside each unless multiplexed, RFC 3605/5761, and ICE candidates)."""
     out: list[Target] = []
@@ -529,6 +647,8 @@ def _sdp_targets(record: SipCall) -> list[Target]:
             for ip, port in ends:
                 address = _blockable(ip)
                 if address is None or not 0 < port < 65536:
+                    continue
+                if not _media_end(address, port, signalling):
                     continue
                 target = Target(TO, address, proto, port)
                 if target not in seen:
