@@ -13,6 +13,7 @@ from voipscope._version import __version__
 
 _LAZY = {
     "iter_actions": "voipscope.inline.runner",
+    "iter_live_actions": "voipscope.inline.runner",
     "iter_calls": "voipscope.api",
     "iter_flows": "voipscope.api",
     "iter_flow_records": "voipscope.api",
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
         Unsupported,
         VoipscopeError,
     )
-    from voipscope.inline.runner import iter_actions
+    from voipscope.inline.runner import iter_actions, iter_live_actions
 
 
 def __getattr__(name: str) -> Any:
@@ -72,6 +73,7 @@ __all__ = [
     "iter_calls",
     "iter_flow_records",
     "iter_flows",
+    "iter_live_actions",
     "read_calls",
     "read_flow_records",
     "read_flows",

@@ -183,3 +183,41 @@ def test_hook_decides_live_as_offline_and_nft_drops(
     assert after == (RTP_PACKETS if mode == "call" else RTP_PACKETS - 1)
     assert after - LATE_PACKETS <= dropped <= after, (dropped, after, counters)
     print(f"{mode}: {after} RTP packets after the decision, {dropped} dropped by nftables")
+
+
+LIVE_API = """
+import json, sys
+from voipscope.inline import drop
+from voipscope.inline.runner import iter_live_actions
+
+def decide(event):
+    if event.kind == "flow" and event.record["protocol"] == "RTP":
+        return drop("no RTP", ttl_s=120)
+
+actions = iter_live_actions(sys.argv[1], decide, apply=True, duration_s=float(sys.argv[2]))
+print("listening", flush=True)
+for record in actions:
+    print(json.dumps(record), flush=True)
+"""
+
+
+def test_the_python_api_decides_and_applies_live(pair: VethPair, tmp_path: Path) -> None:
+    """voipscope.iter_live_actions: the same decision from the library, in nftables."""
+    api = subprocess.Popen(
+        pair.run_in(pair.server, sys.executable, "-c", LIVE_API, SERVER_IF, "25"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert api.stdout is not None
+        assert api.stdout.readline().strip() == "listening", api.stderr.read() if api.stderr else ""
+        _call(pair, tmp_path)
+        time.sleep(1.0)
+        dropped = _rule_counters(pair).get("flow4_drop", 0)
+        out, err = api.communicate(timeout=60)
+    finally:
+        stop_process(api)
+    assert api.returncode == 0, err[-2000:]
+    (action,) = [json.loads(line) for line in out.splitlines()]
+    assert (action["event"], action["stage"], action["protocol"]) == ("flow", "identified", "RTP")
+    assert action["applied"] is True
+    assert RTP_PACKETS - 1 - LATE_PACKETS <= dropped <= RTP_PACKETS - 1, dropped

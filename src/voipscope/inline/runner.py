@@ -5,8 +5,10 @@
 pipeline (flows, calls, alerts) over captures with the hook inline and hands out each
 input's Action records at its end, counted: ``packets_after``/``bytes_after`` are the
 packets and IP bytes of the capture the decision would have stopped (those after it,
-until it expires). Live, ``voipscope live --hook`` runs the same stage and applies the
-decisions with nftables (voipscope.inline.nft).
+until it expires). ``iter_live_actions(interface, decide)`` runs the same stage on a
+live interface and hands out each Action record as it is decided, loaded into
+nftables first with ``apply=True`` (voipscope.inline.nft); ``voipscope live --hook`` is
+the command for it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +99,53 @@ def iter_actions(
 def inline_pipeline(decide: Hook, config: Config | None = None) -> FlowPipeline:
     """A FlowPipeline with an InlineStage asking ``decide``."""
     return FlowPipeline(config, inline=InlineStage(decide))
+
+
+def iter_live_actions(
+    interface: str,
+    decide: Hook,
+    *,
+    config: Config | None = None,
+    bpf_filter: str | None = None,
+    apply: bool = False,
+    stop: threading.Event | None = None,
+    duration_s: float | None = None,
+    max_packets: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Action records as ``decide`` makes them on a live interface (root or CAP_NET_RAW;
+    Linux), until ``stop`` is set, ``duration_s`` passed or ``max_packets`` came; with
+    ``apply`` each batch's are loaded into nftables table ``inet voipscope_inline``
+    first (``applied``/``error`` say how it went). Flows, calls and alerts run as in
+    ``voipscope live``; only the actions are handed out. The capture opens when this is
+    called: SourceError then if the interface cannot be opened, RuntimeError if nft
+    cannot create the table."""
+    from voipscope.inline.nft import NftVerdicts
+    from voipscope.source.live import LiveCapture
+
+    pipeline = inline_pipeline(decide, config)
+    enforcer = NftVerdicts(log=log) if apply else None
+    # Opened here, not at the first next(): errors come now, and packets from now on
+    # are the run's.
+    capture = LiveCapture(interface, pipeline.config, bpf_filter, stop, max_packets,
+                          duration_s)  # fmt: skip
+    try:
+        if enforcer is not None:
+            enforcer.start()
+    except BaseException:
+        capture.close()
+        raise
+
+    def actions() -> Iterator[dict[str, Any]]:
+        try:
+            for kind, payload in pipeline.run_live(capture):
+                if kind != "actions":
+                    continue
+                decided: list[Action] = payload  # type: ignore[assignment]
+                if enforcer is not None:
+                    enforcer.apply([a for a in decided if a.targets])
+                yield from (a.to_record(counted=False) for a in decided)
+        finally:
+            capture.close()
+
+    return actions()
