@@ -176,7 +176,7 @@ class FlowPipeline:
         reassembler = FragmentReassembler(cfg.decode, anomalies)
         status_counts = np.zeros(S.N_STATUS, np.int64)
         if self.inline is not None:
-            self.inline.table = table  # the decisions' targets are matched in it
+            self.inline.in_force.table = table  # the decisions' targets are matched in it
 
         def decoded() -> Iterator[DecodedBatch]:
             for batch in packets:

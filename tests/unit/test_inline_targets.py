@@ -6,7 +6,7 @@ from __future__ import annotations
 from voipscope.calls.call_records import SdpExchange, SipCall
 from voipscope.calls.sdp_media import announced_media
 from voipscope.inline.decisions import TO, Target
-from voipscope.inline.stage import _blockable, _sdp_targets
+from voipscope.inline.targets import blockable, sdp_targets
 
 
 def _call(*bodies: bytes) -> SipCall:
@@ -23,18 +23,18 @@ def _sdp(c: str, m: str, *attrs: str) -> bytes:
 
 
 def test_blockable_addresses() -> None:
-    assert _blockable("192.0.2.7") == "192.0.2.7"
-    assert _blockable(" 2001:db8::1 ") == "2001:db8::1"
-    assert _blockable("::ffff:192.0.2.7") == "192.0.2.7"  # an IPv4 host
+    assert blockable("192.0.2.7") == "192.0.2.7"
+    assert blockable(" 2001:db8::1 ") == "2001:db8::1"
+    assert blockable("::ffff:192.0.2.7") == "192.0.2.7"  # an IPv4 host
     for bad in ("fe80::1%eth0", "127.0.0.1", "::1", "0.0.0.0", "::", "224.0.0.1",
                 "255.255.255.255", "999.1.1.1", "10.0.0.1/24", "", None, 7):  # fmt: skip
-        assert _blockable(bad) is None, bad
+        assert blockable(bad) is None, bad
 
 
 def test_rtp_and_rtcp_ports_of_each_media_line() -> None:
     call = _call(_sdp("IN IP4 192.0.2.1", "audio 4000 RTP/AVP 0"),
                  _sdp("IN IP4 192.0.2.2", "audio 5000 RTP/AVP 0", "a=rtcp-mux"))  # fmt: skip
-    assert _sdp_targets(call, set()) == [Target(TO, "192.0.2.1", 17, 4000),
+    assert sdp_targets(call, set()) == [Target(TO, "192.0.2.1", 17, 4000),
                                          Target(TO, "192.0.2.1", 17, 4001),
                                          Target(TO, "192.0.2.2", 17, 5000)]  # fmt: skip
 
@@ -47,7 +47,7 @@ def test_what_a_filter_cannot_take_is_left_out() -> None:
         _sdp("IN IP4 192.0.2.4", "audio 65535 RTP/AVP 0"),  # its RTCP would be 65536
         _sdp("IN IP4 192.0.2.5", "audio 6000 TCP/RTP/AVP 0", "a=rtcp-mux"),
     )
-    assert _sdp_targets(call, set()) == [Target(TO, "192.0.2.4", 17, 65535),
+    assert sdp_targets(call, set()) == [Target(TO, "192.0.2.4", 17, 65535),
                                          Target(TO, "192.0.2.5", 6, 6000)]  # fmt: skip
 
 
@@ -67,4 +67,4 @@ def test_an_sdp_cannot_aim_a_drop_at_other_services() -> None:
         ),
     )
     signalling = {("192.0.2.50", 5080), ("192.0.2.100", 5060)}
-    assert _sdp_targets(call, signalling) == [Target(TO, "192.0.2.100", 17, 7000)]
+    assert sdp_targets(call, signalling) == [Target(TO, "192.0.2.100", 17, 7000)]
