@@ -165,7 +165,7 @@ class TargetsInForce:
                 if self._matched.pop(flow_id, None) is not None:
                     self._pairs = None
         if len(d) and self._in_force:
-            self._purge(int(d.ts_ns[-1]))
+            self.purge(int(d.ts_ns[-1]))
 
     def _count(self, d: Any, a: Any) -> None:
         """Packets (and IP bytes) of the batch each action's targets match after it and
@@ -199,10 +199,10 @@ class TargetsInForce:
             action.packets_after += int(packets[i])
             action.bytes_after += int(octets[i])
 
-    def _purge(self, now_ns: int) -> None:
+    def purge(self, now_ns: int, now: bool = False) -> None:
         """Forget decisions that have expired (checked every PURGE_EVERY_NS of capture
-        time): their targets no longer count against ``max_targets``."""
-        if now_ns < self._next_purge_ns:
+        time, or ``now``): their targets no longer count against ``max_targets``."""
+        if now_ns < self._next_purge_ns and not now:
             return
         self._next_purge_ns = now_ns + PURGE_EVERY_NS
         live = [a for a in self._in_force if a.expires_ns >= now_ns]

@@ -310,6 +310,8 @@ class InlineStage:
         targets: tuple[Target, ...],
         follows: int | None,
     ) -> Action:
+        if len(targets) > self.in_force.room:
+            self.in_force.purge(ts_ns, now=True)  # room from decisions run out meanwhile
         room = self.in_force.room
         kept, dropped = targets[:room], len(targets) - room if len(targets) > room else 0
         self.actions_made += 1
