@@ -186,6 +186,9 @@ class FlowPipeline:
 
         try:
             for d in prefetch(decoded(), cfg.source.prefetch_batches):
+                if self.inline is not None:
+                    # Decisions made after the last batch was counted, against it.
+                    self.inline.in_force.catch_up()
                 a = new_assignment(len(d))
                 ended = list(table.update(d, a))
                 clock_ns = d.packets.clock_ns
@@ -220,7 +223,12 @@ class FlowPipeline:
                 if progress is not None:
                     progress(info)
             reassembler.flush()
-            yield from self._emit(list(table.flush()), path)
+            if self.inline is not None:
+                self.inline.in_force.catch_up()
+            final = list(table.flush())
+            if self.inline is not None:
+                self.inline.in_force.flushed(final)
+            yield from self._emit(final, path)
         finally:
             self._next_flow_id = table.next_flow_id
             self.stats.flows_evicted += table.evicted
@@ -353,6 +361,12 @@ class FlowPipeline:
             yield from raised_now()
             if detector is not None and (alerts := detector.finish()):
                 yield "alerts", alerts
+            if inline is not None:
+                # Alerts of the input's last records: decided now, counted against the
+                # last batch and the flows that ended with the input.
+                inline.in_force.catch_up()
+                if actions := inline.drain():
+                    yield "actions", actions
         finally:
             for stage in stages:
                 self.hooks.remove(stage)

@@ -450,3 +450,85 @@ def test_h323_and_iax2_calls_are_asked_too() -> None:
     assert iax["targets"] == [{"scope": "flow", "proto": 17, "ip": "82.110.36.84", "port": 4569,
                                "peer_ip": "192.168.2.120", "peer_port": 4566}]  # fmt: skip
     assert iax["packets_after"] == _after(_tshark_packets(SHARED / "iax.pcap"), iax, 3600) > 0
+
+
+def test_late_decisions_count_the_rest_of_their_batch(tmp_path: Path) -> None:
+    """Escalations are looked at after a batch has been counted: the packets after them
+    in that batch still count, whatever the batch size (second review)."""
+    from tests.integration.test_alerts import T0_S, options
+
+    packets = [
+        pb.udp_packet(T0_S + i * 0.2, SCANNER, 5070, f"198.51.100.{i + 1}", 5060,
+                      options(i, f"198.51.100.{i + 1}", "Linphone/5.2.0"))
+        for i in range(120)
+    ] + [pb.udp_packet(T0_S + 24 + j * 0.01, SCANNER, 40000, "192.0.2.9", 9999, b"x" * 40)
+         for j in range(50)]  # fmt: skip
+    path = tmp_path / "escalating.pcap"
+    path.write_bytes(pb.pcap(packets))
+
+    def decide(e: Event) -> Any:
+        return drop("x") if e.kind == "alert" and e.stage == "escalated" else None
+
+    for batch_packets in (1, 64, 65536):
+        cfg = Config().with_value("source.batch_packets", batch_packets)
+        (record,) = iter_actions(path, decide, config=cfg)
+        after = sum(1 for p in packets if p.ts_ns > round(record["ts"] * 1e9) + 1000)
+        # Escalations are seen after a batch: the event's time is the alert's latest
+        # evidence then (the 100th destination with one packet per batch, the 120th
+        # with the whole file in one); what comes after it counts either way.
+        assert record["packets_after"] == after == {1: 70, 64: 50, 65536: 50}[batch_packets]
+
+
+def test_alerts_of_the_input_end_are_handed_out(tmp_path: Path) -> None:
+    """A malformed-SIP storm is an alert the flood detector raises at the end of the
+    input: its decision comes out with that input (second review)."""
+    storm = [
+        pb.udp_packet(1_700_000_000 + i * 0.03, "203.0.113.9", 20000 + i, "198.51.100.1", 5060,
+                      b"OPTIONS sip:100@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP "
+                      b"203.0.113.9:5062;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+        for i in range(150)
+    ]  # fmt: skip
+    path = tmp_path / "storm.pcap"
+    path.write_bytes(pb.pcap(storm))
+
+    def decide(e: Event) -> Any:
+        return drop("x") if e.kind == "alert" else None
+
+    records = list(iter_actions([path, sample_path()], decide))
+    assert [(r["alert_kind"], Path(r["capture"]).name) for r in records] == [
+        ("sip-flood", "storm.pcap")]  # fmt: skip
+
+
+@needs_shared
+def test_answered_is_asked_at_the_answer_only() -> None:
+    """A call dropped when offered for 8 s is answered under the decision: after the
+    decision ran out, a later message (the T.38 re-INVITE) is no "answered" (second
+    review)."""
+    asked: list[tuple[str, float]] = []
+
+    def decide(e: Event) -> Any:
+        if e.kind == "call":
+            asked.append((e.stage, e.ts))
+            return drop("x", ttl_s=8) if e.stage == "offered" else None
+        return None
+
+    records = list(iter_actions(FAX, decide))
+    assert [stage for stage, _ in asked] == ["offered", "offered"]
+    follows = [r for r in records if r["stage"] == "media"]
+    assert follows and all(r["ttl_s"] < 8 for r in follows)  # they end with the first
+
+
+def test_a_hook_cannot_change_a_call_record(tmp_path: Path) -> None:
+    if not (SHARED / "iax.pcap").exists():
+        pytest.skip("no shared captures")
+
+    def meddle(e: Event) -> None:
+        for endpoint in e.record.get("media_endpoints") or []:
+            endpoint["meddled"] = True
+
+    pipeline = inline_pipeline(meddle)
+    calls = [c for kind, b in pipeline.run_all(str(SHARED / "iax.pcap")) if kind == "calls"
+             for c in b]  # fmt: skip
+    assert calls and not any("meddled" in m for c in calls
+                             for m in c.get("media_endpoints") or [])  # fmt: skip

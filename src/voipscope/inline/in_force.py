@@ -40,6 +40,13 @@ class TargetsInForce:
         self._matched: dict[int, list[tuple[Action, int]]] = {}
         self._unmatched: list[Action] = []
         self._pairs: _Pairs | None = None  # _matched as arrays (None: rebuild)
+        # Actions decided after their batch was counted (alerts from ended flows and
+        # finished calls, escalations): matched and counted against that batch in
+        # ``catch_up``. ``_last`` is the batch counted last.
+        self._late: list[Action] = []
+        self._last: tuple[Any, Any, list[np.ndarray]] | None = None
+        # Expired actions whose room ``purge(now=True)`` freed before the batch's end.
+        self._retired: set[int] = set()
 
     @property
     def room(self) -> int:
@@ -53,7 +60,35 @@ class TargetsInForce:
         for target in action.targets:
             self._index(target, action)
         self.targets += len(action.targets)
-        self._unmatched.append(action)
+        (self._late if self._last is not None else self._unmatched).append(action)
+
+    def catch_up(self) -> None:
+        """Before the next batch (and at the end of the input): the actions decided after
+        the last batch was counted are matched and counted against it (packets after
+        them only), as if they had come within it; then its ended flows are forgotten."""
+        late, self._late = self._late, []
+        last = self._last
+        if last is None:
+            self._unmatched.extend(late)
+            return
+        d, a, ended = last
+        if late:
+            self._match_open_flows(late, ended)
+            if d is not None:
+                self._count(d, a, {id(x) for x in late})
+        for rows in ended:
+            for flow_id in rows[:, K.F_ID].tolist():
+                if self._matched.pop(flow_id, None) is not None:
+                    self._pairs = None
+        self._last = None
+
+    def flushed(self, rows: list[np.ndarray]) -> None:
+        """The input ended and these flows with it: actions decided from now on (alerts
+        of the last records) are matched against them too."""
+        if self._last is None:
+            self._last = (None, None, list(rows))
+        else:
+            self._last[2].extend(rows)
 
     def _index(self, target: Target, action: Action) -> None:
         a = ip_halves(target.ip)
@@ -70,11 +105,10 @@ class TargetsInForce:
         else:
             self._by_from.setdefault(a, []).append(action)
 
-    def _match_open_flows(self, ended: list[np.ndarray]) -> None:
+    def _match_open_flows(self, actions: list[Action], ended: list[np.ndarray]) -> None:
         """The flows the batch's new actions cover among those open and those that ended
         in this batch (flow-table rows, payload or not), vectorised per target; a flow's
         own decision needs no search."""
-        actions, self._unmatched = self._unmatched, []
         scan: list[Action] = []
         for action in actions:
             own = action.event.record.get("flow_id") if action.event.kind == FLOW else None
@@ -89,6 +123,9 @@ class TargetsInForce:
         rows = flows[np.flatnonzero(flows[:, K.F_STATE] & K.LIVE)]
         if ended:
             rows = np.concatenate([rows, *ended])
+        # UDP and TCP only, as for new flows (and as nft's th sport/dport): a from
+        # decision does not count the address's ICMP.
+        rows = rows[(rows[:, K.F_PROTO] == UDP) | (rows[:, K.F_PROTO] == TCP)]
         proto, sport, dport = rows[:, K.F_PROTO], rows[:, K.F_SPORT], rows[:, K.F_DPORT]
         src = (rows[:, K.F_SRC_HI], rows[:, K.F_SRC_LO])
         dst = (rows[:, K.F_DST_HI], rows[:, K.F_DST_LO])
@@ -145,7 +182,8 @@ class TargetsInForce:
         """Match open and new flows to the batch's actions, count matched packets,
         forget ended flows and expired actions."""
         if self._unmatched:
-            self._match_open_flows(ended)
+            actions, self._unmatched = self._unmatched, []
+            self._match_open_flows(actions, ended)
         if self._by_flow or self._by_to or self._by_from:
             firsts = np.flatnonzero((a.seq == 1) & (a.flow_id >= 0))
             firsts = firsts[(d.proto[firsts] == UDP) | (d.proto[firsts] == TCP)]
@@ -160,20 +198,25 @@ class TargetsInForce:
                 self._match_new_flow(int(a.flow_id[i]), key)
         if self._matched:
             self._count(d, a)
-        for rows in ended:
-            for flow_id in rows[:, K.F_ID].tolist():
-                if self._matched.pop(flow_id, None) is not None:
-                    self._pairs = None
+        # Kept for actions decided after this point (catch_up); ended flows stay in
+        # _matched until then.
+        self._last = (d, a, ended)
         if len(d) and self._in_force:
-            self.purge(int(d.ts_ns[-1]))
+            self.purge(int(d.ts_ns.max()))
 
-    def _count(self, d: Any, a: Any) -> None:
+    def _count(self, d: Any, a: Any, only: set[int] | None = None) -> None:
         """Packets (and IP bytes) of the batch each action's targets match after it and
-        before it expires: vectorised over the (flow, action) pairs, so the cost grows
-        with the rows of matched flows, not with rows x flows."""
-        pairs = self._pairs
-        if pairs is None:
-            pairs = self._pairs = _Pairs.of(self._matched)
+        before it expires (``only``: of these actions, by id): vectorised over the
+        (flow, action) pairs, so the cost grows with the rows of matched flows, not with
+        rows x flows."""
+        if only is not None:
+            pairs = _Pairs.of(self._matched, only)
+        else:
+            pairs = self._pairs
+            if pairs is None:
+                pairs = self._pairs = _Pairs.of(self._matched)
+        if not pairs.actions:
+            return
         rows = np.flatnonzero(np.isin(a.flow_id, pairs.unique_flows))
         if rows.size == 0:
             return
@@ -201,8 +244,19 @@ class TargetsInForce:
 
     def purge(self, now_ns: int, now: bool = False) -> None:
         """Forget decisions that have expired (checked every PURGE_EVERY_NS of capture
-        time, or ``now``): their targets no longer count against ``max_targets``."""
-        if now_ns < self._next_purge_ns and not now:
+        time at a batch's end): their targets no longer count against ``max_targets``
+        and new flows no longer match them. ``now`` (a decision that found no room, in
+        the middle of a batch): only their room is freed; they stay matched and counted
+        until the batch's end. Flows already matched keep their pairs until they end
+        (``_count`` checks each action's expiry), so a timestamp out of order does not
+        cut a count short."""
+        if now:
+            for action in self._in_force:
+                if action.expires_ns < now_ns and id(action) not in self._retired:
+                    self._retired.add(id(action))
+                    self.targets -= len(action.targets)
+            return
+        if now_ns < self._next_purge_ns:
             return
         self._next_purge_ns = now_ns + PURGE_EVERY_NS
         live = [a for a in self._in_force if a.expires_ns >= now_ns]
@@ -214,14 +268,8 @@ class TargetsInForce:
         for action in live:
             for target in action.targets:
                 self._index(target, action)
-        self.targets = sum(len(a.targets) for a in live)
-        for flow_id in list(self._matched):
-            kept = [(a, m) for a, m in self._matched[flow_id] if a.expires_ns >= now_ns]
-            if kept:
-                self._matched[flow_id] = kept
-            else:
-                del self._matched[flow_id]
-        self._pairs = None
+        self._retired &= {id(a) for a in live}
+        self.targets = sum(len(a.targets) for a in live if id(a) not in self._retired)
 
     def clear(self) -> None:
         """Forget every action (the input ended)."""
@@ -229,6 +277,9 @@ class TargetsInForce:
             table.clear()
         self._in_force.clear()
         self._unmatched.clear()
+        self._late.clear()
+        self._retired.clear()
+        self._last = None
         self._pairs = None
         self.targets = 0
         self._next_purge_ns = 0
@@ -241,13 +292,16 @@ class _Pairs:
     __slots__ = ("action", "actions", "end", "flow", "mask", "start", "unique_flows")
 
     @classmethod
-    def of(cls, matched: dict[int, list[tuple[Action, int]]]) -> _Pairs:
+    def of(cls, matched: dict[int, list[tuple[Action, int]]], only: set[int] | None = None
+           ) -> _Pairs:  # fmt: skip
         pairs = cls()
         actions: list[Action] = []
         index: dict[int, int] = {}
         rows = []
         for flow_id in sorted(matched):
             for action, mask in matched[flow_id]:
+                if only is not None and id(action) not in only:
+                    continue
                 i = index.setdefault(id(action), len(actions))
                 if i == len(actions):
                     actions.append(action)

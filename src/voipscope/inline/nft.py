@@ -191,10 +191,12 @@ class NftVerdicts:
         """Add the actions' targets in one transaction; ``applied``/``error`` say how it
         went. nft refuses a transaction whole, so a refused batch is tried again one
         action at a time."""
-        todo = [a for a in actions if a.error is None]
+        # (An action may carry a note in ``error`` and still be loaded: only a refused
+        # one, applied False, is left out.)
+        todo = [a for a in actions if a.applied is not False]
         known = (set(self._shape_sets), set(self._rates))  # restored if nft refuses
         text = self.script(todo)
-        todo = [a for a in todo if a.error is None]
+        todo = [a for a in todo if a.applied is not False]
         if not text:
             for action in todo:
                 action.applied = True  # nothing to load (no target): in force as decided

@@ -143,7 +143,7 @@ class InlineStage:
             return
         msg = ev.message
         offered = getattr(msg, "is_request", False) and getattr(msg, "method", None) == "INVITE"
-        self._call(record.record_id, ev.ts_ns, record.answer_ns is not None, offered,
+        self._call(record.record_id, ev.ts_ns, record.answer_ns, offered,
                    lambda: sdp_targets(record, self._signalling_ends(record.signaling_flows)),
                    record.to_record)  # fmt: skip
 
@@ -151,15 +151,16 @@ class InlineStage:
         """An H.323, MGCP, IAX2 or SCCP call after a message reached it (CallBook)."""
         if call.packets == 0:
             return  # just opened: the message that opened it is not in it yet
-        self._call(call.call_id, call.last_ns, call.answer_ns is not None, True,
+        # A copy: the hook may change it, and the record's lists are the call's own.
+        self._call(call.call_id, call.last_ns, call.answer_ns, True,
                    lambda: announced_targets(call, self._signalling_ends(call.signaling_flows)),
-                   call.to_record)  # fmt: skip
+                   lambda: copy.deepcopy(call.to_record()))  # fmt: skip
 
     def _call(
         self,
         key: str,
         ts_ns: int,
-        answered: bool,
+        answer_ns: int | None,
         offered: bool,
         targets_of: Callable[[], list[Target]],
         record_of: Callable[[], dict[str, Any]],
@@ -173,14 +174,19 @@ class InlineStage:
                 self._calls.popitem(last=False)
         else:
             self._calls.move_to_end(key)
+        # "answered" is asked at the message that answered, not at any later one.
+        answered_now = answer_ns is not None and answer_ns == ts_ns
         if state.action is not None and state.action.expires_ns < ts_ns:
-            state.action = None  # the decision ran out: later stages are asked again
+            # The decision ran out: a stage the call reaches from now on is asked again.
+            state.action, state.covered, state.follows, state.capped = None, set(), 0, False
         if state.action is not None:
+            if answered_now:
+                state.stages.add("answered")  # under the decision: not asked later
             self._follow(state, key, ts_ns, targets_of())
             return
-        if answered and "answered" not in state.stages:
+        if answered_now and "answered" not in state.stages:
             stage = "answered"
-        elif offered and not answered and "offered" not in state.stages:
+        elif offered and answer_ns is None and "offered" not in state.stages:
             stage = "offered"
         else:
             return
@@ -215,7 +221,12 @@ class InlineStage:
         state.covered.update(new)
         record = {name: first.event.record.get(name) for name in ACTION_FIELDS}
         event = Event("call", "media", ts_ns / 1e9, record, tuple(new), f"call {key}")
-        self._act(event, ts_ns, first.decision, tuple(new), follows=first.action_id)
+        # Part of the same decision: it ends when the first one does.
+        decision = first.decision
+        if decision.ttl_s is not None:
+            left_s = max(1.0, (first.expires_ns - ts_ns) / 1e9)
+            decision = Decision(decision.action, decision.reason, decision.rate_kbit, left_s)
+        self._act(event, ts_ns, decision, tuple(new), follows=first.action_id)
 
     def _signalling_ends(self, flow_ids: Iterable[int]) -> set[tuple[str, int]]:
         """The ip:port ends of a call's signalling flows still open."""
@@ -348,6 +359,7 @@ class InlineStage:
                       self._alert_decided):  # fmt: skip
             table.clear()
         self.in_force.clear()
+        self._new.clear()  # handed out already, or of an input that failed
         self._now_ns = 0
 
     def drain(self) -> list[Action]:
