@@ -217,10 +217,6 @@ class ScaleOut:
         from distributed import Client, LocalCluster
 
         self.spill_dir = tempfile.mkdtemp(prefix="voipscope-scale-")
-        # Its scratch space is inside our directory, which ``close`` removes whole: dask
-        # cleaning up after that (at Ctrl-C, the scheduler's directory) logs an ERROR
-        # about a directory already gone, which is no error of the run.
-        logging.getLogger("distributed.diskutils").setLevel(logging.CRITICAL)
         # dask's own scratch space (locks, spilled data) goes there too, not to $TMPDIR.
         with _sigint_ignored(), dask.config.set({"temporary-directory": self.spill_dir}):
             self._cluster = LocalCluster(
@@ -291,7 +287,26 @@ class ScaleOut:
             yield result
 
     def close(self) -> None:
-        """Close the client and our cluster and remove our directory, whatever fails."""
+        """Close the client and our cluster and remove our directory, whatever fails.
+        What dask logs meanwhile is not said: a run cut short (Ctrl-C, an input's error,
+        which we report once) leaves it keys it cannot gather and a scratch directory
+        gone with ours."""
+        dask_log = logging.getLogger("distributed")
+        level = dask_log.level
+        dask_log.setLevel(logging.CRITICAL)
+        try:
+            self._close()
+        finally:
+            dask_log.setLevel(level)
+
+    @staticmethod
+    def quiet() -> None:
+        """The command was interrupted: nothing dask logs while this process ends (its
+        tasks cut short, after ``close``) is said either. For the command, which owns
+        its process; a library user's logging is left alone."""
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+    def _close(self) -> None:
         try:
             if self.client is not None:
                 self.client.close()

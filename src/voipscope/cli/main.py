@@ -296,6 +296,8 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
             return code
         except KeyboardInterrupt:
             _err("interrupted")
+            if cluster is not None:
+                cluster.quiet()  # the one line above is all a Ctrl-C says
             return 130
         except Exception as exc:  # a bug: say so in one line unless asked for the stack
             _err(f"internal error: {type(exc).__name__}: {exc} (run with --traceback for details)")
