@@ -217,6 +217,10 @@ class ScaleOut:
         from distributed import Client, LocalCluster
 
         self.spill_dir = tempfile.mkdtemp(prefix="voipscope-scale-")
+        # Its scratch space is inside our directory, which ``close`` removes whole: dask
+        # cleaning up after that (the scheduler's directory, at exit) logs an ERROR about
+        # a directory already gone, which is no error of the run.
+        logging.getLogger("distributed.diskutils").setLevel(logging.CRITICAL)
         # dask's own scratch space (locks, spilled data) goes there too, not to $TMPDIR.
         with _sigint_ignored(), dask.config.set({"temporary-directory": self.spill_dir}):
             self._cluster = LocalCluster(
