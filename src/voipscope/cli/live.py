@@ -353,16 +353,17 @@ def _act(actions: list[Any], enforcer: Any, never: list[Any] | None, stream: Any
     (with --apply), written as action records and one line each on stderr."""
     import ipaddress
 
+    from voipscope.output.blocklist import in_networks
+
     if never:
         for action in actions:
             # Only whole addresses: a 5-tuple or a media port of a call through your SBC
             # is that call's, not the SBC's.
             kept = tuple(
-                t for t in action.targets
-                if t.scope != "from" or not any(
-                    ipaddress.ip_address(t.ip) in net for net in never
-                    if ipaddress.ip_address(t.ip).version == net.version)
-            )  # fmt: skip
+                t
+                for t in action.targets
+                if t.scope != "from" or not in_networks(ipaddress.ip_address(t.ip), never)
+            )
             if len(kept) < len(action.targets):
                 left_out = len(action.targets) - len(kept)
                 action.error = f"{left_out} targets in --never-block left out"

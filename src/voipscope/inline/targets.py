@@ -16,6 +16,7 @@ from voipscope.calls.call_records import SipCall
 from voipscope.calls.tracked_calls import TrackedCall
 from voipscope.dissect.base import TCP, UDP
 from voipscope.inline.decisions import FLOW, TO, Target
+from voipscope.output.blocklist import never_blockable
 
 # Ports an SDP body may name that are no call's media: below 1024 (RFC 3551 §8 media
 # ports are dynamic ones) and SIP's own (RFC 3261 §19.1.2); a target there would drop
@@ -38,11 +39,7 @@ def blockable(text: object) -> str | None:
             return None  # fe80::1%eth0: an interface of the sender's, not a filter's key
         if address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-    if address.is_loopback or address.is_unspecified or address.is_multicast:
-        return None
-    if address == ipaddress.IPv4Address("255.255.255.255"):
-        return None
-    return str(address)
+    return None if never_blockable(address) else str(address)
 
 
 def announced_targets(call: TrackedCall, signalling: set[tuple[str, int]]) -> list[Target]:

@@ -110,6 +110,10 @@ def never_blockable(address: IPAddress) -> bool:
     )
 
 
+def in_networks(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
 def _clean(text: object) -> str:
     """Attacker-controlled text for a comment: one line of printable ASCII, short."""
     return _UNPRINTABLE.sub("?", str(text or ""))[:MAX_SUMMARY_CHARS]
@@ -324,6 +328,4 @@ class BlockList:
     def _listable(self, address: IPAddress) -> bool:
         """Not a never-blockable address and not in an allowed network (an allow-list
         given now also takes out what an earlier run listed)."""
-        if never_blockable(address):
-            return False
-        return not any(address.version == n.version and address in n for n in self.never_block)
+        return not never_blockable(address) and not in_networks(address, self.never_block)
