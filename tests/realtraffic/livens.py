@@ -238,3 +238,33 @@ def udp_ask(pair: VethPair, src: str, dst: str, port: int) -> str:
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     return done.stdout.strip()
+
+
+# Shipped with Debian's sip-tester: 7 s of G.711 A-law that sipp's uac_pcap plays.
+G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")
+
+
+def sipp_pcap_call(pair: VethPair, workdir: Path) -> None:
+    """One call across the veth: sipp's UAS on the server side (media port 6000), its
+    uac_pcap on the client side (6100) playing G711_PCAP and RFC 4733 DTMF to it; returns
+    when both ended (the UAS is stopped whatever happens)."""
+    (workdir / "pcap").mkdir()  # uac_pcap reads pcap/g711a.pcap from its cwd
+    for pcap in G711_PCAP.parent.glob("*.pcap"):
+        (workdir / "pcap" / pcap.name).symlink_to(pcap)
+    uas = subprocess.Popen(
+        pair.run_in(pair.server, "sipp", "-sn", "uas", "-i", SERVER_IP, "-p", "5060",
+                    "-mp", "6000", "-m", "1", "-timeout", "40s", "-nostdin"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        uac = subprocess.run(
+            pair.run_in(pair.client, "sipp", "-sn", "uac_pcap", f"{SERVER_IP}:5060",
+                        "-i", CLIENT_IP, "-p", "5062", "-mp", "6100", "-m", "1",
+                        "-timeout", "40s", "-nostdin"),
+            capture_output=True, timeout=60, cwd=workdir, check=False,
+        )  # fmt: skip
+        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-500:]
+        uas.wait(timeout=30)
+    finally:
+        stop_process(uas)

@@ -26,16 +26,17 @@ import pytest
 
 from tests.realtraffic.livens import (
     CLIENT_IP,
+    G711_PCAP,
     SERVER_IF,
     SERVER_IP,
     LiveRun,
     VethPair,
     missing,
+    sipp_pcap_call,
     stop_process,
     veth_pair,
 )
 
-G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")  # shipped with Debian's sip-tester
 WHY = missing("sipp", "dumpcap", "nft") or (None if G711_PCAP.exists() else f"needs {G711_PCAP}")
 pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
 
@@ -59,29 +60,6 @@ LATE_PACKETS = 75  # 1.5 s of RTP at 50 packets/s: the most that may pass before
 @pytest.fixture
 def pair() -> Iterator[VethPair]:
     yield from veth_pair()
-
-
-def _call(pair: VethPair, tmp_path: Path) -> None:
-    (tmp_path / "pcap").mkdir()  # uac_pcap reads pcap/g711a.pcap from its cwd
-    for pcap in G711_PCAP.parent.glob("*.pcap"):
-        (tmp_path / "pcap" / pcap.name).symlink_to(pcap)
-    uas = subprocess.Popen(
-        pair.run_in(pair.server, "sipp", "-sn", "uas", "-i", SERVER_IP, "-p", "5060",
-                    "-mp", "6000", "-m", "1", "-timeout", "40s", "-nostdin"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        time.sleep(0.5)
-        uac = subprocess.run(
-            pair.run_in(pair.client, "sipp", "-sn", "uac_pcap", f"{SERVER_IP}:5060",
-                        "-i", CLIENT_IP, "-p", "5062", "-mp", "6100", "-m", "1",
-                        "-timeout", "40s", "-nostdin"),
-            capture_output=True, timeout=60, cwd=tmp_path, check=False,
-        )  # fmt: skip
-        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-500:]
-        uas.wait(timeout=30)
-    finally:
-        stop_process(uas)
 
 
 def _rule_counters(pair: VethPair) -> dict[str, int]:
@@ -134,7 +112,7 @@ def test_hook_decides_live_as_offline_and_nft_drops(
                 break
             time.sleep(0.1)
         time.sleep(0.5)
-        _call(pair, tmp_path)
+        sipp_pcap_call(pair, tmp_path)
         time.sleep(1.0)  # the last packets reach both captures
         counters = _rule_counters(pair)
     finally:
@@ -210,7 +188,7 @@ def test_the_python_api_decides_and_applies_live(pair: VethPair, tmp_path: Path)
     try:
         assert api.stdout is not None
         assert api.stdout.readline().strip() == "listening", api.stderr.read() if api.stderr else ""
-        _call(pair, tmp_path)
+        sipp_pcap_call(pair, tmp_path)
         time.sleep(1.0)
         dropped = _rule_counters(pair).get("flow4_drop", 0)
         out, err = api.communicate(timeout=60)

@@ -17,18 +17,17 @@ from typing import Any
 import pytest
 
 from tests.realtraffic.livens import (
-    CLIENT_IP,
+    G711_PCAP,
     SERVER_IF,
-    SERVER_IP,
     LiveRun,
     VethPair,
     missing,
+    sipp_pcap_call,
     stop_process,
     veth_pair,
 )
 from voipscope.pipeline import FlowPipeline
 
-G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")  # shipped with Debian's sip-tester
 WHY = missing("sipp", "dumpcap") or (None if G711_PCAP.exists() else f"needs {G711_PCAP}")
 pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
 
@@ -56,9 +55,6 @@ def _call_key(c: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_live_finds_the_call_the_file_has(pair: VethPair, tmp_path: Path) -> None:
-    (tmp_path / "pcap").mkdir()  # uac_pcap reads pcap/g711a.pcap from its cwd
-    for pcap in G711_PCAP.parent.glob("*.pcap"):
-        (tmp_path / "pcap" / pcap.name).symlink_to(pcap)
     capture = tmp_path / "call.pcapng"
     dumpcap = subprocess.Popen(
         pair.run_in(pair.server, "dumpcap", "-q", "-i", SERVER_IF, "-a", "duration:90",
@@ -67,7 +63,6 @@ def test_live_finds_the_call_the_file_has(pair: VethPair, tmp_path: Path) -> Non
     )  # fmt: skip
     live = LiveRun(pair.server, ["-i", SERVER_IF, "--format", "jsonl", "--records", "all"],
                    tmp_path)  # fmt: skip
-    uas = None
     try:
         live.wait_listening()
         for _ in range(50):  # dumpcap writes its header once it captures
@@ -75,24 +70,9 @@ def test_live_finds_the_call_the_file_has(pair: VethPair, tmp_path: Path) -> Non
                 break
             time.sleep(0.1)
         time.sleep(0.5)
-        uas = subprocess.Popen(
-            pair.run_in(pair.server, "sipp", "-sn", "uas", "-i", SERVER_IP, "-p", "5060",
-                        "-mp", "6000", "-m", "1", "-timeout", "40s", "-nostdin"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-        )  # fmt: skip
-        time.sleep(0.5)
-        uac = subprocess.run(
-            pair.run_in(pair.client, "sipp", "-sn", "uac_pcap", f"{SERVER_IP}:5060",
-                        "-i", CLIENT_IP, "-p", "5062", "-mp", "6100", "-m", "1",
-                        "-timeout", "40s", "-nostdin"),
-            capture_output=True, timeout=60, cwd=tmp_path, check=False,
-        )  # fmt: skip
-        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-500:]
-        uas.wait(timeout=30)
+        sipp_pcap_call(pair, tmp_path)
         time.sleep(1.0)  # the last packets reach both captures
     finally:
-        if uas is not None:
-            stop_process(uas)
         code = live.stop(signal.SIGTERM)
         dumpcap.send_signal(signal.SIGINT)
         stop_process(dumpcap)
