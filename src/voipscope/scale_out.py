@@ -36,6 +36,7 @@ import pickle
 import shutil
 import signal
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -187,15 +188,16 @@ class ScaleOut:
         self._cluster: Any = None
         self.spill_dir: str | None = None
         try:
-            if scheduler is not None:
-                # An address, or a scheduler file (dask scheduler --scheduler-file F); dask's
-                # connect timeout (distributed.comm.timeouts.connect, 30 s) applies.
-                key = "scheduler_file" if os.path.isfile(scheduler) else "address"
-                self.client = Client(**{key: scheduler})
-                self._check_remote_workers()
-            else:
-                assert workers is not None
-                self._start_local(workers if inputs is None else max(1, min(workers, inputs)))
+            with _sigint_held():  # a Ctrl-C while starting: once started, then undone
+                if scheduler is not None:
+                    # An address, or a scheduler file (dask scheduler --scheduler-file F);
+                    # dask's connect timeout (distributed.comm.timeouts.connect, 30 s).
+                    key = "scheduler_file" if os.path.isfile(scheduler) else "address"
+                    self.client = Client(**{key: scheduler})
+                    self._check_remote_workers()
+                else:
+                    assert workers is not None
+                    self._start_local(workers if inputs is None else max(1, min(workers, inputs)))
         except ConfigError:
             self.close()
             raise
@@ -212,17 +214,23 @@ class ScaleOut:
         ports are on 127.0.0.1, where any local user could otherwise submit work that
         runs as us), no memory limit (a run that fits one process must not be paused or
         killed by dask), records spilled to a private directory (0700) that also holds
-        dask's scratch space; workers ignore Ctrl-C, which the command handles."""
+        dask's scratch space. Called with SIGINT held (``_sigint_held``): the worker
+        processes keep it blocked, so a terminal's Ctrl-C, sent to the whole process
+        group, reaches only the command, which closes them."""
+        from multiprocessing import resource_tracker
+
         import dask
         from distributed import Client, LocalCluster
 
+        # multiprocessing starts its resource tracker (once per process) with SIGINT
+        # blocked and then *unblocks* it in the calling thread: from dask's event loop
+        # thread, that would undo the hold there before it starts the workers. Started
+        # here instead, then held again.
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         self.spill_dir = tempfile.mkdtemp(prefix="voipscope-scale-")
-        # Its scratch space is inside our directory, which ``close`` removes whole: dask
-        # cleaning up after that (the scheduler's directory, at exit) logs an ERROR about
-        # a directory already gone, which is no error of the run.
-        logging.getLogger("distributed.diskutils").setLevel(logging.CRITICAL)
         # dask's own scratch space (locks, spilled data) goes there too, not to $TMPDIR.
-        with _sigint_ignored(), dask.config.set({"temporary-directory": self.spill_dir}):
+        with dask.config.set({"temporary-directory": self.spill_dir}):
             self._cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,  # the pipeline is Python: one thread per process
@@ -264,7 +272,9 @@ class ScaleOut:
         self, paths: Sequence[str], make_job: Callable[[str, int], InputJob]
     ) -> Iterator[InputRun]:
         """One InputRun per path, in the order of ``paths``, computed side by side: at most
-        twice as many inputs as workers are submitted and not yet handed out."""
+        twice as many inputs as workers are submitted and not yet handed out. A Ctrl-C is
+        a KeyboardInterrupt in our wait for a worker, never inside a dask call; inputs
+        not yet handed out are cancelled when the iteration ends early."""
         in_flight = max(2, 2 * self.workers)
         pending: deque[Any] = deque()
         queue = iter(enumerate(paths))
@@ -276,54 +286,45 @@ class ScaleOut:
             index, path = item
             target = os.path.abspath(path) if self.remote else path
             job = dataclasses.replace(make_job(target, index), spill_dir=self.spill_dir)
-            # pure=False: the same input twice is two runs (it may have changed).
-            pending.append(self.client.submit(run_input, job, pure=False))
+            with _sigint_held():
+                # pure=False: the same input twice is two runs (it may have changed).
+                pending.append(self.client.submit(run_input, job, pure=False))
 
-        for _ in range(in_flight):
-            submit_next()
-        while pending:
-            future = pending.popleft()
-            result: InputRun = future.result()
-            future.release()
-            submit_next()
-            if result.spill_path is not None and not _inside(result.spill_path, self.spill_dir):
-                raise VoipscopeError(f"a worker spilled records outside {self.spill_dir}")
-            yield result
+        try:
+            for _ in range(in_flight):
+                submit_next()
+            while pending:
+                future = pending[0]
+                _wait_done(future)
+                with _sigint_held():
+                    result: InputRun = future.result()
+                    pending.popleft().release()
+                submit_next()
+                if result.spill_path is not None and not _inside(result.spill_path, self.spill_dir):
+                    raise VoipscopeError(f"a worker spilled records outside {self.spill_dir}")
+                yield result
+        finally:
+            if pending and self.client is not None:
+                with _sigint_held():
+                    self.client.cancel(list(pending))
 
     def close(self) -> None:
-        """Close the client and our cluster and remove our directory, whatever fails.
-        What dask logs meanwhile is not said: a run cut short (Ctrl-C, an input's error,
-        which we report once) leaves it keys it cannot gather and a scratch directory
-        gone with ours."""
-        dask_log = logging.getLogger("distributed")
-        level = dask_log.level
-        dask_log.setLevel(logging.CRITICAL)
-        try:
-            self._close()
-        finally:
-            dask_log.setLevel(level)
-
-    @staticmethod
-    def quiet() -> None:
-        """The command was interrupted: nothing dask logs while this process ends (its
-        tasks cut short, after ``close``) is said either. For the command, which owns
-        its process; a library user's logging is left alone."""
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
-
-    def _close(self) -> None:
-        try:
-            if self.client is not None:
-                self.client.close()
-                self.client = None
-        finally:
+        """Close the client and our cluster and remove our directory, whatever fails; a
+        Ctrl-C meanwhile takes effect once all is closed."""
+        with _sigint_held():
             try:
-                if self._cluster is not None:
-                    self._cluster.close()
-                    self._cluster = None
+                if self.client is not None:
+                    self.client.close()
+                    self.client = None
             finally:
-                if self.spill_dir is not None:
-                    shutil.rmtree(self.spill_dir, ignore_errors=True)
-                    self.spill_dir = None
+                try:
+                    if self._cluster is not None:
+                        self._cluster.close()
+                        self._cluster = None
+                finally:
+                    if self.spill_dir is not None:
+                        shutil.rmtree(self.spill_dir, ignore_errors=True)
+                        self.spill_dir = None
 
     def __enter__(self) -> ScaleOut:
         return self
@@ -332,19 +333,47 @@ class ScaleOut:
         self.close()
 
 
+def _wait_done(future: Any) -> None:
+    """Until ``future`` is done. A Ctrl-C meanwhile is a KeyboardInterrupt here, in our
+    own wait: dask's ``sync`` cut off by one can leave a callback of its event loop
+    failing (a NameError logged) and the cluster's close waiting out its timeouts."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    while not done.wait(0.5):  # bounded waits: the signal handler runs between them
+        pass
+
+
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while child processes start (they keep ignoring it; the command
-    that started them stops them). A no-op outside the main thread."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals cannot be set here
+def _sigint_held() -> Iterator[None]:
+    """A Ctrl-C (SIGINT) inside the block takes effect as the block ends, as it would
+    have (KeyboardInterrupt, or whatever handler was set), so dask's calls are never
+    cut off half-way. SIGINT is blocked meanwhile too: threads started inside (dask's
+    event loop) keep it blocked, and so do the processes they start (the signal mask
+    is inherited across fork and exec), so the worker processes never see a terminal's
+    Ctrl-C; the command that started them closes them. A no-op outside the main thread
+    (signal handlers belong to it)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one arrives
+        # signal.signal runs the handlers of signals that arrived before it changes one.
         signal.signal(signal.SIGINT, previous)
+        if caught:
+            _deliver_sigint(previous)
+
+
+def _deliver_sigint(handler: Any) -> None:
+    """What a SIGINT would have done under ``handler``."""
+    if callable(handler):
+        handler(signal.SIGINT, None)  # signal.default_int_handler: KeyboardInterrupt
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
 
 
 def _inside(path: str, directory: str | None) -> bool:

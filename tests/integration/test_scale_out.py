@@ -204,23 +204,29 @@ def test_the_command_leaves_no_files_behind(tmp_path: Path, paths: list[Path]) -
     assert list(scratch.iterdir()) == []  # neither our spill files nor dask's scratch space
 
 
+@pytest.mark.parametrize("moment", ["starting", "running"])
 def test_ctrl_c_stops_the_command_and_its_workers_quietly(
-    tmp_path: Path, paths: list[Path]
+    tmp_path: Path, paths: list[Path], moment: str
 ) -> None:
-    """SIGINT to the whole process group (a terminal's Ctrl-C): one line, exit 130, the
-    workers gone with the command, no files left."""
+    """SIGINT to the whole process group (a terminal's Ctrl-C) while the cluster starts
+    (its first process is there) or while inputs run (the output file is open): one
+    line, exit 130, the workers gone with the command, no files left."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
-    inputs = [str(paths[1])] * 400  # long enough to be interrupted mid-run
+    output = tmp_path / "flows.parquet"
+    inputs = [str(paths[1])] * 4000  # ~1 min of work: cannot end before the signal
     run = subprocess.Popen(
         [sys.executable, "-m", "voipscope", "flows", *inputs, "--workers", "2", "-o",
-         str(tmp_path / "flows.parquet")], stderr=subprocess.PIPE, text=True, env=env,
-        start_new_session=True,
+         str(output)], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )  # fmt: skip
     try:
-        time.sleep(5)
-        assert run.poll() is None, "the run ended before it could be interrupted"
+        deadline = time.monotonic() + 60
+        while not (_processes_in_group(run.pid) > 1 if moment == "starting" else output.exists()):
+            assert run.poll() is None and time.monotonic() < deadline, f"no {moment} seen"
+            time.sleep(0.02)
+        if moment == "running":
+            time.sleep(1)
         os.killpg(run.pid, signal.SIGINT)
         _, err = run.communicate(timeout=60)
     finally:
@@ -230,16 +236,27 @@ def test_ctrl_c_stops_the_command_and_its_workers_quietly(
     assert run.returncode == 130 and err.strip() == "voipscope: interrupted", err
     assert list(scratch.iterdir()) == []
     deadline = time.monotonic() + 10  # the workers' processes end soon after the command
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(run.pid, 0)
-        except ProcessLookupError:
-            break
+    while _processes_in_group(run.pid):
+        if time.monotonic() > deadline:
+            left = subprocess.run(["ps", "-o", "pid,args", "-g", str(run.pid)],
+                                  capture_output=True, text=True).stdout  # fmt: skip
+            pytest.fail(f"processes of the interrupted run are still alive:\n{left}")
         time.sleep(0.2)
-    else:
-        left = subprocess.run(["ps", "-o", "pid,args", "-g", str(run.pid)], capture_output=True,
-                              text=True).stdout  # fmt: skip
-        pytest.fail(f"processes of the interrupted run are still alive:\n{left}")
+
+
+def _processes_in_group(pgid: int) -> int:
+    """Live processes (not zombies) of process group ``pgid``."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp, ...
+            count += 1
+    return count
 
 
 def test_usage_errors(paths: list[Path]) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from voipscope.cli.main import (
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNREADABLE,
     EXIT_USAGE,
@@ -137,8 +138,7 @@ def _run_inline(spec: str, inputs: list[str] | None, use_sample: bool, fmt: str 
         os.dup2(devnull, sys.stdout.fileno())
         return code
     except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line unless asked for the stack
         _err(f"internal error: {type(exc).__name__}: {exc} (run with --traceback for details)")
         if show_traceback:

@@ -25,6 +25,7 @@ import typer
 from voipscope.cli.main import (
     EXIT_ALERT,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNREADABLE,
     EXIT_USAGE,
@@ -317,8 +318,7 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
                         stream.note(line)
         stream.close()
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, records may be lost
-        _err("interrupted")
-        code = 130
+        code = EXIT_INTERRUPTED
     except BrokenPipeError:
         import os
 

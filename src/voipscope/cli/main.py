@@ -26,6 +26,8 @@ from voipscope.cli.scaled import ScaleOptions, Scheduler, Workers, input_runs
 NO_SCALE_OUT = ScaleOptions()
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREADABLE, EXIT_ALERT = 0, 1, 2, 3, 4
+# 128 + SIGINT, as a shell reports a command a Ctrl-C ended; ``main`` says "interrupted".
+EXIT_INTERRUPTED = 130
 SEVERITIES = ("low", "medium", "high")  # as voipscope.detect.alerts (not imported: start-up)
 SAMPLE_NAME = "sip-call.pcap"
 PROGRESS_MIN_BYTES = 32 << 20  # below this a progress bar only flickers
@@ -263,8 +265,7 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
             _err(f"error: {exc}")
             return EXIT_ERROR
         except KeyboardInterrupt:
-            _err("interrupted")
-            return 130
+            return EXIT_INTERRUPTED
     with cluster if cluster is not None else contextlib.nullcontext():
         try:
             writer = open_writer(fmt, output, schema)
@@ -295,10 +296,7 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
             os.dup2(devnull, sys.stdout.fileno())
             return code
         except KeyboardInterrupt:
-            _err("interrupted")
-            if cluster is not None:
-                cluster.quiet()  # the one line above is all a Ctrl-C says
-            return 130
+            return EXIT_INTERRUPTED
         except Exception as exc:  # a bug: say so in one line unless asked for the stack
             _err(f"internal error: {type(exc).__name__}: {exc} (run with --traceback for details)")
             if show_traceback:
@@ -551,3 +549,16 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(EXIT_OK)
+    except KeyboardInterrupt:  # outside a command (typer makes one inside exit 130)
+        sys.exit(_interrupted())
+    except SystemExit as exc:
+        # One line for a Ctrl-C wherever it came: a command's own handler, or typer's
+        # (a Ctrl-C between a command's handlers, e.g. while a cluster closes).
+        if exc.code == EXIT_INTERRUPTED:
+            _interrupted()
+        raise
+
+
+def _interrupted() -> int:
+    _err("interrupted")
+    return EXIT_INTERRUPTED
