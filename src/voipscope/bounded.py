@@ -171,5 +171,10 @@ class BucketRate:
             buckets.popleft()
         return int(sum(b[1] for b in buckets))
 
+    @property
+    def last_bucket_s(self) -> float | None:
+        """Start of the newest bucket (None before any event)."""
+        return self._buckets[-1][0] if self._buckets else None
+
     def __len__(self) -> int:
         return len(self._buckets)

@@ -72,7 +72,8 @@ class AlertBook:
     def raise_alert(self, alert: Alert, detail: str = "") -> Alert:
         key = (alert.kind, alert.src_ip, alert.dst_ip, detail)
         found = self._open.get(key)
-        if found is not None and alert.ts - (found.last_ts or found.ts) <= self.quiet_s:
+        # A repeat: it began within quiet_s of the last evidence of the one open.
+        if found is not None and not self._quiet(found, alert.ts):
             found.count += alert.count
             found.last_ts = max(found.last_ts or found.ts, alert.last_ts or alert.ts)
             for text in alert.evidence:
@@ -92,16 +93,41 @@ class AlertBook:
             self.observer(alert)
         return alert
 
-    def is_open(self, alert: Alert, detail: str = "") -> bool:
+    def is_open(self, alert: Alert, detail: str = "", now_s: float | None = None) -> bool:
         """Whether ``alert`` is still open here (not yet handed out), so its detector
-        may still add what it learns later (a responder, a cracked password)."""
-        return self._open.get((alert.kind, alert.src_ip, alert.dst_ip, detail)) is alert
+        may still add what it learns later (a responder, a cracked password). ``now_s``:
+        the time of the evidence the detector would add; an alert quiet for longer than
+        ``quiet_s`` by then is closed as it stands, whether or not the caller's batch of
+        packets has been swept (``ready``), so what becomes one alert does not depend on
+        how packets were batched."""
+        key = (alert.kind, alert.src_ip, alert.dst_ip, detail)
+        if self._open.get(key) is not alert:
+            return False
+        return self._open_at(key, now_s)
 
     def open_alert(
-        self, kind: str, src_ip: str | None, dst_ip: str | None, detail: str = ""
+        self,
+        kind: str,
+        src_ip: str | None,
+        dst_ip: str | None,
+        detail: str = "",
+        now_s: float | None = None,
     ) -> Alert | None:
-        """The open alert under this key, if any."""
-        return self._open.get((kind, src_ip, dst_ip, detail))
+        """The open alert under this key, if any (``now_s`` as for ``is_open``)."""
+        key = (kind, src_ip, dst_ip, detail)
+        if key not in self._open or not self._open_at(key, now_s):
+            return None
+        return self._open[key]
+
+    def _open_at(self, key: tuple[str, str | None, str | None, str], now_s: float | None) -> bool:
+        if now_s is None or not self._quiet(self._open[key], now_s):
+            return True
+        self._done.append(self._open.pop(key))
+        return False
+
+    def _quiet(self, alert: Alert, now_s: float) -> bool:
+        """Nothing added to ``alert`` for longer than ``quiet_s`` before ``now_s``."""
+        return now_s - (alert.last_ts or alert.ts) > self.quiet_s
 
     def open_alerts(self) -> list[Alert]:
         """The alerts still open (still growing), oldest key first; read, do not change."""
@@ -109,7 +135,7 @@ class AlertBook:
 
     def ready(self, now_s: float) -> list[Alert]:
         """Alerts whose attack has gone quiet, oldest first."""
-        for key in [k for k, a in self._open.items() if now_s - (a.last_ts or a.ts) > self.quiet_s]:
+        for key in [k for k, a in self._open.items() if self._quiet(a, now_s)]:
             self._done.append(self._open.pop(key))
         out, self._done = sorted(self._done, key=lambda a: a.ts), []
         return out

@@ -65,7 +65,7 @@ class SipBruteforceDetector(Detector):
                 pending=CappedTable(cfg.max_pending_per_pair, str),
             )
 
-        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair)
+        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair, book.quiet_s)
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:
@@ -92,14 +92,17 @@ class SipBruteforceDetector(Detector):
             found.refused += 1
             many_guesses = found.failures.add(f.ts_s)
             many_users = found.failed_users.add(f.ts_s, user) >= self.config.min_users
-            if many_guesses or many_users or found.open_alert(self.book) is not None:
+            if many_guesses or many_users or found.open_alert(self.book, f.ts_s) is not None:
                 self._report(f, found)
         elif 200 <= f.status < 300:
             found.pending.pop(f.call_id)
             if found.refused:
                 add_capped(found.cracked, user, MAX_USERS_LISTED)
                 recent = found.failures.in_window(f.ts_s)
-                if found.open_alert(self.book) is not None or recent >= self.config.min_failures:
+                if (
+                    found.open_alert(self.book, f.ts_s) is not None
+                    or recent >= self.config.min_failures
+                ):
                     self._report(f, found)
 
     def _report(self, f: SipFacts, pair: _Pair) -> None:
@@ -119,7 +122,7 @@ class SipBruteforceDetector(Detector):
             "scanner_tool": tool,
             "window_s": self.config.window_s,
         }
-        alert = pair.open_alert(self.book)
+        alert = pair.open_alert(self.book, f.ts_s)
         if alert is not None:
             alert.last_ts = f.ts_s
             alert.count = attempts

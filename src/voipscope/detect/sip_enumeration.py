@@ -74,7 +74,7 @@ class SipEnumerationDetector(Detector):
                 answered=SlidingDistinct(cfg.window_s, cfg.max_users_per_pair),
             )
 
-        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair)
+        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair, book.quiet_s)
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:
@@ -127,7 +127,7 @@ class SipEnumerationDetector(Detector):
             "scanner_tool": tool,
             "window_s": cfg.window_s,
         }
-        alert = pair.open_alert(self.book)
+        alert = pair.open_alert(self.book, f.ts_s)
         if alert is not None:
             alert.last_ts = f.ts_s
             alert.count = users

@@ -70,7 +70,12 @@ class SipFloodDetector(Detector):
             (f.src_ip, self.config.min_requests),
             (None, self.config.min_requests_to_target),
         ):
-            rate = self.rates.get((src, f.dst_ip, method))
+            key = (src, f.dst_ip, method)
+            rate = self.rates.peek(key)
+            last = None if rate is None else rate.last_bucket_s
+            if last is not None and f.ts_s - last > self.book.quiet_s + rate.bucket_s:
+                self.rates.pop(key)  # a new flood: its total counts from here
+            rate = self.rates.get(key)
             count = rate.add(f.ts_s)
             if count >= threshold:
                 self._report(f, src, method, count, threshold, rate.total)
@@ -79,7 +84,7 @@ class SipFloodDetector(Detector):
         self, f: SipFacts, src: str | None, method: str, count: int, threshold: int, total: int
     ) -> None:
         cfg = self.config
-        open_alert = self.book.open_alert(KIND, src, f.dst_ip, method)
+        open_alert = self.book.open_alert(KIND, src, f.dst_ip, method, now_s=f.ts_s)
         severity = "high" if count >= cfg.high_factor * threshold else "medium"
         if open_alert is not None:
             open_alert.last_ts = f.ts_s

@@ -5,6 +5,11 @@ every pair besides its own counts.
 Requests go source -> server and key the pair; a server's answer comes back the other
 way, so a response finds its pair under (receiver, sender). What an alert about the pair
 quotes of the sender (first request, methods, User-Agents) is noted here once.
+
+A pair's requests come in episodes: one that starts more than the alert book's
+``quiet_s`` after the pair's last request starts the pair afresh (its alert, counts,
+first time, methods), as its alert has gone quiet by then: the next alert says when the
+new episode began and what it did, not the totals since the first one.
 """
 
 from __future__ import annotations
@@ -29,18 +34,22 @@ class SipPair:
     methods: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
     first_ts: float | None = None
+    last_ts: float | None = None
     alert: Alert | None = None
 
     def note_request(self, f: SipFacts) -> None:
         if self.first_ts is None:
             self.first_ts = f.ts_s
+        self.last_ts = f.ts_s if self.last_ts is None else max(self.last_ts, f.ts_s)
         add_capped(self.methods, f.method or "", MAX_METHODS)
         if f.user_agent:
             add_capped(self.agents, f.user_agent, MAX_AGENTS)
 
-    def open_alert(self, book: AlertBook) -> Alert | None:
-        """The pair's alert while it is still open (it may grow), else None."""
-        return self.alert if self.alert is not None and book.is_open(self.alert) else None
+    def open_alert(self, book: AlertBook, now_s: float) -> Alert | None:
+        """The pair's alert while it is still open at ``now_s`` (it may grow), else None."""
+        if self.alert is not None and book.is_open(self.alert, now_s=now_s):
+            return self.alert
+        return None
 
 
 P = TypeVar("P", bound=SipPair)
@@ -48,14 +57,20 @@ P = TypeVar("P", bound=SipPair)
 
 class SipPairs(Generic[P]):
     """At most ``max_pairs`` (source, server) pairs; the least recently used goes first,
-    counted in ``overflow``."""
+    counted in ``overflow``. ``quiet_s``: the gap that ends a pair's episode."""
 
-    def __init__(self, max_pairs: int, new_pair: Callable[[], P]) -> None:
+    def __init__(self, max_pairs: int, new_pair: Callable[[], P], quiet_s: float) -> None:
         self._table: CappedTable[tuple[str, str], P] = CappedTable(max_pairs, new_pair)
+        self.quiet_s = quiet_s
 
     def of_request(self, f: SipFacts) -> P:
-        """The pair of a request (created if new), with the request noted."""
-        pair = self._table.get((f.src_ip, f.dst_ip))
+        """The pair of a request (created if new, or afresh after a quiet gap), with the
+        request noted."""
+        key = (f.src_ip, f.dst_ip)
+        pair = self._table.peek(key)
+        if pair is not None and pair.last_ts is not None and f.ts_s - pair.last_ts > self.quiet_s:
+            self._table.pop(key)
+        pair = self._table.get(key)
         pair.note_request(f)
         return pair
 

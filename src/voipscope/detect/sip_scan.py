@@ -5,7 +5,9 @@ Opinion: a source that, within ``window_s`` of capture time, sends requests to a
 ``min_targets`` distinct (host, port) destinations that never sent it a request of their
 own. The exclusion keeps a PBX or proxy that pings (RFC 3261 §11 OPTIONS "qualify") the
 phones registered to it out: those phones REGISTER to it first. Answers from targets
-are kept as data (they are the live SIP servers the scanner found).
+are kept as data (they are the live SIP servers the scanner found). A source's requests
+more than the alert book's ``quiet_s`` after its last start it afresh (a new sweep: a new
+alert with its own start, count and methods).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class _Source:
     responders: list[str] = field(default_factory=list)
     alert: Alert | None = None
     first_ts: float | None = None
+    last_ts: float | None = None
 
 
 class SipScanDetector(Detector):
@@ -68,9 +71,13 @@ class SipScanDetector(Detector):
         self.peers.get((f.src_ip, f.dst_ip))
         if self.peers.peek((f.dst_ip, f.src_ip)) is not None:
             return
+        src = self.sources.peek(f.src_ip)
+        if src is not None and src.last_ts is not None and f.ts_s - src.last_ts > self.book.quiet_s:
+            self.sources.pop(f.src_ip)  # a new sweep
         src = self.sources.get(f.src_ip)
         if src.first_ts is None:
             src.first_ts = f.ts_s
+        src.last_ts = f.ts_s if src.last_ts is None else max(src.last_ts, f.ts_s)
         if f.method:
             add_capped(src.methods, f.method, 8)
         if f.user_agent:
@@ -80,7 +87,7 @@ class SipScanDetector(Detector):
         count = src.targets.add(f.ts_s, target)
         if count < self.config.min_targets:
             return
-        if src.alert is not None and self.book.is_open(src.alert):
+        if src.alert is not None and self.book.is_open(src.alert, now_s=f.ts_s):
             if not known:
                 self._grow(src, f)
             return
@@ -93,7 +100,7 @@ class SipScanDetector(Detector):
             return
         agent = f" ({f.user_agent})" if f.user_agent else ""
         add_capped(src.responders, f"{f.src_ip}:{f.src_port} {f.status}{agent}", MAX_LISTED)
-        if src.alert is not None and self.book.is_open(src.alert):
+        if src.alert is not None and self.book.is_open(src.alert, now_s=f.ts_s):
             src.alert.data["responders"] = list(src.responders)
 
     def _raise(self, ip: str, src: _Source, f: SipFacts, count: int) -> None:
