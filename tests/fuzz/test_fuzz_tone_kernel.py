@@ -1,5 +1,6 @@
 """Hypothesis over the tone analysis (activity.tones inside the RTP kernel) and the
-tone decoder: random G.711/L16 payloads of random lengths, lying offsets, random runs.
+tone decoder: random G.711/L16 payloads of random lengths, lying offsets, random runs;
+and the transits the same kernel keeps (activity.timing) with their judgement.
 
 Nothing may raise, statistics stay consistent, and with NUMBA_BOUNDSCHECK=1 (see
 conftest.py) no read may leave its array.
@@ -18,10 +19,13 @@ from tests import pcapbuild as pb
 from tests.fuzz.support import FAST, LONG
 from tests.readback import batch_of
 from tests.unit.activity.g711 import encode
+from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
 from voipscope.anomalies import AnomalyLog
 from voipscope.config import FlowConfig
 from voipscope.decode import decode_batch
+from voipscope.detect.alerts import AlertBook
+from voipscope.detect.timing_channel import TimingChannelDetector
 from voipscope.detect.tone_exfil import ToneExfilDetector, decode_tone_runs
 from voipscope.flows import FlowTable, new_assignment
 from voipscope.quality.rtp_streams import RtpStreamTracker
@@ -93,6 +97,11 @@ def check_tones(pkts: list[tuple[bytes, tuple[int, int], int]], batch: int) -> N
             continue
         records = [s.to_dict() for s in stats.streams]
         for s in records:
+            timing = s["timing"]
+            if timing is not None:
+                assert timing["packets"] <= min(s["packets"], TM.TIMING_PACKETS)
+                assert timing["levels_ms"] == sorted(timing["levels_ms"])
+                assert isinstance(timing["coded"], bool)
             tones = s["tones"]
             if tones is not None:
                 assert 0 <= tones["tone_frames"] <= tones["loud_frames"] <= tones["frames"]
@@ -150,3 +159,22 @@ def test_decoder_takes_any_runs(runs):
     ToneExfilDetector().check_call(
         {"streams": [{"tones": {"loud_frames": 10_000, "tone_share": 1.0}, "tone_runs": runs}]}
     )
+
+
+@FAST
+@given(
+    transits=st.lists(
+        st.one_of(st.just(int(TM.EMPTY)), st.integers(-32767, 32767), st.integers(-40, 400)),
+        max_size=TM.TIMING_PACKETS,
+    )
+)
+def test_timing_analysis_takes_any_transits(transits):
+    row = TM.new_state(1)[0]
+    row[: len(transits)] = np.asarray(transits, np.int64).astype(np.int16)
+    out = TM.analyse(row)
+    if out is not None:
+        assert out["packets"] == int((row != TM.EMPTY).sum())
+        assert len(out["levels_ms"]) == len(out["level_shares"]) <= TM.MAX_LEVELS
+        assert sum(out["level_shares"]) <= 1.0 + 1e-9
+        record = {"ssrc": "0x1", "timing": out}
+        TimingChannelDetector(AlertBook()).on_call({"call_id": "x", "streams": [record]})

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import uuid
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,11 +58,16 @@ def spoken_call(
 
 
 def write_rtp_pcap(
-    path: Path, audio: np.ndarray, dtx_truth: list[tuple[float, float]] | None = None
+    path: Path,
+    audio: np.ndarray,
+    dtx_truth: list[tuple[float, float]] | None = None,
+    send_delays_s: Sequence[float] | None = None,
 ) -> int:
     """PCMA RTP, one packet per 20 ms (sipp replays the pcap's timing). With
     ``dtx_truth`` the packets outside speech are left out (discontinuous transmission)
-    and the first packet of each spurt carries the marker bit (RFC 3551 §4.1)."""
+    and the first packet of each spurt carries the marker bit (RFC 3551 §4.1). With
+    ``send_delays_s`` packet k is sent that much later than its frame's time (its RTP
+    timestamp unchanged): a sender that holds packets back."""
     packets = []
     seq = 0
     silent_before = True
@@ -78,8 +83,11 @@ def write_rtp_pcap(
         header = bytes([0x80, (0x80 if marker else 0) | PT_PCMA]) + seq.to_bytes(2, "big")
         header += (k * FRAME).to_bytes(4, "big") + (0x5EED5EED).to_bytes(4, "big")
         payload = encode(audio[k * FRAME : (k + 1) * FRAME], "alaw")
+        late = send_delays_s[seq] if send_delays_s is not None and seq < len(send_delays_s) else 0
         packets.append(
-            pb.udp_packet(1_700_000_000 + t, "10.0.0.1", 6100, "10.0.0.2", 6000, header + payload)
+            pb.udp_packet(
+                1_700_000_000 + t + late, "10.0.0.1", 6100, "10.0.0.2", 6000, header + payload
+            )
         )
         seq += 1
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from voipscope.detect.sip_flood import SipFloodConfig
 from voipscope.detect.sip_scan import SipScanConfig
 from voipscope.detect.skype_supernode import SkypeSupernodeConfig
 from voipscope.detect.spit import SpitConfig
+from voipscope.detect.timing_channel import TimingChannelConfig
 from voipscope.detect.toll_fraud import TollFraudConfig
 from voipscope.detect.tone_exfil import ToneExfilConfig
 from voipscope.detect.vlan_hopping import VlanHoppingConfig
@@ -30,6 +31,7 @@ DETECTORS = (
     "spit",
     "policy",
     "tone_exfil",
+    "timing_channel",
     "rtp_injection",
     "vlan_hopping",
     "skype_supernode",
@@ -51,6 +53,7 @@ class DetectConfig:
     spit: SpitConfig = field(default_factory=SpitConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tone_exfil: ToneExfilConfig = field(default_factory=ToneExfilConfig)
+    timing_channel: TimingChannelConfig = field(default_factory=TimingChannelConfig)
     rtp_injection: RtpInjectionConfig = field(default_factory=RtpInjectionConfig)
     vlan_hopping: VlanHoppingConfig = field(default_factory=VlanHoppingConfig)
     skype_supernode: SkypeSupernodeConfig = field(default_factory=SkypeSupernodeConfig)

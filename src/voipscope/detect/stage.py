@@ -25,6 +25,7 @@ from voipscope.detect.sip_flood import SipFloodDetector
 from voipscope.detect.sip_scan import SipScanDetector
 from voipscope.detect.skype_supernode import SkypeSupernodeDetector
 from voipscope.detect.spit import SpitDetector
+from voipscope.detect.timing_channel import TimingChannelDetector
 from voipscope.detect.toll_fraud import TollFraudDetector
 from voipscope.detect.tone_exfil import ToneExfil
 from voipscope.detect.vlan_hopping import VlanHoppingDetector
@@ -43,6 +44,7 @@ def build_detectors(book: AlertBook, config: DetectConfig) -> list[Detector]:
         "spit": SpitDetector(book, config.spit),
         "policy": PolicyDetector(book, config.policy),
         "tone_exfil": ToneExfil(book, config.tone_exfil),
+        "timing_channel": TimingChannelDetector(book, config.timing_channel),
         "rtp_injection": RtpInjectionDetector(book, config.rtp_injection),
         "vlan_hopping": VlanHoppingDetector(book, config.vlan_hopping),
         "skype_supernode": SkypeSupernodeDetector(book, config.skype_supernode),

@@ -57,6 +57,9 @@ def _stream_row(stream: dict[str, Any]) -> dict[str, Any]:
     row = {name: stream.get(name) for name in _STREAM_NAMES}
     tones = stream.get("tones") or {}
     row["tone_share"] = tones.get("tone_share")
+    timing = stream.get("timing") or {}
+    row["timing_levels_ms"] = timing.get("levels_ms")
+    row["timing_coded"] = timing.get("coded")
     row["inband_dtmf"] = [
         f"{d.get('digit')} at {d.get('ts', 0.0):.3f}" for d in stream.get("inband_dtmf") or []
     ]

@@ -90,6 +90,11 @@ STREAM_FIELDS = [
     # and DTMF heard in the audio itself (RFC 4733 events are in the call's dtmf).
     pa.field("tone_share", pa.float64()),
     pa.field("inband_dtmf", pa.list_(pa.string())),
+    # Transit levels of the first 512 packets against the stream's RTP clock
+    # (activity.timing): one level is an ordinary stream; two or more in an order that
+    # cannot be predicted is data in the send times (timing_coded; alert timing-channel).
+    pa.field("timing_levels_ms", pa.list_(pa.float64())),
+    pa.field("timing_coded", pa.bool_()),
     pa.field("markers", pa.int64()),
     pa.field("pairing", pa.string()),  # how the stream was tied to its call
     pa.field("pairing_confidence", pa.float64()),

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from voipscope.activity import talk_spurts as TS
+from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
 from voipscope.decode import status as S
 from voipscope.wire import u16be, u32be
@@ -243,6 +244,7 @@ def track_rtp(
         slot, flow_id, direction, start,
         slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
         np.zeros((1, TN.T_LEN)), np.zeros((1, TN.TC_LEN)), np.zeros(1), False,
+        np.zeros((1, 1), np.int16),
     )  # fmt: skip
 
 
@@ -251,14 +253,15 @@ def track_media(
     buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
     slot, flow_id, direction, start,
     slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
-    tn, codecs, scratch, tones_on,
+    tn, codecs, scratch, tones_on, tm,
 ):  # fmt: skip
     """Account packets [start, n). Returns (stopped_at, DONE | *_POOL_FULL | EVENTS_FULL).
 
     ``va``: talk-spurt state per stream row (activity.talk_spurts V_* columns); ``ev``:
     events out (EV_* columns), ``meta[M_EVENTS]`` of them, drained by the caller.
     With ``tones_on``: ``tn`` tone state per stream row (activity.tones T_* columns),
-    ``codecs`` its codec table per payload type, ``scratch`` decoded samples of one frame.
+    ``codecs`` its codec table per payload type, ``scratch`` decoded samples of one frame,
+    and ``tm`` the transits of the first sequence numbers per stream row (activity.timing).
 
     ``in_extra[i]``: packet i's payload is at ``l4_off[i]`` in ``extra`` (a datagram
     rebuilt from fragments), not in ``buf``. ``clock_hz[pt]``: 0 when unknown.
@@ -346,6 +349,7 @@ def track_media(
             TS.reset_row(va, row)
             if tones_on:
                 TN.reset_row(tn, row)
+                TM.reset_row(tm, row)
         pt = b1 & 0x7F
         marker = b1 >> 7
         previous_ns = si[row, S_LAST_NS]
@@ -382,6 +386,20 @@ def track_media(
                 ev[k, EV_B] = event
                 meta[M_EVENTS] += 1
             continue  # a DTMF event is neither speech nor silence of the stream
+        # -- transit against the stream's own clock (activity.timing): packets in
+        # sequence and timestamp order only (a late one's place is left empty)
+        clock = clock_hz[pt]
+        if (
+            tones_on
+            and clock > 0
+            and si[row, S_REF_NS] == ts_ns[i]
+            and si[row, S_REF_TS] == si[row, S_TS_LAST]
+            and si[row, S_LAST_SEQ] == (si[row, S_MAX_EXT] & (SEQ_MOD - 1))
+        ):
+            transit_ms = (ts_ns[i] - si[row, S_FIRST_NS]) / 1e6 - (
+                si[row, S_TS_LAST] - si[row, S_TS_FIRST]
+            ) * 1000.0 / clock
+            TM.account(tm, row, si[row, S_MAX_EXT] - si[row, S_FIRST_SEQ], transit_ms)
         if in_extra[i]:
             voice = TS.is_voice(va, row, extra, p, payload, pt)
         else:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from voipscope.activity import talk_spurts as TS
+from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
 from voipscope.addresses import format_ip
 from voipscope.config import FlowConfig
@@ -102,6 +103,9 @@ class MediaStream:
     tone_runs: list[list[float]] = field(default_factory=list)
     tone_runs_dropped: int = 0  # beyond MAX_TONE_RUNS_PER_STREAM
     inband_dtmf: list[dict[str, Any]] = field(default_factory=list)  # DTMF tone pairs in audio
+    # Transit levels of the first sequence numbers against the stream's clock
+    # (activity.timing): a covert channel in the send times. None: not judged.
+    timing: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +131,7 @@ class _Ended:
     sf: np.ndarray  # (2 * MAX_SSRCS, SF_LEN)
     va: np.ndarray  # (2 * MAX_SSRCS, V_LEN): talk-spurt state
     tn: np.ndarray  # (2 * MAX_SSRCS, T_LEN): tone state
+    tm: np.ndarray  # (2 * MAX_SSRCS, TIMING_PACKETS): transits (activity.timing)
     events: dict[tuple[int, int], _StreamEvents]  # (direction, SSRC) -> spurts and DTMF
     rtcp: list[dict[str, Any]] = field(default_factory=list)  # sender reports, report blocks
 
@@ -175,6 +180,7 @@ class RtpStreamTracker:
         self.sfree = np.zeros(INITIAL_STREAM_ROWS, np.int64)
         self.va = TS.new_state(INITIAL_STREAM_ROWS)
         self.tn = TN.new_state(INITIAL_STREAM_ROWS if tones else 1)
+        self.tm = TM.new_state(INITIAL_STREAM_ROWS if tones else 1)
         self.ev = np.zeros((EVENT_BUFFER, K.EV_LEN), np.int64)
         # (flow id, direction, SSRC) -> events of live streams; moved to _Ended at expiry
         self._events: dict[int, dict[tuple[int, int], _StreamEvents]] = {}
@@ -216,7 +222,7 @@ class RtpStreamTracker:
                 d.ts_ns, a.slot, a.flow_id, a.direction, start,
                 self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
                 self.meta, self.new_rows, self.clock_hz, self.va, self.ev,
-                self.tn, self.codecs, self.scratch, self.tones,
+                self.tn, self.codecs, self.scratch, self.tones, self.tm,
             )  # fmt: skip
             self._collect_new_rows()
             self._drain_events()
@@ -247,13 +253,14 @@ class RtpStreamTracker:
         refs = np.maximum(frows[:, K.FR_STREAMS :] - 1, 0)
         si, sf, va = self.si[refs], self.sf[refs], self.va[refs]
         tn = self.tn[refs] if self.tones else TN.new_state(refs.size).reshape(*refs.shape, -1)
+        tm = self.tm[refs] if self.tones else np.zeros((*refs.shape, 1), np.int16)
         flows = ended[at]
         K.free_flow_rows(picked, self.slot_row, self.frows, self.ffree, self.sfree, self.meta)
         for j, k in enumerate(at):
             events = self._events.pop(ids[k], {})
             rtcp = self._rtcp.pop(ids[k], [])
             self._ended[ids[k]] = _Ended(
-                flows[j], frows[j], si[j], sf[j], va[j], tn[j], events, rtcp
+                flows[j], frows[j], si[j], sf[j], va[j], tn[j], tm[j], events, rtcp
             )
         while len(self._ended) > self.max_pending_flows:
             self._ended.popitem(last=False)
@@ -314,6 +321,7 @@ class RtpStreamTracker:
         self.va = np.concatenate([self.va, TS.new_state(size - self.va.shape[0])])
         if self.tones:
             self.tn = np.concatenate([self.tn, TN.new_state(size - self.tn.shape[0])])
+            self.tm = np.concatenate([self.tm, TM.new_state(size - self.tm.shape[0])])
 
     def _drain_events(self) -> None:
         """Move the kernel's events to their streams (rows are reused later: key them by
@@ -413,6 +421,7 @@ class RtpStreamTracker:
                 stream.dtmf = events.dtmf
                 if self.tones:
                     self._add_tones(stream, events, ended.tn, k, ended.si[k])
+                    stream.timing = TM.analyse(ended.tm[k])
                 stats.streams.append(stream)
         return stats
 

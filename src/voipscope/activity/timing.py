@@ -1,0 +1,227 @@
+"""When a stream's packets arrive against its own RTP clock: a covert channel in the
+send times (FIELD §5.8, "steganographic timing").
+
+RTP timestamps say when each frame was sampled (RFC 3550 §5.1); a sender sends a frame
+when it is ready, so a packet's arrival minus its timestamp -- its *transit*, as in
+RFC 3550 §6.4.1 -- moves only with the network (queues: a continuous spread) and the
+sender's scheduler. A sender that holds chosen packets back by a fixed delay to signal
+symbols (inter-packet-delay modulation: e.g. 0 or 10 ms per bit, the audio untouched)
+puts the transits on two or more sharp levels that far apart, in an order that carries
+data. The kernel keeps each stream's transit for its first ``TIMING_PACKETS`` sequence
+numbers (relative to the first packet, 0.05 ms units; a number that never arrived stays
+empty), and :func:`analyse` judges them when the stream ends:
+
+1. *Floor*: the transit minus its running minimum over ``FLOOR_PACKETS`` packets (centred):
+   clock drift between sender and capture moves the floor slowly; level 0 is the floor.
+2. *Levels*: a histogram at ``BIN_MS``, summed over ``SMOOTH_MS``; a level is a peak
+   holding at least ``MIN_LEVEL_SHARE`` of the packets, with the bins around it down to
+   a tenth of its height (a level's own spread: network jitter).
+3. *Coded* when there are at least two levels, at least ``MIN_SEPARATION_MS`` apart and at
+   least ``SEPARATION_OVER_SPREAD`` times their spread, holding at least
+   ``MIN_CODED_SHARE`` of the packets, and the next level is hard to predict from the
+   current one (conditional entropy at least ``MIN_ENTROPY_SHARE`` of log2(levels)):
+   a link or sender that delivers in bursts also puts packets on levels, but in a fixed
+   order (0, 20, 0, 20 ms; a sawtooth of power-save bursts), which carries nothing.
+4. *Decoded*: symbol = level number; with 2 or 4 levels, 1 or 2 bits per packet (the
+   later level the higher value), most significant first, as bytes; a missing packet is
+   an erasure (its bits read 0, listed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+TIMING_PACKETS = 512  # sequence numbers kept per stream (~10 s at 50 packets/s)
+UNITS_PER_MS = 20  # stored in 0.05 ms
+EMPTY = np.int16(-32768)  # a sequence number that never arrived (or came out of order)
+LIMIT_UNITS = 32767
+
+FLOOR_PACKETS = 64  # the running minimum's window: a floor that clock drift cannot move far
+BIN_MS = 0.25
+SMOOTH_MS = 2.0  # levels are found in the histogram summed over this much
+MIN_PACKETS = 64  # judged with fewer: nothing said
+MIN_LEVEL_SHARE = 0.08
+MIN_SEPARATION_MS = 2.0
+SEPARATION_OVER_SPREAD = 4.0
+MIN_CODED_SHARE = 0.9
+MIN_ENTROPY_SHARE = 0.6
+MAX_LEVELS = 8
+
+
+def new_state(rows: int) -> np.ndarray:
+    return np.full((rows, TIMING_PACKETS), EMPTY, np.int16)
+
+
+@njit(cache=True, nogil=True)
+def reset_row(state: np.ndarray, row: int) -> None:  # pragma: no cover - numba
+    for k in range(TIMING_PACKETS):
+        state[row, k] = EMPTY
+
+
+@njit(cache=True, nogil=True, inline="always")
+def account(
+    state: np.ndarray, row: int, position: int, transit_ms: float
+) -> None:  # pragma: no cover - numba
+    """Transit of the packet ``position`` sequence numbers after the stream's first."""
+    if 0 <= position < TIMING_PACKETS:
+        units = round(transit_ms * UNITS_PER_MS)
+        state[row, position] = max(-LIMIT_UNITS, min(LIMIT_UNITS, units))
+
+
+def analyse(transits: np.ndarray) -> dict[str, Any] | None:
+    """The judgement of one stream's kept transits (see the module), or None with fewer
+    than MIN_PACKETS of them."""
+    arrived = transits != EMPTY
+    count = int(arrived.sum())
+    if count < MIN_PACKETS:
+        return None
+    ms = transits.astype(np.float64) / UNITS_PER_MS
+    relative = np.full(ms.shape, np.nan)
+    relative[arrived] = ms[arrived] - _running_floor(ms, arrived)
+    values = relative[arrived]
+    levels, spreads, shares = _levels(values)
+    out: dict[str, Any] = {
+        "packets": count,
+        "levels_ms": [round(x, 2) for x in levels],
+        "level_shares": [round(x, 3) for x in shares],
+        "spread_ms": round(max(spreads), 2) if spreads else None,
+        "coded": False,
+    }
+    if len(levels) < 2:
+        return out
+    separation = min(b - a for a, b in itertools.pairwise(levels))
+    spread = max(max(spreads), BIN_MS)
+    symbols = _symbols(relative, levels)
+    on_levels = symbols[symbols >= 0]
+    entropy = _conditional_entropy(on_levels, len(levels))
+    out["separation_ms"] = round(separation, 2)
+    out["entropy_bits"] = round(float(entropy), 3)
+    out["coded"] = bool(
+        separation >= MIN_SEPARATION_MS
+        and separation >= SEPARATION_OVER_SPREAD * spread
+        and on_levels.size >= MIN_CODED_SHARE * count
+        and entropy >= MIN_ENTROPY_SHARE * math.log2(len(levels))
+    )
+    if out["coded"] and len(levels) in (2, 4):
+        out.update(_decode(symbols, int(math.log2(len(levels)))))
+    return out
+
+
+def _running_floor(ms: np.ndarray, arrived: np.ndarray) -> np.ndarray:
+    """The minimum transit within FLOOR_PACKETS sequence numbers around each arrived one."""
+    filled = np.where(arrived, ms, np.inf)
+    half = FLOOR_PACKETS // 2
+    padded = np.concatenate([np.full(half, np.inf), filled, np.full(half, np.inf)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    return windows.min(axis=1)[arrived]
+
+
+def _levels(values: np.ndarray) -> tuple[list[float], list[float], list[float]]:
+    """Peaks of the distribution of ``values`` (ms above the floor): their centre (mean of
+    the values in the peak), spread (their standard deviation) and share of all values.
+    The histogram is summed over SMOOTH_MS around each bin first, so a level that jitter
+    spreads evenly over a few bins still stands out as one peak; a peak reaches out to
+    where the sums fall to a tenth of its own."""
+    top = float(values.max())
+    bins = int(top / BIN_MS) + 2
+    if bins > 4096:  # transits spread over a second or more: no levels to speak of
+        return [], [], []
+    hist = np.bincount(np.minimum((values / BIN_MS).astype(np.int64), bins - 1), minlength=bins)
+    width = 2 * int(SMOOTH_MS / BIN_MS / 2) + 1
+    padded = np.concatenate([np.zeros(width // 2, np.int64), hist, np.zeros(width // 2, np.int64)])
+    smooth = np.convolve(padded, np.ones(width, np.int64), mode="valid")  # one per bin
+    total = values.size
+    levels: list[float] = []
+    spreads: list[float] = []
+    shares: list[float] = []
+    taken = np.zeros(bins, bool)
+    for peak in np.argsort(smooth, kind="stable")[::-1]:
+        if smooth[peak] < MIN_LEVEL_SHARE * total or len(levels) >= MAX_LEVELS:
+            break
+        if taken[peak]:
+            continue
+        low, high = peak, peak
+        floor = smooth[peak] / 10
+        while low > 0 and smooth[low - 1] > floor and not taken[low - 1]:
+            low -= 1
+        while high < bins - 1 and smooth[high + 1] > floor and not taken[high + 1]:
+            high += 1
+        taken[low : high + 1] = True
+        inside = values[(values >= low * BIN_MS) & (values < (high + 1) * BIN_MS)]
+        share = inside.size / total
+        if share < MIN_LEVEL_SHARE:
+            continue
+        levels.append(float(inside.mean()))
+        spreads.append(float(inside.std()))
+        shares.append(share)
+    order = np.argsort(levels)
+    return ([levels[k] for k in order], [spreads[k] for k in order], [shares[k] for k in order])
+
+
+def _symbols(relative: np.ndarray, levels: list[float]) -> np.ndarray:
+    """Per sequence number: the nearest level's number, -1 where nothing arrived or the
+    transit lies nearer the middle between two levels than to either."""
+    centres = np.asarray(levels)
+    out = np.full(relative.shape, -1, np.int64)
+    arrived = ~np.isnan(relative)
+    distance = np.abs(relative[arrived, None] - centres[None, :])
+    nearest = distance.argmin(axis=1)
+    gaps = np.diff(centres)
+    reach = np.minimum(
+        np.concatenate([gaps, [np.inf]]), np.concatenate([[np.inf], gaps])
+    )  # to the nearer neighbour
+    close = distance[np.arange(nearest.size), nearest] <= reach[nearest] / 3
+    out[np.flatnonzero(arrived)[close]] = nearest[close]
+    return out
+
+
+def _conditional_entropy(symbols: np.ndarray, levels: int) -> float:
+    """H(next level | this level) in bits over consecutive symbols."""
+    if symbols.size < 2:
+        return 0.0
+    pairs = np.zeros((levels, levels))
+    np.add.at(pairs, (symbols[:-1], symbols[1:]), 1)
+    total = pairs.sum()
+    entropy = 0.0
+    for row in pairs:
+        n = row.sum()
+        if n == 0:
+            continue
+        p = row[row > 0] / n
+        entropy -= (n / total) * float((p * np.log2(p)).sum())
+    return entropy
+
+
+def _decode(symbols: np.ndarray, bits_per_symbol: int) -> dict[str, Any]:
+    """Symbols from the first one on a level to the last, as bytes (most significant
+    bits first); erasures (-1) read 0 and are listed by position."""
+    on = np.flatnonzero(symbols >= 0)
+    span = symbols[on[0] : on[-1] + 1]
+    erasures = np.flatnonzero(span < 0)
+    bits: list[int] = []
+    for s in np.maximum(span, 0).tolist():
+        bits.extend((s >> k) & 1 for k in range(bits_per_symbol - 1, -1, -1))
+    whole = len(bits) // 8 * 8
+    data = bytes(
+        int("".join(map(str, bits[k : k + 8])), 2) for k in range(0, whole, 8)
+    )  # fmt: skip
+    return {
+        "bits_per_packet": bits_per_symbol,
+        "decoded_hex": data.hex(),
+        # A sender done signalling sends on level 0: trailing zero bytes are its idle.
+        "decoded_text": data.rstrip(b"\0").decode("ascii")
+        if _printable(data.rstrip(b"\0"))
+        else None,
+        "first_packet": int(on[0]),
+        "erasures": erasures.tolist()[:32],
+        "bits_left_over": len(bits) - whole,
+    }
+
+
+def _printable(data: bytes) -> bool:
+    return bool(data) and all(32 <= b < 127 or b in (9, 10, 13) for b in data)
