@@ -23,17 +23,28 @@ from tests.unit.dissect.test_sip_ws import (
     PING_HELLO,
     SWITCHED,
     UPGRADE,
+    Deflater,
     mask,
     ok,
     plain,
+    rsv1,
     sip,
     ws_context,
 )
 from voipscope.dissect.sip_ws import SipWsDissector, parse_ws_frame
 from voipscope.errors import DecodeError
 
+_deflate = Deflater()
+# permessage-deflate (RFC 7692): two compressed messages of one stream (the second refers
+# back to the first), a fragment of one, and a frame that only claims to be compressed.
+COMPRESSED = [
+    rsv1(mask(_deflate(sip("INVITE")))),
+    rsv1(mask(_deflate(sip("INVITE")))),
+    rsv1(mask(Deflater()(sip("BYE"))[:12], fin=False)),
+    rsv1(mask(b"\x00\xffjunk")),
+]
 FRAMES = [HELLO_MASKED, HEL, LO, PING_HELLO, BINARY_256, mask(sip("INVITE")),
-          plain(ok()), mask(sip("REGISTER")[:40], fin=False)]  # fmt: skip
+          plain(ok()), mask(sip("REGISTER")[:40], fin=False), *COMPRESSED]  # fmt: skip
 
 
 @FAST

@@ -5,6 +5,13 @@ a network namespace this test creates, captured with dumpcap. voipscope must fin
 one flow as SIP, every SIP message Wireshark finds in it, the registration and the
 refused call with their codes, transport ``ws``, and the media address the SDP announced.
 
+Kamailio declines permessage-deflate (RFC 7692); browsers offer it and servers built on
+WebSocket libraries accept it. The second test has the same client talk to a server
+built on the ``websockets`` library (the SIP answers are the test's; the upgrade, the
+extension's negotiation, compression with context takeover and framing are the
+library's on both sides): every message compressed, voipscope must read the same SIP
+messages Wireshark inflates.
+
 Traffic stays on the namespace's loopback; the namespace is deleted afterwards. Skipped,
 with the reason, when not root or when a tool is missing.
 """
@@ -89,6 +96,7 @@ CLIENT = r"""
 import asyncio, sys, websockets
 
 HOST, PORT = sys.argv[1], int(sys.argv[2])
+OPTIONS = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 
 def message(method, cseq, user, body=b""):
     head = (f"{method} sip:{user}@{HOST} SIP/2.0\r\n"
@@ -109,6 +117,39 @@ async def main():
                "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n").encode()
         await ws.send(message("INVITE", 2, "bob", sdp))
         assert (await ws.recv()).startswith("SIP/2.0 486")
+        for cseq in range(3, 3 + OPTIONS):  # the same text again: context takeover
+            await ws.send(message("OPTIONS", cseq, "bob"))
+            assert (await ws.recv()).startswith("SIP/2.0 200")
+        print(ws.response.headers.get("Sec-WebSocket-Extensions") or "-")
+
+asyncio.run(main())
+"""
+
+
+# A SIP "server" on the websockets library: it accepts the sip subprotocol and, by the
+# library's default, the permessage-deflate the client offers; it answers REGISTER with
+# 200 and INVITE with 486, and says OPTIONS 200 (three times, for context takeover).
+SERVER = r"""
+import asyncio, sys, websockets
+
+def answer(request, code):
+    head, _, _ = request.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    keep = [l for l in lines[1:] if l.split(":", 1)[0].lower() in
+            ("via", "from", "to", "call-id", "cseq")]
+    keep = [l + ";tag=s1" if l.lower().startswith("to:") else l for l in keep]
+    return "\r\n".join([f"SIP/2.0 {code}", *keep, "Server: websockets-sip-test",
+                          "Content-Length: 0", "", ""])
+
+async def handler(ws):
+    async for request in ws:
+        method = request.split(" ", 1)[0]
+        await ws.send(answer(request, "486 Busy Here" if method == "INVITE" else "200 OK"))
+
+async def main():
+    async with websockets.serve(handler, sys.argv[1], int(sys.argv[2]), subprotocols=["sip"]):
+        print("ready", flush=True)
+        await asyncio.sleep(float(sys.argv[3]))
 
 asyncio.run(main())
 """
@@ -188,3 +229,63 @@ def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
     assert invite["caller"].startswith("sip:alice@") and invite["callee"].startswith("sip:bob@")
     assert flow["flow_id"] in invite["signaling_flows"]
     assert "kamailio" in " ".join(invite["user_agents"]).lower()
+
+
+def test_compressed_sip_over_websocket(netns: str, tmp_path: Path) -> None:
+    capture = tmp_path / "ws-deflate.pcapng"
+    (tmp_path / "server.py").write_text(SERVER)
+    (tmp_path / "client.py").write_text(CLIENT)
+    dumpcap = subprocess.Popen(
+        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    server = None
+    try:
+        time.sleep(1.0)
+        server = subprocess.Popen(
+            in_ns(netns, sys.executable, str(tmp_path / "server.py"), "127.0.0.1", str(PORT),
+                  "25"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.run(
+            in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT),
+                  "3"), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr[-800:]
+        assert "permessage-deflate" in client.stdout, client.stdout  # negotiated
+        print(client.stdout)  # what was negotiated, shown with -s
+        time.sleep(0.5)
+    finally:
+        if server is not None:
+            stop_process(server)
+        stop_process(dumpcap)
+
+    # Every data frame of the connection is compressed (RSV1), both ways.
+    rsv = subprocess.run(
+        ["tshark", "-r", str(capture), "-Y", "websocket.opcode == 1", "-T", "fields",
+         "-e", "websocket.rsv", "-e", "websocket.mask"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    frames = [line.split("\t") for line in rsv if line]
+    assert len(frames) == 10 and {int(r, 16) for r, _ in frames} == {4}, frames
+    assert sorted(m for _, m in frames) == ["0"] * 5 + ["1"] * 5  # client 5, server 5
+    tshark = subprocess.run(
+        ["tshark", "-r", str(capture), "-Y", "sip", "-T", "fields", "-e", "sip.Method",
+         "-e", "sip.Status-Code"], capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert tshark == ["REGISTER", "200", "INVITE", "486", *["OPTIONS", "200"] * 3]
+    assert sip_messages(capture) == tshark
+    anomalies = [a["name"] for a in iter_anomaly_records(capture)]
+    assert "sip_ws_compressed" not in anomalies and "sip_ws_malformed" not in anomalies
+    calls = sorted(iter_calls(str(capture)), key=lambda r: r["start"])
+    assert [(r["kind"], r["final_code"], r["transports"]) for r in calls][:2] == [
+        ("registration", 200, ["ws"]),
+        ("call", 486, ["ws"]),
+    ]
+
+
+def iter_anomaly_records(capture: Path) -> list[dict]:
+    pipeline = FlowPipeline()
+    for _ in pipeline.run([str(capture)]):
+        pass
+    return [{"name": r.name, "detail": r.detail} for r in pipeline.stats.anomalies.records]

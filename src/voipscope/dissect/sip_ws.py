@@ -6,12 +6,21 @@ WebRTC softphones (JsSIP, SIP.js) and their proxies (Kamailio, Asterisk, FreeSWI
 speak it. Plain ``ws://`` only: ``wss://`` is TLS and stays TLS (its SNI names the
 server). The SIP messages go to the same places as over UDP and TCP (calls, detectors,
 SDP expectations), their transport named ``ws``.
+
+Messages compressed by the permessage-deflate extension (RFC 7692: browsers offer it,
+and a server that accepts it compresses its answers) are inflated: one raw DEFLATE
+stream per direction, kept from message to message, since by default each message may
+refer back to the ones before it (context takeover, §7.1.1); a capture that begins
+after some compressed messages may lack that history, and such a message is named
+(``sip_ws_compressed``), not read.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from voipscope.bounded import CappedTable
 from voipscope.dissect.base import SIGNALING, TCP, Dissector, Finding, FlowContext, Packet, Probe
@@ -35,6 +44,10 @@ MAX_CONTROL_PAYLOAD = 125  # RFC 6455 §5.5
 SUBPROTOCOL = "sip"  # RFC 7118 §4, IANA WebSocket Subprotocol Name Registry
 SWITCHING_PROTOCOLS = 101  # RFC 9110 §15.2.2
 _WEBSOCKET = re.compile(rb"websocket", re.IGNORECASE)  # the Upgrade token (RFC 6455 §4.1)
+RSV1 = 0x4  # RFC 7692 §6: on a message's first frame, the message is compressed
+# RFC 7692 §7.2.2: the sender removed these 4 octets (an empty stored block, the end of
+# a sync flush) from the end of each compressed message; the receiver puts them back.
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 
 @dataclass(slots=True)
@@ -157,8 +170,12 @@ class SipWsState:
     closed: list[bool] = field(default_factory=lambda: [False, False])
     fragments: list[bytearray] = field(default_factory=lambda: [bytearray(), bytearray()])
     fragmenting: list[bool] = field(default_factory=lambda: [False, False])
-    # Skip a message's frames to its end (compressed, too big) without reading them.
+    # Skip a message's frames to its end (too big, or begun before the capture).
     skipping: list[bool] = field(default_factory=lambda: [False, False])
+    # The message being read is compressed (RSV1 on its first frame, RFC 7692 §6).
+    compressed: list[bool] = field(default_factory=lambda: [False, False])
+    # Per direction, the DEFLATE stream of its compressed messages (zlib decompressobj).
+    inflaters: list[Any] = field(default_factory=lambda: [None, None])
     # Payload bytes of an oversized frame still to pass over (its length was known).
     skip_bytes: list[int] = field(default_factory=lambda: [0, 0])
     # The flow began inside a connection: a continuation frame first is no anomaly.
@@ -181,8 +198,9 @@ class SipWsDissector(Dissector):
         "something other than 101 Switching Protocols naming it",
         "sip_ws_bad_frame": "a WebSocket frame that breaks RFC 6455 §5 (reserved opcode, "
         "oversized or fragmented control frame, a mask on the wrong side)",
-        "sip_ws_compressed": "a frame compressed by an extension (RSV1, permessage-deflate, "
-        "RFC 7692): its SIP message is not read",
+        "sip_ws_compressed": "a message compressed by permessage-deflate (RFC 7692) that "
+        "does not inflate (it refers to messages from before the capture, or is broken): "
+        "not read",
         "sip_ws_malformed": "a WebSocket message that is not a SIP message",
         "sip_ws_stream_overflow": "a frame or message longer than "
         "dissect.max_stream_buffer_bytes: passed over unread",
@@ -341,6 +359,7 @@ class SipWsDissector(Dissector):
                             pkt.ts_ns)  # fmt: skip
                 state.skip_bytes[direction] = max(0, h.frame_bytes - len(buf))
                 buf.clear()
+                state.inflaters[direction] = None  # what it compressed is history we lack
                 state.skipping[direction] = h.opcode in DATA_OPCODES or h.opcode == CONTINUATION
                 state.fragmenting[direction] = not h.fin
                 return
@@ -378,10 +397,8 @@ class SipWsDissector(Dissector):
                 ctx.anomaly("sip_ws_bad_frame", "a new message before the last one ended",
                             pkt.ts_ns)  # fmt: skip
             parts.clear()
-            # RFC 7692 §6: RSV1 on a message's first frame marks it compressed.
-            state.skipping[direction] = bool(frame.rsv & 0x4)
-            if state.skipping[direction]:
-                ctx.anomaly("sip_ws_compressed", "RSV1 set: permessage-deflate", pkt.ts_ns)
+            state.skipping[direction] = False
+            state.compressed[direction] = bool(frame.rsv & RSV1)
         elif not state.fragmenting[direction]:
             if not state.resumed[direction]:
                 ctx.anomaly("sip_ws_bad_frame", "a continuation frame outside a message",
@@ -398,13 +415,40 @@ class SipWsDissector(Dissector):
         if len(parts) > ctx.max_stream_buffer_bytes:
             ctx.anomaly("sip_ws_stream_overflow", "fragmented message passed over", pkt.ts_ns)
             parts.clear()
+            state.inflaters[direction] = None  # what it compressed is history we lack
             state.skipping[direction] = not frame.fin
             return None
         if not frame.fin:
             return None
         message = bytes(parts)
         parts.clear()
+        if state.compressed[direction]:
+            return self._inflate(ctx, state, direction, message, pkt)
         return message
+
+    @staticmethod
+    def _inflate(
+        ctx: FlowContext, state: SipWsState, direction: int, message: bytes, pkt: Packet
+    ) -> bytes | None:
+        """A compressed message inflated (RFC 7692 §7.2.2) within the stream buffer's
+        bound, or None with the anomaly that says why not."""
+        inflater = state.inflaters[direction]
+        if inflater is None or inflater.eof:  # eof: the sender ended its stream (BFINAL)
+            # Raw DEFLATE with the largest window: a smaller negotiated one fits in it.
+            inflater = state.inflaters[direction] = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            text = inflater.decompress(message + DEFLATE_TAIL, ctx.max_stream_buffer_bytes)
+        except zlib.error as exc:
+            # Later messages may still inflate (the sender may reset its context).
+            state.inflaters[direction] = None
+            ctx.anomaly("sip_ws_compressed", f"does not inflate: {exc}", pkt.ts_ns)
+            return None
+        if inflater.unconsumed_tail:
+            state.inflaters[direction] = None  # out of step with the sender now
+            ctx.anomaly("sip_ws_stream_overflow", "a compressed message inflates past "
+                        "dissect.max_stream_buffer_bytes: passed over", pkt.ts_ns)  # fmt: skip
+            return None
+        return text
 
     def _sip(self, ctx: FlowContext, state: SipWsState, message: bytes, pkt: Packet) -> None:
         if not message.strip(b"\r\n "):

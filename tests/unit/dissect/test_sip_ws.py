@@ -7,6 +7,7 @@ websocket module) is tests/realtraffic/test_sip_websocket.py."""
 from __future__ import annotations
 
 import os
+import zlib
 
 import pytest
 
@@ -291,3 +292,98 @@ def test_a_connection_cut_by_the_idle_timeout_continues_as_sip(write_pcap) -> No
     assert any("continues a WebSocket connection" in e for e in flows[1]["evidence"])
     invite = [c for c in iter_calls(path) if c["kind"] == "call"]
     assert len(invite) == 1 and invite[0]["transports"] == ["ws"]
+
+
+# -- permessage-deflate (RFC 7692) ------------------------------------------------------
+
+
+class Deflater:
+    """One sender's side of permessage-deflate: raw DEFLATE, a sync flush per message,
+    its 4-octet tail removed (RFC 7692 §7.2.1); the window kept from message to message
+    (context takeover) unless ``takeover`` is False."""
+
+    def __init__(self, takeover: bool = True) -> None:
+        self.takeover = takeover
+        self._z = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+
+    def __call__(self, message: bytes) -> bytes:
+        if not self.takeover:
+            self._z = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data = self._z.compress(message) + self._z.flush(zlib.Z_SYNC_FLUSH)
+        assert data.endswith(b"\x00\x00\xff\xff")
+        return data[:-4]
+
+
+def rsv1(frame: bytes) -> bytes:
+    return bytes([frame[0] | 0x40]) + frame[1:]
+
+
+def test_rfc7692_examples_inflate() -> None:
+    """§7.2.3.1 "Hello" compressed, and §7.2.3.2 the same again referring to the first
+    message's window: both from the server (unmasked), as SIP they are malformed, and
+    neither is a compression anomaly."""
+    ctx = ws_context()
+    hello = bytes.fromhex("c107f248cdc9c90700")
+    again = bytes.fromhex("c105f200110000")
+    run(SipWsDissector(), ctx, packets(UPGRADE, (1, SWITCHED), (1, hello), (1, again)))
+    names = [(a.name, a.detail) for a in ctx.anomalies.records]
+    assert [n for n, _ in names] == ["sip_ws_malformed", "sip_ws_malformed"], names
+
+
+def test_compressed_messages_both_ways_with_context_takeover() -> None:
+    client, server = Deflater(), Deflater()
+    first = client(sip("INVITE", SDP))
+    second = client(sip("INVITE", SDP))  # the same text again: all back-references
+    assert len(second) < len(first) // 4
+    answer = server(ok("200 OK"))
+    ctx = ws_context()
+    run(SipWsDissector(), ctx, packets(
+        UPGRADE, (1, SWITCHED), rsv1(mask(first)), (1, rsv1(plain(answer))),
+        rsv1(mask(second)),
+    ))  # fmt: skip
+    assert messages(ctx) == ["INVITE/ws", "200/ws", "INVITE/ws"]
+    assert ctx.anomalies.records == []
+
+
+def test_a_fragmented_compressed_message_and_a_sender_without_takeover() -> None:
+    client = Deflater(takeover=False)
+    data = client(sip("REGISTER"))
+    head, tail = data[:10], data[10:]
+    ctx = ws_context()
+    run(SipWsDissector(), ctx, packets(
+        UPGRADE, (1, SWITCHED),
+        rsv1(mask(head, TEXT, fin=False)), mask(tail, CONTINUATION),  # RSV1 on the first only
+        rsv1(mask(client(sip("OPTIONS")))), mask(sip("BYE")),  # an uncompressed one between
+        rsv1(mask(client(sip("INFO")))),
+    ))  # fmt: skip
+    assert messages(ctx) == ["REGISTER/ws", "OPTIONS/ws", "BYE/ws", "INFO/ws"]
+    assert ctx.anomalies.records == []
+
+
+def test_history_from_before_the_capture_is_named_not_guessed() -> None:
+    """The client's first message is not in the capture; its second refers back into it
+    and does not inflate (an anomaly); a message the client sends after resetting its
+    context (a new stream: BFINAL) is read again."""
+    client = Deflater()
+    client(sip("REGISTER"))  # sent before the capture began
+    lost_history = client(sip("REGISTER"))
+    ctx = ws_context()
+    fresh = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    final = fresh.compress(sip("OPTIONS")) + fresh.flush(zlib.Z_FINISH)  # BFINAL set
+    run(SipWsDissector(), ctx, packets(
+        UPGRADE, (1, SWITCHED), rsv1(mask(lost_history)), rsv1(mask(final)),
+        rsv1(mask(Deflater()(sip("BYE")))),  # after BFINAL: a new stream
+    ))  # fmt: skip
+    assert [a.name for a in ctx.anomalies.records] == ["sip_ws_compressed"]
+    assert messages(ctx) == ["OPTIONS/ws", "BYE/ws"]
+
+
+def test_a_message_inflating_past_the_buffer_bound_is_passed_over() -> None:
+    bomb = Deflater()(sip("MESSAGE", b"A" * (LIMIT * 4)))  # ~1 kB -> 256 kB
+    assert len(bomb) < 2000
+    ctx = ws_context()
+    assert ctx.max_stream_buffer_bytes == LIMIT
+    run(SipWsDissector(), ctx, packets(UPGRADE, (1, SWITCHED), rsv1(mask(bomb)),
+                                        mask(sip("BYE"))))  # fmt: skip
+    assert [a.name for a in ctx.anomalies.records] == ["sip_ws_stream_overflow"]
+    assert messages(ctx) == ["BYE/ws"]
