@@ -65,7 +65,9 @@ class SipBruteforceDetector(Detector):
                 pending=CappedTable(cfg.max_pending_per_pair, str),
             )
 
-        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair, book.quiet_s)
+        self.pairs: SipPairs[_Pair] = SipPairs(
+            cfg.max_pairs, new_pair, max(book.quiet_s, cfg.window_s)
+        )
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:

@@ -74,7 +74,9 @@ class SipEnumerationDetector(Detector):
                 answered=SlidingDistinct(cfg.window_s, cfg.max_users_per_pair),
             )
 
-        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair, book.quiet_s)
+        self.pairs: SipPairs[_Pair] = SipPairs(
+            cfg.max_pairs, new_pair, max(book.quiet_s, cfg.window_s)
+        )
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:

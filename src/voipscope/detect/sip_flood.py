@@ -72,9 +72,10 @@ class SipFloodDetector(Detector):
         ):
             key = (src, f.dst_ip, method)
             rate = self.rates.peek(key)
-            last = None if rate is None else rate.last_bucket_s
-            if last is not None and f.ts_s - last > self.book.quiet_s + rate.bucket_s:
-                self.rates.pop(key)  # a new flood: its total counts from here
+            if rate is not None and rate.last_bucket_s is not None:
+                gap_s = max(self.book.quiet_s, self.config.window_s) + rate.bucket_s
+                if f.ts_s - rate.last_bucket_s > gap_s:
+                    self.rates.pop(key)  # a new flood: its total counts from here
             rate = self.rates.get(key)
             count = rate.add(f.ts_s)
             if count >= threshold:

@@ -7,9 +7,10 @@ way, so a response finds its pair under (receiver, sender). What an alert about 
 quotes of the sender (first request, methods, User-Agents) is noted here once.
 
 A pair's requests come in episodes: one that starts more than the alert book's
-``quiet_s`` after the pair's last request starts the pair afresh (its alert, counts,
-first time, methods), as its alert has gone quiet by then: the next alert says when the
-new episode began and what it did, not the totals since the first one.
+``quiet_s`` (or the detector's window, when that is longer: nothing in the window is
+lost) after the pair's last request starts the pair afresh (its alert, counts, first
+time, methods), as its alert has gone quiet by then: the next alert says when the new
+episode began and what it did, not the totals since the first one.
 """
 
 from __future__ import annotations
@@ -57,18 +58,18 @@ P = TypeVar("P", bound=SipPair)
 
 class SipPairs(Generic[P]):
     """At most ``max_pairs`` (source, server) pairs; the least recently used goes first,
-    counted in ``overflow``. ``quiet_s``: the gap that ends a pair's episode."""
+    counted in ``overflow``. ``gap_s``: the silence that ends a pair's episode."""
 
-    def __init__(self, max_pairs: int, new_pair: Callable[[], P], quiet_s: float) -> None:
+    def __init__(self, max_pairs: int, new_pair: Callable[[], P], gap_s: float) -> None:
         self._table: CappedTable[tuple[str, str], P] = CappedTable(max_pairs, new_pair)
-        self.quiet_s = quiet_s
+        self.gap_s = gap_s
 
     def of_request(self, f: SipFacts) -> P:
         """The pair of a request (created if new, or afresh after a quiet gap), with the
         request noted."""
         key = (f.src_ip, f.dst_ip)
         pair = self._table.peek(key)
-        if pair is not None and pair.last_ts is not None and f.ts_s - pair.last_ts > self.quiet_s:
+        if pair is not None and pair.last_ts is not None and f.ts_s - pair.last_ts > self.gap_s:
             self._table.pop(key)
         pair = self._table.get(key)
         pair.note_request(f)

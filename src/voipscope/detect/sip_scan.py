@@ -6,8 +6,8 @@ Opinion: a source that, within ``window_s`` of capture time, sends requests to a
 own. The exclusion keeps a PBX or proxy that pings (RFC 3261 §11 OPTIONS "qualify") the
 phones registered to it out: those phones REGISTER to it first. Answers from targets
 are kept as data (they are the live SIP servers the scanner found). A source's requests
-more than the alert book's ``quiet_s`` after its last start it afresh (a new sweep: a new
-alert with its own start, count and methods).
+more than the alert book's ``quiet_s`` (or ``window_s``, if longer) after its last start
+it afresh (a new sweep: a new alert with its own start, count and methods).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class SipScanDetector(Detector):
         if self.peers.peek((f.dst_ip, f.src_ip)) is not None:
             return
         src = self.sources.peek(f.src_ip)
-        if src is not None and src.last_ts is not None and f.ts_s - src.last_ts > self.book.quiet_s:
+        gap_s = max(self.book.quiet_s, self.config.window_s)
+        if src is not None and src.last_ts is not None and f.ts_s - src.last_ts > gap_s:
             self.sources.pop(f.src_ip)  # a new sweep
         src = self.sources.get(f.src_ip)
         if src.first_ts is None:

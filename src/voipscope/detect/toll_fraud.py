@@ -72,6 +72,7 @@ class _Caller:
     answered: deque[tuple[float, float]]  # (answer, end) of answered international calls
     countries: list[str] = field(default_factory=list)
     first_ts: float | None = None
+    last_ts: float | None = None  # the latest start of the caller's calls
 
 
 class TollFraudDetector(Detector):
@@ -109,9 +110,14 @@ class TollFraudDetector(Detector):
         self._baseline(start)
         if dialled is None:
             return
+        known = self.callers.peek(caller_ip)
+        gap_s = max(self.book.quiet_s, self.config.window_s)
+        if known is not None and known.last_ts is not None and start - known.last_ts > gap_s:
+            self.callers.pop(caller_ip)  # a new episode: its own start, counts, countries
         caller = self.callers.get(caller_ip)
         if caller.first_ts is None:
             caller.first_ts = start
+        caller.last_ts = start if caller.last_ts is None else max(caller.last_ts, start)
         callee_ip = record.get("callee_ip")
         answer, end = record.get("answer"), record.get("end")
         answered = finite(answer)
@@ -126,7 +132,7 @@ class TollFraudDetector(Detector):
         self.international_calls.append((start, caller_ip, callee_ip, dialled.digits))
         country = dialled.country_code or "?"
         add_capped(caller.countries, country, MAX_LISTED)
-        if caller.international.add(start) or self._is_open(caller_ip, "burst"):
+        if caller.international.add(start) or self._is_open(caller_ip, "burst", now_s=start):
             self._burst(caller_ip, caller, start, dialled)
         if answered and finite(end):
             caller.answered.append((float(answer), float(end)))
@@ -149,11 +155,15 @@ class TollFraudDetector(Detector):
         self.first_start = start if self.first_start is None else min(self.first_start, start)
         self.last_start = start if self.last_start is None else max(self.last_start, start)
 
-    def _is_open(self, caller_ip: str, detail: str, dst_ip: str | None = None) -> bool:
-        return self._open_alert(caller_ip, dst_ip, detail) is not None
+    def _is_open(
+        self, caller_ip: str, detail: str, dst_ip: str | None = None, now_s: float | None = None
+    ) -> bool:
+        return self._open_alert(caller_ip, dst_ip, detail, now_s) is not None
 
-    def _open_alert(self, caller_ip: str, dst_ip: str | None, detail: str) -> Alert | None:
-        return self.book.open_alert(KIND, caller_ip, dst_ip, detail)
+    def _open_alert(
+        self, caller_ip: str, dst_ip: str | None, detail: str, now_s: float | None = None
+    ) -> Alert | None:
+        return self.book.open_alert(KIND, caller_ip, dst_ip, detail, now_s=now_s)
 
     def _raise(self, alert: Alert, pattern: str) -> Alert:
         """Each pattern is its own alert (the AlertBook detail) and names itself in data."""
@@ -206,7 +216,7 @@ class TollFraudDetector(Detector):
             summary=f"burst of international calls: {count}+ within {cfg.window_s:g} s",
             evidence=f"international call to {dialled.digits}",
         )
-        open_alert = self._open_alert(caller_ip, None, "burst")
+        open_alert = self._open_alert(caller_ip, None, "burst", now_s=start)
         if open_alert is None:
             alert.evidence.insert(
                 0,

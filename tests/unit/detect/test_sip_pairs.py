@@ -14,7 +14,7 @@ class _Counted(SipPair):
 
 
 def test_a_response_finds_the_pair_of_its_request() -> None:
-    pairs: SipPairs[_Counted] = SipPairs(4, _Counted, quiet_s=300)
+    pairs: SipPairs[_Counted] = SipPairs(4, _Counted, gap_s=300)
     req = request("OPTIONS", T0_S + 1, ua=SCANNER_UA)
     pair = pairs.of_request(facts(req))
     pair.requests += 1
@@ -30,7 +30,7 @@ def test_a_response_finds_the_pair_of_its_request() -> None:
 
 
 def test_pairs_and_quoted_agents_are_capped() -> None:
-    pairs: SipPairs[_Counted] = SipPairs(2, _Counted, quiet_s=300)
+    pairs: SipPairs[_Counted] = SipPairs(2, _Counted, gap_s=300)
     for i in range(3):
         pairs.of_request(facts(request("OPTIONS", T0_S, src=(f"10.0.0.{i}", 5060))))
     assert (len(pairs), pairs.overflow) == (2, 1)
@@ -60,7 +60,7 @@ def test_open_alert_is_closed_at_evidence_after_a_quiet_gap() -> None:
 
 
 def test_a_request_after_a_quiet_gap_starts_the_pair_afresh() -> None:
-    pairs: SipPairs[_Counted] = SipPairs(4, _Counted, quiet_s=300)
+    pairs: SipPairs[_Counted] = SipPairs(4, _Counted, gap_s=300)
     pair = pairs.of_request(facts(request("OPTIONS", T0_S, ua=SCANNER_UA)))
     pair.requests = 7
     assert pairs.of_request(facts(request("INVITE", T0_S + 300))) is pair  # not more

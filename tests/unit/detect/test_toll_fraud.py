@@ -112,3 +112,27 @@ def test_state_is_bounded() -> None:
     for name, (size, cap) in detector.state_sizes().items():
         assert size <= cap, name
     assert detector.overflow > 0
+
+
+def test_bursts_hours_apart_are_two_episodes() -> None:
+    numbers = [f"+{cc}7001234{i:02d}" for i, cc in enumerate(["44", "33", "49", "53", "252"] * 2)]
+    first = [call_record(n, T0_S + i * 20) for i, n in enumerate(numbers)]
+    second = [call_record(n, T0_S + 7200 + i * 20) for i, n in enumerate(numbers)]
+    found, _ = run(first + second)
+    bursts = sorted((a for a in found if a["data"].get("pattern") == "burst"),
+                    key=lambda a: a["ts"])  # fmt: skip
+    assert [(a["ts"], a["last_ts"]) for a in bursts] == [
+        (T0_S, T0_S + 180),
+        (T0_S + 7200, T0_S + 7380),
+    ]
+    assert [a["data"]["international_calls"] for a in bursts] == [10, 10]
+
+
+def test_a_pause_shorter_than_the_window_keeps_the_burst() -> None:
+    """Five calls, six minutes of nothing (past alert_quiet_s, within the 600 s window),
+    five more: ten within the window is a burst."""
+    numbers = [f"+{cc}7001234{i:02d}" for i, cc in enumerate(["44", "33", "49", "53", "252"] * 2)]
+    starts = [T0_S + i * 10 for i in range(5)] + [T0_S + 400 + i * 10 for i in range(5)]
+    found, _ = run([call_record(n, t) for n, t in zip(numbers, starts, strict=True)])
+    (burst,) = [a for a in found if a["data"].get("pattern") == "burst"]
+    assert burst["ts"] == T0_S and burst["data"]["international_calls"] == 10
