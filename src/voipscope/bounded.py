@@ -102,6 +102,10 @@ class SlidingDistinct(Generic[K]):
     def items(self) -> list[K]:
         return list(self._last)
 
+    def oldest_s(self) -> float | None:
+        """The time of the least recently sighted item in the window (None: empty)."""
+        return next(iter(self._last.values()), None)
+
     def __len__(self) -> int:
         return len(self._last)
 

@@ -188,16 +188,15 @@ class ScaleOut:
         self._cluster: Any = None
         self.spill_dir: str | None = None
         try:
-            with _sigint_held():  # a Ctrl-C while starting: once started, then undone
-                if scheduler is not None:
-                    # An address, or a scheduler file (dask scheduler --scheduler-file F);
-                    # dask's connect timeout (distributed.comm.timeouts.connect, 30 s).
-                    key = "scheduler_file" if os.path.isfile(scheduler) else "address"
-                    self.client = Client(**{key: scheduler})
-                    self._check_remote_workers()
-                else:
-                    assert workers is not None
-                    self._start_local(workers if inputs is None else max(1, min(workers, inputs)))
+            if scheduler is not None:
+                # An address, or a scheduler file (dask scheduler --scheduler-file F); a
+                # Ctrl-C while connecting stops it (no process of ours to leave behind).
+                key = "scheduler_file" if os.path.isfile(scheduler) else "address"
+                self.client = Client(**{key: scheduler})
+                self._check_remote_workers()
+            else:
+                assert workers is not None
+                self._start_local(workers if inputs is None else max(1, min(workers, inputs)))
         except ConfigError:
             self.close()
             raise
@@ -214,9 +213,9 @@ class ScaleOut:
         ports are on 127.0.0.1, where any local user could otherwise submit work that
         runs as us), no memory limit (a run that fits one process must not be paused or
         killed by dask), records spilled to a private directory (0700) that also holds
-        dask's scratch space. Called with SIGINT held (``_sigint_held``): the worker
-        processes keep it blocked, so a terminal's Ctrl-C, sent to the whole process
-        group, reaches only the command, which closes them."""
+        dask's scratch space. The workers start with SIGINT held and blocked
+        (``_sigint_held``) and keep it blocked, so a terminal's Ctrl-C, sent to the whole
+        process group, reaches only the command, which closes them."""
         from multiprocessing import resource_tracker
 
         import dask
@@ -224,13 +223,13 @@ class ScaleOut:
 
         # multiprocessing starts its resource tracker (once per process) with SIGINT
         # blocked and then *unblocks* it in the calling thread: from dask's event loop
-        # thread, that would undo the hold there before it starts the workers. Started
-        # here instead, then held again.
+        # thread, inside the hold below, that would undo the hold there before it starts
+        # the workers. Started here first.
         resource_tracker.ensure_running()
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         self.spill_dir = tempfile.mkdtemp(prefix="voipscope-scale-")
         # dask's own scratch space (locks, spilled data) goes there too, not to $TMPDIR.
-        with dask.config.set({"temporary-directory": self.spill_dir}):
+        # A Ctrl-C while the cluster starts takes effect once it has (then it is closed).
+        with _sigint_held(block=True), dask.config.set({"temporary-directory": self.spill_dir}):
             self._cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,  # the pipeline is Python: one thread per process
@@ -344,27 +343,36 @@ def _wait_done(future: Any) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
+def _sigint_held(block: bool = False) -> Iterator[None]:
     """A Ctrl-C (SIGINT) inside the block takes effect as the block ends, as it would
-    have (KeyboardInterrupt, or whatever handler was set), so dask's calls are never
-    cut off half-way. SIGINT is blocked meanwhile too: threads started inside (dask's
-    event loop) keep it blocked, and so do the processes they start (the signal mask
-    is inherited across fork and exec), so the worker processes never see a terminal's
-    Ctrl-C; the command that started them closes them. A no-op outside the main thread
-    (signal handlers belong to it)."""
+    have (KeyboardInterrupt, or whatever handler was set), so dask's calls are not cut
+    off half-way; a second Ctrl-C meanwhile takes effect at once (a close that hangs can
+    still be stopped). ``block``: SIGINT is also blocked in this thread meanwhile (the
+    mask it had is put back after), so the threads started inside (dask's event loop)
+    keep it blocked, and so do the processes they start (the signal mask is inherited
+    across fork and exec): the worker processes never see a terminal's Ctrl-C, and the
+    command that started them closes them. A no-op outside the main thread (signal
+    handlers belong to it)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def hold(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+        if len(caught) > 1:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, hold)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one arrives
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending one arrives now
         # signal.signal runs the handlers of signals that arrived before it changes one.
         signal.signal(signal.SIGINT, previous)
-        if caught:
+        if len(caught) == 1:
             _deliver_sigint(previous)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -242,6 +243,30 @@ def test_ctrl_c_stops_the_command_and_its_workers_quietly(
                                   capture_output=True, text=True).stdout  # fmt: skip
             pytest.fail(f"processes of the interrupted run are still alive:\n{left}")
         time.sleep(0.2)
+
+
+def test_ctrl_c_stops_a_connection_to_a_silent_scheduler(paths: list[Path]) -> None:
+    """A scheduler address that accepts but never speaks: the connection attempt waits,
+    and a Ctrl-C stops it (one line, exit 130)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "voipscope", "flows", str(paths[0]), "--scheduler", address],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            time.sleep(4)  # imports done, connecting
+            assert run.poll() is None, run.communicate()[1]
+            os.killpg(run.pid, signal.SIGINT)
+            _, err = run.communicate(timeout=20)
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+    assert run.returncode == 130 and err.strip() == "voipscope: interrupted", err
 
 
 def _processes_in_group(pgid: int) -> int:

@@ -20,7 +20,7 @@ def _blocked_here() -> bool:
 
 def test_a_ctrl_c_inside_is_raised_when_the_block_ends() -> None:
     reached = []
-    with pytest.raises(KeyboardInterrupt), _sigint_held():
+    with pytest.raises(KeyboardInterrupt), _sigint_held(block=True):
         os.kill(os.getpid(), signal.SIGINT)
         reached.append("after the signal")  # not cut off here
     assert reached == ["after the signal"]
@@ -29,10 +29,44 @@ def test_a_ctrl_c_inside_is_raised_when_the_block_ends() -> None:
 
 
 def test_without_a_ctrl_c_nothing_changes() -> None:
-    with _sigint_held():
+    with _sigint_held(block=True):
         assert _blocked_here()
+    with _sigint_held():
+        assert not _blocked_here()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert not _blocked_here()
+
+
+def test_a_second_ctrl_c_takes_effect_at_once() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt), _sigint_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the first")
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between bytecodes: soon
+            pass
+        reached.append("after the second")
+    assert reached == ["after the first"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_mask_found_is_put_back() -> None:
+    """Nested holds keep SIGINT blocked until the outer one ends; a caller that blocks
+    SIGINT on purpose (sigwait) keeps it blocked, with its pending signal, after."""
+    with _sigint_held(block=True):
+        with _sigint_held(block=True):
+            pass
+        assert _blocked_here()
+    assert not _blocked_here()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # pending, meant for the caller's sigwait
+        with _sigint_held(block=True):
+            pass
+        assert _blocked_here() and signal.SIGINT in signal.sigpending()
+        assert signal.sigwait({signal.SIGINT}) == signal.SIGINT
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def test_the_handler_set_before_gets_the_signal() -> None:
@@ -41,7 +75,8 @@ def test_the_handler_set_before_gets_the_signal() -> None:
     try:
         with _sigint_held():
             os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)  # a second one: the same pending signal
+            for _ in range(1000):  # the hold's handler runs between bytecodes
+                pass
             assert seen == []
         assert seen == [signal.SIGINT]
     finally:
@@ -58,7 +93,7 @@ def test_threads_and_their_processes_keep_it_blocked() -> None:
         blocked = next(x for x in status.stdout.splitlines() if x.startswith("SigBlk:"))
         masks["process"] = bool(int(blocked.split()[1], 16) & (1 << (signal.SIGINT - 1)))
 
-    with _sigint_held():
+    with _sigint_held(block=True):
         started = threading.Thread(target=thread)
         started.start()
     started.join()
@@ -70,7 +105,7 @@ def test_outside_the_main_thread_it_does_nothing() -> None:
     out: list[object] = []
 
     def thread() -> None:
-        with _sigint_held():
+        with _sigint_held(block=True):
             out.append(_blocked_here())
 
     started = threading.Thread(target=thread)

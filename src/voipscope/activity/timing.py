@@ -11,8 +11,9 @@ data. The kernel keeps each stream's transit for its first ``TIMING_PACKETS`` se
 numbers (relative to the first packet, 0.05 ms units; a number that never arrived stays
 empty), and :func:`analyse` judges them when the stream ends:
 
-1. *Floor*: the transit minus its running minimum over ``FLOOR_PACKETS`` packets (centred):
-   clock drift between sender and capture moves the floor slowly; level 0 is the floor.
+1. *Floor*: the transit minus a running minimum (the larger of the minima over the
+   ``FLOOR_PACKETS`` before and after the packet): clock drift between sender and
+   capture moves the floor slowly, a new route steps it; level 0 is the floor.
 2. *Levels*: a histogram at ``BIN_MS``, summed over ``SMOOTH_MS``; a level is a peak
    holding at least ``MIN_LEVEL_SHARE`` of the packets, with the bins around it down to
    a tenth of its height (a level's own spread: network jitter).
@@ -51,6 +52,8 @@ SEPARATION_OVER_SPREAD = 4.0
 MIN_CODED_SHARE = 0.9
 MIN_ENTROPY_SHARE = 0.6
 MAX_LEVELS = 8
+MAX_LEVEL_MS = 250.0  # a level lies within this much of the floor
+MIN_TEXT_SHARE = 0.9  # of the decoded bytes printable: the data is text
 
 
 def new_state(rows: int) -> np.ndarray:
@@ -113,12 +116,27 @@ def analyse(transits: np.ndarray) -> dict[str, Any] | None:
 
 
 def _running_floor(ms: np.ndarray, arrived: np.ndarray) -> np.ndarray:
-    """The minimum transit within FLOOR_PACKETS sequence numbers around each arrived one."""
+    """Per arrived sequence number, the larger of the minimum transit over the
+    FLOOR_PACKETS before it and over the FLOOR_PACKETS after it (each including it): a
+    step in the network's delay (a new route) is then followed at once on both of its
+    sides, where a window centred on the packet would measure the packets beside the step
+    against the floor of the other side."""
     filled = np.where(arrived, ms, np.inf)
-    half = FLOOR_PACKETS // 2
-    padded = np.concatenate([np.full(half, np.inf), filled, np.full(half, np.inf)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    return windows.min(axis=1)[arrived]
+    pad = np.full(FLOOR_PACKETS, np.inf)
+    view = np.lib.stride_tricks.sliding_window_view
+    before = view(np.concatenate([pad, filled]), FLOOR_PACKETS + 1).min(axis=1)
+    after = view(np.concatenate([filled, pad]), FLOOR_PACKETS + 1).min(axis=1)
+    # Near either end one side holds too few packets to know the floor: the other decides
+    # (and where neither is whole, the lower of the two).
+    index = np.arange(ms.size)
+    whole_before = index >= FLOOR_PACKETS
+    whole_after = index < ms.size - FLOOR_PACKETS
+    floor = np.where(
+        whole_before & whole_after,
+        np.maximum(before, after),
+        np.where(whole_before, before, np.where(whole_after, after, np.minimum(before, after))),
+    )
+    return floor[arrived]
 
 
 def _levels(values: np.ndarray) -> tuple[list[float], list[float], list[float]]:
@@ -127,11 +145,13 @@ def _levels(values: np.ndarray) -> tuple[list[float], list[float], list[float]]:
     The histogram is summed over SMOOTH_MS around each bin first, so a level that jitter
     spreads evenly over a few bins still stands out as one peak; a peak reaches out to
     where the sums fall to a tenth of its own."""
-    top = float(values.max())
-    bins = int(top / BIN_MS) + 2
-    if bins > 4096:  # transits spread over a second or more: no levels to speak of
+    # Transits far above the floor (a stall, a burst after one) are off every level
+    # (they count against MIN_CODED_SHARE), not a reason to give up on the rest.
+    near = values[values <= MAX_LEVEL_MS]
+    if near.size == 0:
         return [], [], []
-    hist = np.bincount(np.minimum((values / BIN_MS).astype(np.int64), bins - 1), minlength=bins)
+    bins = int(float(near.max()) / BIN_MS) + 2
+    hist = np.bincount((near / BIN_MS).astype(np.int64), minlength=bins)
     width = 2 * int(SMOOTH_MS / BIN_MS / 2) + 1
     padded = np.concatenate([np.zeros(width // 2, np.int64), hist, np.zeros(width // 2, np.int64)])
     smooth = np.convolve(padded, np.ones(width, np.int64), mode="valid")  # one per bin
@@ -152,7 +172,7 @@ def _levels(values: np.ndarray) -> tuple[list[float], list[float], list[float]]:
         while high < bins - 1 and smooth[high + 1] > floor and not taken[high + 1]:
             high += 1
         taken[low : high + 1] = True
-        inside = values[(values >= low * BIN_MS) & (values < (high + 1) * BIN_MS)]
+        inside = near[(near >= low * BIN_MS) & (near < (high + 1) * BIN_MS)]
         share = inside.size / total
         if share < MIN_LEVEL_SHARE:
             continue
@@ -165,7 +185,8 @@ def _levels(values: np.ndarray) -> tuple[list[float], list[float], list[float]]:
 
 def _symbols(relative: np.ndarray, levels: list[float]) -> np.ndarray:
     """Per sequence number: the nearest level's number, -1 where nothing arrived or the
-    transit lies nearer the middle between two levels than to either."""
+    transit lies farther from its nearest level than a third of the gap to the next
+    level (on the outer side: to the gap on the inner side)."""
     centres = np.asarray(levels)
     out = np.full(relative.shape, -1, np.int64)
     arrived = ~np.isnan(relative)
@@ -213,15 +234,22 @@ def _decode(symbols: np.ndarray, bits_per_symbol: int) -> dict[str, Any]:
     return {
         "bits_per_packet": bits_per_symbol,
         "decoded_hex": data.hex(),
-        # A sender done signalling sends on level 0: trailing zero bytes are its idle.
-        "decoded_text": data.rstrip(b"\0").decode("ascii")
-        if _printable(data.rstrip(b"\0"))
-        else None,
+        "decoded_text": _text(data),
         "first_packet": int(on[0]),
         "erasures": erasures.tolist()[:32],
         "bits_left_over": len(bits) - whole,
     }
 
 
-def _printable(data: bytes) -> bool:
-    return bool(data) and all(32 <= b < 127 or b in (9, 10, 13) for b in data)
+def _text(data: bytes) -> str | None:
+    """The bytes as text when at least MIN_TEXT_SHARE of them are printable ASCII (a
+    packet delayed by the sender's scheduler or the network can flip a bit: "?" there),
+    else None. A sender done signalling sends on level 0: trailing zero bytes are its
+    idle, not text."""
+    data = data.rstrip(b"\0")
+    if not data:
+        return None
+    printable = [32 <= b < 127 or b in (9, 10, 13) for b in data]
+    if sum(printable) < MIN_TEXT_SHARE * len(data):
+        return None
+    return "".join(chr(b) if ok else "?" for b, ok in zip(data, printable, strict=True))

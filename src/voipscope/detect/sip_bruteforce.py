@@ -49,6 +49,11 @@ class _Pair(SipPair):
     attempts_dropped: int = 0
     refused: int = 0
     cracked: list[str] = field(default_factory=list)
+    # Users refused in this pair's earlier episodes (user -> refusals), and when the last
+    # of those ended: credentials accepted later for one of them are still a find.
+    refused_users: dict[str, int] = field(default_factory=dict)
+    earlier_refused: dict[str, int] = field(default_factory=dict)
+    earlier_until: float | None = None
 
 
 class SipBruteforceDetector(Detector):
@@ -65,9 +70,10 @@ class SipBruteforceDetector(Detector):
                 pending=CappedTable(cfg.max_pending_per_pair, str),
             )
 
-        self.pairs: SipPairs[_Pair] = SipPairs(
-            cfg.max_pairs, new_pair, max(book.quiet_s, cfg.window_s)
-        )
+        # A new episode after a quiet alert and an empty window; it keeps whom the
+        # earlier ones guessed for (_carry).
+        gap_s = max(book.quiet_s, cfg.window_s)
+        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair, gap_s, _carry)
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:
@@ -92,18 +98,22 @@ class SipBruteforceDetector(Detector):
             if f.stale_challenge:
                 return  # right password, old nonce: the retry will be accepted
             found.refused += 1
+            if user in found.refused_users or len(found.refused_users) < MAX_USERS_LISTED:
+                found.refused_users[user] = found.refused_users.get(user, 0) + 1
             many_guesses = found.failures.add(f.ts_s)
             many_users = found.failed_users.add(f.ts_s, user) >= self.config.min_users
             if many_guesses or many_users or found.open_alert(self.book, f.ts_s) is not None:
                 self._report(f, found)
         elif 200 <= f.status < 300:
             found.pending.pop(f.call_id)
-            if found.refused:
+            guessed_before = user in found.earlier_refused
+            if found.refused or guessed_before:
                 add_capped(found.cracked, user, MAX_USERS_LISTED)
                 recent = found.failures.in_window(f.ts_s)
                 if (
                     found.open_alert(self.book, f.ts_s) is not None
                     or recent >= self.config.min_failures
+                    or guessed_before
                 ):
                     self._report(f, found)
 
@@ -154,6 +164,14 @@ class SipBruteforceDetector(Detector):
         )
         if pair.cracked:
             alert.add_evidence(f"credentials for {', '.join(pair.cracked)} accepted")
+        earlier = {u: n for u, n in pair.earlier_refused.items() if u in pair.cracked}
+        if earlier and pair.earlier_until is not None:
+            alert.add_evidence(
+                "refused before, in an earlier episode of guesses ending at "
+                f"{pair.earlier_until:.3f}: "
+                + ", ".join(f"{u} ({n} times)" for u, n in earlier.items())
+            )
+            alert.data["refused_earlier"] = earlier
         name_scanner(alert, tool)
         pair.alert = self.book.raise_alert(alert)
 
@@ -168,6 +186,20 @@ class SipBruteforceDetector(Detector):
     @property
     def overflow(self) -> int:
         return self.pairs.overflow
+
+
+def _carry(old: _Pair, new: _Pair) -> None:
+    """A new episode of the pair keeps whom the earlier ones guessed for (bounded): only
+    episodes that were guessing (an alert was raised), so a phone that got its password
+    wrong a few times and right later is no find."""
+    new.earlier_refused = dict(old.earlier_refused)
+    new.earlier_until = old.earlier_until
+    if old.alert is None:
+        return
+    for user, n in old.refused_users.items():
+        if user in new.earlier_refused or len(new.earlier_refused) < MAX_USERS_LISTED:
+            new.earlier_refused[user] = new.earlier_refused.get(user, 0) + n
+    new.earlier_until = old.last_ts
 
 
 def _summary(attempts: int, pair: _Pair, server: str) -> str:

@@ -57,6 +57,10 @@ class SipFloodDetector(Detector):
             cfg.max_keys, lambda: BucketRate(cfg.window_s)
         )
         self.agents: CappedTable[str, str] = CappedTable(cfg.max_keys, str)
+        # Per key with an alert: the key's request total before the flood began, so the
+        # alert counts the flood's requests, not all since the key was first seen (a busy
+        # server's "many sources" key never falls quiet).
+        self._before: CappedTable[tuple[str | None, str, str], int] = CappedTable(cfg.max_keys, int)
         self._malformed_window_start: float | None = None
         self._malformed_at_start = 0
 
@@ -87,14 +91,16 @@ class SipFloodDetector(Detector):
         cfg = self.config
         open_alert = self.book.open_alert(KIND, src, f.dst_ip, method, now_s=f.ts_s)
         severity = "high" if count >= cfg.high_factor * threshold else "medium"
+        key = (src, f.dst_ip, method)
         if open_alert is not None:
             open_alert.last_ts = f.ts_s
-            open_alert.count = total
+            open_alert.count = total - (self._before.peek(key) or 0)
             peak = max(open_alert.data.get("peak_requests_in_window", 0), count)
             open_alert.data["peak_requests_in_window"] = peak
             if severity == "high":
                 open_alert.severity = "high"
             return
+        self._before.put(key, total - count)
         tool = scanner_tool(self.agents.peek(src)) if src else None
         who = src or "many sources"
         alert = Alert(
@@ -109,7 +115,7 @@ class SipFloodDetector(Detector):
             evidence=[
                 f"{count} {method} requests within {cfg.window_s:g} s (threshold {threshold})"
             ],
-            count=total,
+            count=count,
             data={
                 "pattern": "rate",
                 "method": method,

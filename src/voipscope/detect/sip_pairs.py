@@ -60,18 +60,29 @@ class SipPairs(Generic[P]):
     """At most ``max_pairs`` (source, server) pairs; the least recently used goes first,
     counted in ``overflow``. ``gap_s``: the silence that ends a pair's episode."""
 
-    def __init__(self, max_pairs: int, new_pair: Callable[[], P], gap_s: float) -> None:
+    def __init__(
+        self,
+        max_pairs: int,
+        new_pair: Callable[[], P],
+        gap_s: float,
+        carry: Callable[[P, P], None] | None = None,
+    ) -> None:
+        """``carry(old, new)``: what a detector keeps of a pair's earlier episodes."""
         self._table: CappedTable[tuple[str, str], P] = CappedTable(max_pairs, new_pair)
         self.gap_s = gap_s
+        self._carry = carry
 
     def of_request(self, f: SipFacts) -> P:
         """The pair of a request (created if new, or afresh after a quiet gap), with the
         request noted."""
         key = (f.src_ip, f.dst_ip)
         pair = self._table.peek(key)
+        earlier = None
         if pair is not None and pair.last_ts is not None and f.ts_s - pair.last_ts > self.gap_s:
-            self._table.pop(key)
+            earlier = self._table.pop(key)
         pair = self._table.get(key)
+        if earlier is not None and self._carry is not None:
+            self._carry(earlier, pair)
         pair.note_request(f)
         return pair
 

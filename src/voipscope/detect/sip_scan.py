@@ -86,13 +86,14 @@ class SipScanDetector(Detector):
         target = (f.dst_ip, f.dst_port)
         known = target in src.targets
         count = src.targets.add(f.ts_s, target)
-        if count < self.config.min_targets:
-            return
         if src.alert is not None and self.book.is_open(src.alert, now_s=f.ts_s):
-            if not known:
+            if known:  # probing a target again: the scan goes on
+                src.alert.last_ts = max(src.alert.last_ts or src.alert.ts, f.ts_s)
+            else:
                 self._grow(src, f)
             return
-        self._raise(f.src_ip, src, f, count)
+        if count >= self.config.min_targets:
+            self._raise(f.src_ip, src, f, count)
 
     def _on_response(self, f: SipFacts) -> None:
         # A target answering the scanner: the scanner learnt a live SIP server.
@@ -111,8 +112,11 @@ class SipScanDetector(Detector):
         one_host = len(hosts) == 1
         tool = first_scanner_tool(src.agents)
         severity = "high" if count >= self.config.high_targets else "medium"
+        # The sweep's start; after an alert of this source went quiet (a window longer
+        # than alert_quiet_s keeps the source), the oldest destination still in the window.
+        start = src.first_ts if src.alert is None else src.targets.oldest_s()
         alert = Alert(
-            ts=src.first_ts if src.first_ts is not None else f.ts_s,
+            ts=start if start is not None else f.ts_s,
             last_ts=f.ts_s,
             kind=KIND,
             severity=severity,

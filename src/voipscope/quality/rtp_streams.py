@@ -131,7 +131,7 @@ class _Ended:
     sf: np.ndarray  # (2 * MAX_SSRCS, SF_LEN)
     va: np.ndarray  # (2 * MAX_SSRCS, V_LEN): talk-spurt state
     tn: np.ndarray  # (2 * MAX_SSRCS, T_LEN): tone state
-    tm: np.ndarray  # (2 * MAX_SSRCS, TIMING_PACKETS): transits (activity.timing)
+    tm: dict[int, np.ndarray]  # stream slot -> its transits (activity.timing), judged ones
     events: dict[tuple[int, int], _StreamEvents]  # (direction, SSRC) -> spurts and DTMF
     rtcp: list[dict[str, Any]] = field(default_factory=list)  # sender reports, report blocks
 
@@ -253,7 +253,14 @@ class RtpStreamTracker:
         refs = np.maximum(frows[:, K.FR_STREAMS :] - 1, 0)
         si, sf, va = self.si[refs], self.sf[refs], self.va[refs]
         tn = self.tn[refs] if self.tones else TN.new_state(refs.size).reshape(*refs.shape, -1)
-        tm = self.tm[refs] if self.tones else np.zeros((*refs.shape, 1), np.int16)
+        # Transits only of streams with enough packets to judge (most RTP-looking flows
+        # are not RTP: a flow of random payloads fills all 8 stream slots with a few
+        # packets each), so a batch of ended flows does not copy 8 kB each.
+        judged = (si[..., K.S_PACKETS] >= TM.MIN_PACKETS) & (frows[:, K.FR_STREAMS :] > 0)
+        tm: list[dict[int, np.ndarray]] = [{} for _ in rows]
+        if self.tones:
+            for flow_at, slot in zip(*np.nonzero(judged), strict=True):
+                tm[flow_at][int(slot)] = self.tm[refs[flow_at, slot]].copy()
         flows = ended[at]
         K.free_flow_rows(picked, self.slot_row, self.frows, self.ffree, self.sfree, self.meta)
         for j, k in enumerate(at):
@@ -421,7 +428,8 @@ class RtpStreamTracker:
                 stream.dtmf = events.dtmf
                 if self.tones:
                     self._add_tones(stream, events, ended.tn, k, ended.si[k])
-                    stream.timing = TM.analyse(ended.tm[k])
+                    kept = ended.tm.get(k)
+                    stream.timing = TM.analyse(kept) if kept is not None else None
                 stats.streams.append(stream)
         return stats
 

@@ -116,3 +116,18 @@ def test_the_tracker_keeps_transits_by_sequence_number(tmp_path) -> None:  # typ
     timing = only["timing"]
     assert timing["coded"] and timing["erasures"] == [50]
     assert timing["packets"] == len(bits) - 1
+
+
+def test_a_route_change_and_a_stall_do_not_hide_the_code() -> None:
+    """A +30 ms step in the network's delay over packets 200-349 (the floor follows it on
+    both sides), and a 1.2 s stall of a few packets (off every level, not a reason to
+    give up on the rest)."""
+    base = coded()
+    step = base + np.where((np.arange(base.size) >= 200) & (np.arange(base.size) < 350), 30, 0)
+    out = TM.analyse(kept(step))
+    assert out is not None and out["coded"] and out["decoded_text"] == MESSAGE.decode()
+    stalled = base.copy()
+    stalled[100:104] += [1200.0, 1180.0, 1160.0, 1140.0]  # held, then sent in a burst
+    out = TM.analyse(kept(stalled))
+    assert out is not None and out["coded"] and len(out["levels_ms"]) == 2
+    assert out["decoded_text"] is not None and out["decoded_text"].startswith("exfil: db")
