@@ -204,6 +204,14 @@ class ScaleOut:
             self.close()
             where = scheduler or "a local cluster"
             raise ConfigError(f"cannot start scale-out on {where}: {exc}") from None
+        except Exception as exc:  # e.g. an address that answers in another protocol:
+            # dask reads a frame length from it and fails to allocate exabytes
+            self.close()
+            where = scheduler or "a local cluster"
+            raise ConfigError(
+                f"cannot start scale-out on {where}: {type(exc).__name__}: {exc}"
+                + (" (is it a dask scheduler?)" if scheduler is not None else "")
+            ) from None
         except BaseException:  # Ctrl-C while starting: leave nothing behind
             self.close()
             raise

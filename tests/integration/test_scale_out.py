@@ -6,6 +6,7 @@ numbered from i * FLOW_ID_STRIDE; errors, warnings and --stats as in one process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -267,6 +269,30 @@ def test_ctrl_c_stops_a_connection_to_a_silent_scheduler(paths: list[Path]) -> N
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
     assert run.returncode == 130 and err.strip() == "voipscope: interrupted", err
+
+
+def test_an_address_that_is_no_scheduler_is_one_line(paths: list[Path]) -> None:
+    """Something else listening there (an HTTP server): one error line, exit 1, no
+    traceback (dask read a frame length out of the HTTP text and tried to allocate it)."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(4)
+
+        def answer() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = other.accept()
+                with conn:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" * 3)
+                    time.sleep(2)
+
+        threading.Thread(target=answer, daemon=True).start()
+        address = f"tcp://127.0.0.1:{other.getsockname()[1]}"
+        run = voipscope("flows", str(paths[0]), "--scheduler", address)
+    assert run.returncode == 1, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"voipscope: error: cannot start scale-out on {address}"
+    )
 
 
 def _processes_in_group(pgid: int) -> int:
