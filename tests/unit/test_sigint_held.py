@@ -60,7 +60,9 @@ def test_the_mask_found_is_put_back() -> None:
     assert not _blocked_here()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        os.kill(os.getpid(), signal.SIGINT)  # pending, meant for the caller's sigwait
+        # Pending for this thread alone (a process-directed one would go to any other
+        # thread of the test run that has SIGINT unblocked).
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         with _sigint_held(block=True):
             pass
         assert _blocked_here() and signal.SIGINT in signal.sigpending()
