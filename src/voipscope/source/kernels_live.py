@@ -183,3 +183,14 @@ def drain_ring(
         ring32[(base + BD_STATUS) >> 2] = 0
         state[ST_BLOCK] = (state[ST_BLOCK] + 1) % n_blocks
         state[ST_PKT] = 0
+
+
+def compile_drain_ring() -> None:
+    """Compile (or load from numba's cache) ``drain_ring`` for the argument types a
+    capture passes, on an empty one-block ring: done before a capture opens, so the
+    first run after an install does not compile it while the first packets wait (the
+    compile took over a second on a CI machine, and the first decisions came that late)."""
+    block = np.zeros(4096, np.uint8)  # status 0: the block is the kernel's, nothing ready
+    columns = [np.empty(1, np.int64) for _ in range(4)]
+    drain_ring(block, block.view(np.uint32), block.size, 1, np.zeros(ST_LEN, np.int64),
+               65535, False, 0, 1, 0, 0, np.empty(64, np.uint8), *columns)  # fmt: skip
