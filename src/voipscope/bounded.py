@@ -50,6 +50,15 @@ class CappedTable(Generic[K, V]):
             self.overflow += 1
         self._items[key] = value
 
+    def get_renewed(self, key: K, stale: Callable[[V], bool]) -> tuple[V, V | None]:
+        """The entry for ``key`` as ``get`` gives it, but created afresh when the one there
+        is ``stale``; the stale one is returned beside it (None otherwise)."""
+        found = self._items.get(key)
+        if found is not None and stale(found):
+            del self._items[key]
+            return self.get(key), found
+        return self.get(key), None
+
     def peek(self, key: K) -> V | None:
         return self._items.get(key)
 

@@ -74,9 +74,8 @@ class SipEnumerationDetector(Detector):
                 answered=SlidingDistinct(cfg.window_s, cfg.max_users_per_pair),
             )
 
-        self.pairs: SipPairs[_Pair] = SipPairs(
-            cfg.max_pairs, new_pair, max(book.quiet_s, cfg.window_s)
-        )
+        gap_s = max(book.quiet_s, cfg.window_s)  # a quiet alert and an empty window
+        self.pairs: SipPairs[_Pair] = SipPairs(cfg.max_pairs, new_pair, gap_s)
 
     def on_sip(self, f: SipFacts) -> None:
         if f.is_request:

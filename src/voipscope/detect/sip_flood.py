@@ -53,6 +53,9 @@ class SipFloodDetector(Detector):
     def __init__(self, book: AlertBook, config: SipFloodConfig | None = None) -> None:
         super().__init__(book)
         self.config = cfg = config or SipFloodConfig()
+        # A source silent this long starts a new episode: its alert has gone quiet, and
+        # nothing of it is left in the window.
+        self._gap_s = max(book.quiet_s, cfg.window_s)
         self.rates: CappedTable[tuple[str | None, str, str], BucketRate] = CappedTable(
             cfg.max_keys, lambda: BucketRate(cfg.window_s)
         )
@@ -74,13 +77,13 @@ class SipFloodDetector(Detector):
             (f.src_ip, self.config.min_requests),
             (None, self.config.min_requests_to_target),
         ):
-            key = (src, f.dst_ip, method)
-            rate = self.rates.peek(key)
-            if rate is not None and rate.last_bucket_s is not None:
-                gap_s = max(self.book.quiet_s, self.config.window_s) + rate.bucket_s
-                if f.ts_s - rate.last_bucket_s > gap_s:
-                    self.rates.pop(key)  # a new flood: its total counts from here
-            rate = self.rates.get(key)
+            rate, _ = self.rates.get_renewed(  # a new flood: its total counts from here
+                (src, f.dst_ip, method),
+                lambda r: (
+                    r.last_bucket_s is not None
+                    and f.ts_s - r.last_bucket_s > self._gap_s + r.bucket_s
+                ),
+            )
             count = rate.add(f.ts_s)
             if count >= threshold:
                 self._report(f, src, method, count, threshold, rate.total)

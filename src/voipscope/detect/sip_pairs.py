@@ -75,12 +75,10 @@ class SipPairs(Generic[P]):
     def of_request(self, f: SipFacts) -> P:
         """The pair of a request (created if new, or afresh after a quiet gap), with the
         request noted."""
-        key = (f.src_ip, f.dst_ip)
-        pair = self._table.peek(key)
-        earlier = None
-        if pair is not None and pair.last_ts is not None and f.ts_s - pair.last_ts > self.gap_s:
-            earlier = self._table.pop(key)
-        pair = self._table.get(key)
+        pair, earlier = self._table.get_renewed(
+            (f.src_ip, f.dst_ip),
+            lambda p: p.last_ts is not None and f.ts_s - p.last_ts > self.gap_s,
+        )
         if earlier is not None and self._carry is not None:
             self._carry(earlier, pair)
         pair.note_request(f)

@@ -55,6 +55,9 @@ class SipScanDetector(Detector):
     def __init__(self, book: AlertBook, config: SipScanConfig | None = None) -> None:
         super().__init__(book)
         self.config = cfg = config or SipScanConfig()
+        # A source silent this long starts a new episode: its alert has gone quiet, and
+        # nothing of it is left in the window.
+        self._gap_s = max(book.quiet_s, cfg.window_s)
         self.sources: CappedTable[str, _Source] = CappedTable(
             cfg.max_sources,
             lambda: _Source(SlidingDistinct(cfg.window_s, cfg.max_targets_per_source)),
@@ -71,11 +74,9 @@ class SipScanDetector(Detector):
         self.peers.get((f.src_ip, f.dst_ip))
         if self.peers.peek((f.dst_ip, f.src_ip)) is not None:
             return
-        src = self.sources.peek(f.src_ip)
-        gap_s = max(self.book.quiet_s, self.config.window_s)
-        if src is not None and src.last_ts is not None and f.ts_s - src.last_ts > gap_s:
-            self.sources.pop(f.src_ip)  # a new sweep
-        src = self.sources.get(f.src_ip)
+        src, _ = self.sources.get_renewed(  # after a quiet gap, a new sweep
+            f.src_ip, lambda s: s.last_ts is not None and f.ts_s - s.last_ts > self._gap_s
+        )
         if src.first_ts is None:
             src.first_ts = f.ts_s
         src.last_ts = f.ts_s if src.last_ts is None else max(src.last_ts, f.ts_s)

@@ -81,6 +81,9 @@ class TollFraudDetector(Detector):
     def __init__(self, book: AlertBook, config: TollFraudConfig | None = None) -> None:
         super().__init__(book)
         self.config = cfg = config or TollFraudConfig()
+        # A source silent this long starts a new episode: its alert has gone quiet, and
+        # nothing of it is left in the window.
+        self._gap_s = max(book.quiet_s, cfg.window_s)
         self.callers: CappedTable[str, _Caller] = CappedTable(
             cfg.max_sources,
             lambda: _Caller(
@@ -110,11 +113,9 @@ class TollFraudDetector(Detector):
         self._baseline(start)
         if dialled is None:
             return
-        known = self.callers.peek(caller_ip)
-        gap_s = max(self.book.quiet_s, self.config.window_s)
-        if known is not None and known.last_ts is not None and start - known.last_ts > gap_s:
-            self.callers.pop(caller_ip)  # a new episode: its own start, counts, countries
-        caller = self.callers.get(caller_ip)
+        caller, _ = self.callers.get_renewed(  # a new episode: own start, counts, countries
+            caller_ip, lambda c: c.last_ts is not None and start - c.last_ts > self._gap_s
+        )
         if caller.first_ts is None:
             caller.first_ts = start
         caller.last_ts = start if caller.last_ts is None else max(caller.last_ts, start)

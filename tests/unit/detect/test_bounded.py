@@ -37,3 +37,15 @@ def test_bucket_rate_is_bounded_by_the_window() -> None:
         rate.add(i * 0.01)  # 100/s for 100 s
     assert len(rate) <= 11
     assert 1000 <= rate.add(100.0) <= 1100
+
+
+def test_capped_table_renews_a_stale_entry() -> None:
+    table: CappedTable[str, list[int]] = CappedTable(2, list)
+    first, old = table.get_renewed("a", lambda v: len(v) > 1)
+    assert old is None and first == []
+    first.extend([1, 2])
+    again, old = table.get_renewed("a", lambda v: len(v) > 5)
+    assert again is first and old is None  # not stale: the same entry
+    fresh, old = table.get_renewed("a", lambda v: len(v) > 1)
+    assert old is first and fresh == [] and table.peek("a") is fresh
+    assert len(table) == 1 and table.overflow == 0
