@@ -200,18 +200,16 @@ class ScaleOut:
         except ConfigError:
             self.close()
             raise
-        except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
+        except Exception as exc:
             self.close()
             where = scheduler or "a local cluster"
-            raise ConfigError(f"cannot start scale-out on {where}: {exc}") from None
-        except Exception as exc:  # e.g. an address that answers in another protocol:
-            # dask reads a frame length from it and fails to allocate exabytes
-            self.close()
-            where = scheduler or "a local cluster"
-            raise ConfigError(
-                f"cannot start scale-out on {where}: {type(exc).__name__}: {exc}"
-                + (" (is it a dask scheduler?)" if scheduler is not None else "")
-            ) from None
+            if isinstance(exc, (OSError, TimeoutError, ValueError, RuntimeError)):
+                why = str(exc)
+            else:  # e.g. an address that answers in another protocol: dask reads a frame
+                # length from it and fails to allocate exabytes
+                why = f"{type(exc).__name__}: {exc}"
+                why += " (is it a dask scheduler?)" if scheduler is not None else ""
+            raise ConfigError(f"cannot start scale-out on {where}: {why}") from None
         except BaseException:  # Ctrl-C while starting: leave nothing behind
             self.close()
             raise

@@ -230,12 +230,8 @@ def test_ctrl_c_stops_the_command_and_its_workers_quietly(
             time.sleep(0.02)
         if moment == "running":
             time.sleep(1)
-        os.killpg(run.pid, signal.SIGINT)
-        _, err = run.communicate(timeout=60)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+        err = _ctrl_c(run, timeout_s=60)
     assert run.returncode == 130 and err.strip() == "voipscope: interrupted", err
     assert list(scratch.iterdir()) == []
     deadline = time.monotonic() + 10  # the workers' processes end soon after the command
@@ -262,12 +258,8 @@ def test_ctrl_c_stops_a_connection_to_a_silent_scheduler(paths: list[Path]) -> N
         try:
             time.sleep(4)  # imports done, connecting
             assert run.poll() is None, run.communicate()[1]
-            os.killpg(run.pid, signal.SIGINT)
-            _, err = run.communicate(timeout=20)
         finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
-                run.wait()
+            err = _ctrl_c(run, timeout_s=20)
     assert run.returncode == 130 and err.strip() == "voipscope: interrupted", err
 
 
@@ -293,6 +285,21 @@ def test_an_address_that_is_no_scheduler_is_one_line(paths: list[Path]) -> None:
     assert len(lines) == 1 and lines[0].startswith(
         f"voipscope: error: cannot start scale-out on {address}"
     )
+
+
+def _ctrl_c(run: subprocess.Popen[str], timeout_s: float) -> str:
+    """SIGINT to the run's process group (a terminal's Ctrl-C); its stderr once it ended.
+    A run still there after ``timeout_s`` is killed (and the caller's checks fail)."""
+    try:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGINT)
+        return run.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        return "still running after the Ctrl-C"
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
 
 
 def _processes_in_group(pgid: int) -> int:

@@ -18,6 +18,7 @@ with the reason, when not root or when a tool is missing.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -179,34 +180,43 @@ def sip_messages(capture: Path) -> list[str]:
     return hook.seen
 
 
-def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
-    capture = tmp_path / "ws.pcapng"
-    (tmp_path / "kamailio.cfg").write_text(KAMAILIO_CFG)
-    (tmp_path / "client.py").write_text(CLIENT)
+@contextlib.contextmanager
+def capturing(netns: str, capture: Path) -> Iterator[None]:
+    """dumpcap on the namespace's loopback into ``capture`` while the block runs."""
     dumpcap = subprocess.Popen(
         in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    kamailio = None
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
-        kamailio = subprocess.Popen(
-            in_ns(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
-                "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        time.sleep(1.5)
-        assert kamailio.poll() is None, kamailio.stderr.read().decode(errors="replace")[-800:]  # type: ignore[union-attr]
-        client = subprocess.run(
-            in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
-            capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert client.returncode == 0, client.stderr.decode(errors="replace")[-800:]
-        time.sleep(0.5)
+        yield
     finally:
-        if kamailio is not None:
-            stop_process(kamailio)
         stop_process(dumpcap)
+
+
+def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
+    capture = tmp_path / "ws.pcapng"
+    (tmp_path / "kamailio.cfg").write_text(KAMAILIO_CFG)
+    (tmp_path / "client.py").write_text(CLIENT)
+    with capturing(netns, capture):
+        kamailio = None
+        try:
+            kamailio = subprocess.Popen(
+                in_ns(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
+                    "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            time.sleep(1.5)
+            assert kamailio.poll() is None, kamailio.stderr.read().decode(errors="replace")[-800:]  # type: ignore[union-attr]
+            client = subprocess.run(
+                in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
+                capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert client.returncode == 0, client.stderr.decode(errors="replace")[-800:]
+            time.sleep(0.5)
+        finally:
+            if kamailio is not None:
+                stop_process(kamailio)
 
     flows = [r for r in read_flows(str(capture)).to_pylist() if r["dst_port"] == PORT]
     assert len(flows) == 1, flows
@@ -235,30 +245,25 @@ def test_compressed_sip_over_websocket(netns: str, tmp_path: Path) -> None:
     capture = tmp_path / "ws-deflate.pcapng"
     (tmp_path / "server.py").write_text(SERVER)
     (tmp_path / "client.py").write_text(CLIENT)
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    server = None
-    try:
-        time.sleep(1.0)
-        server = subprocess.Popen(
-            in_ns(netns, sys.executable, str(tmp_path / "server.py"), "127.0.0.1", str(PORT),
-                  "25"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        client = subprocess.run(
-            in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT),
-                  "3"), capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert client.returncode == 0, client.stderr[-800:]
-        assert "permessage-deflate" in client.stdout, client.stdout  # negotiated
-        print(client.stdout)  # what was negotiated, shown with -s
-        time.sleep(0.5)
-    finally:
-        if server is not None:
-            stop_process(server)
-        stop_process(dumpcap)
+    with capturing(netns, capture):
+        server = None
+        try:
+            server = subprocess.Popen(
+                in_ns(netns, sys.executable, str(tmp_path / "server.py"), "127.0.0.1", str(PORT),
+                      "25"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            client = subprocess.run(
+                in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT),
+                      "3"), capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert client.returncode == 0, client.stderr[-800:]
+            assert "permessage-deflate" in client.stdout, client.stdout  # negotiated
+            print(client.stdout)  # what was negotiated, shown with -s
+            time.sleep(0.5)
+        finally:
+            if server is not None:
+                stop_process(server)
 
     # Every data frame of the connection is compressed (RSV1), both ways.
     rsv = subprocess.run(

@@ -256,9 +256,9 @@ class RtpStreamTracker:
         # Transits only of streams with enough packets to judge (most RTP-looking flows
         # are not RTP: a flow of random payloads fills all 8 stream slots with a few
         # packets each), so a batch of ended flows does not copy 8 kB each.
-        judged = (si[..., K.S_PACKETS] >= TM.MIN_PACKETS) & (frows[:, K.FR_STREAMS :] > 0)
         tm: list[dict[int, np.ndarray]] = [{} for _ in rows]
         if self.tones:
+            judged = (si[..., K.S_PACKETS] >= TM.MIN_PACKETS) & (frows[:, K.FR_STREAMS :] > 0)
             for flow_at, slot in zip(*np.nonzero(judged), strict=True):
                 tm[flow_at][int(slot)] = self.tm[refs[flow_at, slot]].copy()
         flows = ended[at]
