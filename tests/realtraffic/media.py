@@ -62,8 +62,12 @@ def write_rtp_pcap(
     audio: np.ndarray,
     dtx_truth: list[tuple[float, float]] | None = None,
     send_delays_s: Sequence[float] | None = None,
+    payload_type: int = PT_PCMA,
+    ticks_per_frame: int = FRAME,
 ) -> int:
-    """PCMA RTP, one packet per 20 ms (sipp replays the pcap's timing). With
+    """PCMA RTP, one packet per 20 ms (sipp replays the pcap's timing); with
+    ``payload_type`` and ``ticks_per_frame`` the same frames under another type and clock
+    (111 and 960: as Opus at 48 kHz would be labelled). With
     ``dtx_truth`` the packets outside speech are left out (discontinuous transmission)
     and the first packet of each spurt carries the marker bit (RFC 3551 §4.1). With
     ``send_delays_s`` packet k is sent that much later than its frame's time (its RTP
@@ -80,8 +84,8 @@ def write_rtp_pcap(
                 continue
         marker = dtx_truth is not None and silent_before
         silent_before = False
-        header = bytes([0x80, (0x80 if marker else 0) | PT_PCMA]) + seq.to_bytes(2, "big")
-        header += (k * FRAME).to_bytes(4, "big") + (0x5EED5EED).to_bytes(4, "big")
+        header = bytes([0x80, (0x80 if marker else 0) | payload_type]) + seq.to_bytes(2, "big")
+        header += (k * ticks_per_frame).to_bytes(4, "big") + (0x5EED5EED).to_bytes(4, "big")
         payload = encode(audio[k * FRAME : (k + 1) * FRAME], "alaw")
         late = send_delays_s[seq] if send_delays_s is not None and seq < len(send_delays_s) else 0
         packets.append(

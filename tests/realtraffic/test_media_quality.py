@@ -55,9 +55,10 @@ TOLERANCE_S = 0.100
 
 def sipp_call(
     workdir: Path, ns_uac: str, ns_uas: str, uac_ip: str, uas_ip: str, capture_ns: str,
-    capture_dev: str, seconds: float,
+    capture_dev: str, seconds: float, sdp_media: str | None = None,
 ) -> Path:  # fmt: skip
-    """One uac_pcap call (plays workdir/pcap/g711a.pcap) to a sipp UAS; the capture."""
+    """One uac_pcap call (plays workdir/pcap/g711a.pcap) to a sipp UAS; the capture.
+    ``sdp_media``: the offer's m= and a=rtpmap lines instead of sipp's PCMA ones."""
     capture = workdir / "call.pcapng"
     # sipp's own uac_pcap scenario, paused for as long as our audio plays (it pauses 8 s,
     # the length of its sample) before the DTMF digit and the BYE.
@@ -68,6 +69,10 @@ def sipp_call(
     scenario = scenario.replace(
         '<pause milliseconds="8000"/>', f'<pause milliseconds="{int(seconds * 1000) + 500}"/>'
     )
+    if sdp_media is not None:
+        pcma = "m=audio [auto_media_port] RTP/AVP 8 101\n      a=rtpmap:8 PCMA/8000\n"
+        assert pcma in scenario, "sipp -sd uac_pcap changed"
+        scenario = scenario.replace(pcma, sdp_media)
     (workdir / "uac_pcap.xml").write_text(scenario)
     # uac_pcap plays pcap/g711a.pcap (ours) and then an RFC 2833 digit from sipp's files.
     for pcap in SIPP_PCAPS.glob("dtmf_*.pcap"):

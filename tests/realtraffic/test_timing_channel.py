@@ -10,6 +10,8 @@ timestamps and audio untouched):
   bytes: sipp's pacing under load may send a packet late);
 - through a relay adding 5 +- 2 ms of network delay (the jitter relay; netem where the
   kernel has it): at least 97 % of the bytes right;
+- the same frames as a dynamic payload type (111, 48 kHz timestamps, opus/48000/2 in
+  the SDP): read as from PCMA;
 - the same audio uncoded through 20 +- 8 ms of jitter, and a sender that sends its
   frames in pairs every 40 ms (two levels, in a fixed order): no alert.
 """
@@ -43,20 +45,33 @@ def bits_of(message: bytes) -> np.ndarray:
 
 
 def call_with_delays(
-    tmp_path: Path, delays_s: np.ndarray, jitter: tuple[float, float] | None = None
+    tmp_path: Path,
+    delays_s: np.ndarray,
+    jitter: tuple[float, float] | None = None,
+    opus: bool = False,
 ) -> tuple[dict[str, Any], list[dict]]:
     """A sipp call whose packet k is sent delays_s[k] late; ``jitter``: (delay, jitter) ms
-    of the relay on the way. (our stream, alerts of the capture)."""
+    of the relay on the way; ``opus``: the frames go as dynamic payload type 111 with
+    48 kHz timestamps, the SDP offer saying opus/48000/2. (our stream, alerts of the
+    capture)."""
     packets = len(delays_s) + 25  # half a second of uncoded tail
     audio = np.random.default_rng(7).normal(0, 2500, packets * 160)
-    write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio, send_delays_s=list(delays_s))
+    form = {"payload_type": 111, "ticks_per_frame": 960} if opus else {}
+    write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio, send_delays_s=list(delays_s), **form)
+    sdp_media = (
+        "m=audio [auto_media_port] RTP/AVP 111 101\n      a=rtpmap:111 opus/48000/2\n"
+        if opus
+        else None
+    )
     seconds = packets * FRAME_S
     with netns_pair("10.97.0") as (ns_a, ns_b, ip_a, ip_b, dev_a):
         stop = None
         if jitter is not None:
             stop = relay_jitter_on_rtp(ns_a, dev_a, ip_a, ip_b, 0.0, jitter[0], jitter[1])
         try:
-            capture = sipp_call(tmp_path, ns_a, ns_b, ip_a, ip_b, ns_b, "vb" + dev_a[2:], seconds)
+            capture = sipp_call(
+                tmp_path, ns_a, ns_b, ip_a, ip_b, ns_b, "vb" + dev_a[2:], seconds, sdp_media
+            )
         finally:
             if stop is not None:
                 print(stop())
@@ -79,6 +94,19 @@ def test_a_message_in_the_send_times_is_found_and_read(tmp_path: Path) -> None:
     low, high = alert["data"]["levels_ms"]
     assert abs((high - low) - HOLD_S * 1000) < 1.0
     assert stream["timing"]["coded"] is True
+
+
+def test_a_message_in_a_dynamic_payload_types_send_times(tmp_path: Path) -> None:
+    """The frames as payload type 111 at 48 kHz (Opus's labels; no clock while the flow
+    runs): the transits are taken against the clock the timestamps show, which the SDP
+    then confirms, and the message comes back as from PCMA."""
+    stream, alerts = call_with_delays(tmp_path, bits_of(MESSAGE) * HOLD_S, opus=True)
+    assert (stream["payload_type"], stream["clock_rate_hz"]) == (111, 48000)
+    (alert,) = [a for a in alerts if a["kind"] == KIND]
+    text = alert["data"]["decoded_text"]
+    right = sum(a == b for a, b in zip(text, MESSAGE.decode(), strict=False))
+    assert len(text) == len(MESSAGE) and right >= len(MESSAGE) - 2, alert["data"]
+    assert stream["timing"]["clock_hz"] == 48000 and stream["timing"]["clock_provisional"]
 
 
 def test_a_message_survives_network_jitter(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ empty), and :func:`analyse` judges them when the stream ends:
    a link or sender that delivers in bursts also puts packets on levels, but in a fixed
    order (0, 20, 0, 20 ms; a sawtooth of power-save bursts), which carries nothing.
 4. *Decoded*: symbol = level number; with 2 or 4 levels, 1 or 2 bits per packet (the
-   later level the higher value), most significant first, as bytes; a missing packet is
-   an erasure (its bits read 0, listed).
+   later level the higher value), most significant first, as bytes from the stream's
+   first sequence number on; a missing packet is an erasure (its bits read 0, listed).
 """
 
 from __future__ import annotations
@@ -74,6 +74,20 @@ def account(
     if 0 <= position < TIMING_PACKETS:
         units = round(transit_ms * UNITS_PER_MS)
         state[row, position] = max(-LIMIT_UNITS, min(LIMIT_UNITS, units))
+
+
+@njit(cache=True, nogil=True)
+def rescale(
+    state: np.ndarray, row: int, step_ticks: int, from_hz: int, to_hz: int
+) -> None:  # pragma: no cover - numba
+    """Move a row's transits from one clock to another, for a stream whose timestamps
+    advanced by ``step_ticks`` per sequence number: the timestamp term of the transit at
+    position k is k x step_ticks / clock."""
+    per_position_ms = step_ticks * 1000.0 * (1.0 / from_hz - 1.0 / to_hz)
+    for k in range(TIMING_PACKETS):
+        if state[row, k] != EMPTY:
+            units = state[row, k] + round(k * per_position_ms * UNITS_PER_MS)
+            state[row, k] = max(-LIMIT_UNITS, min(LIMIT_UNITS, units))
 
 
 def analyse(transits: np.ndarray) -> dict[str, Any] | None:
@@ -219,10 +233,13 @@ def _conditional_entropy(symbols: np.ndarray, levels: int) -> float:
 
 
 def _decode(symbols: np.ndarray, bits_per_symbol: int) -> dict[str, Any]:
-    """Symbols from the first one on a level to the last, as bytes (most significant
-    bits first); erasures (-1) read 0 and are listed by position."""
+    """Symbols from the stream's first sequence number to the last one on a level, as
+    bytes (most significant bits first): the message is taken to start with the stream,
+    so a first packet lost, or kept transits dropped (rtp_kernel._transit_clock), leaves
+    erasures in place instead of shifting every later byte. Erasures (-1) read 0 and are
+    listed by position."""
     on = np.flatnonzero(symbols >= 0)
-    span = symbols[on[0] : on[-1] + 1]
+    span = symbols[: on[-1] + 1]
     erasures = np.flatnonzero(span < 0)
     bits: list[int] = []
     for s in np.maximum(span, 0).tolist():

@@ -362,6 +362,15 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
     # Known only now that the stream met its call: which A.8 run was the right clock.
     out.update(resolve_clock(out, rtpmap))
     out.pop("clock_candidates", None)  # the kernel's internals end here
+    timing = out.get("timing")
+    if (
+        isinstance(timing, dict)
+        and timing.get("clock_provisional")
+        and out.get("clock_rate_hz") not in (None, timing.get("clock_hz"))
+    ):
+        # The transits were taken against a clock picked from the timestamps while the
+        # flow ran; the SDP (or the whole stream) says another: they measure nothing.
+        out["timing"] = None
     if out.get("clock_rate_hz") and out.get("clock_source") is None:
         out["clock_source"] = CLOCK_FROM_TABLE
     if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:

@@ -92,7 +92,11 @@ S_DYN_PT = 28  # 1 + the payload type the candidate estimators follow (0: none)
 S_DYN_JITTER_PACKETS = 29  # its regular packets: the candidates' mean jitter count
 S_DYN_TICKS = 30  # RTP timestamp advance summed over those packets' steps
 S_DYN_NS = 31  # and the arrival time they took: ticks per second is the clock's witness
-S_LEN = 32
+S_TM_CLOCK_HZ = 32  # the clock the kept transits are taken against (0: none yet)
+# Of a provisional clock: the timestamp advance per sequence number while every kept
+# transit's packet had exactly that much per number since the first (-1: not so).
+S_TM_STEP = 33
+S_LEN = 34
 
 # Stream row float64 columns (milliseconds)
 SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
@@ -119,6 +123,12 @@ SF_MEAN_JITTER = 2
 #          (RFC 7741 §6.1), H.265 (RFC 7798 §7.1), VP9 (RFC 9628), AV1 (RFC 3551 §5)
 CANDIDATE_CLOCKS_HZ = (8000, 12000, 16000, 24000, 32000, 44100, 48000, 90000)
 CANDIDATES = len(CANDIDATE_CLOCKS_HZ)
+# The transits of such a stream (activity.timing) are taken against a provisional clock
+# (_transit_clock), re-picked up to this sequence number when the timestamps' advance per
+# second comes this near another candidate: ~1 s at 50 packets/s measures the rate to
+# well under the 8.8 % between the nearest candidates (44100, 48000).
+TRANSIT_REPICK_PACKETS = 64
+TRANSIT_REPICK_TOLERANCE = 0.02
 # Per candidate k, at SF_CANDIDATES + k * SF_PER_CANDIDATE: J, mean J, max J (ms), kept
 # by the rules of the three columns above.
 SF_CANDIDATES = 3
@@ -388,18 +398,23 @@ def track_media(
             continue  # a DTMF event is neither speech nor silence of the stream
         # -- transit against the stream's own clock (activity.timing): packets in
         # sequence and timestamp order only (a late one's place is left empty)
-        clock = clock_hz[pt]
         if (
             tones_on
-            and clock > 0
             and si[row, S_REF_NS] == ts_ns[i]
             and si[row, S_REF_TS] == si[row, S_TS_LAST]
             and si[row, S_LAST_SEQ] == (si[row, S_MAX_EXT] & (SEQ_MOD - 1))
         ):
-            transit_ms = (ts_ns[i] - si[row, S_FIRST_NS]) / 1e6 - (
-                si[row, S_TS_LAST] - si[row, S_TS_FIRST]
-            ) * 1000.0 / clock
-            TM.account(tm, row, si[row, S_MAX_EXT] - si[row, S_FIRST_SEQ], transit_ms)
+            position = si[row, S_MAX_EXT] - si[row, S_FIRST_SEQ]
+            clock = clock_hz[pt]
+            if clock > 0:
+                si[row, S_TM_CLOCK_HZ] = clock
+            else:
+                clock = _transit_clock(si, tm, row, pt, position)
+            if clock > 0:
+                transit_ms = (ts_ns[i] - si[row, S_FIRST_NS]) / 1e6 - (
+                    si[row, S_TS_LAST] - si[row, S_TS_FIRST]
+                ) * 1000.0 / clock
+                TM.account(tm, row, position, transit_ms)
         if in_extra[i]:
             voice = TS.is_voice(va, row, extra, p, payload, pt)
         else:
@@ -564,6 +579,51 @@ def _candidates(si, sf, row, delta_ns, ticks, regular):
             sf[row, c + SF_C_MEAN_JITTER] = (mean * (before - 1) + jitter) / before
             if jitter > sf[row, c + SF_C_MAX_JITTER]:
                 sf[row, c + SF_C_MAX_JITTER] = jitter
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _transit_clock(si, tm, row, pt, position):
+    """The clock the transits of a dynamic payload type's stream are taken against, while
+    no rtpmap has named it (0: none yet; see TRANSIT_REPICK_*).
+
+    Provisional: the candidate nearest (in ratio) to the stream's timestamp advance per
+    second of arrival so far. The first pick comes at the first regular step, one gap
+    that jitter (or the very delays a timing channel adds) may stretch towards a
+    neighbour, so until the stream's TRANSIT_REPICK_PACKETS-th sequence number the
+    longer measure may replace it when it lies within TRANSIT_REPICK_TOLERANCE of another
+    candidate. The transits kept so far are then moved to the new clock where the
+    timestamps advanced by one fixed step per sequence number (the transit's timestamp
+    term is then position x step), and dropped otherwise. The call's SDP, or the clock
+    the whole stream proves, has the last word (calls.assembler drops a judgement against
+    another clock)."""
+    if si[row, S_DYN_PT] != pt + 1:
+        return 0  # a second dynamic type in the stream (telephone-event beside Opus)
+    ticks = si[row, S_TS_LAST] - si[row, S_TS_FIRST]
+    if si[row, S_DYN_NS] > 0 and si[row, S_DYN_TICKS] > 0:
+        rate = si[row, S_DYN_TICKS] * 1e9 / si[row, S_DYN_NS]
+        best = CANDIDATE_CLOCKS_HZ[0]
+        for c in CANDIDATE_CLOCKS_HZ:
+            if abs(np.log(rate / c)) < abs(np.log(rate / best)):
+                best = c
+        current = si[row, S_TM_CLOCK_HZ]
+        if current == 0:
+            si[row, S_TM_CLOCK_HZ] = best
+            si[row, S_TM_STEP] = ticks // position if position > 0 else -1
+            TM.account(tm, row, 0, 0.0)  # the first packet: every transit's origin
+        elif (
+            best != current
+            and position < TRANSIT_REPICK_PACKETS
+            and abs(rate / best - 1.0) <= TRANSIT_REPICK_TOLERANCE
+        ):
+            if si[row, S_TM_STEP] > 0:
+                TM.rescale(tm, row, si[row, S_TM_STEP], current, best)
+            else:
+                TM.reset_row(tm, row)
+                TM.account(tm, row, 0, 0.0)
+            si[row, S_TM_CLOCK_HZ] = best
+    if si[row, S_TM_STEP] > 0 and ticks != position * si[row, S_TM_STEP]:
+        si[row, S_TM_STEP] = -1
+    return si[row, S_TM_CLOCK_HZ]
 
 
 @njit(cache=True, nogil=True)

@@ -428,10 +428,22 @@ class RtpStreamTracker:
                 stream.dtmf = events.dtmf
                 if self.tones:
                     self._add_tones(stream, events, ended.tn, k, ended.si[k])
-                    kept = ended.tm.get(k)
-                    stream.timing = TM.analyse(kept) if kept is not None else None
+                    stream.timing = self._timing(ended, k)
                 stats.streams.append(stream)
         return stats
+
+    @staticmethod
+    def _timing(ended: _Ended, k: int) -> dict[str, Any] | None:
+        """The judgement of stream slot ``k``'s transits, with the clock they were taken
+        against; ``clock_provisional`` when no payload type table or rtpmap named it (a
+        dynamic type: the kernel's pick from the timestamps, see rtp_kernel._transit_clock)."""
+        kept = ended.tm.get(k)
+        judged = TM.analyse(kept) if kept is not None else None
+        if judged is not None:
+            s = ended.si[k]
+            judged["clock_hz"] = int(s[K.S_TM_CLOCK_HZ])
+            judged["clock_provisional"] = not int(s[K.S_CLOCK_HZ])
+        return judged
 
     @staticmethod
     def _add_tones(

@@ -131,3 +131,122 @@ def test_a_route_change_and_a_stall_do_not_hide_the_code() -> None:
     out = TM.analyse(kept(stalled))
     assert out is not None and out["coded"] and len(out["levels_ms"]) == 2
     assert out["decoded_text"] is not None and out["decoded_text"].startswith("exfil: db")
+
+
+def coded_stream(
+    pt: int, ticks_per_packet: int, sport: int = 6100, jitter_ms: float = 0.0
+) -> list[pb.Packet]:
+    """RTP of a dynamic payload type (no rtpmap, random payload as SRTP's), one packet
+    per 20 ms frame, each held back by 8 ms where MESSAGE has a 1 bit."""
+    bits = np.unpackbits(np.frombuffer(MESSAGE, np.uint8))
+    rng = np.random.default_rng(pt)
+    packets = []
+    for k, bit in enumerate(bits):
+        header = bytes([0x80, pt]) + k.to_bytes(2, "big")
+        header += (1000 + k * ticks_per_packet).to_bytes(4, "big") + (0xFEED).to_bytes(4, "big")
+        t = 1_700_000_000 + k * 0.02 + bit * 0.008 + rng.uniform(0, jitter_ms) / 1000
+        body = rng.bytes(90)
+        packets.append(pb.udp_packet(t, "10.0.0.1", sport, "10.0.0.2", 6000, header + body))
+    return packets
+
+
+def calls_of(tmp_path, packets: list[pb.Packet]) -> list[dict]:  # type: ignore[no-untyped-def]
+    path = tmp_path / "coded.pcap"
+    path.write_bytes(pb.pcap(sorted(packets, key=lambda p: p.ts_ns)))
+    return [c for batch in FlowPipeline().run_calls(str(path)) for c in batch]
+
+
+@pytest.mark.parametrize("ticks, clock", [(960, 48000), (320, 16000), (160, 8000)])
+def test_a_dynamic_payload_type_is_judged_against_the_clock_its_timestamps_show(
+    tmp_path,
+    ticks: int,
+    clock: int,  # type: ignore[no-untyped-def]
+) -> None:
+    """No SDP names payload type 111 (WebRTC's Opus, an app's SRTP): the transits are
+    taken against the candidate clock the timestamps advance at, and the code is read
+    from the first packet on, 1.5 ms of jitter beside it."""
+    (call,) = calls_of(tmp_path, coded_stream(111, ticks, jitter_ms=1.5))
+    (stream,) = call["streams"]
+    timing = stream["timing"]
+    assert timing["coded"] and timing["decoded_text"] == MESSAGE.decode()
+    assert timing["first_packet"] == 0 and timing["packets"] == 8 * len(MESSAGE)
+    assert (timing["clock_hz"], timing["clock_provisional"]) == (clock, True)
+
+
+def test_a_plain_dynamic_stream_is_judged_not_coded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    packets = coded_stream(111, 960)
+    rng = np.random.default_rng(5)
+    plain = [  # the same stream sent on its clock, with up to 6 ms of network jitter
+        pb.Packet(1_700_000_000 * 10**9 + k * 20_000_000 + int(rng.uniform(0, 6e6)), p.data)
+        for k, p in enumerate(packets)
+    ]
+    (call,) = calls_of(tmp_path, plain)
+    timing = call["streams"][0]["timing"]
+    assert timing is not None and timing["coded"] is False and timing["clock_hz"] == 48000
+
+
+def sip_call(rtpmap: str, media: list[pb.Packet]) -> list[pb.Packet]:
+    """An INVITE / 200 / ACK before ``media`` (Alice 10.0.0.1:6100 to Bob 10.0.0.2:6000)
+    whose SDP names payload type 111 as ``rtpmap``, a BYE after it."""
+
+    def sip(first: str, cseq: str, ip: str, port: int, to_tag: str = "") -> bytes:
+        body = (
+            f"v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 111\r\na=rtpmap:111 {rtpmap}\r\n"
+        )
+        return (
+            f"{first}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK7\r\n"
+            f"From: <sip:alice@10.0.0.1>;tag=a\r\nTo: <sip:bob@10.0.0.2>{to_tag}\r\n"
+            f"Call-ID: tm@10.0.0.1\r\nCSeq: {cseq}\r\nContact: <sip:alice@10.0.0.1>\r\n"
+            f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        ).encode()
+
+    t0 = media[0].ts_ns / 1e9
+    bye = (b"BYE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK8\r\n"
+           b"From: <sip:alice@10.0.0.1>;tag=a\r\nTo: <sip:bob@10.0.0.2>;tag=b\r\n"
+           b"Call-ID: tm@10.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+    return [
+        pb.udp_packet(t0 - 2, "10.0.0.1", 5060, "10.0.0.2", 5060,
+                      sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "1 INVITE", "10.0.0.1", 6100)),
+        pb.udp_packet(t0 - 1, "10.0.0.2", 5060, "10.0.0.1", 5060,
+                      sip("SIP/2.0 200 OK", "1 INVITE", "10.0.0.2", 6000, ";tag=b")),
+        *media,
+        pb.udp_packet(media[-1].ts_ns / 1e9 + 1, "10.0.0.1", 5060, "10.0.0.2", 5060, bye),
+    ]  # fmt: skip
+
+
+def test_the_sdp_clock_confirms_or_voids_the_provisional_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same 48 kHz stream in a SIP call: an SDP saying opus/48000 keeps the judgement,
+    one saying the type runs at 16 kHz voids it (the transits measured nothing then)."""
+    (call,) = [c for c in calls_of(tmp_path, sip_call("opus/48000/2", coded_stream(111, 960)))
+               if c.get("streams")]  # fmt: skip
+    (stream,) = call["streams"]
+    assert stream["clock_rate_hz"] == 48000 and stream["timing"]["coded"]
+    (call,) = [c for c in calls_of(tmp_path, sip_call("AMR-WB/16000", coded_stream(111, 960)))
+               if c.get("streams")]  # fmt: skip
+    (stream,) = call["streams"]
+    assert stream["clock_rate_hz"] == 16000 and stream["timing"] is None
+
+
+def test_a_wrong_first_clock_with_irregular_timestamps_drops_only_the_early_transits(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The first gap (a 1 bit: 28 ms for a 20 ms frame) points at 32 kHz; the longer
+    measure then says 48 kHz. With a timestamp jump before that (a frame left out,
+    discontinuous transmission) the transits so far cannot be moved to the new clock:
+    they are dropped (erasures), and the rest is judged and read."""
+    packets = coded_stream(111, 960, jitter_ms=0.5)
+    jumped = []
+    for k, p in enumerate(packets):
+        data = bytearray(p.data)
+        if k >= 2:  # 42 = Ethernet 14 + IPv4 20 + UDP 8: the RTP timestamp at 4..7
+            ts = int.from_bytes(data[46:50], "big") + 960
+            data[46:50] = ts.to_bytes(4, "big")
+        jumped.append(pb.Packet(p.ts_ns, bytes(data)))
+    (call,) = calls_of(tmp_path, jumped)
+    timing = call["streams"][0]["timing"]
+    assert timing["coded"] and timing["clock_hz"] == 48000
+    early = [e for e in timing["erasures"] if e < 64]
+    assert early[0] == 0 and len(early) >= 10, timing["erasures"]  # 0: off every level
+    data = bytes.fromhex(timing["decoded_hex"])
+    assert data[8:] == MESSAGE[8:]  # past the dropped packets, read as sent
