@@ -8,6 +8,7 @@ are capped per name so that a storm of bad packets cannot exhaust memory.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -31,6 +32,9 @@ class AnomalyLog:
         # Per record: how many of its name were counted before it (add(count=N) moves
         # the count by N), so that merge keeps what one log over both inputs would.
         self._seen_before: list[int] = []
+        # Told every anomaly as it is added (with its count), past the record cap too:
+        # the detectors judge anomalies at their own capture time, and all of them.
+        self.observers: list[Callable[[Anomaly, int], None]] = []
 
     def add(
         self, name: str, detail: str, ts: float | None = None, count: int = 1, **where: object
@@ -40,9 +44,15 @@ class AnomalyLog:
             return
         seen = self.counts[name]
         self.counts[name] = seen + count
-        if seen < self.max_records_per_name:
-            self.records.append(Anomaly(ts=ts, name=name, detail=detail, **where))  # type: ignore[arg-type]
+        kept = seen < self.max_records_per_name
+        if not kept and not self.observers:
+            return
+        record = Anomaly(ts=ts, name=name, detail=detail, **where)  # type: ignore[arg-type]
+        if kept:
+            self.records.append(record)
             self._seen_before.append(seen)
+        for observer in self.observers:
+            observer(record, count)
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))

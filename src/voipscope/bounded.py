@@ -185,6 +185,11 @@ class BucketRate:
         return int(sum(b[1] for b in buckets))
 
     @property
+    def first_bucket_s(self) -> float | None:
+        """Start of the oldest bucket still in the window (None before any event)."""
+        return self._buckets[0][0] if self._buckets else None
+
+    @property
     def last_bucket_s(self) -> float | None:
         """Start of the newest bucket (None before any event)."""
         return self._buckets[-1][0] if self._buckets else None

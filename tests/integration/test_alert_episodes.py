@@ -16,7 +16,7 @@ from voipscope.pipeline import FlowPipeline
 
 T0_S = 1_700_000_000.0
 GAP_S = 7200.0  # between the two episodes; the alert book's quiet_s is 300 s
-SCANNER, GUESSER, FLOODER = "203.0.113.5", "198.51.100.7", "192.0.2.9"
+SCANNER, GUESSER, FLOODER, FUZZER = "203.0.113.5", "198.51.100.7", "192.0.2.9", "192.0.2.66"
 SERVER, FLOODED = "10.0.0.1", "10.0.0.2"
 
 
@@ -41,9 +41,10 @@ def reply(status: str, request_headers: dict[str, str]) -> bytes:
 
 
 def episode(start_s: float, tag: str) -> list[pb.Packet]:
-    """One episode of four attacks: a sweep (20 hosts), extension enumeration (30
-    REGISTERs, half answered 404), password guessing (12 refused digests for 3 users)
-    and an OPTIONS flood (300 in 3 s)."""
+    """One episode of five attacks: a sweep (20 hosts), extension enumeration (30
+    REGISTERs, half answered 404), password guessing (12 refused digests for 3 users),
+    an OPTIONS flood (300 in 3 s) and a storm of malformed SIP (150 requests without
+    their headers in 5 s, after one whole one)."""
     out = []
     for h in range(20):
         dst = f"10.1.{int(start_s) % 200}.{h + 1}"
@@ -71,6 +72,12 @@ def episode(start_s: float, tag: str) -> list[pb.Packet]:
         headers = dialog_headers(FLOODER, "300", f"flood-{tag}-{k}", "OPTIONS")
         out.append(pb.udp_packet(start_s + 40 + k * 0.01, FLOODER, 5060, FLOODED, 5060,
                                  sip(f"OPTIONS sip:300@{FLOODED} SIP/2.0", headers)))  # fmt: skip
+    whole = dialog_headers(FUZZER, "400", f"fuzz-{tag}", "OPTIONS")
+    out.append(pb.udp_packet(start_s + 49, FUZZER, 5062, SERVER, 5060,
+                             sip(f"OPTIONS sip:400@{SERVER} SIP/2.0", whole)))  # fmt: skip
+    for k in range(150):
+        out.append(pb.udp_packet(start_s + 50 + k * 5 / 150, FUZZER, 5062, SERVER, 5060,
+                                 sip(f"OPTIONS sip:{k}@{SERVER} SIP/2.0", {})))  # fmt: skip
     return out
 
 
@@ -97,7 +104,8 @@ def test_each_episode_is_its_own_alert(capture: Path) -> None:
     found = summary(alerts(capture, 65536))
     kinds = sorted({(kind, src) for kind, src, *_ in found})
     assert kinds == [("sip-bruteforce", GUESSER), ("sip-enumeration", GUESSER),
-                     ("sip-flood", FLOODER), ("sip-scan", SCANNER)]  # fmt: skip
+                     ("sip-flood", FUZZER), ("sip-flood", FLOODER),
+                     ("sip-scan", SCANNER)]  # fmt: skip
     for kind, src in kinds:
         mine = [r for r in found if (r[0], r[1]) == (kind, src)]
         assert len(mine) == 2, (kind, mine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from voipscope.anomalies import AnomalyLog
+from voipscope.anomalies import Anomaly
 from voipscope.detect.alerts import SEVERITIES, AlertBook
 from voipscope.detect.sip_facts import SipFacts
 
@@ -34,10 +34,11 @@ class Detector:
     def on_flow(self, flow: dict[str, Any]) -> None:
         """One ended Flow record with its verdict (category, protocol, app)."""
 
-    def on_tick(self, now_s: float, anomalies: AnomalyLog | None) -> None:
-        """Capture time moved on to ``now_s`` (after a batch of packets)."""
+    def on_anomaly(self, anomaly: Anomaly, count: int) -> None:
+        """A named anomaly as the run's log counts it (``count`` occurrences), every one,
+        including those past the log's record cap."""
 
-    def finish(self, now_s: float | None, anomalies: AnomalyLog | None) -> None:
+    def finish(self, now_s: float | None) -> None:
         """The input ended: decide what needs the whole capture."""
 
     def state_sizes(self) -> dict[str, tuple[int, int]]:

@@ -6,31 +6,38 @@ Opinions:
   ``window_s`` (retransmissions count: they load the server the same);
 - one server receives at least ``min_requests_to_target`` requests of one method from
   all sources within ``window_s`` (a distributed flood; the alert has no single source);
-- the run's anomaly log counts at least ``min_malformed`` SIP anomalies (``sip_malformed``,
-  ``sip_missing_header``, ``sip_stream_overflow``, ...) within ``window_s`` of capture
-  time. The log keeps the first records of each name only, so the sources named in the
-  alert are those of the kept records.
+- at least ``min_malformed`` SIP anomalies (``sip_malformed``, ``sip_missing_header``,
+  ``sip_stream_overflow``, ...) are named within ``window_s`` of capture time, each
+  counted at its own time as the run's log counts it (every one, past the log's record
+  cap); an episode ends after a quiet gap as the floods' do.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from voipscope.anomalies import AnomalyLog
+from voipscope.anomalies import Anomaly
 from voipscope.bounded import BucketRate, CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
 from voipscope.detect.scanner_agents import name_scanner, scanner_tool
 from voipscope.detect.sip_facts import SipFacts
+from voipscope.dissect.sip import SipDissector
+from voipscope.dissect.sip_ws import SipWsDissector
 
 KIND = "sip-flood"
-MALFORMED_PREFIX = "sip_"  # anomaly names of the SIP dissectors (over UDP/TCP, WebSocket)
-# Named by sip_ws but not malformed SIP: a deflated message is legitimate (RFC 7692) and a
-# refused upgrade says nothing of SIP; counting them would make a busy WebRTC gateway a
-# "flood of malformed SIP".
-NOT_MALFORMED = frozenset({"sip_ws_compressed", "sip_ws_refused"})
+# The anomalies the SIP dissectors name for what a message on the wire says wrong (over
+# UDP/TCP, WebSocket), at the packet that carried it. Not: a deflated message, legitimate
+# (RFC 7692), and a refused upgrade, which says nothing of SIP (counting them would make a
+# busy WebRTC gateway a "flood of malformed SIP"); nor what the calls stage names later
+# (a message without Call-ID is sip_missing_header already; a full dialog table is load).
+MALFORMED = frozenset(
+    (SipDissector.ANOMALIES.keys() | SipWsDissector.ANOMALIES.keys())
+    - {"sip_ws_compressed", "sip_ws_refused"}
+)
 MAX_METHOD_CHARS = 16
+MAX_STORM_SOURCES = 4096  # sources counted per malformed-SIP episode (spoofable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,7 @@ class SipFloodDetector(Detector):
         # alert counts the flood's requests, not all since the key was first seen (a busy
         # server's "many sources" key never falls quiet).
         self._before: CappedTable[tuple[str | None, str, str], int] = CappedTable(cfg.max_keys, int)
-        self._malformed_window_start: float | None = None
-        self._malformed_at_start = 0
+        self._storm: _Storm | None = None  # the malformed-SIP episode going on
 
     def on_sip(self, f: SipFacts) -> None:
         if not f.is_request or not f.method:
@@ -131,63 +137,64 @@ class SipFloodDetector(Detector):
         name_scanner(alert, tool)
         self.book.raise_alert(alert, detail=method)
 
-    # -- malformed storms from the anomaly log --------------------------------------------
+    # -- malformed storms, from the anomalies as the run's log counts them ---------------
 
-    def on_tick(self, now_s: float, anomalies: AnomalyLog | None) -> None:
-        if anomalies is None:
+    def on_anomaly(self, anomaly: Anomaly, count: int) -> None:
+        if anomaly.name not in MALFORMED or anomaly.ts is None:
             return
-        if self._malformed_window_start is None:
-            self._malformed_window_start = now_s
-            self._malformed_at_start = _sip_anomalies(anomalies)
-            return
-        if now_s - self._malformed_window_start >= self.config.window_s:
-            self._judge_malformed(now_s, anomalies)
+        ts = anomaly.ts
+        storm = self._storm
+        if storm is None or ts - storm.last_s > self._gap_s:
+            storm = self._storm = _Storm(BucketRate(self.config.window_s), ts)  # a new episode
+        storm.last_s = max(storm.last_s, ts)
+        storm.total += count
+        storm.names[anomaly.name] += count
+        src = anomaly.src_ip
+        if src and (src in storm.sources or len(storm.sources) < MAX_STORM_SOURCES):
+            storm.sources[src] += count
+        in_window = storm.rate.add(ts, count)
+        if in_window >= self.config.min_malformed:
+            self._report_storm(storm, ts, in_window)
 
-    def finish(self, now_s: float | None, anomalies: AnomalyLog | None) -> None:
-        if anomalies is not None and now_s is not None:
-            if self._malformed_window_start is None:
-                self._malformed_window_start = now_s
-            self._judge_malformed(now_s, anomalies)
-
-    def _judge_malformed(self, now_s: float, anomalies: AnomalyLog) -> None:
-        start = self._malformed_window_start
-        assert start is not None
-        count = _sip_anomalies(anomalies)
-        seen = count - self._malformed_at_start
-        self._malformed_window_start, self._malformed_at_start = now_s, count
-        # Batches are coarse: judge the rate over the span since the window began.
-        span = max(now_s - start, self.config.window_s)
-        if seen * self.config.window_s / span < self.config.min_malformed:
-            return
-        names: Counter[str] = Counter()
-        sources: Counter[str] = Counter()
-        for record in anomalies.records:
-            if _malformed(record.name) and (record.ts is None or start <= record.ts <= now_s):
-                names[record.name] += 1
-                if record.src_ip:
-                    sources[record.src_ip] += 1
-        top = sources.most_common(1)
-        alert = Alert(
-            ts=start,
-            last_ts=now_s,
-            kind=KIND,
-            severity="medium",
-            src_ip=top[0][0] if len(sources) == 1 else None,
-            dst_ip=None,
-            summary=f"{seen} malformed SIP messages within {span:g} s",
-            evidence=[
-                f"{seen} SIP anomalies in the run's anomaly log within {span:g} s "
-                f"(threshold {self.config.min_malformed} per "
-                f"{self.config.window_s:g} s)"
-            ],
-            count=seen,
-            data={
-                "pattern": "malformed",
-                "anomalies": dict(sorted(names.items())),
-                "sources_of_kept_records": dict(sources.most_common(16)),
-            },
+    def _report_storm(self, storm: _Storm, ts: float, in_window: int) -> None:
+        cfg = self.config
+        severity = "high" if in_window >= cfg.high_factor * cfg.min_malformed else "medium"
+        alert = storm.alert
+        if alert is None or not self.book.is_open(alert, "malformed", now_s=ts):
+            storm.before = storm.total - in_window
+            top = storm.sources.most_common(1)
+            alert = storm.alert = Alert(
+                ts=storm.rate.first_bucket_s or ts,
+                last_ts=ts,
+                kind=KIND,
+                severity=severity,
+                src_ip=top[0][0] if len(storm.sources) == 1 else None,
+                dst_ip=None,
+                summary="",
+                evidence=[
+                    f"{in_window} anomalies of SIP messages within {cfg.window_s:g} s "
+                    f"(threshold {cfg.min_malformed})"
+                ],
+                data={"pattern": "malformed"},
+            )
+            self.book.raise_alert(alert, detail="malformed")
+        alert.last_ts = max(alert.last_ts or ts, ts)
+        alert.count = storm.total - storm.before
+        if severity == "high":
+            alert.severity = "high"
+        peak = max(alert.data.get("peak_anomalies_in_window", 0), in_window)
+        span = alert.last_ts - alert.ts
+        alert.summary = (
+            f"{alert.count} malformed or incomplete SIP messages named within {span:.3g} s"
         )
-        self.book.raise_alert(alert, detail="malformed")
+        alert.data.update(
+            {
+                "peak_anomalies_in_window": peak,
+                "window_s": cfg.window_s,
+                "anomalies": dict(sorted(storm.names.items())),
+                "sources": dict(storm.sources.most_common(16)),
+            }
+        )
 
     def state_sizes(self) -> dict[str, tuple[int, int]]:
         return {
@@ -200,9 +207,14 @@ class SipFloodDetector(Detector):
         return self.rates.overflow + self.agents.overflow
 
 
-def _malformed(name: str) -> bool:
-    return name.startswith(MALFORMED_PREFIX) and name not in NOT_MALFORMED
+@dataclass(slots=True)
+class _Storm:
+    """Malformed SIP since the last quiet gap: its rate, what was named, by whom."""
 
-
-def _sip_anomalies(anomalies: AnomalyLog) -> int:
-    return sum(n for name, n in anomalies.counts.items() if _malformed(name))
+    rate: BucketRate
+    last_s: float
+    total: int = 0
+    before: int = 0  # of total, named before the alert opened
+    names: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)  # at most MAX_STORM_SOURCES
+    alert: Alert | None = None

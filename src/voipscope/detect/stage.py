@@ -1,17 +1,18 @@
 """The detect stage: one FlowHooks that hands every detector the records it reads —
 SIP messages as they are parsed, Call records as the calls stage finishes them, Flow
-records as flows end, the run's anomaly counts as capture time moves — and gives out
+records as flows end, named anomalies as the run's log counts them — and gives out
 Alert records once their attack has gone quiet (DESIGN §1: records, never packets).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voipscope.anomalies import AnomalyLog
+from voipscope.anomalies import Anomaly, AnomalyLog
 from voipscope.decode.batch import DecodedBatch
 from voipscope.detect.alerts import SEVERITIES, Alert, AlertBook
 from voipscope.detect.base import Detector
@@ -57,10 +58,11 @@ class DetectStage(NoHooks):
         self, config: DetectConfig | None = None, anomalies: AnomalyLog | None = None
     ) -> None:
         self.config = config or DetectConfig()
-        self.anomalies = anomalies
         self.book = AlertBook(self.config.alert_quiet_s, self.config.max_open_alerts)
         self.detectors = build_detectors(self.book, self.config)
         self.now_s: float | None = None  # capture time of the latest packet seen
+        if anomalies is not None:
+            anomalies.observers.append(self._on_anomaly)
         # Open alerts already handed out by ``raised`` (by identity), with the severity
         # they had then.
         self._announced: dict[int, tuple[Alert, str]] = {}
@@ -97,12 +99,17 @@ class DetectStage(NoHooks):
                 for detector in wanting:
                     detector.on_flow(flow)
 
+    def _on_anomaly(self, anomaly: Anomaly, count: int) -> None:
+        if anomaly.ts is None and self.now_s is not None:
+            # Named when a flow ended, not at a packet: as of the latest capture time.
+            anomaly = dataclasses.replace(anomaly, ts=self.now_s)
+        for detector in self.detectors:
+            detector.on_anomaly(anomaly, count)
+
     # -- records from elsewhere -----------------------------------------------------------
 
     def tick(self, now_s: float) -> None:
         self.now_s = now_s if self.now_s is None else max(self.now_s, now_s)
-        for detector in self.detectors:
-            detector.on_tick(self.now_s, self.anomalies)
 
     def add_calls(self, records: list[dict[str, Any]]) -> None:
         for record in records:
@@ -141,7 +148,7 @@ class DetectStage(NoHooks):
 
     def finish(self) -> list[dict[str, Any]]:
         for detector in self.detectors:
-            detector.finish(self.now_s, self.anomalies)
+            detector.finish(self.now_s)
         return [a.to_record() for a in self.book.finish()]
 
     def state_sizes(self) -> dict[str, dict[str, tuple[int, int]]]:

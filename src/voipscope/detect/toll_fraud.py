@@ -24,7 +24,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from voipscope.anomalies import AnomalyLog
 from voipscope.bounded import CappedTable, SlidingCount, SlidingDistinct, add_capped
 from voipscope.calls.sip_headers import parse_name_addr
 from voipscope.detect.alerts import Alert, AlertBook
@@ -271,7 +270,7 @@ class TollFraudDetector(Detector):
 
     # -- end of capture -------------------------------------------------------------------
 
-    def finish(self, now_s: float | None, anomalies: AnomalyLog | None) -> None:
+    def finish(self, now_s: float | None) -> None:
         cfg = self.config
         total = sum(self.calls_per_hour)
         if self.first_start is None or self.last_start is None:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from voipscope.anomalies import AnomalyLog
+from voipscope.anomalies import Anomaly
 from voipscope.bounded import CappedTable
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
@@ -56,37 +56,31 @@ class VlanHoppingDetector(Detector):
     def __init__(self, book: AlertBook, config: VlanHoppingConfig | None = None) -> None:
         super().__init__(book)
         self.config = cfg = config or VlanHoppingConfig()
-        self._read = 0  # anomaly records of the run already looked at
         self.hosts: CappedTable[tuple[int, str], _Host] = CappedTable(cfg.max_hosts, _Host)
 
-    # -- double tagging, from the run's anomaly records --------------------------------
+    # -- double tagging, from the anomalies as the run's log counts them ------------------
 
-    def on_tick(self, now_s: float, anomalies: AnomalyLog | None) -> None:
-        if anomalies is None:
+    def on_anomaly(self, anomaly: Anomaly, count: int) -> None:
+        if anomaly.name != ANOMALY or anomaly.ts is None:
             return
-        records = anomalies.records
-        for record in records[self._read :]:
-            if record.name != ANOMALY:
-                continue
-            m = _TAGS.search(record.detail)
-            outer, inner = (int(m.group(1)), int(m.group(2))) if m else (None, None)
-            ts = record.ts or now_s
-            self.book.raise_alert(
-                Alert(
-                    ts=ts,
-                    last_ts=ts,
-                    kind=HOPPING,
-                    severity="high",
-                    src_ip=record.src_ip,
-                    dst_ip=record.dst_ip,
-                    summary=f"802.1Q-in-802.1Q frames from {record.src_ip}: VLAN {outer} "
-                    f"carrying VLAN {inner}",
-                    evidence=[record.detail],
-                    data={"outer_vlan": outer, "inner_vlan": inner},
-                ),
-                f"{outer}/{inner}",
-            )
-        self._read = len(records)
+        m = _TAGS.search(anomaly.detail)
+        outer, inner = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+        self.book.raise_alert(
+            Alert(
+                ts=anomaly.ts,
+                last_ts=anomaly.ts,
+                kind=HOPPING,
+                severity="high",
+                src_ip=anomaly.src_ip,
+                dst_ip=anomaly.dst_ip,
+                summary=f"802.1Q-in-802.1Q frames from {anomaly.src_ip}: VLAN {outer} "
+                f"carrying VLAN {inner}",
+                evidence=[anomaly.detail],
+                count=count,
+                data={"outer_vlan": outer, "inner_vlan": inner},
+            ),
+            f"{outer}/{inner}",
+        )
 
     # -- hosts in a voice VLAN that never signal -----------------------------------------
 
@@ -103,8 +97,7 @@ class VlanHoppingDetector(Detector):
             host.protocols = host.protocols or Counter()
             host.protocols[protocol] += 1
 
-    def finish(self, now_s: float | None, anomalies: AnomalyLog | None) -> None:
-        self.on_tick(now_s or 0.0, anomalies)
+    def finish(self, now_s: float | None) -> None:
         cfg = self.config
         phones: Counter[int] = Counter(v for (v, _), h in self.hosts.items() if h.signalled)
         for (vlan, ip), host in self.hosts.items():

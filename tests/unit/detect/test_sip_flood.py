@@ -38,27 +38,48 @@ def test_distributed_flood_has_no_single_source() -> None:
     assert alert["src_ip"] is None and alert["dst_ip"] == SERVER[0]
 
 
+def storm_log(detector: SipFloodDetector) -> AnomalyLog:
+    """An anomaly log whose anomalies reach the detector as they are counted (as the
+    detect stage wires it)."""
+    log = AnomalyLog()
+    log.observers.append(detector.on_anomaly)
+    return log
+
+
 def test_malformed_storm_from_the_anomaly_log() -> None:
     book = AlertBook()
     detector = SipFloodDetector(book)
-    log = AnomalyLog()
-    detector.on_tick(T0_S, log)
+    log = storm_log(detector)
     for i in range(150):
         log.add("sip_malformed", "bad start line", ts=T0_S + i * 0.05, src_ip="203.0.113.9")
-    detector.on_tick(T0_S + 10.0, log)
     (alert,) = alerts(book)
     assert alert["data"]["pattern"] == "malformed" and alert["src_ip"] == "203.0.113.9"
+    assert alert["count"] == 150 and alert["data"]["sources"] == {"203.0.113.9": 150}
+    # Opened at the 100th within 10 s (whole 1 s buckets): in the storm's first seconds.
+    assert T0_S <= alert["ts"] <= T0_S + 1 and alert["last_ts"] == T0_S + 149 * 0.05
 
 
 def test_a_few_malformed_messages_are_nothing() -> None:
     book = AlertBook()
     detector = SipFloodDetector(book)
-    log = AnomalyLog()
-    detector.on_tick(T0_S, log)
+    log = storm_log(detector)
     log.add("sip_malformed", "bad", ts=T0_S + 1, count=20)
-    detector.on_tick(T0_S + 10.0, log)
-    detector.finish(T0_S + 600, log)
+    detector.finish(T0_S + 600)
     assert alerts(book) == []
+
+
+def test_malformed_past_the_logs_record_cap_count_and_storms_are_episodes() -> None:
+    """The log keeps 100 records per name; the detector counts every anomaly. Two storms
+    an hour apart, the second past the cap: two alerts of 150 each, each in its time."""
+    book = AlertBook()
+    detector = SipFloodDetector(book)
+    log = storm_log(detector)
+    for start in (T0_S, T0_S + 3600):
+        for i in range(150):
+            log.add("sip_missing_header", "no Via", ts=start + i * 0.05, src_ip="203.0.113.9")
+    first, second = alerts(book)
+    assert first["count"] == second["count"] == 150
+    assert first["last_ts"] < T0_S + 10 and T0_S + 3600 <= second["ts"] <= T0_S + 3601
 
 
 def test_state_is_bounded() -> None:
@@ -76,11 +97,9 @@ def test_deflated_websocket_messages_are_no_malformed_sip() -> None:
     is named sip_ws_compressed, none is malformed SIP, no sip-flood alert."""
     book = AlertBook()
     detector = SipFloodDetector(book)
-    log = AnomalyLog()
-    detector.on_tick(T0_S, log)
+    log = storm_log(detector)
     for i in range(150):
         log.add("sip_ws_compressed", "RSV1 set", ts=T0_S + i * 0.05, src_ip="203.0.113.9")
         log.add("sip_ws_refused", "upgrade answered 403", ts=T0_S + i * 0.05)
-    detector.on_tick(T0_S + 10.0, log)
-    detector.finish(T0_S + 600, log)
+    detector.finish(T0_S + 600)
     assert alerts(book) == []

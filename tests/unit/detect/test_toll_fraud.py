@@ -11,7 +11,7 @@ def run(records, config: TollFraudConfig | None = None):
     detector = TollFraudDetector(book, config)
     for record in records:
         detector.on_call(record)
-    detector.finish(None, None)
+    detector.finish(None)
     return alerts(book), detector
 
 

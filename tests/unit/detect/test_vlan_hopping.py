@@ -74,3 +74,14 @@ def test_provider_qinq_is_not_hopping(write_pcap) -> None:  # type: ignore[no-un
     qinq = [pb.Packet(round((2 + k * 0.01) * 1e9), pb.ethernet(ip, vlans=[1, 20], qinq=True))
             for k in range(3)]  # fmt: skip
     assert alerts(write_pcap, normal + qinq) == []
+
+
+def test_hopping_past_the_anomaly_logs_record_cap_is_seen(write_pcap) -> None:  # type: ignore[no-untyped-def]
+    """The run's log keeps 100 records per anomaly name; the detector is told every
+    one: a second attacker after 120 double-tagged conversations of the first is named."""
+    normal = [frame(1 + k * 0.001, ATTACKER, 40000 + k, "10.1.1.1", 53, [1]) for k in range(3000)]
+    first = [frame(4 + k * 0.01, ATTACKER, 5555, f"10.20.1.{k + 1}", 5060, [1, 20])
+             for k in range(120)]  # fmt: skip
+    second = [frame(6, "10.1.1.77", 5555, VICTIM, 5060, [1, 20])]
+    found = alerts(write_pcap, normal + first + second)
+    assert {a["src_ip"] for a in found if a["kind"] == "vlan-hopping"} == {ATTACKER, "10.1.1.77"}
