@@ -32,6 +32,7 @@ from voipscope.source.linktypes import linktype_name
 # Double-tagged frames above this share of their outer VLAN's frames in a batch are a
 # trunk's encapsulation, not an oddity (see _report_double_tagged).
 TRUNK_SHARE = 0.5
+VLAN_IDS = 4096  # 802.1Q VID is 12 bits
 
 STATUS_NAMES = {
     S.OK: "decoded", S.NON_IP: "non_ip", S.TRUNCATED_LINK: "truncated_link",
@@ -122,6 +123,9 @@ class FlowPipeline:
         self.inline = inline
         self.stats = RunStats(anomalies=AnomalyLog(self.config.anomalies.max_records_per_name))
         self._next_flow_id = first_flow_id
+        # Frames seen per outer VLAN id, all and double-tagged: what a trunk is judged by.
+        self._vlan_frames = np.zeros(VLAN_IDS, np.int64)
+        self._vlan_double_frames = np.zeros(VLAN_IDS, np.int64)
         self.dissect: DissectStage | None = None
         self.arbiter: Arbiter | None = None
         self.behaviour: BehaviourTracker | None = None
@@ -384,18 +388,22 @@ class FlowPipeline:
 
     def _report_double_tagged(self, d: DecodedBatch) -> None:
         """One anomaly per (outer VLAN, inner VLAN, source, destination) in the batch."""
+        tagged = d.vlan[(d.vlan >= 0) & (d.vlan < VLAN_IDS)]
+        if tagged.size == 0:
+            return
+        self._vlan_frames += np.bincount(tagged, minlength=VLAN_IDS)
         double = (d.vlan_inner >= 0) & ((d.vlan_inner & DOUBLE_DOT1Q) != 0)
         rows = np.flatnonzero(double)
         if rows.size == 0:
             return
+        self._vlan_double_frames += np.bincount(d.vlan[rows], minlength=VLAN_IDS)
         # A link that carries 802.1Q inside 802.1Q for everything is a provider trunk
         # (QinQ with a 0x8100 outer tag, common in mobile and metro backhaul): only
         # double tags that are a minority of their outer VLAN's frames are an oddity.
-        outer_ids, double_counts = np.unique(d.vlan[rows], return_counts=True)
-        vlans, per_vlan = np.unique(d.vlan, return_counts=True)
-        totals = per_vlan[np.searchsorted(vlans, outer_ids)]
-        odd = outer_ids[double_counts < TRUNK_SHARE * totals]
-        rows = rows[np.isin(d.vlan[rows], odd)]
+        # The share is the run's so far, not the batch's: a batch of a few frames (a
+        # slow live link, a small batch) holding only the attacker's would be "a trunk".
+        odd = self._vlan_double_frames < TRUNK_SHARE * self._vlan_frames
+        rows = rows[odd[d.vlan[rows]]]
         if rows.size == 0:
             return
         keys = np.stack(

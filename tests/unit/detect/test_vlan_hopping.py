@@ -4,7 +4,10 @@ signals like a phone is named (low). Through the whole pipeline on built capture
 
 from __future__ import annotations
 
+import pytest
+
 from tests import pcapbuild as pb
+from voipscope.config import Config, SourceConfig
 from voipscope.pipeline import FlowPipeline
 
 ATTACKER, VICTIM = "10.1.1.5", "10.20.0.9"
@@ -17,22 +20,28 @@ def frame(
     return pb.Packet(round(t * 1e9), pb.ethernet(ip, vlans=vlans))
 
 
-def alerts(write_pcap, packets) -> list[dict]:  # type: ignore[no-untyped-def]
-    return [a for batch in FlowPipeline().run_alerts(str(write_pcap(packets))) for a in batch]
+def alerts(write_pcap, packets, batch_packets: int = 65536) -> list[dict]:  # type: ignore[no-untyped-def]
+    pipeline = FlowPipeline(Config(source=SourceConfig(batch_packets=batch_packets)))
+    return [a for batch in pipeline.run_alerts(str(write_pcap(packets))) for a in batch]
 
 
-def test_double_tags_amid_normal_traffic_are_hopping(write_pcap) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("batch_packets", [1, 7, 65536])
+def test_double_tags_amid_normal_traffic_are_hopping(write_pcap, batch_packets: int) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the batching: the trunk share is the VLAN's over the run so far (batches
+    of 1 or 7 frames, as a slow live link hands out, held only the attacker's frames and
+    made the VLAN a trunk)."""
     normal = [frame(1 + k * 0.01, ATTACKER, 40000 + k, "10.1.1.1", 53, [1]) for k in range(50)]
     hop = [frame(2 + k * 0.01, ATTACKER, 5555, VICTIM, 5060, [1, 20]) for k in range(3)]
-    (alert,) = alerts(write_pcap, normal + hop)
+    (alert,) = alerts(write_pcap, normal + hop, batch_packets)
     assert (alert["kind"], alert["severity"], alert["src_ip"]) == ("vlan-hopping", "high", ATTACKER)
     assert alert["data"] == {"outer_vlan": 1, "inner_vlan": 20}
 
 
-def test_a_trunk_that_double_tags_everything_is_no_attack(write_pcap) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("batch_packets", [1, 65536])
+def test_a_trunk_that_double_tags_everything_is_no_attack(write_pcap, batch_packets: int) -> None:  # type: ignore[no-untyped-def]
     trunk = [frame(1 + k * 0.01, f"10.9.0.{k % 50}", 40000 + k, VICTIM, 53, [100, 20 + k % 3])
              for k in range(200)]  # fmt: skip
-    assert alerts(write_pcap, trunk) == []
+    assert alerts(write_pcap, trunk, batch_packets) == []
 
 
 def register(phone: str) -> bytes:
