@@ -88,7 +88,10 @@ class CallAssembler:
 
     def add_call(self, record: dict[str, Any]) -> None:
         """A finished dialog record (SIP call, registration, H.323/MGCP/IAX2/SCCP call)."""
-        key = record.get("record_id") or record["call_id"] or f"anon-{id(record)}"
+        # A record handed in again (same record id) replaces itself; records of other
+        # protocols have none, and two of one Call-ID (an H.323 call, then RAS about it
+        # after it was let go) are two records, not one replacing the other.
+        key = record.get("record_id") or f"{record['call_id']}@{record.get('start')}"
         if record.get("kind") not in (None, "call"):
             self._out.append(_finish(record, []))  # registrations etc.: no media
             return

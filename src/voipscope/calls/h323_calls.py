@@ -113,7 +113,9 @@ class H323CallTracker(NoHooks):
         self, limits: CallLimits | None = None, anomalies: AnomalyLog | None = None
     ) -> None:
         self.limits = limits or CallLimits()
-        self.book: CallBook[_Call] = CallBook("h323", self.limits, self._record, anomalies)
+        self.book: CallBook[_Call] = CallBook(
+            "h323", self.limits, self._record, anomalies, hold=self._awaits_disengage
+        )
         self.anomalies = self.book.anomalies
         # Calls by (flow, call reference, originator); a released call lingers in the
         # book after a new SETUP took its key.
@@ -127,13 +129,14 @@ class H323CallTracker(NoHooks):
             if not isinstance(ev, MessageEvent):
                 continue
             msg = ev.message
+            if isinstance(msg, H323Message | RasMessage | H245Message):
+                self.book.at_message(ev.ts_ns)
             if isinstance(msg, H323Message):
                 self._signalling(ev, msg)
             elif isinstance(msg, RasMessage):
                 self._ras(ev, msg)
             elif isinstance(msg, H245Message):
                 self._h245(ev, msg)
-            self.book.advance(ev.ts_ns)
         self._sweep()
 
     def on_expire(self, ended: np.ndarray) -> None:
@@ -252,6 +255,22 @@ class H323CallTracker(NoHooks):
                     call.rejected = True
                     why += ": refused before an answer"
             call.note(why)
+
+    def _awaits_disengage(self, entry: _Call) -> bool:
+        """A call its gatekeeper admitted waits for the endpoint's disengageRequest (H.225.0
+        RAS: an endpoint tells the gatekeeper when a call is over), which joins the call
+        by its callIdentifier however late it comes, as Wireshark's VoIP calls join it
+        (h323.pcap: 73 s after the release); the book lets it wait at most
+        calls.answered_idle_s of silence. Its last RAS message counts as the
+        call's last one for the linger that follows."""
+        info = self.ras.get(entry.guid) if entry.guid else None
+        if info is None or "admissionConfirm" not in info.counts:
+            return False
+        if info.disengaged_ns is None:
+            return True
+        # Disengaged: the other endpoint's disengageRequest (each side sends its own) and
+        # the confirms may follow; the call lingers after the last RAS as after its release.
+        return self.book.now_ns - info.last_ns <= int(self.limits.finished_linger_s * NS)
 
     def _record(self, entry: _Call, reason: str) -> dict[str, object]:
         """The book lets a call go: join its RAS and H.245, forget its indexes."""

@@ -72,8 +72,8 @@ class Iax2CallTracker(NoHooks):
     def on_messages(self, messages: list[object]) -> None:
         for ev in messages:
             if isinstance(ev, MessageEvent) and isinstance(ev.message, Iax2Message):
+                self.book.at_message(ev.ts_ns)
                 self._frame(ev, ev.message)
-                self.book.advance(ev.ts_ns)
         self.book.sweep()
 
     def on_expire(self, ended: np.ndarray) -> None:

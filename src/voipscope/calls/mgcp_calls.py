@@ -83,11 +83,11 @@ class MgcpCallTracker(NoHooks):
         for ev in messages:
             if isinstance(ev, MessageEvent) and isinstance(ev.message, MgcpMessage):
                 msg = ev.message
+                self.book.at_message(ev.ts_ns)
                 if msg.verb is not None:
                     self._command(ev, msg)
                 else:
                     self._response(ev, msg)
-                self.book.advance(ev.ts_ns)
         self._sweep()
 
     def on_expire(self, ended: np.ndarray) -> None:

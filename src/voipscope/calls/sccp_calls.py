@@ -77,8 +77,8 @@ class SccpCallTracker(NoHooks):
     def on_messages(self, messages: list[object]) -> None:
         for ev in messages:
             if isinstance(ev, MessageEvent) and isinstance(ev.message, SccpMessage):
+                self.book.at_message(ev.ts_ns)
                 self._message(ev, ev.message)
-                self.book.advance(ev.ts_ns)
         self.book.sweep()
 
     def on_expire(self, ended: np.ndarray) -> None:

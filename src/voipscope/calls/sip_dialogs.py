@@ -131,6 +131,11 @@ class SipCallTracker(NoHooks):
         if ev.protocol != "SIP" or not isinstance(msg, SipMessage):
             return
         self.now_ns = max(self.now_ns, ev.ts_ns)
+        # Exchanges idle past their patience by now are over before this message is
+        # read, as a sweep between the two would have made them: whether one ran there
+        # must not depend on where a batch of packets ended (a REGISTER 500 s after the
+        # last was the "next attempt" of an exchange in one batch, a new one in small ones).
+        self.sweep()
         call_id = (msg.call_id or "").strip()[:MAX_CALL_ID_CHARS]
         if not call_id:
             self._anomaly("sip_message_without_call_id", msg, ev)

@@ -229,6 +229,15 @@ class CallBook(Generic[E]):
     def advance(self, ts_ns: int) -> None:
         self.now_ns = max(self.now_ns, ts_ns)
 
+    def at_message(self, ts_ns: int) -> None:
+        """A message at ``ts_ns`` is about to be read: the calls final by then are let
+        go first, as a sweep between the two would have let them go, so what a message
+        joins does not depend on where a batch of packets ended (a RAS message 74 s after
+        a call's release joined it when both were in one batch, and made its own
+        record in batches of one packet)."""
+        self.advance(ts_ns)
+        self.sweep()
+
     def add(self, entry: E) -> None:
         while len(self._held) >= self.limits.max_open_calls and self._held:
             oldest = next(iter(self._held.values()))

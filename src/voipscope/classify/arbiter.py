@@ -128,7 +128,7 @@ class Arbiter:
             v = Verdict()
             if opinion is not None:
                 _behaviour(v, opinion)
-                self._app(v, ctx, {}, None)
+                self._app(v, ctx, {}, None, None if row is None else int(row[K.F_LAST_NS]))
                 return v
             for ip in (ctx.dst_ip, ctx.src_ip):
                 match = apps.app_for_address(ip)
@@ -183,7 +183,7 @@ class Arbiter:
                 # on an RTP flow) is not evidence for it, only noise to the reader.
                 continue
             v.evidence.append(f"{protocol}: {finding.evidence}")
-        self._app(v, ctx, best, expectation)
+        self._app(v, ctx, best, expectation, None if row is None else int(row[K.F_LAST_NS]))
         if v.protocol == "Skype":
             skype_verdict.split(ctx, v.evidence)  # E2E vs SkypeOut, visible per flow
         v.confidence = round(v.confidence, 3)
@@ -227,7 +227,10 @@ class Arbiter:
         ctx: FlowContext,
         best: dict[str, Finding],
         expectation: Expectation | None,
+        last_ns: int | None,
     ) -> None:
+        """``last_ns``: the flow's last packet; host names learned after it are not
+        used (None: a flow still going on, judged by voipscope.inline)."""
         # A weak finding (a port, one header) may name its app but does not decide it.
         by_bytes = [f for f in best.values() if f.app and f.confidence >= MIN_VERDICT_CONFIDENCE]
         if by_bytes:
@@ -256,7 +259,7 @@ class Arbiter:
                 _add(v, f"app: {kind.upper()} {value!r} is {match.app}")
                 return
         for ip in (ctx.dst_ip, ctx.src_ip):
-            host = self.knowledge.name_of(ip)
+            host = self.knowledge.name_of(ip, last_ns)
             if host is not None:
                 match = apps.app_for_name(host.name)
                 if match is not None:

@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 EXPECTATION_LEAD_NS = 1_000_000_000
 HISTORY = 4
+NAME_HISTORY = 8  # names per address (a CDN address serves many)
 
 
 @dataclass(slots=True, frozen=True)
@@ -55,7 +56,8 @@ class Knowledge:
         # Per ip:port the last few expectations: a re-INVITE (T.38 switch, hold) announces
         # the same port again, and flows that began before it must still find theirs.
         self._expected: OrderedDict[tuple[str, int], list[Expectation]] = OrderedDict()
-        self._names: OrderedDict[str, HostName] = OrderedDict()
+        # Per address the last few names learned, oldest first (a CDN address serves many).
+        self._names: OrderedDict[str, list[HostName]] = OrderedDict()
         self._sockets: OrderedDict[tuple[str, str, int], list[int]] = OrderedDict()
         self.evicted = 0
         # Signalling messages of the current batch (MessageEvent), drained by the pipeline.
@@ -112,11 +114,21 @@ class Knowledge:
         name = name.rstrip(".").lower()
         if not name:
             return
-        self._names.pop(ip, None)
-        self._names[ip] = HostName(name, how, flow_id, ts_ns)
+        history = self._names.pop(ip, [])
+        if not history or history[-1].name != name:
+            # The same name again (every DNS answer for it) changes nothing it says, and
+            # would push out what an earlier flow's judgement needs.
+            history.append(HostName(name, how, flow_id, ts_ns))
+        self._names[ip] = history[-NAME_HISTORY:]
         if len(self._names) > self.max_names:
             self._names.popitem(last=False)
             self.evicted += 1
 
-    def name_of(self, ip: str) -> HostName | None:
-        return self._names.get(ip)
+    def name_of(self, ip: str, as_of_ns: int | None = None) -> HostName | None:
+        """The newest name learned for ``ip`` (by ``as_of_ns``, when given: what was
+        known when a flow ended, whether or not later packets were read already -- a
+        batch of packets holds some that came after the flow's last)."""
+        for found in reversed(self._names.get(ip, ())):
+            if as_of_ns is None or found.ts_ns <= as_of_ns:
+                return found
+        return None

@@ -67,7 +67,11 @@ M_IDLE_NS = 5
 M_ACTIVE_NS = 6
 M_TCP_CLOSED_NS = 7
 M_MEDIA_ACTIVE_NS = 8  # the active timeout of CALL_MEDIA flows (0: none)
-M_LEN = 9
+# The latest packet time accounted so far (a file's timestamps may go back: concatenated
+# captures, a capture host's clock step): what the flows still live at the end of the
+# input are judged against (FlowTable.flush).
+M_CLOCK_NS = 9
+M_LEN = 10
 
 # update_flows stop reasons
 DONE = 0
@@ -140,8 +144,15 @@ def expire_slot(flows, index, free, meta, exp, slot, reason):
 
 
 @njit(cache=True, inline="always")
-def _end_reason(flows, meta, slot, ts, tcp_flags):
-    """Why a flow must end before counting a packet at ``ts`` (0: it goes on)."""
+def _end_reason(flows, meta, slot, ts, tcp_flags, packet):
+    """Why a flow must end before counting a packet at ``ts`` (0: it goes on); a sweep
+    asks at its time with ``packet`` False.
+
+    Idle both ways for a packet: one from more than the idle timeout before the flow's
+    first (a capture whose time went back: concatenated captures, a clock step) does not
+    belong to it either; it would stretch the flow over the gap, and whether a sweep had
+    ended the flow before that packet came would depend on where batches ended. A sweep
+    leaves such "later" flows alone: a batch of the earlier stretch says nothing of them."""
     state = flows[slot, F_STATE]
     last = flows[slot, F_LAST_NS]
     if flows[slot, F_PROTO] == TCP and (
@@ -151,7 +162,7 @@ def _end_reason(flows, meta, slot, ts, tcp_flags):
             return END_TCP
         if (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN:  # a new connection on the 5-tuple
             return END_TCP
-    if ts - last > meta[M_IDLE_NS]:
+    if ts - last > meta[M_IDLE_NS] or (packet and flows[slot, F_FIRST_NS] - ts > meta[M_IDLE_NS]):
         return END_IDLE
     active = meta[M_MEDIA_ACTIVE_NS] if state & CALL_MEDIA else meta[M_ACTIVE_NS]
     if active > 0 and ts - flows[slot, F_FIRST_NS] >= active:
@@ -186,6 +197,8 @@ def update_flows(
         sp = np.int64(sport[i])
         dp = np.int64(dport[i])
         ts = ts_ns[i]
+        if ts > meta[M_CLOCK_NS]:
+            meta[M_CLOCK_NS] = ts
         flags = np.int64(tcp_flags[i])
         h = flow_hash(pr, s_hi, s_lo, sp, d_hi, d_lo, dp)
         pos = h & mask
@@ -210,7 +223,7 @@ def update_flows(
                     break
             pos = (pos + 1) & mask
         if slot >= 0:
-            reason = _end_reason(flows, meta, slot, ts, flags)
+            reason = _end_reason(flows, meta, slot, ts, flags, True)
             if reason:
                 if meta[M_N_EXP] >= exp_cap:
                     return i, EXPIRED_FULL
@@ -294,7 +307,7 @@ def sweep(flows, index, free, meta, exp, now_ns, start_slot):
     for slot in range(start_slot, meta[M_HIGH_WATER]):
         if flows[slot, F_STATE] & LIVE == 0:
             continue
-        reason = _end_reason(flows, meta, slot, now_ns, 0)
+        reason = _end_reason(flows, meta, slot, now_ns, 0, False)
         if reason:
             if meta[M_N_EXP] >= exp_cap:
                 return slot

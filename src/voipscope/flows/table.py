@@ -114,7 +114,14 @@ class FlowTable:
             yield from self._drain()
 
     def flush(self) -> Iterator[np.ndarray]:
-        """End of input: every live flow ends, in the order the flows began."""
+        """End of input: the flows already idle (or closed, or too old) at the latest
+        packet's time end as such, as a sweep then would have ended them (sweeps run at
+        most once a second of capture time, so whether one fell there depended on where
+        the batches ended); every other live flow ends with the input, in the order the
+        flows began."""
+        if self.meta[K.M_LIVE]:
+            self._next_sweep_ns = None
+            yield from self.sweep(int(self.meta[K.M_CLOCK_NS]))
         high = int(self.meta[K.M_HIGH_WATER])
         live = np.flatnonzero(self.flows[:high, K.F_STATE] & K.LIVE)
         rows = self.flows[live].copy()
