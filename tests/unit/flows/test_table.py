@@ -185,6 +185,20 @@ def test_out_of_order_timestamps_keep_first_and_last(write_pcap):
     assert (flow["first_seen"], flow["last_seen"]) == (4.0, 6.0)
 
 
+def test_time_going_back_past_the_idle_timeout_starts_a_new_flow(write_pcap):
+    """Concatenated captures: a later stretch first in the file, then one 12 hours
+    earlier on the same 5-tuple. The earlier packets are not stretched into the later
+    flow (one flow of 12 hours); packets a little out of order still join. At the end
+    the earlier flow has been silent for 12 hours of the capture's latest time: idle."""
+    later = [43_200.0, 43_201.0, 43_200.5]
+    earlier = [0.0, 1.0, 2.0]
+    pkts = [pb.udp_packet(t, A, 1, B, 2) for t in later + earlier]
+    flows = rows(voipscope.read_flows(write_pcap(pkts), idle_timeout_s=60))
+    assert [(f["first_seen"], f["last_seen"], f["src2dst_packets"], f["end_reason"])
+            for f in flows] == [(43_200.0, 43_201.0, 3, "idle"),
+                                (0.0, 2.0, 3, "idle")]  # fmt: skip
+
+
 def test_hooks_see_every_packet_once(write_pcap):
     pkts = [pb.udp_packet(i * 0.01, A, 1 + i % 7, B, 2) for i in range(500)]
 
