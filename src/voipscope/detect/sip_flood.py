@@ -38,6 +38,7 @@ MALFORMED = frozenset(
 )
 MAX_METHOD_CHARS = 16
 MAX_STORM_SOURCES = 4096  # sources counted per malformed-SIP episode (spoofable)
+TOP_SOURCES = 16  # named in the alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ class SipFloodDetector(Detector):
         src = anomaly.src_ip
         if src and (src in storm.sources or len(storm.sources) < MAX_STORM_SOURCES):
             storm.sources[src] += count
+            _keep_top(storm.top_sources, src, storm.sources[src])
         in_window = storm.rate.add(ts, count)
         if in_window >= self.config.min_malformed:
             self._report_storm(storm, ts, in_window)
@@ -192,7 +194,7 @@ class SipFloodDetector(Detector):
                 "peak_anomalies_in_window": peak,
                 "window_s": cfg.window_s,
                 "anomalies": dict(sorted(storm.names.items())),
-                "sources": dict(storm.sources.most_common(16)),
+                "sources": dict(sorted(storm.top_sources.items(), key=lambda kv: -kv[1])),
             }
         )
 
@@ -217,4 +219,17 @@ class _Storm:
     before: int = 0  # of total, named before the alert opened
     names: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)  # at most MAX_STORM_SOURCES
+    # The TOP_SOURCES busiest of them, kept as counts grow: the alert's data is refreshed
+    # at every anomaly of a storm, which must not cost a pass over thousands of sources.
+    top_sources: dict[str, int] = field(default_factory=dict)
     alert: Alert | None = None
+
+
+def _keep_top(top: dict[str, int], src: str, count: int) -> None:
+    if src in top or len(top) < TOP_SOURCES:
+        top[src] = count
+        return
+    least = min(top, key=top.__getitem__)
+    if count > top[least]:
+        del top[least]
+        top[src] = count

@@ -61,7 +61,11 @@ class DetectStage(NoHooks):
         self.book = AlertBook(self.config.alert_quiet_s, self.config.max_open_alerts)
         self.detectors = build_detectors(self.book, self.config)
         self.now_s: float | None = None  # capture time of the latest packet seen
-        if anomalies is not None:
+        # Only the detectors that read anomalies are told them (a storm names one a packet).
+        self._anomaly_readers = [
+            d for d in self.detectors if type(d).on_anomaly is not Detector.on_anomaly
+        ]
+        if anomalies is not None and self._anomaly_readers:
             anomalies.observers.append(self._on_anomaly)
         # Open alerts already handed out by ``raised`` (by identity), with the severity
         # they had then.
@@ -103,7 +107,7 @@ class DetectStage(NoHooks):
         if anomaly.ts is None and self.now_s is not None:
             # Named when a flow ended, not at a packet: as of the latest capture time.
             anomaly = dataclasses.replace(anomaly, ts=self.now_s)
-        for detector in self.detectors:
+        for detector in self._anomaly_readers:
             detector.on_anomaly(anomaly, count)
 
     # -- records from elsewhere -----------------------------------------------------------

@@ -103,3 +103,19 @@ def test_deflated_websocket_messages_are_no_malformed_sip() -> None:
         log.add("sip_ws_refused", "upgrade answered 403", ts=T0_S + i * 0.05)
     detector.finish(T0_S + 600)
     assert alerts(book) == []
+
+
+def test_a_storm_from_thousands_of_sources_names_the_busiest() -> None:
+    """Spoofed sources: the alert names the 16 busiest, kept as counts grow (the data is
+    refreshed at every anomaly; a pass over thousands of sources each time would not do)."""
+    book = AlertBook()
+    detector = SipFloodDetector(book)
+    log = storm_log(detector)
+    for i in range(20_000):
+        src = "198.51.100.1" if i % 4 == 0 else f"10.{i % 16}.{(i // 16) % 250}.1"
+        log.add("sip_malformed", "bad", ts=T0_S + i * 0.0005, src_ip=src)
+    (alert,) = alerts(book)
+    sources = alert["data"]["sources"]
+    assert len(sources) == 16 and next(iter(sources)) == "198.51.100.1"
+    assert sources["198.51.100.1"] == 5000 and alert["src_ip"] is None
+    assert alert["count"] == 20_000
