@@ -29,8 +29,8 @@ from voipscope.prefetch import prefetch
 from voipscope.source import CaptureInfo, PacketBatch, read_capture
 from voipscope.source.linktypes import linktype_name
 
-# Double-tagged frames above this share of their outer VLAN's frames in a batch are a
-# trunk's encapsulation, not an oddity (see _report_double_tagged).
+# Double-tagged frames above this share of their outer VLAN's frames (over the run so
+# far) are a trunk's encapsulation, not an oddity (see _report_double_tagged).
 TRUNK_SHARE = 0.5
 VLAN_IDS = 4096  # 802.1Q VID is 12 bits
 
