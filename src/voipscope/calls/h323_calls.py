@@ -260,14 +260,16 @@ class H323CallTracker(NoHooks):
         """A call its gatekeeper admitted waits for the endpoint's disengageRequest (H.225.0
         RAS: an endpoint tells the gatekeeper when a call is over), which joins the call
         by its callIdentifier however late it comes, as Wireshark's VoIP calls join it
-        (h323.pcap: 73 s after the release); the book lets it wait at most
-        calls.answered_idle_s of silence. Its last RAS message counts as the
-        call's last one for the linger that follows."""
+        (h323.pcap: 73 s after the release), for at most flows.idle_timeout_s of the
+        call's silence. Its last RAS message counts as the call's last one for the linger
+        that follows."""
         info = self.ras.get(entry.guid) if entry.guid else None
         if info is None or "admissionConfirm" not in info.counts:
             return False
         if info.disengaged_ns is None:
-            return True
+            # An endpoint disengages within seconds of its call's end; a capture that
+            # missed it does not hold the call for hours.
+            return self.book.now_ns - entry.call.last_ns <= int(self.limits.idle_timeout_s * NS)
         # Disengaged: the other endpoint's disengageRequest (each side sends its own) and
         # the confirms may follow; the call lingers after the last RAS as after its release.
         return self.book.now_ns - info.last_ns <= int(self.limits.finished_linger_s * NS)
