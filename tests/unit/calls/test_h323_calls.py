@@ -9,7 +9,14 @@ from voipscope.calls.h323_calls import H323CallTracker
 from voipscope.calls.tracked_calls import CallLimits
 from voipscope.dissect.base import TCP, UDP, MessageEvent
 from voipscope.dissect.h225 import H323Message, parse_h323_message
-from voipscope.dissect.h225_asn1 import ARQ, DRQ, H225Body, RasMessage, parse_h323_user_info
+from voipscope.dissect.h225_asn1 import (
+    ACF,
+    ARQ,
+    DRQ,
+    H225Body,
+    RasMessage,
+    parse_h323_user_info,
+)
 from voipscope.dissect.h245 import H245Message, LogicalChannel, parse_h245
 from voipscope.dissect.per import PerReader
 from voipscope.errors import DecodeError, Truncated
@@ -111,6 +118,44 @@ def test_ras_admission_and_disengage_join_by_call_identifier():
     assert call["signaling_flows"] == [1, 2]
     assert call["end"] == pytest.approx((T0 + 30 * S) / 1e9)  # no release: DRQ ends it
     assert call["state"] == "answered"
+
+
+def admitted_and_refused() -> list[MessageEvent]:
+    """ARQ and ACF with the gatekeeper, then a setup the callee refuses at once."""
+    arq = RasMessage(ARQ, 5, call_identifier=GUID, call_reference=7, answer_call=False)
+    return [
+        MessageEvent("H.225 RAS", T0 - 2 * S, 2, UDP, CALLER, GK, arq),
+        MessageEvent("H.225 RAS", T0 - S, 2, UDP, GK, CALLER, RasMessage(ACF, 5)),
+        cs(0, 0x05, from_caller=True, body="setup"),
+        cs(S, 0x5A, from_caller=False, body="releaseComplete", cause=21),
+    ]
+
+
+def later(seconds: int, ref: int) -> MessageEvent:
+    """Another call's setup on another flow: capture time moving on."""
+    return cs(seconds * S, 0x05, from_caller=True, body="setup", guid=None, ref=ref, flow=9)
+
+
+def test_an_admitted_call_waits_for_its_disengage_request():
+    """h323.pcap's refused call: the endpoint disengages 73 s after the release; the
+    call waits for it (as Wireshark joins it), whatever else the capture carries meanwhile."""
+    drq = RasMessage(DRQ, 6, call_identifier=GUID, reason="forcedDrop")
+    calls = run(*admitted_and_refused(), later(40, 8),
+                MessageEvent("H.225 RAS", T0 + 75 * S, 2, UDP, CALLER, GK, drq))  # fmt: skip
+    (refused,) = [c for c in calls if c["call_id"] == GUID]
+    assert refused["last_message"] == pytest.approx((T0 + 75 * S) / 1e9)
+    assert refused["state"] == "failed" and "disengageRequest:1" in str(refused["messages"])
+
+
+def test_a_disengage_request_the_capture_missed_does_not_hold_the_call():
+    """Without the DRQ the call is let go after flows.idle_timeout_s of silence (120 s),
+    not calls.answered_idle_s (2 h); a DRQ after that is RAS of its own."""
+    tracker = H323CallTracker()
+    tracker.on_messages([*admitted_and_refused(), later(60, 8)])
+    assert tracker.drain() == []  # still waiting at 60 s
+    tracker.on_messages([later(200, 9)])
+    (refused,) = [c for c in tracker.drain() if c["call_id"] == GUID]
+    assert refused["last_message"] == pytest.approx((T0 + S) / 1e9)
 
 
 def test_ras_only_call():
