@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,43 +181,52 @@ def sip_messages(capture: Path) -> list[str]:
     return hook.seen
 
 
+def wireshark_sip_messages(capture: Path) -> list[str]:
+    """The SIP messages Wireshark finds in the capture (methods and status codes)."""
+    return subprocess.run(
+        ["tshark", "-r", str(capture), "-Y", "sip", "-T", "fields", "-e", "sip.Method",
+         "-e", "sip.Status-Code"], capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+
+
+@contextlib.contextmanager
+def running(*args: str, **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """A process started for the block and stopped after it, whatever happens."""
+    process = subprocess.Popen(args, **popen)
+    try:
+        yield process
+    finally:
+        stop_process(process)
+
+
 @contextlib.contextmanager
 def capturing(netns: str, capture: Path) -> Iterator[None]:
     """dumpcap on the namespace's loopback into ``capture`` while the block runs."""
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
+    with running(
+        *in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:30", "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
+    ):  # fmt: skip
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
         yield
-    finally:
-        stop_process(dumpcap)
 
 
 def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
     capture = tmp_path / "ws.pcapng"
     (tmp_path / "kamailio.cfg").write_text(KAMAILIO_CFG)
     (tmp_path / "client.py").write_text(CLIENT)
-    with capturing(netns, capture):
-        kamailio = None
-        try:
-            kamailio = subprocess.Popen(
-                in_ns(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
-                    "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)),
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            time.sleep(1.5)
-            assert kamailio.poll() is None, kamailio.stderr.read().decode(errors="replace")[-800:]  # type: ignore[union-attr]
-            client = subprocess.run(
-                in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
-                capture_output=True, timeout=60, check=False,
-            )  # fmt: skip
-            assert client.returncode == 0, client.stderr.decode(errors="replace")[-800:]
-            time.sleep(0.5)
-        finally:
-            if kamailio is not None:
-                stop_process(kamailio)
+    with capturing(netns, capture), running(
+        *in_ns(netns, "kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"),
+               "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    ) as kamailio:  # fmt: skip
+        time.sleep(1.5)
+        assert kamailio.poll() is None, kamailio.stderr.read().decode(errors="replace")[-800:]  # type: ignore[union-attr]
+        client = subprocess.run(
+            in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT)),
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr.decode(errors="replace")[-800:]
+        time.sleep(0.5)
 
     flows = [r for r in read_flows(str(capture)).to_pylist() if r["dst_port"] == PORT]
     assert len(flows) == 1, flows
@@ -225,10 +235,7 @@ def test_sip_over_websocket_from_kamailio(netns: str, tmp_path: Path) -> None:
     assert any("WebSocket" in e for e in flow["evidence"]), flow["evidence"]
 
     # Every SIP message Wireshark finds in the WebSocket frames, in order, and no other.
-    tshark = subprocess.run(
-        ["tshark", "-r", str(capture), "-Y", "sip", "-T", "fields", "-e", "sip.Method",
-         "-e", "sip.Status-Code"], capture_output=True, text=True, timeout=60, check=True,
-    ).stdout.split()  # fmt: skip
+    tshark = wireshark_sip_messages(capture)
     assert tshark == ["REGISTER", "200", "INVITE", "486"]
     assert sip_messages(capture) == tshark
 
@@ -245,25 +252,19 @@ def test_compressed_sip_over_websocket(netns: str, tmp_path: Path) -> None:
     capture = tmp_path / "ws-deflate.pcapng"
     (tmp_path / "server.py").write_text(SERVER)
     (tmp_path / "client.py").write_text(CLIENT)
-    with capturing(netns, capture):
-        server = None
-        try:
-            server = subprocess.Popen(
-                in_ns(netns, sys.executable, str(tmp_path / "server.py"), "127.0.0.1", str(PORT),
-                      "25"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            client = subprocess.run(
-                in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT),
-                      "3"), capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-            assert client.returncode == 0, client.stderr[-800:]
-            assert "permessage-deflate" in client.stdout, client.stdout  # negotiated
-            print(client.stdout)  # what was negotiated, shown with -s
-            time.sleep(0.5)
-        finally:
-            if server is not None:
-                stop_process(server)
+    with capturing(netns, capture), running(
+        *in_ns(netns, sys.executable, str(tmp_path / "server.py"), "127.0.0.1", str(PORT), "25"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as server:  # fmt: skip
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.run(
+            in_ns(netns, sys.executable, str(tmp_path / "client.py"), "127.0.0.1", str(PORT),
+                  "3"), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr[-800:]
+        assert "permessage-deflate" in client.stdout, client.stdout  # negotiated
+        print(client.stdout)  # what was negotiated, shown with -s
+        time.sleep(0.5)
 
     # Every data frame of the connection is compressed (RSV1), both ways.
     rsv = subprocess.run(
@@ -274,10 +275,7 @@ def test_compressed_sip_over_websocket(netns: str, tmp_path: Path) -> None:
     frames = [line.split("\t") for line in rsv if line]
     assert len(frames) == 10 and {int(r, 16) for r, _ in frames} == {4}, frames
     assert sorted(m for _, m in frames) == ["0"] * 5 + ["1"] * 5  # client 5, server 5
-    tshark = subprocess.run(
-        ["tshark", "-r", str(capture), "-Y", "sip", "-T", "fields", "-e", "sip.Method",
-         "-e", "sip.Status-Code"], capture_output=True, text=True, timeout=60, check=True,
-    ).stdout.split()  # fmt: skip
+    tshark = wireshark_sip_messages(capture)
     assert tshark == ["REGISTER", "200", "INVITE", "486", *["OPTIONS", "200"] * 3]
     assert sip_messages(capture) == tshark
     anomalies = [a["name"] for a in iter_anomaly_records(capture)]
