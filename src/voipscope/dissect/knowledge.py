@@ -78,11 +78,16 @@ class Knowledge:
 
     def expect(self, ip: str, port: int, expectation: Expectation) -> None:
         key = (ip, port)
-        history = self._expected.pop(key, [])
-        history.append(expectation)
-        self._expected[key] = history[-HISTORY:]
-        if len(self._expected) > self.max_expectations:
-            self._expected.popitem(last=False)
+        history = [*self._expected.get(key, ()), expectation]
+        self._put_newest(self._expected, key, history[-HISTORY:], self.max_expectations)
+
+    def _put_newest(self, table: OrderedDict[Any, Any], key: Any, value: Any, cap: int) -> None:
+        """``key`` set to ``value`` as the most recently used entry; beyond ``cap`` the
+        least recently used one goes, counted in ``evicted``."""
+        table.pop(key, None)
+        table[key] = value
+        if len(table) > cap:
+            table.popitem(last=False)
             self.evicted += 1
 
     def expected(self, ip: str, port: int, ts_ns: int) -> Expectation | None:
@@ -99,12 +104,9 @@ class Knowledge:
         test (``kind``, e.g. the Skype SoM header). One flow proves little; a socket whose
         flows to many peers all pass is a client of that protocol."""
         key = (kind, ip, port)
-        tally = self._sockets.pop(key, None) or [0, 0]
+        tally = self._sockets.get(key) or [0, 0]
         tally[0 if passed else 1] += 1
-        self._sockets[key] = tally
-        if len(self._sockets) > self.max_names:
-            self._sockets.popitem(last=False)
-            self.evicted += 1
+        self._put_newest(self._sockets, key, tally, self.max_names)
 
     def socket_tally(self, kind: str, ip: str, port: int) -> tuple[int, int]:
         tally = self._sockets.get((kind, ip, port))
@@ -114,15 +116,12 @@ class Knowledge:
         name = name.rstrip(".").lower()
         if not name:
             return
-        history = self._names.pop(ip, [])
+        history = list(self._names.get(ip, ()))
         if not history or history[-1].name != name:
             # The same name again (every DNS answer for it) changes nothing it says, and
             # would push out what an earlier flow's judgement needs.
             history.append(HostName(name, how, flow_id, ts_ns))
-        self._names[ip] = history[-NAME_HISTORY:]
-        if len(self._names) > self.max_names:
-            self._names.popitem(last=False)
-            self.evicted += 1
+        self._put_newest(self._names, ip, history[-NAME_HISTORY:], self.max_names)
 
     def name_of(self, ip: str, as_of_ns: int | None = None) -> HostName | None:
         """The newest name learned for ``ip`` (by ``as_of_ns``, when given: what was
