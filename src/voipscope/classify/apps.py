@@ -46,7 +46,12 @@ NETWORK_COLUMNS = ("cidr", "app", "service", "source", "retrieved")
 NAME_COLUMNS = ("pattern", "app", "kind", "source")
 # domain: a DNS suffix matched on label boundaries; realm / software: a case-insensitive
 # token looked for inside the STUN REALM (0x0014) / SOFTWARE (0x8022) text.
-NAME_KINDS = ("domain", "realm", "software")
+# service: a DNS suffix like domain, naming the company behind servers that are no call
+# app's (Amazon, Microsoft, Google, Apple, Steam); the arbiter reads it only for flows it
+# does not call VoIP, since a call app's media and STUN also run on those clouds (Signal
+# asks Google's public STUN server, Zoom relays sit in AWS).
+NAME_KINDS = ("domain", "realm", "software", "service")
+SUFFIX_KINDS = ("domain", "service")
 
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?: \(([^()]+)\))?\Z")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -169,13 +174,14 @@ def load_names(path: TablePath) -> tuple[NameRow, ...]:
     for name, line, (pattern, app, kind, source) in _rows(path, NAME_COLUMNS):
         if kind not in NAME_KINDS:
             raise AppTableError(f"{name}:{line}: kind must be one of {NAME_KINDS}, got {kind!r}")
-        if kind == "domain":
+        if kind in SUFFIX_KINDS:
             problem = _check_domain(pattern)
             if problem is not None:
                 raise AppTableError(f"{name}:{line}: domain pattern {pattern!r} {problem}")
         else:
             pattern = pattern.lower()
-        key = (kind, pattern)
+        # A suffix is a call app's or a service's, never both: one key for the two kinds.
+        key = ("suffix" if kind in SUFFIX_KINDS else kind, pattern)
         if key in seen:
             first, other = seen[key]
             what = "conflicts with" if other != app else "repeats"
@@ -327,14 +333,37 @@ def _parse_ip(ip: str) -> tuple[int, int, str] | None:
     return int.from_bytes(packed, "big"), 6, text
 
 
+def _suffix(table: dict[str, NameRow], host: str, service: bool) -> AppMatch | None:
+    name = host.strip().rstrip(".").lower()
+    if not name:
+        return None
+    labels = name.split(".")
+    for i in range(len(labels) - 1):  # longest suffix first; a bare TLD never matches
+        row = table.get(".".join(labels[i:]))
+        if row is not None:
+            how = "is" if i == 0 else "is under"
+            whose = f"a domain of {row.app} (not a call app)" if service else f"a {row.app} domain"
+            return AppMatch(
+                app=row.app,
+                service=f"host name under {row.pattern}",
+                source=row.source,
+                evidence=f"{name} {how} {row.pattern}, {whose} (source: {row.source})",
+                matched=row.pattern,
+            )
+    return None
+
+
 class NameIndex:
     """Domain suffixes on label boundaries; realm and software tokens by substring."""
 
-    __slots__ = ("_domains", "_realm", "_rows", "_software")
+    __slots__ = ("_domains", "_realm", "_rows", "_services", "_software")
 
     def __init__(self, rows: Iterable[NameRow]) -> None:
         self._rows: tuple[NameRow, ...] = tuple(rows)
         self._domains: dict[str, NameRow] = {r.pattern: r for r in self._rows if r.kind == "domain"}
+        self._services: dict[str, NameRow] = {
+            r.pattern: r for r in self._rows if r.kind == "service"
+        }
         # Longest token first, so "whispersystems.org" wins over a shorter token inside it.
         self._realm = sorted(
             (r for r in self._rows if r.kind == "realm"), key=lambda r: -len(r.pattern)
@@ -348,24 +377,12 @@ class NameIndex:
         return self._rows
 
     def for_name(self, host: str) -> AppMatch | None:
-        name = host.strip().rstrip(".").lower()
-        if not name:
-            return None
-        labels = name.split(".")
-        for i in range(len(labels) - 1):  # longest suffix first; a bare TLD never matches
-            row = self._domains.get(".".join(labels[i:]))
-            if row is not None:
-                how = "is" if i == 0 else "is under"
-                return AppMatch(
-                    app=row.app,
-                    service=f"host name under {row.pattern}",
-                    source=row.source,
-                    evidence=(
-                        f"{name} {how} {row.pattern}, a {row.app} domain (source: {row.source})"
-                    ),
-                    matched=row.pattern,
-                )
-        return None
+        """The call app whose domain ``host`` is or is under."""
+        return _suffix(self._domains, host, service=False)
+
+    def for_service(self, host: str) -> AppMatch | None:
+        """The service (not a call app) whose domain ``host`` is or is under."""
+        return _suffix(self._services, host, service=True)
 
     def _token(self, rows: list[NameRow], text: str, attribute: str) -> AppMatch | None:
         folded = text.strip().lower()
@@ -424,6 +441,13 @@ def app_for_address(ip: str) -> AppMatch | None:
 def app_for_name(host: str) -> AppMatch | None:
     """The app whose domain ``host`` is or is under (``xzoom.us`` is not ``zoom.us``)."""
     return name_index().for_name(host)
+
+
+@functools.lru_cache(maxsize=65536)
+def service_for_name(host: str) -> AppMatch | None:
+    """The service -- a company whose servers are no call app's (Amazon, Microsoft,
+    Google) -- whose domain ``host`` is or is under; for flows that are not VoIP."""
+    return name_index().for_service(host)
 
 
 def app_for_realm(text: str) -> AppMatch | None:

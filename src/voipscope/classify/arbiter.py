@@ -51,6 +51,8 @@ SOCKET_MIN_SHARE = 0.8
 # STUN dialects that name their vendor's app ([MS-TURN]/[MS-ICE2]: Teams, and Skype for
 # Business before it; Teams is the one still in service).
 VENDOR_APPS = {"MS-TURN": "Teams", "WhatsApp": "WhatsApp"}
+# Hints that name the server a flow talks to: TLS/DTLS/QUIC SNI and the HTTP Host header.
+HOST_HINTS = ("sni", "http-host")
 
 
 class Arbiter:
@@ -240,6 +242,7 @@ class Arbiter:
         if expectation is not None and expectation.app:
             v.app = expectation.app
             return
+        voip = v.category in (MEDIA, SIGNALING)
         for kind, value in ctx.hints:
             if kind == "stun-vendor" and value in VENDOR_APPS:
                 v.app = VENDOR_APPS[value]
@@ -251,15 +254,27 @@ class Arbiter:
                 else apps.app_for_realm(value)
                 if kind == "realm"
                 else apps.app_for_name(value)
-                if kind == "sni"
+                if kind in HOST_HINTS
                 else None
             )
             if match is not None:
                 v.app = match.app
                 _add(v, f"app: {kind.upper()} {value!r} is {match.app}")
                 return
+        # Names the flow itself gave (its SNI, its Host) were read above; the knowledge
+        # may still hold an earlier flow's DNS answer for the address behind them.
+        own = {value.rstrip(".").lower() for kind, value in ctx.hints if kind in HOST_HINTS}
+        if not voip:
+            # The server the flow itself names is surer than a range its address is in
+            # (Microsoft's telemetry sits inside the Teams media ranges).
+            for kind, value in ctx.hints:
+                match = apps.service_for_name(value) if kind in HOST_HINTS else None
+                if match is not None:
+                    v.app = match.app
+                    _add(v, f"app: {kind.upper()} {value!r} is {match.app} (not a call app)")
+                    return
         for ip in (ctx.dst_ip, ctx.src_ip):
-            host = self.knowledge.name_of(ip, last_ns)
+            host = self.knowledge.name_of(ip, last_ns, own)
             if host is not None:
                 match = apps.app_for_name(host.name)
                 if match is not None:
@@ -272,6 +287,15 @@ class Arbiter:
                 v.app = match.app
                 _add(v, f"app: {match.evidence}")
                 return
+        if not voip:
+            for ip in (ctx.dst_ip, ctx.src_ip):
+                host = self.knowledge.name_of(ip, last_ns, own)
+                match = None if host is None else apps.service_for_name(host.name)
+                if host is not None and match is not None:
+                    v.app = match.app
+                    _add(v, f"app: {ip} is {host.name} ({host.how}, flow "
+                            f"{host.source_flow_id}), {match.app} (not a call app)")  # fmt: skip
+                    return
 
 
 def _behaviour(v: Verdict, opinion: BehaviourOpinion) -> None:

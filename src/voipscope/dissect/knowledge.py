@@ -12,7 +12,7 @@ when a table is full (LRU on insertion), and evictions are counted.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -123,11 +123,15 @@ class Knowledge:
             history.append(HostName(name, how, flow_id, ts_ns))
         self._put_newest(self._names, ip, history[-NAME_HISTORY:], self.max_names)
 
-    def name_of(self, ip: str, as_of_ns: int | None = None) -> HostName | None:
+    def name_of(
+        self, ip: str, as_of_ns: int | None = None, skip: Collection[str] = ()
+    ) -> HostName | None:
         """The newest name learned for ``ip`` (by ``as_of_ns``, when given: what was
         known when a flow ended, whether or not later packets were read already -- a
-        batch of packets holds some that came after the flow's last)."""
+        batch of packets holds some that came after the flow's last). ``skip``: names not
+        to return (a flow's own SNI or Host, which its judge reads from the flow itself),
+        so a DNS answer before them still speaks for the address."""
         for found in reversed(self._names.get(ip, ())):
-            if as_of_ns is None or found.ts_ns <= as_of_ns:
+            if (as_of_ns is None or found.ts_ns <= as_of_ns) and found.name not in skip:
                 return found
         return None

@@ -271,6 +271,8 @@ def test_wrong_header(tmp_path: Path) -> None:
         ("zoom.us,Zoom,host,doc\n", "kind must be one of"),
         ("zoom.us,Zoom,domain,\n", "empty source"),
         ("zoom.us,Zoom,domain,doc\nzoom.us,Other,domain,doc\n", "conflicts with line 2 (Zoom)"),
+        ("zoom.us,Zoom,domain,doc\nzoom.us,Amazon,service,doc\n", "conflicts with line 2 (Zoom)"),
+        ("Amazon.com,Amazon,service,doc\n", "must be lower case"),
     ],
 )
 def test_malformed_name_row(tmp_path: Path, body: str, message: str) -> None:
@@ -343,8 +345,8 @@ def test_shipped_names_parse() -> None:
     assert len(rows) > 50
     for r in rows:
         assert r.app and r.source and r.kind in apps.NAME_KINDS, r
-    keys = [(r.kind, r.pattern) for r in rows]
-    assert len(keys) == len(set(keys))
+    keys = [(r.kind in apps.SUFFIX_KINDS, r.pattern) for r in rows]
+    assert len(keys) == len(set(keys))  # a suffix is a call app's or a service's
 
 
 @pytest.mark.parametrize(
@@ -379,7 +381,6 @@ def test_shipped_network_examples(ip: str, app: str, cidr: str) -> None:
         ("meet.google.com", "Meet"),
         ("g.whatsapp.net", "WhatsApp"),
         ("edge-mqtt.facebook.com", "Messenger"),
-        ("www.facebook.com", "Meta"),
         ("chat.signal.org", "Signal"),
         ("sfu.voip.signal.org", "Signal"),
         ("gateway.discord.gg", "Discord"),
@@ -393,6 +394,37 @@ def test_shipped_network_examples(ip: str, app: str, cidr: str) -> None:
 def test_shipped_name_examples(host: str, app: str) -> None:
     m = apps.app_for_name(host)
     assert m is not None and m.app == app, (host, m)
+
+
+@pytest.mark.parametrize(
+    ("host", "service"),
+    [
+        ("cognito-identity.us-east-1.amazonaws.com", "Amazon"),
+        ("images-na.ssl-images-amazon.com", "Amazon"),
+        ("mobile.pipe.aria.microsoft.com", "Microsoft"),
+        ("login.microsoftonline.com", "Microsoft"),
+        ("mtalk.google.com", "Google"),
+        ("www.google.com", "Google"),
+        ("www.facebook.com", "Facebook"),
+        ("itunes.apple.com", "Apple"),
+        ("test.steampowered.com", "Steam"),
+    ],
+)
+def test_shipped_service_examples(host: str, service: str) -> None:
+    """Services name the company behind a server that is no call app's; a call app's
+    own name under the same company's domain stays the call app's."""
+    m = apps.service_for_name(host)
+    assert m is not None and m.app == service, (host, m)
+    assert apps.app_for_name(host) is None
+    assert "not a call app" in m.evidence
+
+
+def test_a_call_apps_domain_under_a_services() -> None:
+    assert _app(apps.app_for_name("teams.microsoft.com")) == "Teams"
+    assert _app(apps.service_for_name("teams.microsoft.com")) == "Microsoft"
+    assert _app(apps.app_for_name("meet.google.com")) == "Meet"
+    assert _app(apps.app_for_name("res.wx.qq.com")) == "WeChat"
+    assert apps.service_for_name("zoom.us") is None
 
 
 def test_shipped_name_non_matches() -> None:

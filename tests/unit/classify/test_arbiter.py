@@ -108,3 +108,50 @@ def test_a_short_flows_head_does_not_contradict_the_bytes() -> None:
     assert not any(e.startswith("second opinion") for e in v.evidence)
     confirmed = judge(Finding("RTP", MEDIA, 0.9, "rtp", 2), opinion=head)
     assert "second opinion, behaviour: media p=0.84 (head)" in confirmed.evidence
+
+
+def _named(
+    finding: Finding, server_ip: str, hints: list[tuple[str, str]], dns_name: str | None = None
+):
+    """A TCP/UDP flow to ``server_ip`` with ``hints``; ``dns_name``: a DNS answer for the
+    server learned before the flow."""
+    k = Knowledge()
+    if dns_name is not None:
+        k.learn_name(server_ip, dns_name, "DNS answer", 99, ts_ns=1)
+    ctx = FlowContext(1, UDP, "192.0.2.1", 40000, server_ip, 443, 10, k, AnomalyLog())
+    ctx.findings.append(finding)
+    ctx.hints.extend(hints)
+    row = np.zeros(K.NF, np.int64)
+    row[K.F_PKTS_FWD], row[K.F_BYTES_FWD], row[K.F_LAST_NS] = 10, 1000, 20
+    return Arbiter(k).judge(ctx, row)
+
+
+TLS = Finding("TLS", OTHER, 0.95, "ClientHello", 1)
+
+
+def test_a_non_voip_flow_is_named_by_the_service_its_server_name_is_under() -> None:
+    # 52.114.77.33 is in the Teams media range 52.112.0.0/14, but the flow says which
+    # server it wants: Microsoft's telemetry, not Teams.
+    v = _named(TLS, "52.114.77.33", [("sni", "mobile.pipe.aria.microsoft.com")])
+    assert v.app == "Microsoft" and any("not a call app" in e for e in v.evidence)
+    # A call app's own name under the same company's domain stays the call app's.
+    assert _named(TLS, "52.114.77.33", [("sni", "teams.microsoft.com")]).app == "Teams"
+    # Without a name the range says Teams, as before.
+    assert _named(TLS, "52.114.77.33", []).app == "Teams"
+    # The HTTP Host header names the server as the SNI does.
+    assert _named(TLS, "192.0.2.9", [("http-host", "www.facebook.com")]).app == "Facebook"
+
+
+def test_a_dns_answer_names_a_non_voip_flows_service_after_the_call_apps_ranges() -> None:
+    amazon = "a1.elb.ap-northeast-1.amazonaws.com"
+    assert _named(TLS, "192.0.2.9", [], dns_name=amazon).app == "Amazon"
+    # Zoom publishes relays inside AWS: its own range says more than the cloud's name.
+    assert _named(TLS, "170.114.10.1", [], dns_name=amazon).app == "Zoom"
+
+
+def test_a_voip_flow_is_never_named_after_the_cloud_it_runs_on() -> None:
+    """Signal's ICE agent asks Google's public STUN server; Zoom's relays sit in AWS:
+    for a call flow, a service's name says who hosts the server, not which app calls."""
+    stun = Finding("STUN", SIGNALING, 0.95, "binding", 1)
+    assert _named(stun, "192.0.2.9", [("sni", "stun.l.google.com")]).app is None
+    assert _named(stun, "192.0.2.9", [], dns_name="stun.l.google.com").app is None
