@@ -133,7 +133,7 @@ class FlowPipeline:
             self.dissect = DissectStage(
                 self.config.dissect, self.stats.anomalies, DISSECTORS, self.config.flows.max_flows
             )
-            self.arbiter = Arbiter(self.dissect.knowledge)
+            self.arbiter = Arbiter(self.dissect.knowledge, self.dissect.live_on_socket)
             if self.config.dissect.behaviour:
                 self.behaviour = BehaviourTracker(self.config.flows.max_flows)
         if inline is not None:

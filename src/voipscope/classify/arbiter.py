@@ -19,7 +19,7 @@ Dissectors report what the bytes show; conflicts are settled here and nowhere el
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,6 +45,9 @@ VIDEO_MEAN_PACKET_BYTES = 400
 MAX_EVIDENCE = 8
 OUTVOTE_MARGIN = 0.1
 MAX_SOCKET_APPS = 65536
+# Flows still going on that are asked for an ended flow's socket app, per endpoint: a
+# client's ICE socket has a handful; a server's may have thousands, and any one names it.
+MAX_LIVE_PER_SOCKET = 8
 # Socket-level evidence (see _weigh_sockets): enough flows, nearly all passing.
 SOCKET_MIN_FLOWS = 8
 SOCKET_MIN_SHARE = 0.8
@@ -56,8 +59,15 @@ HOST_HINTS = ("sni", "http-host")
 
 
 class Arbiter:
-    def __init__(self, knowledge: Knowledge) -> None:
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        live_on_socket: Callable[[tuple[str, int], int], list[FlowContext]] | None = None,
+    ) -> None:
+        """``live_on_socket(endpoint, limit)``: flows still going on at a UDP endpoint,
+        newest first (DissectStage.live_on_socket)."""
         self.knowledge = knowledge
+        self.live_on_socket = live_on_socket
         self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()
 
     def judge_batch(
@@ -80,9 +90,9 @@ class Arbiter:
         for _, ctx, v in judged:
             if v.app is not None and v.category != OTHER:
                 self._remember_socket_app(ctx, v.app)
-        for _, ctx, v in judged:
+        for i, ctx, v in judged:
             if v.app is None and v.category in (MEDIA, SIGNALING):
-                self._socket_app(ctx, v)
+                self._socket_app(ctx, v, int(rows[i, K.F_LAST_NS]))
         for i, _, v in judged:
             out.put(i, v)
         return out
@@ -96,16 +106,30 @@ class Arbiter:
         while len(self._socket_apps) > MAX_SOCKET_APPS:
             self._socket_apps.popitem(last=False)
 
-    def _socket_app(self, ctx: FlowContext, v: Verdict) -> None:
+    def _socket_app(self, ctx: FlowContext, v: Verdict, last_ns: int) -> None:
         if ctx.transport != UDP:
             return
-        for endpoint in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+        endpoints = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))
+        for endpoint in endpoints:
             found = self._socket_apps.get(endpoint)
             if found is not None and found[1] != ctx.flow_id:
                 v.app = found[0]
                 _add(v, f"app: socket {endpoint[0]}:{endpoint[1]} also carried {found[0]} "
                         f"traffic (flow {found[1]}): one ICE agent")  # fmt: skip
                 return
+        if self.live_on_socket is None:
+            return
+        # The socket's other flows that have not ended yet (the STUN keepalives to the
+        # app's server outlive the peer-to-peer media), as they stood when this one ended.
+        for endpoint in endpoints:
+            for other in self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET):
+                seen = self.verdict(other.as_of(last_ns), None, as_of_ns=last_ns)
+                if seen.app is not None and seen.category in (MEDIA, SIGNALING):
+                    v.app = seen.app
+                    ip, port = endpoint
+                    _add(v, f"app: socket {ip}:{port} also carries {seen.app} traffic "
+                            f"(flow {other.flow_id}, still open): one ICE agent")  # fmt: skip
+                    return
 
     def judge(
         self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
@@ -118,19 +142,24 @@ class Arbiter:
         return self.verdict(ctx, row, opinion)
 
     def verdict(
-        self, ctx: FlowContext, row: np.ndarray | None, opinion: BehaviourOpinion | None = None
+        self,
+        ctx: FlowContext,
+        row: np.ndarray | None,
+        opinion: BehaviourOpinion | None = None,
+        as_of_ns: int | None = None,
     ) -> Verdict:
         """The verdict from what the flow's findings say so far; changes nothing, so a
         flow still going on can be judged (voipscope.inline) and judged again. Without
         the flow's counters (``row`` None) media is only what the bytes or the signalling
-        said, not guessed from the mean packet size."""
+        said, not guessed from the mean packet size, and host names are read as of
+        ``as_of_ns`` (None: all learned so far)."""
         if not ctx.findings and ctx.expected is None and not ctx.hints:
             # Nothing on the wire said anything (most flows of a busy link): only the
             # behaviour of the flow, and the published ranges for the app.
             v = Verdict()
             if opinion is not None:
                 _behaviour(v, opinion)
-                self._app(v, ctx, {}, None, None if row is None else int(row[K.F_LAST_NS]))
+                self._app(v, ctx, {}, None, as_of_ns if row is None else int(row[K.F_LAST_NS]))
                 return v
             for ip in (ctx.dst_ip, ctx.src_ip):
                 match = apps.app_for_address(ip)
@@ -185,7 +214,7 @@ class Arbiter:
                 # on an RTP flow) is not evidence for it, only noise to the reader.
                 continue
             v.evidence.append(f"{protocol}: {finding.evidence}")
-        self._app(v, ctx, best, expectation, None if row is None else int(row[K.F_LAST_NS]))
+        self._app(v, ctx, best, expectation, as_of_ns if row is None else int(row[K.F_LAST_NS]))
         if v.protocol == "Skype":
             skype_verdict.split(ctx, v.evidence)  # E2E vs SkypeOut, visible per flow
         v.confidence = round(v.confidence, 3)

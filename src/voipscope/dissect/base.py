@@ -19,7 +19,7 @@ packet), *expectations* (``ctx.knowledge.expect``: SDP announced media at ip:por
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -29,6 +29,9 @@ from voipscope.dissect.knowledge import Expectation, Knowledge
 UDP = 17
 TCP = 6
 MAX_HINTS = 16  # per flow; attacker-controlled strings
+# Per flow: when its findings and hints grew (see FlowContext.as_of). Past the cap the
+# last mark moves forward, so a time between two marks reads the earlier, never more.
+MAX_EVIDENCE_MARKS = 16
 
 # Categories of the Flow record (DESIGN §3).
 # Below this a finding may name an app but never decides a verdict (classify/arbiter).
@@ -114,6 +117,9 @@ class FlowContext:
     # Names the bytes gave for the app behind the flow: ("sni", host), ("software",
     # "Telegram ..."), ("realm", ...), ("stun-vendor", "MS-TURN"). The arbiter maps them.
     hints: list[tuple[str, str]] = field(default_factory=list)
+    # (capture time, findings, hints) after each packet that added some: what the flow
+    # had shown by a given time, for another flow's judge (as_of).
+    marks: list[tuple[int, int, int]] = field(default_factory=list)
 
     def report(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -149,6 +155,27 @@ class FlowContext:
     def hint(self, kind: str, value: str) -> None:
         if len(self.hints) < MAX_HINTS and (kind, value) not in self.hints:
             self.hints.append((kind, value))
+
+    def mark(self, ts_ns: int) -> None:
+        """The findings and hints grew at ``ts_ns`` (the dissect stage calls this)."""
+        entry = (ts_ns, len(self.findings), len(self.hints))
+        if len(self.marks) < MAX_EVIDENCE_MARKS:
+            self.marks.append(entry)
+        else:
+            self.marks[-1] = entry
+
+    def as_of(self, ts_ns: int) -> FlowContext:
+        """This flow as its findings and hints stood at ``ts_ns``: a flow still going on,
+        read for another that ended then -- not what it showed later (whatever later
+        packets a batch held already). Itself when nothing came after."""
+        findings = hints = 0
+        for at, n_findings, n_hints in self.marks:
+            if at > ts_ns:
+                break
+            findings, hints = n_findings, n_hints
+        if findings == len(self.findings) and hints == len(self.hints):
+            return self
+        return replace(self, findings=self.findings[:findings], hints=self.hints[:hints])
 
     def endpoint(self, direction: int) -> tuple[str, int]:
         """The sender of a packet going in ``direction``."""

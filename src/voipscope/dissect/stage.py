@@ -95,6 +95,9 @@ class DissectStage:
         self.wanted = np.zeros(capacity, np.bool_)
         self.owner = np.full(capacity, -1, np.int64)
         self.contexts: dict[int, FlowContext] = {}
+        # Live UDP flows per endpoint (ip, port), oldest first (a dict as an ordered set):
+        # the arbiter asks which app another flow of an ended flow's socket is showing.
+        self._udp_sockets: dict[tuple[str, int], dict[int, None]] = {}
         self._offers: dict[int, list[Offer]] = {}
         self.packets_offered = 0
         # (slot, flow id) of flows a dissector found call media on since the pipeline
@@ -146,8 +149,10 @@ class DissectStage:
                 continue  # done with this flow
             pkt = Packet(payloads[k], stamps[k], seqs[k], directions[k])
             ctx = contexts[flow_id]
-            found = len(ctx.findings)
+            found, hinted = len(ctx.findings), len(ctx.hints)
             wanted = self._offer(ctx, offers, pkt)
+            if len(ctx.findings) > found or len(ctx.hints) > hinted:
+                ctx.mark(pkt.ts_ns)
             if self.on_findings is not None and len(ctx.findings) > found:
                 self.on_findings(ctx, int(slot[i]), pkt.ts_ns)
             if len(ctx.findings) > found and not ctx.call_media:
@@ -182,13 +187,35 @@ class DissectStage:
             ctx = self.contexts.pop(flow_id, None)
             self._offers.pop(flow_id, None)
             if ctx is not None:
+                if ctx.transport == UDP:
+                    self._forget_socket(ctx)
                 for dissector in self.by_transport.get(ctx.transport, ()):
                     if dissector.name in ctx.state:
                         self._expire_one(ctx, dissector)
             out.append(ctx)
         return out
 
+    def live_on_socket(self, endpoint: tuple[str, int], limit: int) -> list[FlowContext]:
+        """Up to ``limit`` UDP flows still going on at ``endpoint``, newest first."""
+        flows = self._udp_sockets.get(endpoint)
+        if not flows:
+            return []
+        out = []
+        for flow_id in reversed(flows):
+            out.append(self.contexts[flow_id])
+            if len(out) >= limit:
+                break
+        return out
+
     # -- internals ------------------------------------------------------------------
+
+    def _forget_socket(self, ctx: FlowContext) -> None:
+        for endpoint in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+            flows = self._udp_sockets.get(endpoint)
+            if flows is not None:
+                flows.pop(ctx.flow_id, None)
+                if not flows:
+                    del self._udp_sockets[endpoint]
 
     def _new_context(self, d: DecodedBatch, a: FlowAssignment, i: int, flow_id: int) -> FlowContext:
         version = int(d.ip_ver[i])
@@ -215,6 +242,9 @@ class DissectStage:
             ctx.call_media = True
             self._call_media.append((int(a.slot[i]), flow_id))
         self.contexts[flow_id] = ctx
+        if transport == UDP:
+            for endpoint in (src, dst):
+                self._udp_sockets.setdefault(endpoint, {})[flow_id] = None
         if expected is not None and self.on_findings is not None:
             self.on_findings(ctx, int(a.slot[i]), ctx.first_ts_ns)
         # Only the dissectors whose first-byte gate admits this first packet (or that may
