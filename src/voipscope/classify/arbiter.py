@@ -68,7 +68,9 @@ class Arbiter:
         newest first (DissectStage.live_on_socket)."""
         self.knowledge = knowledge
         self.live_on_socket = live_on_socket
-        self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()
+        # endpoint -> (app, flow id, its last packet's time) of the newest ended flow with
+        # an app on that UDP endpoint.
+        self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
 
     def judge_batch(
         self,
@@ -85,50 +87,70 @@ class Arbiter:
             if ctx is not None
         ]
         # ICE sends STUN to the app's servers and media to the peer from one local socket:
-        # a flow without an app inherits the app of another flow on the same socket. Two
-        # passes, so that flows ending together (the end of a capture) help each other.
-        for _, ctx, v in judged:
-            if v.app is not None and v.category != OTHER:
-                self._remember_socket_app(ctx, v.app)
+        # a flow without an app inherits the app of another flow on the same socket --
+        # one that ended before, one ending in this batch, or one still open -- from what
+        # that flow had shown by this one's last packet (so the batching changes nothing).
+        last_ns = rows[:, K.F_LAST_NS].tolist()
         for i, ctx, v in judged:
-            if v.app is None and v.category in (MEDIA, SIGNALING):
-                self._socket_app(ctx, v, int(rows[i, K.F_LAST_NS]))
+            if v.app is not None and v.category != OTHER:
+                self._remember_socket_app(ctx, v.app, last_ns[i])
+        orphans = [
+            (i, ctx, v)
+            for i, ctx, v in judged
+            if v.app is None and v.category in (MEDIA, SIGNALING) and ctx.transport == UDP
+        ]
+        if orphans:
+            ending: dict[tuple[str, int], list[FlowContext]] = {}
+            for _, ctx, _ in judged:
+                if ctx.transport == UDP:
+                    for endpoint in _endpoints(ctx):
+                        ending.setdefault(endpoint, []).append(ctx)
+            for i, ctx, v in orphans:
+                self._socket_app(ctx, v, last_ns[i], ending)
         for i, _, v in judged:
             out.put(i, v)
         return out
 
-    def _remember_socket_app(self, ctx: FlowContext, app: str) -> None:
+    def _remember_socket_app(self, ctx: FlowContext, app: str, last_ns: int) -> None:
         if ctx.transport != UDP:
             return
-        for endpoint in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+        for endpoint in _endpoints(ctx):
             self._socket_apps.pop(endpoint, None)
-            self._socket_apps[endpoint] = (app, ctx.flow_id)
+            self._socket_apps[endpoint] = (app, ctx.flow_id, last_ns)
         while len(self._socket_apps) > MAX_SOCKET_APPS:
             self._socket_apps.popitem(last=False)
 
-    def _socket_app(self, ctx: FlowContext, v: Verdict, last_ns: int) -> None:
-        if ctx.transport != UDP:
-            return
-        endpoints = ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port))
-        for endpoint in endpoints:
+    def _socket_app(
+        self,
+        ctx: FlowContext,
+        v: Verdict,
+        last_ns: int,
+        ending: dict[tuple[str, int], list[FlowContext]],
+    ) -> None:
+        for endpoint in _endpoints(ctx):
             found = self._socket_apps.get(endpoint)
-            if found is not None and found[1] != ctx.flow_id:
+            # A flow whose last packet came first showed all it would by this one's.
+            if found is not None and found[1] != ctx.flow_id and found[2] <= last_ns:
                 v.app = found[0]
                 _add(v, f"app: socket {endpoint[0]}:{endpoint[1]} also carried {found[0]} "
                         f"traffic (flow {found[1]}): one ICE agent")  # fmt: skip
                 return
-        if self.live_on_socket is None:
-            return
-        # The socket's other flows that have not ended yet (the STUN keepalives to the
-        # app's server outlive the peer-to-peer media), as they stood when this one ended.
-        for endpoint in endpoints:
-            for other in self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET):
+        # The socket's flows that went on after this one's last packet (the STUN keepalives
+        # to the app's server outlive the peer-to-peer media): ending in this batch, or
+        # still open; as they stood at that packet.
+        for endpoint in _endpoints(ctx):
+            others = list(ending.get(endpoint, ()))
+            if self.live_on_socket is not None:
+                others += self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET)
+            for other in others[: 2 * MAX_LIVE_PER_SOCKET]:
+                if other.flow_id == ctx.flow_id:
+                    continue
                 seen = self.verdict(other.as_of(last_ns), None, as_of_ns=last_ns)
                 if seen.app is not None and seen.category in (MEDIA, SIGNALING):
                     v.app = seen.app
                     ip, port = endpoint
                     _add(v, f"app: socket {ip}:{port} also carries {seen.app} traffic "
-                            f"(flow {other.flow_id}, still open): one ICE agent")  # fmt: skip
+                            f"(flow {other.flow_id}): one ICE agent")  # fmt: skip
                     return
 
     def judge(
@@ -325,6 +347,10 @@ class Arbiter:
                     _add(v, f"app: {ip} is {host.name} ({host.how}, flow "
                             f"{host.source_flow_id}), {match.app} (not a call app)")  # fmt: skip
                     return
+
+
+def _endpoints(ctx: FlowContext) -> tuple[tuple[str, int], tuple[str, int]]:
+    return (ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)
 
 
 def _behaviour(v: Verdict, opinion: BehaviourOpinion) -> None:
