@@ -12,7 +12,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import pcapbuild as pb
@@ -153,3 +153,56 @@ def test_kernel_never_reads_outside_its_buffers(buf, rows):
         tracker.va, tracker.ev,
     )  # fmt: skip
     assert (stopped, why) == (n, K.DONE)
+
+
+# Each example is ~42,000 packets: a few examples cover the buffer's stop and restart.
+WINDOWS = settings(FAST, max_examples=6)
+
+
+@WINDOWS
+@given(
+    holds=st.lists(st.sampled_from([0.0, 0.0, 8.0, 300.0, -5.0]), min_size=40, max_size=40),
+    lost=st.sets(st.integers(0, 599), max_size=100),
+    jumps=st.lists(st.integers(1, 5000), max_size=3),
+    batch=st.sampled_from([7, 500, 65536]),
+)
+def test_transit_windows_of_many_streams_at_once(holds, lost, jumps, batch):
+    """70 streams of ~600 packets side by side complete their transit windows together:
+    more than the kernel's window buffer holds (it stops, the caller drains, it goes on),
+    with losses, sequence jumps and delays; every stream judged, no read out of bounds."""
+    frames, stamps = [], []
+    streams = 70  # more than rtp_streams.TIMING_WINDOW_BUFFER
+    seq_at = {j: 0 for j in range(streams)}
+    jump_at = {200 + 150 * n: size for n, size in enumerate(jumps)}
+    for k in range(600):
+        for j in range(streams):
+            seq_at[j] += jump_at.get(k, 1)
+            if k in lost:
+                continue
+            head = struct.pack("!BBHII", 0x80, 8, seq_at[j] & 0xFFFF, k * 160, 0x1000 + j)
+            udp = pb.udp(head + b"\xd5" * 160, 6000 + 2 * j, 7000)
+            frames.append((1, pb.ethernet(pb.ipv4(udp, "10.0.0.1", "10.0.0.2"))))
+            hold_ns = int(holds[k % len(holds)] * 1e6)
+            stamps.append(1_700_000_000_000_000_000 + k * 20_000_000 + hold_ns + j)
+    order = np.argsort(stamps, kind="stable")
+    frames, stamps = [frames[i] for i in order], [stamps[i] for i in order]
+    table = FlowTable(FlowConfig(max_flows=128), AnomalyLog())
+    tracker = RtpStreamTracker(128)
+    ended = []
+    for start in range(0, len(frames), batch):
+        d = decode_batch(batch_of(frames[start : start + batch], stamps[start : start + batch]))
+        a = new_assignment(len(d))
+        ended += list(table.update(d, a))
+        tracker.on_init(d, a, np.flatnonzero(a.seq == 1))
+        tracker.on_update(d, a)
+    ended += list(table.flush())
+    for rows in ended:
+        tracker.on_expire(rows)
+    judged = 0
+    for rows in ended:
+        for flow_id in rows[:, 0].tolist():
+            stats = tracker.pop(flow_id)
+            for s in stats.streams if stats is not None else []:
+                judged += s.timing is not None
+                assert s.timing is None or s.timing["windows"] >= 1
+    assert judged == streams

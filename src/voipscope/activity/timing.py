@@ -7,9 +7,12 @@ RFC 3550 §6.4.1 -- moves only with the network (queues: a continuous spread) an
 sender's scheduler. A sender that holds chosen packets back by a fixed delay to signal
 symbols (inter-packet-delay modulation: e.g. 0 or 10 ms per bit, the audio untouched)
 puts the transits on two or more sharp levels that far apart, in an order that carries
-data. The kernel keeps each stream's transit for its first ``TIMING_PACKETS`` sequence
-numbers (relative to the first packet, 0.05 ms units; a number that never arrived stays
-empty), and :func:`analyse` judges them when the stream ends:
+data. The kernel keeps each stream's transits in windows of ``TIMING_PACKETS`` sequence
+numbers (0.05 ms units, relative to the stream's first packet in the first window and
+to the window's first kept packet after; a number that never arrived stays empty);
+:func:`analyse` judges each window as it completes and the last one when the stream
+ends, and :func:`combine` makes the stream's judgement of them -- a sender that waits
+ten seconds into the call before it signals is read as well as one that starts at once:
 
 1. *Floor*: the transit minus a running minimum (the larger of the minima over the
    ``FLOOR_PACKETS`` before and after the packet): clock drift between sender and
@@ -24,8 +27,10 @@ empty), and :func:`analyse` judges them when the stream ends:
    a link or sender that delivers in bursts also puts packets on levels, but in a fixed
    order (0, 20, 0, 20 ms; a sawtooth of power-save bursts), which carries nothing.
 4. *Decoded*: symbol = level number; with 2 or 4 levels, 1 or 2 bits per packet (the
-   later level the higher value), most significant first, as bytes from the stream's
+   later level the higher value), most significant first, as bytes from the window's
    first sequence number on; a missing packet is an erasure (its bits read 0, listed).
+   A window is a whole number of bytes (512 packets: 64 or 128), so the coded windows'
+   bytes, one after the other, are the message from the first coded window's start.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ MIN_ENTROPY_SHARE = 0.6
 MAX_LEVELS = 8
 MAX_LEVEL_MS = 250.0  # a level lies within this much of the floor
 MIN_TEXT_SHARE = 0.9  # of the decoded bytes printable: the data is text
+MAX_CODED_WINDOWS = 64  # coded windows kept per stream (a message of 4-8 kB); more counted
+MAX_ERASURES = 32  # erasure positions listed
 
 
 def new_state(rows: int) -> np.ndarray:
@@ -64,6 +71,16 @@ def new_state(rows: int) -> np.ndarray:
 def reset_row(state: np.ndarray, row: int) -> None:  # pragma: no cover - numba
     for k in range(TIMING_PACKETS):
         state[row, k] = EMPTY
+
+
+@njit(cache=True, nogil=True)
+def kept(state: np.ndarray, row: int) -> int:  # pragma: no cover - numba
+    """How many transits a row holds."""
+    n = 0
+    for k in range(TIMING_PACKETS):
+        if state[row, k] != EMPTY:
+            n += 1
+    return n
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -126,6 +143,29 @@ def analyse(transits: np.ndarray) -> dict[str, Any] | None:
     )
     if out["coded"] and len(levels) in (2, 4):
         out.update(_decode(symbols, int(math.log2(len(levels)))))
+    return out
+
+
+def continue_code(transits: np.ndarray, levels_ms: list[float]) -> dict[str, Any] | None:
+    """A window right after a coded one that is not coded on its own (a message's tail
+    followed by the sender's idle on level 0 leaves too little to measure the levels by,
+    and too predictable a sequence): read it on the levels the code had, when at least
+    MIN_CODED_SHARE of its packets sit on them and some on a level above the floor. The
+    ``decoded_*`` fields of such a window, marked ``continued``; None otherwise."""
+    arrived = transits != EMPTY
+    count = int(arrived.sum())
+    if count < MIN_PACKETS or len(levels_ms) not in (2, 4):
+        return None
+    ms = transits.astype(np.float64) / UNITS_PER_MS
+    relative = np.full(ms.shape, np.nan)
+    relative[arrived] = ms[arrived] - _running_floor(ms, arrived)
+    symbols = _symbols(relative, levels_ms)
+    on = symbols[symbols >= 0]
+    if on.size < MIN_CODED_SHARE * count or not (on > 0).any():
+        return None
+    out = _decode(symbols, int(math.log2(len(levels_ms))))
+    out["packets"] = count
+    out["continued"] = True
     return out
 
 
@@ -245,28 +285,115 @@ def _decode(symbols: np.ndarray, bits_per_symbol: int) -> dict[str, Any]:
     for s in np.maximum(span, 0).tolist():
         bits.extend((s >> k) & 1 for k in range(bits_per_symbol - 1, -1, -1))
     whole = len(bits) // 8 * 8
-    data = bytes(
-        int("".join(map(str, bits[k : k + 8])), 2) for k in range(0, whole, 8)
-    )  # fmt: skip
+    data = np.packbits(np.asarray(bits[:whole], np.uint8)).tobytes()
+    text, offset = _text(data)
     return {
         "bits_per_packet": bits_per_symbol,
         "decoded_hex": data.hex(),
-        "decoded_text": _text(data),
+        "decoded_text": text,
+        "text_bit_offset": offset,
         "first_packet": int(on[0]),
-        "erasures": erasures.tolist()[:32],
+        "erasures": erasures.tolist()[:MAX_ERASURES],
         "bits_left_over": len(bits) - whole,
     }
 
 
-def _text(data: bytes) -> str | None:
-    """The bytes as text when at least MIN_TEXT_SHARE of them are printable ASCII (a
-    packet delayed by the sender's scheduler or the network can flip a bit: "?" there),
-    else None. A sender done signalling sends on level 0: trailing zero bytes are its
-    idle, not text."""
-    data = data.rstrip(b"\0")
-    if not data:
+def _text(data: bytes) -> tuple[str | None, int | None]:
+    """The bytes as text, and the bit they start at: read from each of the 8 bit offsets,
+    the reading with the largest share of printable ASCII, when that is at least
+    MIN_TEXT_SHARE (a packet delayed by the sender's scheduler or the network can flip a
+    bit: "?" there); else (None, None). A sender that waits before it signals, or is done,
+    sends on level 0: zero bytes on either side are its idle, not text -- and a message
+    it starts a few packets into a byte is read at its own alignment."""
+    bits = np.unpackbits(np.frombuffer(data, np.uint8))
+    best: tuple[float, int, bytes] | None = None
+    for offset in range(8):
+        usable = (bits.size - offset) // 8 * 8
+        shifted = np.packbits(bits[offset : offset + usable]).tobytes().strip(b"\0")
+        if not shifted:
+            continue
+        share = sum(32 <= b < 127 or b in (9, 10, 13) for b in shifted) / len(shifted)
+        if best is None or share > best[0]:
+            best = (share, offset, shifted)
+    if best is None or best[0] < MIN_TEXT_SHARE:
+        return None, None
+    share, offset, shifted = best
+    printable = [32 <= b < 127 or b in (9, 10, 13) for b in shifted]
+    return "".join(chr(b) if ok else "?" for b, ok in zip(shifted, printable, strict=True)), offset
+
+
+def keep_window(
+    kept: list[tuple[int, dict[str, Any]]], window: int, judged: dict[str, Any] | None
+) -> bool:
+    """Keep a complete window's judgement for :func:`combine`: the first judged one (an
+    ordinary stream is described by it), and coded ones up to MAX_CODED_WINDOWS. False
+    when a coded window had to be left out."""
+    if judged is None:
+        return True
+    message = judged["coded"] or judged.get("continued", False)
+    if not kept or (message and len(kept) <= MAX_CODED_WINDOWS):
+        kept.append((window, judged))
+        return True
+    return not message
+
+
+def combine(
+    windows: list[tuple[int, dict[str, Any]]], judged: int, coded_left_out: int = 0
+) -> dict[str, Any] | None:
+    """A stream's judgement from its windows' (window number, judgement), in order;
+    ``judged`` windows were judged in all (those not kept were not coded, but the ones
+    ``coded_left_out`` counts). Not coded anywhere: the first window's judgement. Coded:
+    the first coded window's levels, with the windows' bytes one after the other (a
+    window's own bytes padded to its full length where a later coded window follows, so
+    each starts at its own place) and positions counted from the stream's first packet."""
+    if not windows:
         return None
-    printable = [32 <= b < 127 or b in (9, 10, 13) for b in data]
-    if sum(printable) < MIN_TEXT_SHARE * len(data):
-        return None
-    return "".join(chr(b) if ok else "?" for b, ok in zip(data, printable, strict=True))
+    coded = [(w, j) for w, j in windows if j["coded"]]
+    base = dict(coded[0][1] if coded else windows[0][1])
+    base["windows"] = judged
+    base["packets"] = sum(j["packets"] for _, j in (coded or windows[:1]))
+    if not coded:
+        return base
+    base["coded_windows"] = [w for w, _ in coded]
+    if coded_left_out:
+        base["coded_windows_left_out"] = coded_left_out
+    if "decoded_hex" not in coded[0][1]:
+        return base  # coded on 3 or 5+ levels: not read as bits
+    data = b""
+    erasures: list[int] = []
+    # The coded windows, and the windows each code continued into (continue_code).
+    decoded = [(w, j) for w, j in windows if "decoded_hex" in j and w >= coded[0][0]]
+    for n, (w, j) in enumerate(decoded):
+        part = bytes.fromhex(j["decoded_hex"])
+        if n + 1 < len(decoded):
+            part = part.ljust(TIMING_PACKETS * j["bits_per_packet"] // 8, b"\0")
+        data += part
+        erasures += [w * TIMING_PACKETS + e for e in j["erasures"]]
+    first_window = coded[0][0]
+    base["first_packet"] = first_window * TIMING_PACKETS + int(coded[0][1]["first_packet"])
+    base["decoded_hex"] = data.hex()
+    base["decoded_text"], base["text_bit_offset"] = _text(data)
+    base["erasures"] = erasures[:MAX_ERASURES]
+    base["bits_left_over"] = decoded[-1][1]["bits_left_over"]
+    continued = [w for w, j in decoded if j.get("continued")]
+    if continued:
+        base["continued_windows"] = continued
+    return base
+
+
+def judge_window(
+    transits: np.ndarray, window: int, code: tuple[int, list[float]] | None
+) -> tuple[dict[str, Any] | None, tuple[int, list[float]] | None]:
+    """One complete (or the last) window of a stream: its judgement, read on the levels
+    of ``code`` -- (window, levels) of the coded or continued window just before it, if
+    any -- where it is not coded itself; and the code the next window continues."""
+    judged = analyse(transits)
+    if judged is None:
+        return None, None
+    if judged["coded"]:
+        return judged, (window, judged["levels_ms"])
+    if code is not None and code[0] == window - 1:
+        tail = continue_code(transits, code[1])
+        if tail is not None:
+            return {**judged, **tail}, (window, code[1])
+    return judged, None

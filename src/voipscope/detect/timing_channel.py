@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from voipscope.activity.timing import TIMING_PACKETS
 from voipscope.detect.alerts import Alert, AlertBook
 from voipscope.detect.base import Detector
 
@@ -24,8 +25,8 @@ KIND = "timing-channel"
 class TimingChannelConfig:
     """Thresholds (config keys ``detect.timing_channel.*``)."""
 
-    # Packets judged (of the first activity.timing.TIMING_PACKETS sequence numbers): two
-    # levels over fewer could be a few seconds of a link changing its mind.
+    # Packets judged (of the coded windows of activity.timing.TIMING_PACKETS sequence
+    # numbers): two levels over fewer could be a few seconds of a link changing its mind.
     min_packets: int = 128
 
 
@@ -67,6 +68,12 @@ class TimingChannelDetector(Detector):
             f"the next level is unpredictable from the last: {timing.get('entropy_bits')} bits "
             "per packet (a bursty link repeats a pattern: ~0)",
         ]
+        windows = timing.get("coded_windows") or []
+        if len(windows) > 1 or (windows and windows[0] > 0):
+            evidence.append(
+                f"coded in {len(windows)} window(s) of {TIMING_PACKETS} packets, from packet "
+                f"{windows[0] * TIMING_PACKETS} of the stream"
+            )
         if timing.get("decoded_hex"):
             evidence.append(
                 f"decoded {timing.get('bits_per_packet')} bit(s) per packet from packet "
@@ -95,5 +102,7 @@ class TimingChannelDetector(Detector):
                 "decoded_hex": timing.get("decoded_hex"),
                 "decoded_text": text,
                 "erasures": timing.get("erasures"),
+                "coded_windows": windows,
+                "first_packet": timing.get("first_packet"),
             },
         )

@@ -90,7 +90,8 @@ STREAM_FIELDS = [
     # and DTMF heard in the audio itself (RFC 4733 events are in the call's dtmf).
     pa.field("tone_share", pa.float64()),
     pa.field("inband_dtmf", pa.list_(pa.string())),
-    # Transit levels of the first 512 packets against the stream's RTP clock
+    # Transit levels of the first window of 512 packets (the first coded window's, where
+    # one is coded) against the stream's RTP clock
     # (activity.timing): one level is an ordinary stream; two or more in an order that
     # cannot be predicted is data in the send times (timing_coded; alert timing-channel).
     pa.field("timing_levels_ms", pa.list_(pa.float64())),

@@ -96,7 +96,15 @@ S_TM_CLOCK_HZ = 32  # the clock the kept transits are taken against (0: none yet
 # Of a provisional clock: the timestamp advance per sequence number while every kept
 # transit's packet had exactly that much per number since the first (-1: not so).
 S_TM_STEP = 33
-S_LEN = 34
+# The stream's transits are judged in windows of activity.timing.TIMING_PACKETS sequence
+# numbers, so a message sent late in a long call is read too: the window the kept
+# transits belong to, and (windows after the first) the transit, in microseconds, of
+# its first kept packet, which later ones are kept relative to (clock drift over an hour
+# would otherwise leave the 16-bit range).
+S_TM_WINDOW = 34
+S_TM_BASE_US = 35
+S_LEN = 36
+NO_TRANSIT_BASE = -(1 << 62)
 
 # Stream row float64 columns (milliseconds)
 SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
@@ -149,7 +157,8 @@ M_LAST_NS = 6  # arrival of the last decoded packet of any kind
 M_SILENCE_START = 7  # the last capture-wide silence: nothing at all was captured
 M_SILENCE_END = 8
 M_SILENCES = 9  # how many there were
-M_LEN = 10
+M_TM_WINDOWS = 10  # complete transit windows in ``tmw`` not yet drained by the caller
+M_LEN = 11
 # Nothing at all captured for this long, on a link that carried media, is the capture
 # missing packets (a dropping tap, a rotated file, a paused capture), not the network:
 # a network fault loses some flows' packets, not every packet of every flow.
@@ -178,7 +187,10 @@ EV_INBAND_DTMF = 3
 #   E LSR.
 EV_RTCP_SR = 4
 EV_RTCP_BLOCK = 5
-MAX_EVENTS_PER_PACKET = 2  # a talk spurt, and a tone run or an in-band key press
+# A stream's transit window is complete: A its window number, B its index in ``tmw``.
+EV_TIMING_WINDOW = 6
+# a complete transit window, a talk spurt, and a tone run or an in-band key press
+MAX_EVENTS_PER_PACKET = 3
 # RTCP (RFC 3550 §6.4): sender reports and report blocks handed out per datagram. A
 # compound packet may carry 31 blocks per report; the first few are the parties'.
 MAX_RTCP_EVENTS = 6
@@ -254,7 +266,7 @@ def track_rtp(
         slot, flow_id, direction, start,
         slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
         np.zeros((1, TN.T_LEN)), np.zeros((1, TN.TC_LEN)), np.zeros(1), False,
-        np.zeros((1, 1), np.int16),
+        np.zeros((1, 1), np.int16), np.zeros((1, 1), np.int16),
     )  # fmt: skip
 
 
@@ -263,7 +275,7 @@ def track_media(
     buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
     slot, flow_id, direction, start,
     slot_row, frows, ffree, si, sf, sfree, meta, new_rows, clock_hz, va, ev,
-    tn, codecs, scratch, tones_on, tm,
+    tn, codecs, scratch, tones_on, tm, tmw,
 ):  # fmt: skip
     """Account packets [start, n). Returns (stopped_at, DONE | *_POOL_FULL | EVENTS_FULL).
 
@@ -271,7 +283,9 @@ def track_media(
     events out (EV_* columns), ``meta[M_EVENTS]`` of them, drained by the caller.
     With ``tones_on``: ``tn`` tone state per stream row (activity.tones T_* columns),
     ``codecs`` its codec table per payload type, ``scratch`` decoded samples of one frame,
-    and ``tm`` the transits of the first sequence numbers per stream row (activity.timing).
+    ``tm`` the transits of the current window of sequence numbers per stream row
+    (activity.timing), and ``tmw`` complete windows out, ``meta[M_TM_WINDOWS]`` of them,
+    each named by an EV_TIMING_WINDOW event (row, window number, index in ``tmw``).
 
     ``in_extra[i]``: packet i's payload is at ``l4_off[i]`` in ``extra`` (a datagram
     rebuilt from fragments), not in ``buf``. ``clock_hz[pt]``: 0 when unknown.
@@ -280,8 +294,9 @@ def track_media(
     f_cap = frows.shape[0]
     s_cap = si.shape[0]
     ev_cap = ev.shape[0]
+    tmw_cap = tmw.shape[0]
     for i in range(start, n):
-        if meta[M_EVENTS] + MAX_EVENTS_PER_PACKET > ev_cap:
+        if meta[M_EVENTS] + MAX_EVENTS_PER_PACKET > ev_cap or meta[M_TM_WINDOWS] >= tmw_cap:
             return i, EVENTS_FULL
         if status[i] == S.OK:
             t = ts_ns[i]
@@ -405,6 +420,22 @@ def track_media(
             and si[row, S_LAST_SEQ] == (si[row, S_MAX_EXT] & (SEQ_MOD - 1))
         ):
             position = si[row, S_MAX_EXT] - si[row, S_FIRST_SEQ]
+            window = position // TM.TIMING_PACKETS
+            if window > si[row, S_TM_WINDOW]:
+                # The window is complete: handed out to be judged when it kept enough.
+                if TM.kept(tm, row) >= TM.MIN_PACKETS:
+                    w = meta[M_TM_WINDOWS]
+                    tmw[w, :] = tm[row, :]
+                    meta[M_TM_WINDOWS] += 1
+                    k = meta[M_EVENTS]
+                    ev[k, EV_KIND] = EV_TIMING_WINDOW
+                    ev[k, EV_ROW] = row
+                    ev[k, EV_A] = si[row, S_TM_WINDOW]
+                    ev[k, EV_B] = w
+                    meta[M_EVENTS] += 1
+                TM.reset_row(tm, row)
+                si[row, S_TM_WINDOW] = window
+                si[row, S_TM_BASE_US] = NO_TRANSIT_BASE
             clock = clock_hz[pt]
             if clock > 0:
                 si[row, S_TM_CLOCK_HZ] = clock
@@ -414,7 +445,11 @@ def track_media(
                 transit_ms = (ts_ns[i] - si[row, S_FIRST_NS]) / 1e6 - (
                     si[row, S_TS_LAST] - si[row, S_TS_FIRST]
                 ) * 1000.0 / clock
-                TM.account(tm, row, position, transit_ms)
+                if window > 0:
+                    if si[row, S_TM_BASE_US] == NO_TRANSIT_BASE:
+                        si[row, S_TM_BASE_US] = round(transit_ms * 1000.0)
+                    transit_ms -= si[row, S_TM_BASE_US] / 1000.0
+                TM.account(tm, row, position - window * TM.TIMING_PACKETS, transit_ms)
         if in_extra[i]:
             voice = TS.is_voice(va, row, extra, p, payload, pt)
         else:

@@ -39,6 +39,7 @@ INITIAL_STREAM_ROWS = 1024
 # Ended flows whose streams wait for the caller; beyond this the oldest are dropped.
 MAX_PENDING_FLOWS = 16384
 EVENT_BUFFER = 4096  # talk-spurt, DTMF and tone events per kernel call before the caller drains
+TIMING_WINDOW_BUFFER = 64  # complete transit windows per kernel call before the caller drains
 MAX_SPURTS_PER_STREAM = 20_000  # ~1 spurt per 2 s: over 10 hours; more are counted
 MAX_DTMF_PER_STREAM = 1024
 MAX_RTCP_PER_FLOW = 4096  # reports and blocks kept per flow (one every ~5 s: hours)
@@ -119,6 +120,11 @@ class _StreamEvents:
     tone_runs: list[list[float]] = field(default_factory=list)
     tone_runs_dropped: int = 0
     inband_dtmf: list[dict[str, Any]] = field(default_factory=list)
+    # Judged transit windows (activity.timing.keep_window) and how many were judged.
+    timing_windows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    timing_judged: int = 0
+    timing_coded_left_out: int = 0
+    timing_code: tuple[int, list[float]] | None = None  # (window, levels) of the last code
 
 
 @dataclass(slots=True)
@@ -181,6 +187,7 @@ class RtpStreamTracker:
         self.va = TS.new_state(INITIAL_STREAM_ROWS)
         self.tn = TN.new_state(INITIAL_STREAM_ROWS if tones else 1)
         self.tm = TM.new_state(INITIAL_STREAM_ROWS if tones else 1)
+        self.tmw = TM.new_state(TIMING_WINDOW_BUFFER if tones else 1)
         self.ev = np.zeros((EVENT_BUFFER, K.EV_LEN), np.int64)
         # (flow id, direction, SSRC) -> events of live streams; moved to _Ended at expiry
         self._events: dict[int, dict[tuple[int, int], _StreamEvents]] = {}
@@ -222,7 +229,7 @@ class RtpStreamTracker:
                 d.ts_ns, a.slot, a.flow_id, a.direction, start,
                 self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
                 self.meta, self.new_rows, self.clock_hz, self.va, self.ev,
-                self.tn, self.codecs, self.scratch, self.tones, self.tm,
+                self.tn, self.codecs, self.scratch, self.tones, self.tm, self.tmw,
             )  # fmt: skip
             self._collect_new_rows()
             self._drain_events()
@@ -337,13 +344,15 @@ class RtpStreamTracker:
         if not count:
             return
         ev = self.ev[:count]
-        rtcp = ev[:, K.EV_KIND] >= K.EV_RTCP_SR
+        kinds = ev[:, K.EV_KIND]
+        rtcp = (kinds == K.EV_RTCP_SR) | (kinds == K.EV_RTCP_BLOCK)
         if rtcp.any():
             self._drain_rtcp(ev[rtcp])
             ev = ev[~rtcp]
             count = ev.shape[0]
             if not count:
                 self.meta[K.M_EVENTS] = 0
+                self.meta[K.M_TM_WINDOWS] = 0
                 return
         rows = ev[:, K.EV_ROW]
         flow_rows = self.si[rows, K.S_FLOW_ROW]
@@ -365,6 +374,11 @@ class RtpStreamTracker:
                     events.tone_runs.append(TN.run_record(a, b, c, d, e, origins[j], clocks[j]))
                 else:
                     events.tone_runs_dropped += 1
+            elif kind == K.EV_TIMING_WINDOW:
+                judged, events.timing_code = TM.judge_window(self.tmw[b], a, events.timing_code)
+                events.timing_judged += judged is not None
+                if not TM.keep_window(events.timing_windows, a, judged):
+                    events.timing_coded_left_out += 1
             elif kind == K.EV_INBAND_DTMF:
                 if len(events.inband_dtmf) < MAX_DTMF_PER_STREAM:
                     events.inband_dtmf.append(
@@ -373,6 +387,7 @@ class RtpStreamTracker:
             elif len(events.dtmf) < MAX_DTMF_PER_STREAM:
                 events.dtmf.append({"ts": a / 1e9, "digit": DTMF_DIGITS[b], "via": "RFC 4733"})
         self.meta[K.M_EVENTS] = 0
+        self.meta[K.M_TM_WINDOWS] = 0
 
     def _drain_rtcp(self, ev: np.ndarray) -> None:
         """RTCP events name their flow row (RTCP has no stream row)."""
@@ -428,17 +443,26 @@ class RtpStreamTracker:
                 stream.dtmf = events.dtmf
                 if self.tones:
                     self._add_tones(stream, events, ended.tn, k, ended.si[k])
-                    stream.timing = self._timing(ended, k)
+                    stream.timing = self._timing(ended, k, events)
                 stats.streams.append(stream)
         return stats
 
     @staticmethod
-    def _timing(ended: _Ended, k: int) -> dict[str, Any] | None:
-        """The judgement of stream slot ``k``'s transits, with the clock they were taken
-        against; ``clock_provisional`` when no payload type table or rtpmap named it (a
-        dynamic type: the kernel's pick from the timestamps, see rtp_kernel._transit_clock)."""
+    def _timing(ended: _Ended, k: int, events: _StreamEvents) -> dict[str, Any] | None:
+        """The judgement of stream slot ``k``'s transits (its complete windows and the one
+        it ended in), with the clock they were taken against; ``clock_provisional`` when no
+        payload type table or rtpmap named it (a dynamic type: the kernel's pick from the
+        timestamps, see rtp_kernel._transit_clock)."""
         kept = ended.tm.get(k)
-        judged = TM.analyse(kept) if kept is not None else None
+        window = int(ended.si[k][K.S_TM_WINDOW])
+        last = None
+        if kept is not None:
+            last, _ = TM.judge_window(kept, window, events.timing_code)
+        windows = list(events.timing_windows)
+        left_out = events.timing_coded_left_out
+        if not TM.keep_window(windows, window, last):
+            left_out += 1
+        judged = TM.combine(windows, events.timing_judged + (last is not None), left_out)
         if judged is not None:
             s = ended.si[k]
             judged["clock_hz"] = int(s[K.S_TM_CLOCK_HZ])

@@ -250,3 +250,99 @@ def test_a_wrong_first_clock_with_irregular_timestamps_drops_only_the_early_tran
     assert early[0] == 0 and len(early) >= 10, timing["erasures"]  # 0: off every level
     data = bytes.fromhex(timing["decoded_hex"])
     assert data[8:] == MESSAGE[8:]  # past the dropped packets, read as sent
+
+
+# -- windows: a message sent late in a long call ---------------------------------------
+
+
+def late_stream(
+    message: bytes, idle_packets: int, pt: int = 8, drift_ms_per_s: float = 0.0
+) -> list[pb.Packet]:
+    """PCMA (or payload type ``pt`` at 8 kHz, 20 ms frames) sent on its clock for
+    ``idle_packets`` frames, then with each frame of ``message``'s 1 bits held back 8 ms,
+    then 300 more frames on the clock; 1 ms of jitter and, optionally, sender/capture clock
+    drift throughout."""
+    bits = np.unpackbits(np.frombuffer(message, np.uint8))
+    holds = np.concatenate([np.zeros(idle_packets), bits * 8.0, np.zeros(300)])
+    rng = np.random.default_rng(idle_packets)
+    packets = []
+    for k, hold_ms in enumerate(holds):
+        seq = k & 0xFFFF
+        header = bytes([0x80, pt]) + seq.to_bytes(2, "big") + (k * 160).to_bytes(4, "big")
+        header += (0x0BADCAFE).to_bytes(4, "big")
+        t_ms = k * 20 + hold_ms + rng.uniform(0, 1.0) + drift_ms_per_s * k * 0.02
+        packets.append(pb.udp_packet(1_700_000_000 + t_ms / 1000, "10.0.0.1", 6100,
+                                     "10.0.0.2", 6000, header + b"\xd5" * 160))  # fmt: skip
+    return packets
+
+
+@pytest.mark.parametrize("idle_packets", [1536, 1536 + 100, 30_000])
+def test_a_message_sent_late_in_a_long_call_is_read(tmp_path, idle_packets: int) -> None:  # type: ignore[no-untyped-def]
+    """The sender waits 30.7 s (1536 frames: three whole windows), 32.7 s (the message
+    starts 100 packets into a window and spans two) or 10 minutes (0.5 ms/s of clock drift
+    by then 300 ms, past what one 16-bit window of transits from the stream's start
+    holds) before it signals: the code is found and the message read from where it
+    starts, the windows before it judged not coded."""
+    drift = 0.5 if idle_packets > 10_000 else 0.0
+    (call,) = calls_of(tmp_path, late_stream(MESSAGE, idle_packets, drift_ms_per_s=drift))
+    (stream,) = call["streams"]
+    timing = stream["timing"]
+    assert timing["coded"], timing
+    start_window = idle_packets // TM.TIMING_PACKETS
+    assert timing["coded_windows"][0] == start_window
+    text = timing["decoded_text"]
+    assert text is not None and MESSAGE.decode() in text, timing
+    # Bytes count from the first coded window's start: the message sits where it was
+    # sent, at its own bit alignment (4 bits into a byte where it started 100 packets in).
+    offset = idle_packets - start_window * TM.TIMING_PACKETS
+    assert timing["text_bit_offset"] == offset % 8
+    if offset % 8 == 0:
+        data = bytes.fromhex(timing["decoded_hex"])
+        assert data[offset // 8 : offset // 8 + len(MESSAGE)] == MESSAGE
+    assert timing["windows"] >= idle_packets // TM.TIMING_PACKETS
+    # Where the message runs into the next window (30000: bits 304-551 of window 58),
+    # that window, mostly idle, is read on the levels of the code before it.
+    spans = (offset + 8 * len(MESSAGE)) > TM.TIMING_PACKETS
+    assert timing.get("continued_windows") == ([start_window + 1] if spans else None)
+
+
+def test_a_long_plain_call_is_not_coded_in_any_window(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (call,) = calls_of(tmp_path, late_stream(b"", 5000))
+    timing = call["streams"][0]["timing"]
+    assert timing["coded"] is False and "coded_windows" not in timing
+    assert timing["windows"] == (5000 + 300) // TM.TIMING_PACKETS + 1
+
+
+def test_windows_combine_into_one_message() -> None:
+    """Two coded windows back to back: the first one's bytes padded to its full 64 bytes
+    (1 bit per packet) so the second's start at byte 64; positions from the stream start."""
+    head, tail = MESSAGE + MESSAGE[:29], MESSAGE * 2  # 60 and 62 bytes
+    first = TM.analyse(kept(np.concatenate([np.zeros(512 - 8 * len(head)), coded(head)])))
+    second = TM.analyse(kept(np.concatenate([coded(tail), np.zeros(512 - 8 * len(tail))])))
+    plain = TM.analyse(kept(RNG.uniform(0, 1, 512)))
+    assert first is not None and second is not None and plain is not None
+    out = TM.combine([(0, plain), (3, first), (4, second)], judged=5)
+    assert out is not None and out["coded"] and out["coded_windows"] == [3, 4]
+    data = bytes.fromhex(out["decoded_hex"])
+    assert data[4:64] == head and data[64 : 64 + len(tail)] == tail
+    assert out["first_packet"] >= 3 * 512 and out["windows"] == 5
+    assert TM.combine([(0, plain)], judged=9) == {**plain, "windows": 9}
+    assert TM.combine([], judged=0) is None
+
+
+def test_coded_windows_kept_are_bounded() -> None:
+    window = TM.analyse(kept(coded()))
+    assert window is not None and window["coded"]
+    windows: list = []
+    kept_all = [TM.keep_window(windows, w, window) for w in range(TM.MAX_CODED_WINDOWS + 5)]
+    assert len(windows) == TM.MAX_CODED_WINDOWS + 1 and kept_all.count(False) == 4
+
+
+def test_a_late_message_raises_the_alert_with_where_it_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "late.pcap"
+    path.write_bytes(pb.pcap(late_stream(MESSAGE, 2048)))
+    alerts = [a for batch in FlowPipeline().run_alerts(str(path)) for a in batch]
+    (alert,) = [a for a in alerts if a["kind"] == KIND]
+    assert alert["severity"] == "high" and alert["data"]["coded_windows"] == [4]
+    assert alert["data"]["decoded_text"] == MESSAGE.decode()
+    assert any("from packet 2048 of the stream" in e for e in alert["evidence"])
