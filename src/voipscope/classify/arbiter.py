@@ -13,7 +13,9 @@ Dissectors report what the bytes show; conflicts are settled here and nowhere el
    with a DTLS-SRTP handshake, or announced by an ``RTP/SAVP`` SDP, is SRTP.
 4. **App**: from the bytes first (app signatures, STUN attributes), then the call's
    expectation, then host names learned from DNS answers and TLS SNI, then published
-   address ranges. Ports are never used for the app.
+   address ranges, then another flow of the same UDP socket (one ICE agent). A flow that
+   is not VoIP is also named after the service behind its server (Amazon, Microsoft,
+   ...); a call flow never is. Ports are never used for the app.
 """
 
 from __future__ import annotations
