@@ -131,3 +131,25 @@ def test_frames_sent_in_pairs_are_not_a_channel(tmp_path: Path) -> None:
     timing = stream["timing"]
     assert len(timing["levels_ms"]) == 2 and timing["coded"] is False, timing
     assert [a for a in alerts if a["kind"] == KIND] == []
+
+
+def test_a_message_sent_late_in_the_call_is_found_and_read(tmp_path: Path) -> None:
+    """The sender waits 14 s (700 frames) before it signals: the message starts 188
+    packets into the stream's second window of 512 and runs 20 packets into the third,
+    where the sender then idles on level 0 (the tail is read on the code's levels)."""
+    idle = 700
+    stream, alerts = call_with_delays(
+        tmp_path, np.concatenate([np.zeros(idle), bits_of(MESSAGE) * HOLD_S, np.zeros(60)])
+    )
+    (alert,) = [a for a in alerts if a["kind"] == KIND]
+    assert alert["severity"] == "high" and alert["data"]["coded_windows"][0] == 1
+    text = alert["data"]["decoded_text"]
+    assert text is not None, alert["data"]
+    right = max(  # sipp's timer may flip a bit or two (see the first test)
+        sum(a == b for a, b in zip(text[k:], MESSAGE.decode(), strict=False))
+        for k in range(len(text))
+    )
+    assert right >= len(MESSAGE) - 2, alert["data"]
+    timing = stream["timing"]
+    assert timing["text_bit_offset"] == (idle - 512) % 8
+    assert timing.get("continued_windows") == [2], timing

@@ -68,6 +68,14 @@ def test_four_levels_carry_two_bits_each() -> None:
             np.ceil(np.arange(512) * 20 / 102.4) * 102.4 - np.arange(512) * 20.0,
         ),
         ("steady", np.zeros(512)),
+        (
+            "Wi-Fi power save: 30 % of frames held up to 100 ms",
+            np.where(RNG.random(512) < 0.3, RNG.uniform(0, 100, 512), RNG.uniform(0, 2, 512)),
+        ),
+        (
+            "congestion on and off in runs of 16 frames",
+            np.repeat(np.where(RNG.random(32) < 0.5, 0.0, 15.0), 16) + RNG.normal(0, 0.5, 512),
+        ),
     ],
 )
 def test_what_networks_and_senders_do_is_not_coded(name: str, transits: np.ndarray) -> None:
