@@ -59,6 +59,7 @@ MIN_ENTROPY_SHARE = 0.6
 MAX_LEVELS = 8
 MAX_LEVEL_MS = 250.0  # a level lies within this much of the floor
 MIN_TEXT_SHARE = 0.9  # of the decoded bytes printable: the data is text
+PRINTABLE = frozenset((*range(32, 127), 9, 10, 13))  # ASCII text, tab and line ends
 MAX_CODED_WINDOWS = 64  # coded windows kept per stream (a message of 4-8 kB); more counted
 MAX_ERASURES = 32  # erasure positions listed
 
@@ -114,9 +115,7 @@ def analyse(transits: np.ndarray) -> dict[str, Any] | None:
     count = int(arrived.sum())
     if count < MIN_PACKETS:
         return None
-    ms = transits.astype(np.float64) / UNITS_PER_MS
-    relative = np.full(ms.shape, np.nan)
-    relative[arrived] = ms[arrived] - _running_floor(ms, arrived)
+    relative = _above_floor(transits, arrived)
     values = relative[arrived]
     levels, spreads, shares = _levels(values)
     out: dict[str, Any] = {
@@ -152,13 +151,13 @@ def continue_code(transits: np.ndarray, levels_ms: list[float]) -> dict[str, Any
     and too predictable a sequence): read it on the levels the code had, when at least
     MIN_CODED_SHARE of its packets sit on them and some on a level above the floor. The
     ``decoded_*`` fields of such a window, marked ``continued``; None otherwise."""
+    if len(levels_ms) not in (2, 4):
+        return None
     arrived = transits != EMPTY
     count = int(arrived.sum())
-    if count < MIN_PACKETS or len(levels_ms) not in (2, 4):
+    if count < MIN_PACKETS:
         return None
-    ms = transits.astype(np.float64) / UNITS_PER_MS
-    relative = np.full(ms.shape, np.nan)
-    relative[arrived] = ms[arrived] - _running_floor(ms, arrived)
+    relative = _above_floor(transits, arrived)
     symbols = _symbols(relative, levels_ms)
     on = symbols[symbols >= 0]
     if on.size < MIN_CODED_SHARE * count or not (on > 0).any():
@@ -167,6 +166,15 @@ def continue_code(transits: np.ndarray, levels_ms: list[float]) -> dict[str, Any
     out["packets"] = count
     out["continued"] = True
     return out
+
+
+def _above_floor(transits: np.ndarray, arrived: np.ndarray) -> np.ndarray:
+    """Per sequence number, the transit in ms above the running floor (NaN where none
+    arrived)."""
+    ms = transits.astype(np.float64) / UNITS_PER_MS
+    relative = np.full(ms.shape, np.nan)
+    relative[arrived] = ms[arrived] - _running_floor(ms, arrived)
+    return relative
 
 
 def _running_floor(ms: np.ndarray, arrived: np.ndarray) -> np.ndarray:
@@ -312,14 +320,13 @@ def _text(data: bytes) -> tuple[str | None, int | None]:
         shifted = np.packbits(bits[offset : offset + usable]).tobytes().strip(b"\0")
         if not shifted:
             continue
-        share = sum(32 <= b < 127 or b in (9, 10, 13) for b in shifted) / len(shifted)
+        share = sum(b in PRINTABLE for b in shifted) / len(shifted)
         if best is None or share > best[0]:
             best = (share, offset, shifted)
     if best is None or best[0] < MIN_TEXT_SHARE:
         return None, None
-    share, offset, shifted = best
-    printable = [32 <= b < 127 or b in (9, 10, 13) for b in shifted]
-    return "".join(chr(b) if ok else "?" for b, ok in zip(shifted, printable, strict=True)), offset
+    _, offset, shifted = best
+    return "".join(chr(b) if b in PRINTABLE else "?" for b in shifted), offset
 
 
 def keep_window(

@@ -105,7 +105,7 @@ class Arbiter:
             ending: dict[tuple[str, int], list[FlowContext]] = {}
             for _, ctx, _ in judged:
                 if ctx.transport == UDP:
-                    for endpoint in _endpoints(ctx):
+                    for endpoint in ctx.endpoints():
                         ending.setdefault(endpoint, []).append(ctx)
             for i, ctx, v in orphans:
                 self._socket_app(ctx, v, last_ns[i], ending)
@@ -116,7 +116,7 @@ class Arbiter:
     def _remember_socket_app(self, ctx: FlowContext, app: str, last_ns: int) -> None:
         if ctx.transport != UDP:
             return
-        for endpoint in _endpoints(ctx):
+        for endpoint in ctx.endpoints():
             self._socket_apps.pop(endpoint, None)
             self._socket_apps[endpoint] = (app, ctx.flow_id, last_ns)
         while len(self._socket_apps) > MAX_SOCKET_APPS:
@@ -129,7 +129,7 @@ class Arbiter:
         last_ns: int,
         ending: dict[tuple[str, int], list[FlowContext]],
     ) -> None:
-        for endpoint in _endpoints(ctx):
+        for endpoint in ctx.endpoints():
             found = self._socket_apps.get(endpoint)
             # A flow whose last packet came first showed all it would by this one's.
             if found is not None and found[1] != ctx.flow_id and found[2] <= last_ns:
@@ -140,7 +140,7 @@ class Arbiter:
         # The socket's flows that went on after this one's last packet (the STUN keepalives
         # to the app's server outlive the peer-to-peer media): ending in this batch, or
         # still open; as they stood at that packet.
-        for endpoint in _endpoints(ctx):
+        for endpoint in ctx.endpoints():
             others = list(ending.get(endpoint, ()))
             if self.live_on_socket is not None:
                 others += self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET)
@@ -250,7 +250,7 @@ class Arbiter:
         weak = ctx.best("Skype")
         if weak is None or weak.confidence >= MIN_VERDICT_CONFIDENCE:
             return
-        for ip, port in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+        for ip, port in ctx.endpoints():
             passed, failed = self.knowledge.socket_tally("Skype", ip, port)
             if passed >= SOCKET_MIN_FLOWS and passed >= SOCKET_MIN_SHARE * (passed + failed):
                 ctx.report(Finding(
@@ -349,10 +349,6 @@ class Arbiter:
                     _add(v, f"app: {ip} is {host.name} ({host.how}, flow "
                             f"{host.source_flow_id}), {match.app} (not a call app)")  # fmt: skip
                     return
-
-
-def _endpoints(ctx: FlowContext) -> tuple[tuple[str, int], tuple[str, int]]:
-    return (ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)
 
 
 def _behaviour(v: Verdict, opinion: BehaviourOpinion) -> None:

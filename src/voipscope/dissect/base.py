@@ -181,6 +181,10 @@ class FlowContext:
         """The sender of a packet going in ``direction``."""
         return (self.src_ip, self.src_port) if direction == 0 else (self.dst_ip, self.dst_port)
 
+    def endpoints(self) -> tuple[tuple[str, int], tuple[str, int]]:
+        """Both ends, the flow's first sender first."""
+        return (self.src_ip, self.src_port), (self.dst_ip, self.dst_port)
+
     def lookup_expectation(self, ts_ns: int) -> Expectation | None:
         """The expectation for either end of the flow (looked up once, then kept)."""
         if self.expected is None:

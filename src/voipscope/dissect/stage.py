@@ -151,11 +151,12 @@ class DissectStage:
             ctx = contexts[flow_id]
             found, hinted = len(ctx.findings), len(ctx.hints)
             wanted = self._offer(ctx, offers, pkt)
-            if len(ctx.findings) > found or len(ctx.hints) > hinted:
+            new_findings = len(ctx.findings) > found
+            if new_findings or len(ctx.hints) > hinted:
                 ctx.mark(pkt.ts_ns)
-            if self.on_findings is not None and len(ctx.findings) > found:
+            if self.on_findings is not None and new_findings:
                 self.on_findings(ctx, int(slot[i]), pkt.ts_ns)
-            if len(ctx.findings) > found and not ctx.call_media:
+            if new_findings and not ctx.call_media:
                 # Call media the verdict could rest on: a weak guess (two SoM-looking
                 # datagrams) does not keep a flow open for hours.
                 ctx.call_media = any(
@@ -210,7 +211,7 @@ class DissectStage:
     # -- internals ------------------------------------------------------------------
 
     def _forget_socket(self, ctx: FlowContext) -> None:
-        for endpoint in ((ctx.src_ip, ctx.src_port), (ctx.dst_ip, ctx.dst_port)):
+        for endpoint in ctx.endpoints():
             flows = self._udp_sockets.get(endpoint)
             if flows is not None:
                 flows.pop(ctx.flow_id, None)

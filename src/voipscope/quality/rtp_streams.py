@@ -126,6 +126,13 @@ class _StreamEvents:
     timing_coded_left_out: int = 0
     timing_code: tuple[int, list[float]] | None = None  # (window, levels) of the last code
 
+    def judge_timing_window(self, transits: np.ndarray, window: int) -> None:
+        """One complete (or the last) transit window of the stream (activity.timing)."""
+        judged, self.timing_code = TM.judge_window(transits, window, self.timing_code)
+        self.timing_judged += judged is not None
+        if not TM.keep_window(self.timing_windows, window, judged):
+            self.timing_coded_left_out += 1
+
 
 @dataclass(slots=True)
 class _Ended:
@@ -375,10 +382,7 @@ class RtpStreamTracker:
                 else:
                     events.tone_runs_dropped += 1
             elif kind == K.EV_TIMING_WINDOW:
-                judged, events.timing_code = TM.judge_window(self.tmw[b], a, events.timing_code)
-                events.timing_judged += judged is not None
-                if not TM.keep_window(events.timing_windows, a, judged):
-                    events.timing_coded_left_out += 1
+                events.judge_timing_window(self.tmw[b], a)
             elif kind == K.EV_INBAND_DTMF:
                 if len(events.inband_dtmf) < MAX_DTMF_PER_STREAM:
                     events.inband_dtmf.append(
@@ -454,15 +458,11 @@ class RtpStreamTracker:
         payload type table or rtpmap named it (a dynamic type: the kernel's pick from the
         timestamps, see rtp_kernel._transit_clock)."""
         kept = ended.tm.get(k)
-        window = int(ended.si[k][K.S_TM_WINDOW])
-        last = None
-        if kept is not None:
-            last, _ = TM.judge_window(kept, window, events.timing_code)
-        windows = list(events.timing_windows)
-        left_out = events.timing_coded_left_out
-        if not TM.keep_window(windows, window, last):
-            left_out += 1
-        judged = TM.combine(windows, events.timing_judged + (last is not None), left_out)
+        if kept is not None:  # the window the stream ended in (an ended flow's: read once)
+            events.judge_timing_window(kept, int(ended.si[k][K.S_TM_WINDOW]))
+        judged = TM.combine(
+            events.timing_windows, events.timing_judged, events.timing_coded_left_out
+        )
         if judged is not None:
             s = ended.si[k]
             judged["clock_hz"] = int(s[K.S_TM_CLOCK_HZ])
