@@ -41,6 +41,26 @@ ANOMALIES = {
 }
 
 
+# What a UDP packet's first byte means to a dissector that has not matched (the gate
+# ``step`` applies): probe it, refuse it (NO), or let it by as an RFC 7983 neighbour's.
+GATE_PROBE, GATE_REFUSE, GATE_NEIGHBOUR = 0, 1, 2
+
+
+def udp_gate(dissector: Dissector) -> tuple[int, ...] | None:
+    """Per first byte, the gate's answer for ``dissector`` on UDP (None: no gate)."""
+    admitted = dissector.udp_first_bytes
+    if admitted is None:
+        return None
+    return tuple(
+        GATE_PROBE
+        if b in admitted
+        else GATE_NEIGHBOUR
+        if dissector.multiplexed and b in RFC7983_BYTES
+        else GATE_REFUSE
+        for b in range(256)
+    )
+
+
 @dataclass(slots=True, eq=False)
 class Offer:
     """One dissector's standing on one flow."""
@@ -49,6 +69,9 @@ class Offer:
     offered: int = 0
     matched: bool = False
     matched_at: int = 0
+    # udp_gate(dissector) on a UDP flow: lets ``_offer`` settle the gate's answers that
+    # change nothing without calling ``step`` (None: ``step`` decides).
+    gate: tuple[int, ...] | None = None
 
 
 class DissectStage:
@@ -69,11 +92,13 @@ class DissectStage:
         self.by_transport: dict[int, tuple[Dissector, ...]] = {
             t: tuple(d for d in dissectors if t in d.transports) for t in (UDP, TCP)
         }
-        # Per transport and first payload byte: the dissectors that may take the flow.
-        self._candidates: dict[int, list[tuple[Dissector, ...]]] = {
+        # Per transport and first payload byte: the dissectors that may take the flow,
+        # each with its UDP gate.
+        gates = {x: udp_gate(x) for x in self.by_transport[UDP]}
+        self._candidates: dict[int, list[tuple[tuple[Dissector, tuple[int, ...] | None], ...]]] = {
             UDP: [
                 tuple(
-                    x
+                    (x, gates[x])
                     for x in self.by_transport[UDP]
                     if x.udp_first_bytes is None
                     or b in x.udp_first_bytes
@@ -83,7 +108,7 @@ class DissectStage:
             ],
             TCP: [
                 tuple(
-                    x
+                    (x, None)
                     for x in self.by_transport[TCP]
                     if x.tcp_first_bytes is None or b in x.tcp_first_bytes
                 )
@@ -253,7 +278,9 @@ class DissectStage:
         candidates = self._candidates[transport][d.payload_first_byte(i)]
         ports = (src[1], dst[1])
         self._offers[flow_id] = [
-            Offer(x) for x in candidates if x.ports is None or not x.ports.isdisjoint(ports)
+            Offer(x, gate=gate)
+            for x, gate in candidates
+            if x.ports is None or not x.ports.isdisjoint(ports)
         ]
         return ctx
 
@@ -269,7 +296,18 @@ class DissectStage:
             return True
         winner: Dissector | None = None
         keep: list[Offer] = []
+        first = pkt.payload[0]
         for offer in offers:
+            gate = offer.gate
+            if gate is not None and not offer.matched:
+                # The gate's two answers that count nothing, as ``step`` gives them: most
+                # offers on a flow's first packets end here (a call per offer costs more).
+                answer = gate[first]
+                if answer == GATE_REFUSE:
+                    continue  # NO
+                if answer == GATE_NEIGHBOUR and ctx.matched:
+                    keep.append(offer)  # PASS beside a protocol that matched
+                    continue
             verdict, stays = self.step(ctx, offer, pkt)
             if verdict is Probe.MATCH:
                 winner = offer.dissector

@@ -124,3 +124,52 @@ def test_port_gated_probes_refuse_other_ports(name: str) -> None:
     if name == "DNS":
         ctx = FlowContext(1, UDP, "10.0.0.1", 40001, "10.0.0.2", 53, 0, Knowledge(), AnomalyLog())
         assert dissector.probe(ctx, Packet(PORT_GATED_SAMPLES[0], 0, 1, 0)) == Probe.MATCH
+
+
+@pytest.mark.parametrize("matched", [False, True], ids=["nothing-matched", "a-neighbour-matched"])
+def test_the_stage_gate_table_answers_as_step_does(matched: bool) -> None:
+    """``_offer`` settles REFUSE (and NEIGHBOUR beside a match) from ``udp_gate`` without
+    calling ``step``: the table must say what ``step`` would, for every dissector and
+    byte. A gate answer that needs bookkeeping is left to ``step``, so only those two are
+    compared by their outcome; PROBE must be where ``step`` calls the probe."""
+    from voipscope.config import DissectConfig
+    from voipscope.dissect.stage import (
+        GATE_NEIGHBOUR,
+        GATE_PROBE,
+        GATE_REFUSE,
+        DissectStage,
+        Offer,
+        udp_gate,
+    )
+
+    gated = [d for d in DISSECTORS if UDP in d.transports and d.udp_first_bytes is not None]
+    assert gated, "no UDP dissector has a gate"
+    for d in gated:
+        gate = udp_gate(d)
+        assert gate is not None and len(gate) == 256
+        stage = DissectStage(DissectConfig(), AnomalyLog(), [d], capacity=1)
+        for b in range(256):
+            ctx = FlowContext(1, UDP, "10.0.0.1", 40000, "10.0.0.2", 9999, 0, Knowledge(),
+                              AnomalyLog())  # fmt: skip
+            ctx.matched = matched
+            probed: list[bool] = []
+            real_probe = d.probe
+
+            def spy(c: FlowContext, p: Packet, real=real_probe, seen=probed) -> Probe:  # type: ignore[no-untyped-def]
+                seen.append(True)
+                return real(c, p)
+
+            d.probe = spy  # type: ignore[method-assign]
+            try:
+                pkt = Packet(bytes([b]) + bytes(39), 0, 1, 0)
+                verdict, stays = stage.step(ctx, Offer(d), pkt)  # step guards the probe
+            finally:
+                del d.probe  # the class's own again
+            answer = gate[b]
+            assert (answer == GATE_PROBE) == bool(probed), (d.name, b)
+            if answer == GATE_REFUSE:
+                assert (verdict, stays) == (Probe.NO, False), (d.name, b)
+            elif answer == GATE_NEIGHBOUR:
+                assert verdict is Probe.PASS, (d.name, b)
+                if matched:
+                    assert stays, (d.name, b)

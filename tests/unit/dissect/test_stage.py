@@ -206,7 +206,8 @@ def test_a_weak_media_guess_does_not_keep_a_flow_open(write_pcap: Callable[..., 
     cfg = Config().with_value("source.batch_packets", 16)
     pipeline = FlowPipeline(cfg.with_value("flows.active_timeout_s", 5))
     assert pipeline.dissect is not None
-    pipeline.dissect.by_transport[UDP] = (WeakMedia(),)
-    pipeline.dissect._candidates[UDP] = [(pipeline.dissect.by_transport[UDP][0],)] * 256
+    weak = WeakMedia()
+    pipeline.dissect.by_transport[UDP] = (weak,)
+    pipeline.dissect._candidates[UDP] = [((weak, None),)] * 256  # (dissector, no UDP gate)
     rows = [r for b in pipeline.run([str(write_pcap(packets))]) for r in b.to_pylist()]
     assert [r["src2dst_packets"] for r in rows] == [50, 50, 20]
