@@ -37,9 +37,10 @@ CALL_ID_PAIRING_CONFIDENCE = 0.95  # address and port as announced (the dissect 
 MAX_HELD_CALLS = 100_000
 MAX_WAITING_MEDIA = 100_000
 MAX_STREAMS_PER_CALL = 64
-# A media stream that starts this long after the call's first two did is a party joining
-# (conference, barge-in, call recording bleed), not the call's own start-up.
+# A media stream that starts this long after the call's first two did is no longer the
+# call's own start-up: it may be a party joining (conference, barge-in), see _parties.
 JOIN_AFTER_S = 2.0
+APP_KINDS = frozenset({"app-call", "media-only"})
 
 
 @dataclass(slots=True)
@@ -411,14 +412,60 @@ def _finish(record: dict[str, Any], streams: list[dict[str, Any]]) -> dict[str, 
                 "silence_pct": shape["silence_pct"],
             }
         )
-    if len(streams) > 2:
-        first_two = sorted(s["first_seen"] for s in streams)[1]
-        for s in streams:
-            if s["first_seen"] > first_two + JOIN_AFTER_S:
-                evidence.append(
-                    f"another party joined at {s['first_seen']:.3f}: "
-                    f"{s['src_ip']}:{s['src_port']} SSRC {s.get('ssrc')}"
-                )
-    record["participants"] = len({(s["src_ip"], s.get("ssrc")) for s in streams}) or None
+    participants, joined = parties(record, streams)
+    record["participants"] = participants
+    evidence.extend(joined)
     record["evidence"] = evidence
     return record
+
+
+def parties(record: dict[str, Any], streams: list[dict[str, Any]]) -> tuple[int | None, list[str]]:
+    """How many parties sent media, and an evidence line per party that joined later.
+
+    A party is a signalled call's media endpoint (address and port: a phone's DTMF
+    events or the new SSRC it sends after a re-INVITE are the same phone), an app call's
+    user (however many streams it sends: audio, video, a new SSRC after a network
+    change), or an SSRC from the app call's far end (an SFU forwards each speaker as one,
+    through whichever relay; without SSRCs, each far address).
+    The call's own parties sent the streams that began with it (within JOIN_AFTER_S of
+    the first two). A later stream is another party joining (a conference, a barge-in, an
+    SFU forwarding a new speaker) only when it comes from a new party, carries an SSRC,
+    and the one it is sent to kept sending its own stream across that start: the
+    conversation went on around the newcomer. A call set up again after a pause (new
+    streams both ways, the old ones ended), a move to another relay, and streams without
+    an SSRC (app framings: nothing tells one speaker from another) join nobody."""
+    if not streams:
+        return None, []
+    signalled = record.get("kind") not in APP_KINDS
+    user = None if signalled else record.get("caller")
+
+    def source(s: dict[str, Any]) -> tuple[Any, Any]:
+        if signalled:
+            return (s["src_ip"], s["src_port"])
+        if s["src_ip"] == user or s.get("ssrc") is None:
+            return (s["src_ip"], None)
+        return (None, s["ssrc"])  # one speaker, whichever relay forwards it
+
+    ordered = sorted(streams, key=lambda s: s["first_seen"])
+    began = ordered[min(1, len(ordered) - 1)]["first_seen"] + JOIN_AFTER_S
+    seen = {source(s) for s in ordered if s["first_seen"] <= began}
+    joined: list[str] = []
+    for s in ordered:
+        ssrc = s.get("ssrc")
+        if s["first_seen"] <= began or ssrc is None or source(s) in seen:
+            continue
+        listener = (s["dst_ip"], s["dst_port"])
+        went_on = any(
+            (t["src_ip"], t["src_port"]) == listener
+            and t["first_seen"] < s["first_seen"] - JOIN_AFTER_S
+            and t["last_seen"] >= s["first_seen"]
+            for t in ordered
+        )
+        if not went_on:
+            continue
+        seen.add(source(s))
+        joined.append(
+            f"another party joined at {s['first_seen']:.3f}: {s['src_ip']}:{s['src_port']} "
+            f"SSRC {ssrc}, heard by {listener[0]}:{listener[1]} while its own stream went on"
+        )
+    return len(seen), joined

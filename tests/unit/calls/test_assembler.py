@@ -12,6 +12,7 @@ from voipscope.calls.assembler import (
     PORT_PAIRING_CONFIDENCE,
     CallAssembler,
     flow_streams,
+    parties,
 )
 
 IDLE_S = 60.0
@@ -102,14 +103,69 @@ def test_calls_are_held_until_their_media_can_no_longer_come() -> None:
     assert [r["call_id"] for r in a.ready()] == ["c1@host"]
 
 
+A, B, C = ("198.51.100.7", 4000), ("203.0.113.5", 30000), ("192.0.2.9", 5000)
+
+
+def sent(src: tuple[str, int], dst: tuple[str, int], first: float, last: float,
+         ssrc: str | None) -> dict[str, Any]:  # fmt: skip
+    return {"src_ip": src[0], "src_port": src[1], "dst_ip": dst[0], "dst_port": dst[1],
+            "ssrc": ssrc, "first_seen": first, "last_seen": last}  # fmt: skip
+
+
 def test_a_third_party_joining_is_named() -> None:
     a = CallAssembler(IDLE_S)
     a.add_call(call())
-    streams = [stream(7, 102.0, "0x1"), stream(7, 102.1, "0x2"), stream(7, 130.0, "0x3")]
+    back = {"src_ip": B[0], "src_port": B[1], "dst_ip": A[0], "dst_port": A[1]}
+    # A barge-in from a third address, heard by A while A goes on talking to B.
+    third = {"src_ip": C[0], "src_port": C[1], "dst_ip": A[0], "dst_port": A[1]}
+    streams = [stream(7, 102.0, "0x1"), stream(7, 102.1, "0x2") | back,
+               stream(8, 130.0, "0x3") | third]  # fmt: skip
     a.add_media(media(7, 102.0, 160.0, call_id="c1@host"), streams)
     (record,) = everything(a)
     assert record["participants"] == 3
-    assert any("another party joined at 130.000" in e for e in record["evidence"])
+    joined = [e for e in record["evidence"] if "another party joined" in e]
+    assert joined == [
+        "another party joined at 130.000: 192.0.2.9:5000 SSRC 0x3, heard by 198.51.100.7:4000 "
+        "while its own stream went on"
+    ]
+
+
+def test_a_call_set_up_again_after_a_pause_joins_nobody() -> None:
+    streams = [sent(A, B, 100.0, 110.0, "0x1"), sent(B, A, 100.1, 110.0, "0x2"),
+               sent(A, B, 140.0, 160.0, "0x4"), sent(B, A, 140.2, 160.0, "0x5")]  # fmt: skip
+    assert parties({"kind": "call"}, streams) == (2, [])
+
+
+def test_a_phones_own_new_ssrc_is_the_same_party() -> None:
+    # RFC 4733 events on an SSRC of their own, or a new SSRC after a re-INVITE, sent
+    # from the caller's media endpoint while the callee goes on talking.
+    streams = [sent(A, B, 100.0, 160.0, "0x1"), sent(B, A, 100.1, 160.0, "0x2"),
+               sent(A, B, 130.0, 131.0, "0x7")]  # fmt: skip
+    assert parties({"kind": "call"}, streams) == (2, [])
+
+
+def test_an_app_users_own_new_stream_is_no_party_but_a_new_speaker_is() -> None:
+    user, sfu = ("192.168.1.7", 50000), ("66.22.196.173", 50004)
+    record = {"kind": "app-call", "caller": user[0]}
+    streams = [sent(user, sfu, 0.0, 60.0, "0x1"), sent(sfu, user, 0.1, 60.0, "0x2"),
+               sent(user, sfu, 20.0, 60.0, "0x3")]  # the user turns the camera on  # fmt: skip
+    assert parties(record, streams) == (2, [])
+    # The SFU forwards a new speaker while the user's own stream goes on.
+    count, joined = parties(record, [*streams, sent(sfu, user, 30.0, 60.0, "0x9")])
+    assert count == 3 and len(joined) == 1 and "66.22.196.173:50004 SSRC 0x9" in joined[0]
+
+
+def test_streams_without_ssrc_and_relay_moves_join_nobody() -> None:
+    user, relay1, relay2 = ("192.168.1.77", 23174), ("91.108.8.7", 521), ("91.108.8.8", 529)
+    record = {"kind": "app-call", "caller": user[0]}
+    streams = [sent(user, relay1, 0.0, 4.6, None), sent(relay1, user, 0.0, 4.6, None),
+               # the client moves to another relay (and socket) after a pause
+               sent((user[0], 28150), relay2, 21.5, 38.4, None),
+               sent(relay2, (user[0], 28150), 21.5, 38.4, None)]  # fmt: skip
+    assert parties(record, streams) == (2, [])
+    # Nor does a new relay's SSRC-less stream while the old one goes on.
+    streams[0]["last_seen"] = streams[1]["last_seen"] = 38.4
+    assert parties(record, streams) == (2, [])
 
 
 def test_registrations_pass_straight_through() -> None:
