@@ -426,7 +426,8 @@ def parties(record: dict[str, Any], streams: list[dict[str, Any]]) -> tuple[int 
     events or the new SSRC it sends after a re-INVITE are the same phone), an app call's
     user (however many streams it sends: audio, video, a new SSRC after a network
     change), or an SSRC from the app call's far end (an SFU forwards each speaker as one,
-    through whichever relay; without SSRCs, each far address).
+    through whichever relay; without SSRCs the far end is one party, its relays and
+    peer addresses alike).
     The call's own parties sent the streams that began with it (within JOIN_AFTER_S of
     the first two). A later stream is another party joining (a conference, a barge-in, an
     SFU forwarding a new speaker) only when it comes from a new party, carries an SSRC,
@@ -442,8 +443,10 @@ def parties(record: dict[str, Any], streams: list[dict[str, Any]]) -> tuple[int 
     def source(s: dict[str, Any]) -> tuple[Any, Any]:
         if signalled:
             return (s["src_ip"], s["src_port"])
-        if s["src_ip"] == user or s.get("ssrc") is None:
-            return (s["src_ip"], None)
+        if s["src_ip"] == user:
+            return (user, None)
+        if s.get("ssrc") is None:
+            return (None, None)  # the far end: nothing tells its speakers apart
         return (None, s["ssrc"])  # one speaker, whichever relay forwards it
 
     ordered = sorted(streams, key=lambda s: s["first_seen"])

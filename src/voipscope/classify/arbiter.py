@@ -34,6 +34,7 @@ from voipscope.dissect.base import (
     OTHER,
     SIGNALING,
     UDP,
+    UNKNOWN,
     Finding,
     FlowContext,
 )
@@ -58,6 +59,13 @@ SOCKET_MIN_SHARE = 0.8
 VENDOR_APPS = {"MS-TURN": "Teams", "WhatsApp": "WhatsApp"}
 # Hints that name the server a flow talks to: TLS/DTLS/QUIC SNI and the HTTP Host header.
 HOST_HINTS = ("sni", "http-host")
+# An unknown flow on a call app's socket (Arbiter._stray) is media when both ways carry
+# at least this many packets at this pace (voice frames come every 10-60 ms; a call's
+# connectivity checks and keepalives a few a second at most, and only for a moment).
+STRAY_MEDIA_MIN_PACKETS = 10
+STRAY_MEDIA_MIN_PACKETS_PER_S = 5.0
+STRAY_MEDIA_CONFIDENCE = 0.6
+STRAY_SIGNALING_CONFIDENCE = 0.5
 
 
 class Arbiter:
@@ -70,9 +78,9 @@ class Arbiter:
         newest first (DissectStage.live_on_socket)."""
         self.knowledge = knowledge
         self.live_on_socket = live_on_socket
-        # endpoint -> (app, flow id, its last packet's time) of the newest ended flow with
-        # an app on that UDP endpoint.
-        self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
+        # endpoint -> (app, flow id, its last packet's time, its category) of the newest
+        # ended flow with an app on that UDP endpoint.
+        self._socket_apps: OrderedDict[tuple[str, int], tuple[str, int, int, str]] = OrderedDict()
 
     def judge_batch(
         self,
@@ -95,30 +103,46 @@ class Arbiter:
         last_ns = rows[:, K.F_LAST_NS].tolist()
         for i, ctx, v in judged:
             if v.app is not None and v.category != OTHER:
-                self._remember_socket_app(ctx, v.app, last_ns[i])
+                self._remember_socket_app(ctx, v, last_ns[i])
         orphans = [
             (i, ctx, v)
             for i, ctx, v in judged
             if v.app is None and v.category in (MEDIA, SIGNALING) and ctx.transport == UDP
         ]
-        if orphans:
-            ending: dict[tuple[str, int], list[FlowContext]] = {}
-            for _, ctx, _ in judged:
-                if ctx.transport == UDP:
-                    for endpoint in ctx.endpoints():
-                        ending.setdefault(endpoint, []).append(ctx)
+        # Flows the bytes left unknown on a socket a call app was using at the same time
+        # (its peer-to-peer candidates, the peer's other addresses): the app's, see _stray.
+        strays = [
+            (i, ctx, v) for i, ctx, v in judged if v.category == UNKNOWN and ctx.transport == UDP
+        ]
+        if orphans or strays:
+            # Per endpoint, at most 2 * MAX_LIVE_PER_SOCKET flows ending now (all of them,
+            # for the orphans; the call apps' own, for the strays): a server socket may end
+            # thousands at once, and any one of them names it.
+            ending: dict[tuple[str, int], list[tuple[FlowContext, int]]] = {}
+            anchors: dict[tuple[str, int], list[tuple[FlowContext, int]]] = {}
+            for i, ctx, v in judged:
+                if ctx.transport != UDP:
+                    continue
+                anchor = v.app is not None and v.category in (MEDIA, SIGNALING)
+                for endpoint in ctx.endpoints():
+                    _append_capped(ending, endpoint, (ctx, last_ns[i]))
+                    if anchor:
+                        _append_capped(anchors, endpoint, (ctx, last_ns[i]))
             for i, ctx, v in orphans:
                 self._socket_app(ctx, v, last_ns[i], ending)
+            live_apps: dict[int, bool] = {}
+            for i, ctx, v in strays:
+                self._stray(ctx, v, rows[i], anchors, live_apps)
         for i, _, v in judged:
             out.put(i, v)
         return out
 
-    def _remember_socket_app(self, ctx: FlowContext, app: str, last_ns: int) -> None:
-        if ctx.transport != UDP:
+    def _remember_socket_app(self, ctx: FlowContext, v: Verdict, last_ns: int) -> None:
+        if ctx.transport != UDP or v.app is None:
             return
         for endpoint in ctx.endpoints():
             self._socket_apps.pop(endpoint, None)
-            self._socket_apps[endpoint] = (app, ctx.flow_id, last_ns)
+            self._socket_apps[endpoint] = (v.app, ctx.flow_id, last_ns, v.category)
         while len(self._socket_apps) > MAX_SOCKET_APPS:
             self._socket_apps.popitem(last=False)
 
@@ -127,7 +151,7 @@ class Arbiter:
         ctx: FlowContext,
         v: Verdict,
         last_ns: int,
-        ending: dict[tuple[str, int], list[FlowContext]],
+        ending: dict[tuple[str, int], list[tuple[FlowContext, int]]],
     ) -> None:
         for endpoint in ctx.endpoints():
             found = self._socket_apps.get(endpoint)
@@ -141,7 +165,7 @@ class Arbiter:
         # to the app's server outlive the peer-to-peer media): ending in this batch, or
         # still open; as they stood at that packet.
         for endpoint in ctx.endpoints():
-            others = list(ending.get(endpoint, ()))
+            others = [other for other, _ in ending.get(endpoint, ())]
             if self.live_on_socket is not None:
                 others += self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET)
             for other in others[: 2 * MAX_LIVE_PER_SOCKET]:
@@ -154,6 +178,88 @@ class Arbiter:
                     _add(v, f"app: socket {ip}:{port} also carries {seen.app} traffic "
                             f"(flow {other.flow_id}): one ICE agent")  # fmt: skip
                     return
+
+    def _stray(
+        self,
+        ctx: FlowContext,
+        v: Verdict,
+        row: np.ndarray,
+        anchors: dict[tuple[str, int], list[tuple[FlowContext, int]]],
+        live_apps: dict[int, bool],
+    ) -> None:
+        """A UDP flow no dissector named, on a socket that carried a call app's media or
+        signalling while this flow went on, is that app's: a socket belongs to one
+        process, and a call's voice engine sends its peer-to-peer candidates, checks and
+        media from the socket it uses with the app's relays (ICE, libtgvoip). Its bytes
+        are no protocol a dissector knows, so the protocol is the app's own; media when
+        it went both ways at a voice pace, else the call's connectivity checks."""
+        first_ns, last_ns = int(row[K.F_FIRST_NS]), int(row[K.F_LAST_NS])
+        anchor = self._anchor(ctx, first_ns, last_ns, anchors, live_apps)
+        if anchor is None:
+            return
+        app, flow_id, (ip, port) = anchor
+        fwd, rev = int(row[K.F_PKTS_FWD]), int(row[K.F_PKTS_REV])
+        seconds = max((last_ns - first_ns) / 1e9, 1e-3)
+        pace = f"{fwd}+{rev} packets, {fwd / seconds:.1f}/{rev / seconds:.1f} per second each way"
+        voice = (
+            min(fwd, rev) >= STRAY_MEDIA_MIN_PACKETS
+            and min(fwd, rev) / seconds >= STRAY_MEDIA_MIN_PACKETS_PER_S
+        )
+        v.category = MEDIA if voice else SIGNALING
+        v.protocol = v.app = app
+        v.confidence = STRAY_MEDIA_CONFIDENCE if voice else STRAY_SIGNALING_CONFIDENCE
+        v.detected_at_packet = fwd + rev  # the whole flow decides media or checks
+        v.evidence.insert(
+            0,
+            f"{app}: socket {ip}:{port} carried {app} call traffic (flow {flow_id}) while "
+            f"this flow went on, and its bytes are no protocol a dissector knows; {pace}: "
+            + ("media" if voice else "too few or too slow for media: connectivity checks"),
+        )
+        if voice:
+            self._media_details(v, {}, row)
+        del v.evidence[MAX_EVIDENCE:]
+
+    def _anchor(
+        self,
+        ctx: FlowContext,
+        first_ns: int,
+        last_ns: int,
+        anchors: dict[tuple[str, int], list[tuple[FlowContext, int]]],
+        live_apps: dict[int, bool],
+    ) -> tuple[str, int, tuple[str, int]] | None:
+        """(app, flow id, endpoint) of a call app's media or signalling flow on one of
+        ``ctx``'s UDP endpoints whose packets overlap ``first_ns``..``last_ns``, judged
+        from what it had shown by ``last_ns``: an ended flow (remembered, or ending in
+        this batch) that ended inside the span, or one still open (open when this flow
+        idled out: its packets reach past this one's last) that names a call app now
+        (``live_apps``: per flow id, asked once a batch)."""
+        for endpoint in ctx.endpoints():
+            found = self._socket_apps.get(endpoint)
+            if (
+                found is not None
+                and found[1] != ctx.flow_id
+                and first_ns <= found[2] <= last_ns
+                and found[3] in (MEDIA, SIGNALING)
+            ):
+                return found[0], found[1], endpoint
+        for endpoint in ctx.endpoints():
+            others = [other for other, end in anchors.get(endpoint, ()) if end >= first_ns]
+            if self.live_on_socket is not None:
+                for other in self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET):
+                    names = live_apps.get(other.flow_id)
+                    if names is None:
+                        now = self.verdict(other, None)
+                        names = now.app is not None and now.category in (MEDIA, SIGNALING)
+                        live_apps[other.flow_id] = names
+                    if names:
+                        others.append(other)
+            for other in others[: 2 * MAX_LIVE_PER_SOCKET]:
+                if other.flow_id == ctx.flow_id:
+                    continue
+                seen = self.verdict(other.as_of(last_ns), None, as_of_ns=last_ns)
+                if seen.app is not None and seen.category in (MEDIA, SIGNALING):
+                    return seen.app, other.flow_id, endpoint
+        return None
 
     def judge(
         self, ctx: FlowContext, row: np.ndarray, opinion: BehaviourOpinion | None = None
@@ -376,6 +482,16 @@ def _second_opinion(v: Verdict, opinion: BehaviourOpinion) -> None:
     elif v.category in (SIGNALING, OTHER) and not opinion.from_head:
         _add(v, f"second opinion, {opinion.evidence}; the bytes say {v.protocol}, the "
                 "verdict stays theirs")  # fmt: skip
+
+
+def _append_capped(
+    lists: dict[tuple[str, int], list[tuple[FlowContext, int]]],
+    endpoint: tuple[str, int],
+    item: tuple[FlowContext, int],
+) -> None:
+    items = lists.setdefault(endpoint, [])
+    if len(items) < 2 * MAX_LIVE_PER_SOCKET:
+        items.append(item)
 
 
 def _add(v: Verdict, text: str) -> None:

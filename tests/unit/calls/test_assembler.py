@@ -163,6 +163,10 @@ def test_streams_without_ssrc_and_relay_moves_join_nobody() -> None:
                sent((user[0], 28150), relay2, 21.5, 38.4, None),
                sent(relay2, (user[0], 28150), 21.5, 38.4, None)]  # fmt: skip
     assert parties(record, streams) == (2, [])
+    # A relay and the peer directly at once: without SSRCs, one far end.
+    peer = ("192.168.1.52", 31480)
+    both = [*streams[:2], sent(user, peer, 1.0, 12.0, None), sent(peer, user, 1.0, 12.0, None)]
+    assert parties(record, both) == (2, [])
     # Nor does a new relay's SSRC-less stream while the old one goes on.
     streams[0]["last_seen"] = streams[1]["last_seen"] = 38.4
     assert parties(record, streams) == (2, [])
