@@ -78,7 +78,8 @@ def test_a_call_longer_than_the_active_timeout_keeps_whole_streams() -> None:
     ("name", "app", "media_flows", "path"),
     [
         ("zoom2.pcap", "Zoom", 2, "relay"),
-        ("telegram.pcap", "Telegram", 3, "relay"),
+        # Three relay legs and the peer-to-peer voice leg on the relay flows' socket.
+        ("telegram.pcap", "Telegram", 4, "relay and direct"),
         ("whatsapp_login_call.pcap", "WhatsApp", 4, "relay and direct"),
         ("stun_signal.pcapng", "Signal", 2, "direct"),
     ],
