@@ -16,6 +16,9 @@ Dissectors report what the bytes show; conflicts are settled here and nowhere el
    address ranges, then another flow of the same UDP socket (one ICE agent). A flow that
    is not VoIP is also named after the service behind its server (Amazon, Microsoft,
    ...); a call flow never is. Ports are never used for the app.
+5. **A call app's socket names its unknown flows.** A UDP flow no dissector named, on
+   a socket that carried a call app's media or signalling while it went on, is that
+   app's: its voice engine's peer-to-peer candidates, checks and media (``_stray``).
 """
 
 from __future__ import annotations
