@@ -1,5 +1,5 @@
 """A third party joining a real call: sipp calls a sipp UAS that echoes the RTP it gets
-(both sides keep sending), and 4 s into the call another host sends its own RTP stream
+(both sides keep sending), and 5 s into the call another host sends its own RTP stream
 (a new SSRC) to the callee's announced media port -- a barge-in. voipscope must pair the
 newcomer's stream to the call, name it as a party that joined, and count 3 parties.
 
@@ -29,7 +29,7 @@ G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")  # 7 s of PCMA, shipped wit
 CALLER, CALLEE, NEWCOMER = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 CALLEE_MEDIA_PORT = 6000
 NEWCOMER_SSRC = 0x0BADCAFE
-NEWCOMER_PACKETS = 100  # 2 s at 20 ms
+NEWCOMER_PACKETS = 75  # 1.5 s at 20 ms
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or any(shutil.which(t) is None for t in TOOLS) or not G711_PCAP.exists(),
@@ -80,7 +80,10 @@ def test_a_party_barging_into_a_sipp_call_is_named(netns: str, tmp_path: Path) -
                   "-p", "5062", "-mp", "6100", "-m", "1", "-timeout", "30s", "-nostdin"),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
         )  # fmt: skip
-        time.sleep(4.0)  # the call is up and both sides send (the UAS echoes)
+        # The call is up and both sides send (the UAS echoes its 7 s of audio): the
+        # newcomer starts 5 s in and ends before the echo does, however late (up to 3 s)
+        # the call's own media began.
+        time.sleep(5.0)
         subprocess.run(
             in_ns(netns, sys.executable, "-c", RTP_SEND, NEWCOMER, CALLEE,
                   str(CALLEE_MEDIA_PORT), str(NEWCOMER_SSRC), str(NEWCOMER_PACKETS)),

