@@ -19,7 +19,7 @@ from voipscope.decode import decode_batch
 from voipscope.decode import status as S
 from voipscope.dissect.base import TCP, UDP, Dissector, FlowContext, Packet, Probe
 from voipscope.dissect.knowledge import Knowledge
-from voipscope.dissect.stage import DissectStage, Offer
+from voipscope.dissect.stage import DissectStage, Offer, udp_gate
 from voipscope.errors import DecodeError
 from voipscope.source import read_capture
 
@@ -72,7 +72,7 @@ class Run:
 
 def run(dissector: Dissector, ctx: FlowContext, flow: list[Packet]) -> Run:
     stage = DissectStage(DissectConfig(), ctx.anomalies, [dissector], capacity=1)
-    offer = Offer(dissector)
+    offer = Offer(dissector, gate=udp_gate(dissector) if ctx.transport == UDP else None)
     result = Run(ctx)
     for pkt in flow:
         following = offer.matched

@@ -69,8 +69,9 @@ class Offer:
     offered: int = 0
     matched: bool = False
     matched_at: int = 0
-    # udp_gate(dissector) on a UDP flow: lets ``_offer`` settle the gate's answers that
-    # change nothing without calling ``step`` (None: ``step`` decides).
+    # udp_gate(dissector) on a UDP flow, None on TCP (whose gate only picks the offers,
+    # on the first segment). ``step`` applies it; ``_offer`` settles the two answers that
+    # change nothing without calling ``step``.
     gate: tuple[int, ...] | None = None
 
 
@@ -100,9 +101,7 @@ class DissectStage:
                 tuple(
                     (x, gates[x])
                     for x in self.by_transport[UDP]
-                    if x.udp_first_bytes is None
-                    or b in x.udp_first_bytes
-                    or (x.multiplexed and b in RFC7983_BYTES)
+                    if gates[x] is None or gates[x][b] != GATE_REFUSE
                 )
                 for b in range(256)
             ],
@@ -353,13 +352,12 @@ class DissectStage:
             return None, followed is not Probe.NO
         payload = pkt.payload
         first = payload[0] if payload else -1  # the stage offers no empty ones
-        gate = dissector.udp_first_bytes if ctx.transport == UDP else None
-        if gate is not None and first not in gate:
-            # Refused from the first byte without a call: NO, or PASS for a packet of an
-            # RFC 7983 neighbour.
-            if not (dissector.multiplexed and first in RFC7983_BYTES):
-                return Probe.NO, False
-            verdict = Probe.PASS
+        gate = offer.gate
+        answer = GATE_PROBE if gate is None else gate[first] if first >= 0 else GATE_REFUSE
+        if answer == GATE_REFUSE:
+            return Probe.NO, False  # refused from the first byte without a call
+        if answer == GATE_NEIGHBOUR:
+            verdict = Probe.PASS  # a packet of an RFC 7983 neighbour
         else:
             try:
                 verdict = dissector.probe(ctx, pkt)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from voipscope.anomalies import AnomalyLog
-from voipscope.dissect.base import TCP, UDP, FlowContext, Packet, Probe
+from voipscope.dissect.base import RFC7983_BYTES, TCP, UDP, FlowContext, Packet, Probe
 from voipscope.dissect.knowledge import Knowledge
 from voipscope.dissect.registry import DISSECTORS
 from voipscope.errors import DecodeError
@@ -128,10 +128,11 @@ def test_port_gated_probes_refuse_other_ports(name: str) -> None:
 
 @pytest.mark.parametrize("matched", [False, True], ids=["nothing-matched", "a-neighbour-matched"])
 def test_the_stage_gate_table_answers_as_step_does(matched: bool) -> None:
-    """``_offer`` settles REFUSE (and NEIGHBOUR beside a match) from ``udp_gate`` without
-    calling ``step``: the table must say what ``step`` would, for every dissector and
-    byte. A gate answer that needs bookkeeping is left to ``step``, so only those two are
-    compared by their outcome; PROBE must be where ``step`` calls the probe."""
+    """``udp_gate`` is the UDP first-byte rule of ``Dissector`` (probe the bytes of
+    ``udp_first_bytes``; an RFC 7983 neighbour's byte passes a multiplexed dissector;
+    refuse the rest), for every dissector and byte; ``step`` answers by it (the probe is
+    called exactly on PROBE, REFUSE is NO, NEIGHBOUR is PASS and stays beside a match),
+    and ``_offer`` settles REFUSE and NEIGHBOUR-beside-a-match from it without ``step``."""
     from voipscope.config import DissectConfig
     from voipscope.dissect.stage import (
         GATE_NEIGHBOUR,
@@ -162,10 +163,18 @@ def test_the_stage_gate_table_answers_as_step_does(matched: bool) -> None:
             d.probe = spy  # type: ignore[method-assign]
             try:
                 pkt = Packet(bytes([b]) + bytes(39), 0, 1, 0)
-                verdict, stays = stage.step(ctx, Offer(d), pkt)  # step guards the probe
+                verdict, stays = stage.step(ctx, Offer(d, gate=gate), pkt)  # guards the probe
             finally:
                 del d.probe  # the class's own again
             answer = gate[b]
+            rule = (
+                GATE_PROBE
+                if b in d.udp_first_bytes
+                else GATE_NEIGHBOUR
+                if d.multiplexed and b in RFC7983_BYTES
+                else GATE_REFUSE
+            )
+            assert answer == rule, (d.name, b)
             assert (answer == GATE_PROBE) == bool(probed), (d.name, b)
             if answer == GATE_REFUSE:
                 assert (verdict, stays) == (Probe.NO, False), (d.name, b)
