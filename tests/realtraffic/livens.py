@@ -244,13 +244,18 @@ def udp_ask(pair: VethPair, src: str, dst: str, port: int) -> str:
 G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")
 
 
+def link_sipp_pcaps(workdir: Path) -> None:
+    """sipp's uac_pcap reads pcap/g711a.pcap (and the DTMF pcaps) from its cwd."""
+    (workdir / "pcap").mkdir()
+    for pcap in G711_PCAP.parent.glob("*.pcap"):
+        (workdir / "pcap" / pcap.name).symlink_to(pcap)
+
+
 def sipp_pcap_call(pair: VethPair, workdir: Path) -> None:
     """One call across the veth: sipp's UAS on the server side (media port 6000), its
     uac_pcap on the client side (6100) playing G711_PCAP and RFC 4733 DTMF to it; returns
     when both ended (the UAS is stopped whatever happens)."""
-    (workdir / "pcap").mkdir()  # uac_pcap reads pcap/g711a.pcap from its cwd
-    for pcap in G711_PCAP.parent.glob("*.pcap"):
-        (workdir / "pcap" / pcap.name).symlink_to(pcap)
+    link_sipp_pcaps(workdir)
     uas = subprocess.Popen(
         pair.run_in(pair.server, "sipp", "-sn", "uas", "-i", SERVER_IP, "-p", "5060",
                     "-mp", "6000", "-m", "1", "-timeout", "40s", "-nostdin"),

@@ -133,6 +133,15 @@ def in_ns(ns: str, *cmd: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd]
 
 
+def dumpcap_on_lo(ns: str, capture: Path, seconds: int) -> subprocess.Popen[bytes]:
+    """dumpcap on the namespace's loopback into ``capture``, stopping by itself after
+    ``seconds``; the caller terminates it sooner (it needs a moment to start)."""
+    return subprocess.Popen(
+        in_ns(ns, "dumpcap", "-q", "-i", "lo", "-a", f"duration:{seconds}", "-w", str(capture)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
 def netem_available() -> bool:
     """Kernels built without sch_netem (CONFIG_NET_SCH_NETEM, e.g. some VM kernels) say
     "Specified qdisc kind is unknown"; find out in a namespace of our own."""

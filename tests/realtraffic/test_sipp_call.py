@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.realtraffic.livens import loopback_netns
-from tests.realtraffic.media import in_ns
+from tests.realtraffic.livens import G711_PCAP, link_sipp_pcaps, loopback_netns
+from tests.realtraffic.media import dumpcap_on_lo, in_ns
 from voipscope.api import read_flows
 from voipscope.pipeline import FlowPipeline
 
 TOOLS = ("sipp", "dumpcap", "ip")
-G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")  # shipped with Debian's sip-tester
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or any(shutil.which(t) is None for t in TOOLS) or not G711_PCAP.exists(),
@@ -37,14 +36,8 @@ def netns() -> Iterator[str]:
 
 def test_sipp_call_is_sip_plus_sdp_pinned_rtp(netns: str, tmp_path: Path) -> None:
     capture = tmp_path / "call.pcapng"
-    # The built-in uac_pcap scenario reads pcap/g711a.pcap and pcap/dtmf_*.pcap from its cwd.
-    (tmp_path / "pcap").mkdir()
-    for pcap in G711_PCAP.parent.glob("*.pcap"):
-        (tmp_path / "pcap" / pcap.name).symlink_to(pcap)
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:40", "-w", str(capture)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    link_sipp_pcaps(tmp_path)
+    dumpcap = dumpcap_on_lo(netns, capture, 40)
     uas = None
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet

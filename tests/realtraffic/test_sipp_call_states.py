@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.realtraffic.livens import loopback_netns
-from tests.realtraffic.media import in_ns
+from tests.realtraffic.media import dumpcap_on_lo, in_ns
 from voipscope.calls.sip_dialogs import SipCallTracker
 from voipscope.pipeline import FlowPipeline
 
@@ -289,10 +289,7 @@ def test_sipp_call_states(netns: str, tmp_path: Path) -> None:
     for name, text in {**SCENARIOS, **_forwarding_scenarios()}.items():
         (tmp_path / name).write_text(text)
     capture = tmp_path / "calls.pcapng"
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:90", "-w", str(capture)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    dumpcap = dumpcap_on_lo(netns, capture, 90)
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
         uas = ["-p", "5060"]

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.realtraffic.livens import loopback_netns
-from tests.realtraffic.media import in_ns
+from tests.realtraffic.livens import G711_PCAP, link_sipp_pcaps, loopback_netns
+from tests.realtraffic.media import dumpcap_on_lo, in_ns
 from voipscope.api import iter_calls
 
 TOOLS = ("sipp", "dumpcap", "ip")
-G711_PCAP = Path("/usr/share/sip-tester/g711a.pcap")  # 7 s of PCMA, shipped with sip-tester
 CALLER, CALLEE, NEWCOMER = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 CALLEE_MEDIA_PORT = 6000
 NEWCOMER_SSRC = 0x0BADCAFE
@@ -58,13 +57,8 @@ def netns() -> Iterator[str]:
 
 def test_a_party_barging_into_a_sipp_call_is_named(netns: str, tmp_path: Path) -> None:
     capture = tmp_path / "barge-in.pcapng"
-    (tmp_path / "pcap").mkdir()  # uac_pcap reads pcap/g711a.pcap from its cwd
-    for pcap in G711_PCAP.parent.glob("*.pcap"):
-        (tmp_path / "pcap" / pcap.name).symlink_to(pcap)
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:40", "-w", str(capture)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    link_sipp_pcaps(tmp_path)
+    dumpcap = dumpcap_on_lo(netns, capture, 40)
     uas = None
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
