@@ -47,8 +47,22 @@ def test_fax_call_streams_carry_quality() -> None:
     assert streams["0x17D90134"]["packets"] == 1171 and streams["0x17D90134"]["lost"] == 0
     assert streams["0x0EAF0EAF"]["packets"] == 159
     good, bad = streams["0x17D90134"], streams["0x0EAF0EAF"]
-    assert good["mos"] > 4.0 > bad["mos"]  # the side that went T.38 lost its RTP
+    assert good["mos"] > 4.0 > bad["mos"]
     assert good["talk_spurts"] is not None and good["activity_method"]
+    # Its 1,712 losses are one run: 34.26 s without a packet, after which the sequence
+    # numbers went on by 1,712 (tshark: seq 125 at 30.32 s, 1838 at 64.58 s) while the
+    # other direction kept sending. G.107's burst ratio measures far beyond its range.
+    assert (bad["lost"], bad["loss_runs"], bad["longest_gap_skipped"]) == (1712, 1, 1712)
+    assert bad["longest_gap_ms"] == pytest.approx(34261.8, abs=0.1)
+    assert bad["burst_ratio"] > 8 and bad["mos"] == 1.0
+    assert (good["loss_runs"], good["burst_ratio"], good["longest_gap_skipped"]) == (0, None, 0)
+    (call,) = [r for r in dialogs if r["streams"]]
+    (outage,) = [e for e in call["evidence"] if e.startswith("media outage")]
+    assert outage.startswith(
+        "media outage: 10.35.60.100:15580 -> 10.23.1.52:16756 lost 1712 packets in one "
+        "stretch of 34.26 s"
+    )
+    assert outage.endswith("while the other direction kept sending: one-way audio")
 
 
 def test_a_call_longer_than_the_active_timeout_keeps_whole_streams() -> None:

@@ -189,13 +189,14 @@ RELAY_ADDRESS_SUFFIX = ".201"  # the relay sends from a second address of the ca
 
 def relay_jitter_on_rtp(
     ns: str, dev: str, ip_a: str, ip_b: str, loss_pct: float, delay_ms: float,
-    jitter_ms: float, max_seconds: float = 90.0,
+    jitter_ms: float, max_seconds: float = 90.0, burst_loss: tuple[float, float] | None = None,
 ) -> Callable[[], str]:  # fmt: skip
     """netem's ``delay D J loss L`` on the caller's RTP for kernels without sch_netem: an
     nftables ``redirect`` (output hook) sends what sipp sends from ip_a to ip_b:6000 into
     ``jitter_relay`` in the same namespace, which delays or drops each datagram and sends
     it on to ip_b:6000 from a second address of the caller (so its own datagrams are not
-    redirected again). Returns the function that stops the relay and gives its counts."""
+    redirected again). ``burst_loss`` (P, R): drops in runs, netem's ``loss gemodel P R``
+    (jitter_relay). Returns the function that stops the relay and gives its counts."""
     relay_ip = ip_a.rsplit(".", 1)[0] + RELAY_ADDRESS_SUFFIX
     run("ip", "-n", ns, "addr", "add", f"{relay_ip}/24", "dev", dev)
     table = ("ip", "vsrelay")
@@ -208,7 +209,8 @@ def relay_jitter_on_rtp(
         in_ns(ns, sys.executable, "-m", "tests.realtraffic.jitter_relay",
               "--listen", str(RELAY_PORT), "--bind", f"{relay_ip}:6100", "--to", f"{ip_b}:6000",
               "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms),
-              "--loss-pct", str(loss_pct), "--max-seconds", str(max_seconds)),
+              "--loss-pct", str(loss_pct), "--max-seconds", str(max_seconds),
+              *(["--burst-loss", "{},{}".format(*burst_loss)] if burst_loss else [])),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip

@@ -5,6 +5,8 @@ network namespaces this test creates, captured with dumpcap:
   delays the caller's RTP (only the RTP port, so SIP is untouched): the
   measured loss and jitter match what netem was told, tshark agrees packet for packet,
   and the MOS falls;
+- the relay drops in runs (netem's Gilbert model): the loss runs and G.107's burst ratio
+  are measured as made, and the MOS falls below random loss's at the same rate;
 - a spoken call (espeak-ng phrases at known times, G.711 with and without DTX): the talk
   spurts are found within 100 ms of the truth read from the audio.
 """
@@ -12,7 +14,9 @@ network namespaces this test creates, captured with dumpcap:
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -35,7 +39,7 @@ from tests.realtraffic.media import (
     write_rtp_pcap,
 )
 from voipscope.api import iter_calls
-from voipscope.quality.emodel import mos
+from voipscope.quality.emodel import measured_burst_ratio, mos
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not have("sipp", "dumpcap", "ip", "tc", "tshark"),
@@ -189,6 +193,71 @@ def test_nftables_loss_is_measured_and_mos_falls(tmp_path: Path) -> None:
         tmp_path, lambda ns, dev, _a, _b: nft_loss_on_rtp(ns, dev, loss_pct=LOSS_PCT)
     )
     assert stream["jitter_ms"] < 2.0  # a veth pair adds no jitter worth the name
+
+
+# Gilbert model: go bad with 3 %, good again with 30 % per packet: 9.1 % loss in runs of
+# 3.3 packets on average, G.107 burst ratio 1 / (P + R) = 3.03.
+GILBERT_P, GILBERT_R = 0.03, 0.3
+
+
+def _loss_runs_in(capture: Path) -> tuple[int, int, int]:
+    """(expected, lost, runs of missing numbers) of the spoken stream, from tshark's
+    sequence numbers: the count made without voipscope."""
+    text = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-Y", f"rtp.ssrc == {SPOKEN_SSRC}",
+         "-T", "fields", "-e", "rtp.seq"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    seqs = [int(x) for x in text.split()]
+    assert seqs == sorted(seqs), "no wrap or reordering expected on this path"
+    runs = sum(1 for a, b in itertools.pairwise(seqs) if b - a > 1)
+    expected = seqs[-1] - seqs[0] + 1
+    return expected, expected - len(seqs), runs
+
+
+@pytest.mark.skipif(not have("nft"), reason="needs nft (apt nftables)")
+def test_bursty_loss_is_measured_as_runs_and_a_burst_ratio(tmp_path: Path) -> None:
+    """The same rate of loss, in runs (the relay's Gilbert model) and at random: each
+    call's loss runs equal the ones tshark's sequence numbers show and the relay made,
+    its burst ratio is the model's, and the bursty call's MOS is below what random loss
+    at its own rate would give."""
+    seconds = 16.0
+    audio = np.random.default_rng(7).normal(0, 3000, int(seconds * 8000))
+    rate_pct = 100.0 * GILBERT_P / (GILBERT_P + GILBERT_R)
+    found = {}
+    for name, loss in (("bursty", {"burst_loss": (GILBERT_P, GILBERT_R)}), ("random", {})):
+        workdir = tmp_path / name
+        write_rtp_pcap(workdir / "pcap" / "g711a.pcap", audio)
+        with netns_pair() as (ns_a, ns_b, ip_a, ip_b, dev_a):
+            # No jitter: the relay keeps the order, so every run it drops is one hole.
+            stop = relay_jitter_on_rtp(
+                ns_a, dev_a, ip_a, ip_b, loss_pct=rate_pct, delay_ms=5, jitter_ms=0, **loss
+            )
+            try:
+                dev_b = "vb" + dev_a[2:]
+                capture = sipp_call(workdir, ns_a, ns_b, ip_a, ip_b, ns_b, dev_b, seconds)
+            finally:
+                counts = stop()
+        print(name, counts)
+        _, stream = the_stream(capture)
+        expected, lost, runs = _loss_runs_in(capture)
+        assert (stream["packets"] + stream["lost"], stream["lost"]) == (expected, lost)
+        assert stream["loss_runs"] == runs, (stream, runs)
+        # The relay's own count: also runs cut off at either end of the stream (invisible
+        # to RFC 3550's expected count) and among sipp's RFC 4733 digit packets.
+        made = int(re.search(r"runs (\d+)", counts)[1])  # type: ignore[index]
+        assert made - 4 <= runs <= made, counts
+        assert stream["burst_ratio"] == pytest.approx(measured_burst_ratio(lost, runs, expected))
+        found[name] = stream
+    bursty, random_ = found["bursty"], found["random"]
+    for name, s in found.items():  # shown with -s
+        print(name, s["loss_pct"], s["loss_runs"], s["burst_ratio"], s["mos"])
+    # ~800 packets, ~25 runs: the mean run length is known to about +-20 %.
+    assert 2.0 <= bursty["burst_ratio"] <= 4.5, bursty
+    assert 0.6 <= random_["burst_ratio"] <= 1.5, random_
+    as_random = mos("PCMA", bursty["loss_pct"]).mos
+    assert as_random is not None and bursty["mos"] < as_random - 0.05, (bursty, as_random)
+    assert not any("media outage" in e for e in the_stream(capture)[0]["evidence"])
 
 
 @pytest.mark.skipif(not have("espeak-ng"), reason="needs espeak-ng (apt espeak-ng)")

@@ -25,8 +25,10 @@ from typing import Any
 
 from voipscope.activity.conversation import conversation
 from voipscope.calls.app_calls import AppCallGrouper
+from voipscope.calls.media_outages import outage_evidence
 from voipscope.quality.clock_candidates import CLOCK_FROM_TABLE
 from voipscope.quality.clock_candidates import resolve as resolve_clock
+from voipscope.quality.emodel import measured_burst_ratio
 from voipscope.quality.emodel import mos as emodel_mos
 from voipscope.quality.rtcp_reports import reported_only, rtcp_figures
 
@@ -379,12 +381,17 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
         out["clock_source"] = CLOCK_FROM_TABLE
     if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:
         loss_pct = out.get("loss_pct")
-        gap = out.get("capture_gap_missing") or 0
-        if gap and isinstance(out.get("lost"), int):
+        lost = out.get("lost")
+        burst_ratio = None
+        if isinstance(lost, int):
             # Packets the capture missed say nothing about what the listener heard.
-            expected = out["packets"] + out["lost"]
-            loss_pct = 100.0 * max(out["lost"] - gap, 0) / expected if expected else loss_pct
-        result = emodel_mos(codec or out.get("payload_type"), loss_pct)
+            expected = out["packets"] + lost
+            lost_on_wire = max(lost - (out.get("capture_gap_missing") or 0), 0)
+            if expected:
+                loss_pct = 100.0 * lost_on_wire / expected
+            burst_ratio = measured_burst_ratio(lost_on_wire, out.get("loss_runs") or 0, expected)
+        out["burst_ratio"] = burst_ratio
+        result = emodel_mos(codec or out.get("payload_type"), loss_pct, burst_ratio)
         out["mos"] = result.mos
         out["r_factor"] = result.r_factor
         out["mos_reason"] = result.reason
@@ -392,7 +399,8 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
 
 
 def _finish(record: dict[str, Any], streams: list[dict[str, Any]]) -> dict[str, Any]:
-    """The record with its streams, the conversation shape and third parties joining."""
+    """The record with its streams, the conversation shape, third parties joining and
+    media outages."""
     record = dict(record)
     record["streams"] = streams
     evidence = list(record.get("evidence") or [])
@@ -415,6 +423,7 @@ def _finish(record: dict[str, Any], streams: list[dict[str, Any]]) -> dict[str, 
     participants, joined = parties(record, streams)
     record["participants"] = participants
     evidence.extend(joined)
+    evidence.extend(outage_evidence(streams))
     record["evidence"] = evidence
     return record
 

@@ -70,6 +70,17 @@ STREAM_FIELDS = [
     pa.field("out_of_order", pa.int64()),
     # Of ``lost``: missing across a capture-wide silence (the capture, not the network).
     pa.field("capture_gap_missing", pa.int64()),
+    # Runs of consecutive packets lost on the wire, and G.107's burst ratio from them
+    # (their mean length over random loss's at the same rate; null without loss).
+    pa.field("loss_runs", pa.int64()),
+    pa.field("burst_ratio", pa.float64()),
+    # The longest stretch without a packet: length, start (epoch s), the sequence numbers
+    # the packet after it skipped (> 0: sent, never seen here; calls.media_outages), and
+    # whether the capture saw nothing at all meanwhile (the capture's gap).
+    pa.field("longest_gap_ms", pa.float64()),
+    pa.field("longest_gap_start", pa.float64()),
+    pa.field("longest_gap_skipped", pa.int64()),
+    pa.field("longest_gap_in_capture_gap", pa.bool_()),
     pa.field("jitter_ms", pa.float64()),  # RFC 3550 A.8 at the stream's end
     pa.field("mean_jitter_ms", pa.float64()),
     pa.field("max_jitter_ms", pa.float64()),

@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from voipscope.calls.media_outages import outage_span
+
 FORMATS = ("table", "jsonl", "csv", "parquet")
 
 
@@ -254,6 +256,13 @@ class CallConsoleTable(ConsoleTable):
         table.add_row(*_call_cells(record))
         for stream in record["streams"] or []:
             table.add_row("", "", *_stream_cells(stream), style="dim")
+            outage = outage_span(stream)
+            if outage is not None:
+                start, end = outage
+                table.add_row(
+                    "", "", f"  ⚠ media outage {end - start:.1f} s", f"  from {_stamp(start)[11:]}",
+                    "", f"{stream['longest_gap_skipped']} lost", "", "", "", style="bold red",
+                )  # fmt: skip
         for reported in record.get("rtcp_only_streams") or []:
             table.add_row("", "", *_rtcp_only_cells(reported), style="dim italic")
 

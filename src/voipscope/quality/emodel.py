@@ -29,6 +29,7 @@ __all__ = [
     "absolute_delay_impairment",
     "delay_impairment",
     "effective_equipment_impairment",
+    "measured_burst_ratio",
     "mos",
     "narrowband_r",
     "r_to_mos",
@@ -52,6 +53,7 @@ ADVANTAGE_A = 0.0  # advantage factor A (§7.6: 0 for wirebound access)
 MT_MS = 100.0  # minimum perceivable delay mT (sT = 1 and mT = 100: the "normal" user)
 ST = 1.0  # delay sensitivity sT
 BURST_RATIO_RANDOM = 1.0  # §7.5: BurstR = 1 for random (independent) loss
+BURST_RATIO_MAX = 8.0  # Table 3: BurstR's permitted range is 1 to 8
 # §7.5 eq. 7-29: 95 is the ceiling Ie,eff approaches as loss grows. G.107.1 eq. 7-15 keeps the
 # same 95 on the wideband scale (as transcribed by NormB/sipnab src/rtp/emodel_wb.rs); no
 # wideband row has a Bpl yet, so that branch only ever sees 0 % loss today.
@@ -97,8 +99,25 @@ def r_wb_to_mos(r_wb: float) -> float:
 def effective_equipment_impairment(
     ie: float, loss_pct: float, bpl: float, burst_ratio: float = BURST_RATIO_RANDOM
 ) -> float:
-    """Ie,eff = Ie + (95 − Ie) · Ppl / (Ppl / BurstR + Bpl), Ppl in percent (§7.5, eq. 7-29)."""
-    return ie + (IE_EFF_CEILING - ie) * loss_pct / (loss_pct / burst_ratio + bpl)
+    """Ie,eff = Ie + (95 − Ie) · Ppl / (Ppl / BurstR + Bpl), Ppl in percent (§7.5, eq. 7-29).
+
+    At most 95: with bursty loss (BurstR > 1) the fraction passes 1 once Ppl / Bpl grows
+    (heavy loss, or a codec without concealment), and an impairment beyond "nothing
+    heard" means nothing."""
+    ie_eff = ie + (IE_EFF_CEILING - ie) * loss_pct / (loss_pct / burst_ratio + bpl)
+    return min(ie_eff, IE_EFF_CEILING)
+
+
+def measured_burst_ratio(lost: int, loss_runs: int, expected: int) -> float | None:
+    """G.107 §7.5 BurstR of a stream: the mean length of its runs of lost packets over
+    the mean length random loss at the same rate would give, 1 / (1 − Ppl).
+
+    The same as 1 / (p + q) of the two-state Markov model G.107 describes (p: a packet
+    lost after one received, q: received after one lost; p = runs / received, q = runs /
+    lost). None where there is no loss to measure, or a run count the loss cannot have."""
+    if expected <= 0 or lost <= 0 or not 0 < loss_runs <= lost:
+        return None
+    return (lost / loss_runs) * (1.0 - lost / expected)
 
 
 # -- Ro and Is (G.107 §7.2, §7.3) from the defaults. None of their inputs is measurable
@@ -295,8 +314,14 @@ def _burst_ratio(burst_ratio: float | None, assumptions: list[str]) -> float:
     if burst_ratio < BURST_RATIO_RANDOM:
         # G.107 §7.5 defines BurstR = 1 for random and > 1 for bursty loss; "smoother than
         # random" would lower Ie,eff below the random-loss value, which G.107 never claims.
-        assumptions.append(f"burst ratio {burst_ratio:g} < 1 taken as 1 (random loss)")
+        assumptions.append(f"burst ratio {burst_ratio:.3g} < 1 taken as 1 (random loss)")
         return BURST_RATIO_RANDOM
+    if burst_ratio > BURST_RATIO_MAX:
+        # One long outage measures far above the range G.107 was fitted on.
+        assumptions.append(
+            f"burst ratio {burst_ratio:.3g} above G.107's range: {BURST_RATIO_MAX:g} used"
+        )
+        return BURST_RATIO_MAX
     return burst_ratio
 
 

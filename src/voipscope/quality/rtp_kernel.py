@@ -103,7 +103,20 @@ S_TM_STEP = 33
 # would otherwise leave the 16-bit range).
 S_TM_WINDOW = 34
 S_TM_BASE_US = 35
-S_LEN = 36
+# Loss runs (G.107 §7.5 BurstR needs the mean length of a run of lost packets): maximal
+# runs of missing sequence numbers, kept exact as late packets fill holes within the
+# SEEN_WINDOW; of them, the runs skipped across a capture-wide silence (not the network's).
+S_LOSS_RUNS = 36
+S_GAP_RUNS = 37
+# The longest stretch without a packet of the stream (arrival order): its length, the
+# arrival before it, how many sequence numbers the packet after it skipped (the sender
+# went on numbering packets the capture never saw: lost on the way) and whether the
+# capture saw nothing at all meanwhile (1: a capture gap, not the network).
+S_LONGEST_GAP_NS = 38
+S_LONGEST_GAP_START_NS = 39
+S_LONGEST_GAP_SKIPPED = 40
+S_LONGEST_GAP_IN_CAPTURE_GAP = 41
+S_LEN = 42
 NO_TRANSIT_BASE = -(1 << 62)
 
 # Stream row float64 columns (milliseconds)
@@ -382,14 +395,20 @@ def track_media(
         seen_before = si[row, S_PACKETS] > 0
         _account(si, sf, row, seq, ts, pt, marker, ts_ns[i], clock_hz)
         jump = si[row, S_MAX_EXT] - previous_top
-        if (
+        in_capture_gap = (
             seen_before
-            and jump > 1
             and previous_ns <= meta[M_SILENCE_START]
             and ts_ns[i] >= meta[M_SILENCE_END] > 0
-        ):
+        )
+        if in_capture_gap and jump > 1:
             # The numbers skipped fall in a stretch where the capture saw nothing at all.
             si[row, S_GAP_MISSING] += jump - 1
+            si[row, S_GAP_RUNS] += 1
+        if seen_before and ts_ns[i] - previous_ns > si[row, S_LONGEST_GAP_NS]:
+            si[row, S_LONGEST_GAP_NS] = ts_ns[i] - previous_ns
+            si[row, S_LONGEST_GAP_START_NS] = previous_ns
+            si[row, S_LONGEST_GAP_SKIPPED] = jump - 1 if jump > 1 else 0
+            si[row, S_LONGEST_GAP_IN_CAPTURE_GAP] = 1 if in_capture_gap else 0
         # -- who talks when, and DTMF (RFC 4733) events
         p = l4_off[i] + header
         payload = length - header
@@ -527,6 +546,8 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
         seen = si[row, S_SEEN]
         si[row, S_SEEN] = ((seen << step) | 1) if step < SEEN_WINDOW else 1
         si[row, S_MAX_EXT] = ext
+        if step > 1:
+            si[row, S_LOSS_RUNS] += 1  # numbers top+1 .. ext-1 missing: a new run
     else:
         back = -step
         bit = np.int64(1) << back if back < SEEN_WINDOW else np.int64(0)
@@ -534,6 +555,11 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
             si[row, S_DUPLICATES] += 1
         else:
             si[row, S_OUT_OF_ORDER] += 1
+            if ext < si[row, S_MIN_EXT]:
+                if si[row, S_MIN_EXT] - ext > 1:
+                    si[row, S_LOSS_RUNS] += 1  # before the first number: a run opens
+            elif back < SEEN_WINDOW:
+                si[row, S_LOSS_RUNS] += _run_change(si[row, S_SEEN], back, ext, si[row, S_MIN_EXT])
             si[row, S_SEEN] |= bit
     if ext < si[row, S_MIN_EXT]:
         si[row, S_MIN_EXT] = ext
@@ -593,6 +619,25 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
     if in_order:
         si[row, S_REF_TS] = ext_ts
         si[row, S_REF_NS] = t_ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _run_change(seen, back, ext, min_ext):
+    """How a late packet changes the count of runs of missing numbers: it fills a hole
+    at ``back`` below the highest number. Alone in its hole (both neighbours arrived) a
+    run ends (-1); inside a longer run with both neighbours missing it splits it (+1);
+    at a run's edge it only shortens it (0). A neighbour before the stream's first
+    number, or older than the window remembers, counts as arrived: it was never a hole
+    this stream counted (or cannot be told any more)."""
+    newer = (seen >> (back - 1)) & 1
+    older = 1
+    if ext - 1 >= min_ext and back + 1 < SEEN_WINDOW:
+        older = (seen >> (back + 1)) & 1
+    if newer == 1 and older == 1:
+        return -1
+    if newer == 0 and older == 0:
+        return 1
+    return 0
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -94,6 +94,17 @@ class MediaStream:
     # Of ``lost``: numbers skipped across a stretch where the capture saw nothing at all
     # (rtp_kernel.CAPTURE_SILENCE_NS): missing from the capture, not lost on the wire.
     capture_gap_missing: int = 0
+    # Runs of consecutive lost packets on the wire (those across a capture gap left out):
+    # with the loss, G.107's burst ratio (quality.emodel.measured_burst_ratio).
+    loss_runs: int = 0
+    # The longest stretch without a packet of the stream: its length, when it began
+    # (epoch s), the sequence numbers the next packet skipped (> 0: the sender went on
+    # sending, the packets never reached the capture point) and whether the capture saw
+    # nothing at all meanwhile (then it is the capture's gap, not the stream's).
+    longest_gap_ms: float = 0.0
+    longest_gap_start: float | None = None
+    longest_gap_skipped: int = 0
+    longest_gap_in_capture_gap: bool = False
     activity_method: str | None = None  # how talk_spurts were found (activity.talk_spurts)
     talk_spurts_dropped: int = 0  # beyond MAX_SPURTS_PER_STREAM
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # RFC 4733 events
@@ -520,6 +531,13 @@ class RtpStreamTracker:
             duplicates=s[K.S_DUPLICATES],
             out_of_order=s[K.S_OUT_OF_ORDER],
             capture_gap_missing=s[K.S_GAP_MISSING],
+            loss_runs=max(s[K.S_LOSS_RUNS] - s[K.S_GAP_RUNS], 0),
+            longest_gap_ms=s[K.S_LONGEST_GAP_NS] / 1e6,
+            longest_gap_start=(
+                s[K.S_LONGEST_GAP_START_NS] / 1e9 if s[K.S_LONGEST_GAP_NS] > 0 else None
+            ),
+            longest_gap_skipped=s[K.S_LONGEST_GAP_SKIPPED],
+            longest_gap_in_capture_gap=bool(s[K.S_LONGEST_GAP_IN_CAPTURE_GAP]),
             jitter_ms=mean_jitter,
             max_delta_ms=s[K.S_MAX_DELTA_NS] / 1e6,
             flow_id=flow_id,

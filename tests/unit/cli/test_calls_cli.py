@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from voipscope.cli.main import app, sample_path
 from voipscope.output.schema import CALL_SCHEMA, STREAM_FIELDS
 
 runner = CliRunner()
+CAPTURES = Path(__file__).resolve().parents[4] / "shared" / "captures" / "ndpi"
 CONTRACT = ("call_id", "protocol", "app", "caller", "callee", "start", "answer", "end",
             "state", "final_code", "redirected_to", "streams", "signaling_flows",
             "media_flows")  # fmt: skip
@@ -60,3 +63,19 @@ def test_calls_settings_are_configuration_keys() -> None:
     assert ok.exit_code == 0 and len(ok.stdout.splitlines()) == 13
     bad = runner.invoke(app, ["calls", "--sample", "-c", "calls.no_such_key=1"])
     assert bad.exit_code == 2
+
+
+def test_the_table_flags_a_media_outage_under_its_stream() -> None:
+    fax = CAPTURES / "FAX-Call-t38-CA-TDM-SIP-FB-1.pcap"
+    if not fax.exists():
+        pytest.skip("FAX capture not in the shared captures")
+    shown = runner.invoke(app, ["calls", str(fax), "-f", "table"], env={"COLUMNS": "160"})
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    (k,) = [i for i, line in enumerate(lines) if "media outage" in line]
+    assert "10.35.60.100:15580" in lines[k - 1]  # right under the stream it struck
+    assert "media outage 34.3 s" in lines[k] and "09:22:47.953" in lines[k]
+    assert "1712 lost" in lines[k]
+    # A clean call shows no such line.
+    clean = runner.invoke(app, ["calls", sample_path(), "-f", "table"], env={"COLUMNS": "160"})
+    assert "media outage" not in clean.stdout
