@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.realtraffic.livens import loopback_netns, stop_process
-from tests.realtraffic.media import in_ns
+from tests.realtraffic.media import dumpcap_on_lo, in_ns
 from voipscope.pipeline import FlowPipeline
 
 TOOLS = ("svmap", "svwar", "svcrack", "kamailio", "sipp", "dumpcap", "ip")
@@ -106,10 +106,7 @@ def test_sip_attack_tools_raise_their_alerts(netns: str, tmp_path: Path) -> None
         "stdout": subprocess.DEVNULL,
         "stderr": subprocess.DEVNULL,
     }
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:150", "-w", str(capture)),
-        **quiet,
-    )
+    dumpcap = dumpcap_on_lo(netns, capture, 150)
     kamailio = subprocess.Popen(
         in_ns(
             netns,
@@ -238,10 +235,7 @@ def test_normal_calls_and_registrations_raise_nothing(netns: str, tmp_path: Path
         "stdout": subprocess.DEVNULL,
         "stderr": subprocess.DEVNULL,
     }
-    dumpcap = subprocess.Popen(
-        in_ns(netns, "dumpcap", "-q", "-i", "lo", "-a", "duration:90", "-w", str(capture)),
-        **quiet,
-    )
+    dumpcap = dumpcap_on_lo(netns, capture, 90)
     kamailio = subprocess.Popen(
         in_ns(
             netns,
