@@ -235,6 +235,13 @@ def _band_counts(
     return [(label, found.get(label, 0)) for _, label in bands] + [(UNKNOWN, found[UNKNOWN])]
 
 
+# What calls.media_outages reads to tell an outage from a pause.
+OUTAGE_COLUMNS = (
+    "longest_gap_ms",
+    "longest_gap_start",
+    "longest_gap_skipped",
+    "longest_gap_in_capture_gap",
+)
 STREAM_TABLE_COLUMNS = (
     "call_id",
     "src_ip",
@@ -253,6 +260,8 @@ STREAM_TABLE_COLUMNS = (
     "max_delta_ms",
     "mos",
     "mos_reason",
+    "burst_ratio",
+    *OUTAGE_COLUMNS,
 )
 
 
@@ -274,7 +283,8 @@ def _streams(data: ReportData, path: Path, calls: Path, limits: Limits) -> None:
 
 
 SPURT_COLUMNS = ("call_id", "src_ip", "src_port", "dst_ip", "dst_port", "codec",
-                 "first_seen", "last_seen", "talk_spurts", "activity_method")  # fmt: skip
+                 "first_seen", "last_seen", "talk_spurts", "activity_method",
+                 *OUTAGE_COLUMNS)  # fmt: skip
 
 
 def _spurts(data: ReportData, path: Path, calls: Path, limits: Limits) -> None:

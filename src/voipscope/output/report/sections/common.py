@@ -29,7 +29,7 @@ KIND_COLORS = {
 SEVERITY_COLORS = {"high": "#d62728", "medium": "#f28e2b", "low": "#edc948"}
 BAND_COLORS = ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027")
 UNKNOWN_COLOR = "#cccccc"
-SPURT_COLORS = {"speech": "#4e79a7", "stream": "#e3e8ef"}
+SPURT_COLORS = {"speech": "#4e79a7", "stream": "#e3e8ef", "outage": "#c0392b"}
 
 
 def section(anchor: str, title: str, *parts: object) -> Safe:

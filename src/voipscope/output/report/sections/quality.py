@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from voipscope.calls.media_outages import outage_span
 from voipscope.output.report import svg
 from voipscope.output.report.data import STREAMS, Limits, SpurtCall
 from voipscope.output.report.data import ReportData as Data
@@ -26,8 +27,21 @@ def _mos_or_reason(s: dict[str, Any]) -> Safe:
     return mos_cell(f"{s['mos']:.2f}", "")
 
 
+def _longest_gap(s: dict[str, Any]) -> str:
+    """The stream's longest gap; an outage (calls.media_outages) says so, in red."""
+    gap_ms = s.get("longest_gap_ms")
+    if not gap_ms:
+        return "—"
+    if outage_span(s) is None:
+        capture = " (capture gap)" if s.get("longest_gap_in_capture_gap") else ""
+        return f"{num(gap_ms / 1000.0, 2)} s{capture}"
+    text = f"outage {gap_ms / 1000.0:.2f} s, {s['longest_gap_skipped']} lost"
+    return tag("span", text, "mos-poor")
+
+
 def _spurt_lane(s: dict[str, Any]) -> svg.Lane:
-    """One stream: its span in a pale colour, its talk spurts over it."""
+    """One stream: its span in a pale colour, its talk spurts over it, a media outage
+    (calls.media_outages) in red."""
     label = f"{endpoint(s['src_ip'], s['src_port'])} → {endpoint(s['dst_ip'], s['dst_port'])}"
     first, last = s["first_seen"], s["last_seen"]
     spans = [(first, last, "stream", f"stream {utc(first, False)}–{utc(last, False)}")]
@@ -37,6 +51,14 @@ def _spurt_lane(s: dict[str, Any]) -> svg.Lane:
             a, b = spurt
             tip = f"talk spurt {utc(a, False)}–{utc(b, False)} ({seconds(b - a)}, {method})"
             spans.append((a, b, "speech", tip))
+    outage = outage_span(s)
+    if outage is not None:
+        a, b = outage
+        tip = (
+            f"media outage {utc(a, False)}–{utc(b, False)} ({seconds(b - a)}): "
+            f"{s['longest_gap_skipped']} packets sent, never seen here"
+        )
+        spans.append((a, b, "outage", tip))
     return svg.Lane(f"{label} {s.get('codec') or ''}", spans)
 
 
@@ -45,7 +67,10 @@ def _spurt_chart(call: SpurtCall) -> Safe:
     t1 = max(s["last_seen"] for s in call.streams)
     lanes = [_spurt_lane(s) for s in call.streams]
     title = clip(f"Who talked when: {call.title} (call-id {call.call_id})", 120)
-    return svg.lanes(t0, t1, lanes, title, SPURT_COLORS, legend=["speech", "stream"])
+    legend = ["speech", "stream"]
+    if any(outage_span(s) is not None for s in call.streams):
+        legend.append("outage")
+    return svg.lanes(t0, t1, lanes, title, SPURT_COLORS, legend=legend)
 
 
 def quality(d: Data, limits: Limits) -> Safe:
@@ -68,6 +93,8 @@ def quality(d: Data, limits: Limits) -> Safe:
         ("loss", "loss %"),
         ("jitter", "jitter ms"),
         ("max-delta", "max Δ ms"),
+        ("burst", "burst ratio"),
+        ("gap", "longest gap"),
         ("mos", "MOS"),
     ]
     rows = [
@@ -84,6 +111,8 @@ def quality(d: Data, limits: Limits) -> Safe:
             num(s.get("loss_pct"), 2),
             num(s.get("jitter_ms"), 2),
             num(s.get("max_delta_ms"), 1),
+            num(s.get("burst_ratio"), 2),
+            _longest_gap(s),
             _mos_or_reason(s),
         )
         for s in d.streams
