@@ -260,6 +260,36 @@ def test_bursty_loss_is_measured_as_runs_and_a_burst_ratio(tmp_path: Path) -> No
     assert not any("media outage" in e for e in the_stream(capture)[0]["evidence"])
 
 
+@pytest.mark.skipif(not have("nft"), reason="needs nft (apt nftables)")
+def test_a_fixed_dejitter_buffer_discards_what_the_jitter_makes_late(tmp_path: Path) -> None:
+    """The relay delays each RTP datagram by 40 +- 40 ms (uniform, so 0-80 ms) and drops
+    none: a fixed 50 ms de-jitter buffer, playing each packet 50 ms after the earliest it
+    could come, loses those delayed by more than 50 ms -- 30 of every 80 ms of the
+    spread, 37.5 % -- and a 200 ms buffer none; the MOS with those discards falls, the
+    network's does not."""
+    seconds = 16.0
+    audio = np.random.default_rng(9).normal(0, 3000, int(seconds * 8000))
+    write_rtp_pcap(tmp_path / "pcap" / "g711a.pcap", audio)
+    with netns_pair() as (ns_a, ns_b, ip_a, ip_b, dev_a):
+        stop = relay_jitter_on_rtp(ns_a, dev_a, ip_a, ip_b, loss_pct=0.0, delay_ms=40, jitter_ms=40)
+        try:
+            dev_b = "vb" + dev_a[2:]
+            capture = sipp_call(tmp_path, ns_a, ns_b, ip_a, ip_b, ns_b, dev_b, seconds)
+        finally:
+            print(stop())
+    _, stream = the_stream(capture)
+    late_share = stream["jb50_late"] / stream["packets"]
+    print(stream["packets"], stream["lost"], stream["jb50_late"], stream["jb200_late"],
+          stream["mos"], stream["mos_jb50"], stream["mos_jb200"])  # fmt: skip
+    assert stream["lost"] == 0 and stream["out_of_order"] > 0  # reordered, none lost
+    # ~800 packets: the binomial spread of the share is ~1.7 points.
+    assert abs(late_share - 30 / 80) <= 0.06, stream
+    assert stream["jb200_late"] == 0
+    assert stream["mos"] == stream["mos_jb200"] == pytest.approx(mos("PCMA", 0.0).mos)
+    assert stream["mos_jb50"] == pytest.approx(mos("PCMA", 100 * late_share).mos)
+    assert stream["mos_jb50"] < stream["mos"] - 1.0  # a third of the packets gone
+
+
 @pytest.mark.skipif(not have("espeak-ng"), reason="needs espeak-ng (apt espeak-ng)")
 @pytest.mark.parametrize("dtx", [False, True], ids=["continuous", "dtx"])
 def test_talk_spurts_of_a_spoken_call(tmp_path: Path, dtx: bool) -> None:

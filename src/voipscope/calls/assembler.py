@@ -28,9 +28,8 @@ from voipscope.calls.app_calls import AppCallGrouper
 from voipscope.calls.media_outages import outage_evidence
 from voipscope.quality.clock_candidates import CLOCK_FROM_TABLE
 from voipscope.quality.clock_candidates import resolve as resolve_clock
-from voipscope.quality.emodel import measured_burst_ratio
-from voipscope.quality.emodel import mos as emodel_mos
 from voipscope.quality.rtcp_reports import reported_only, rtcp_figures
+from voipscope.quality.stream_mos import stream_scores
 
 MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZRTP"})
 PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
@@ -359,8 +358,9 @@ def _last_time(record: dict[str, Any]) -> float:
 
 def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, Any]:
     """The jitter of a dynamic payload type by the call's SDP clock (or one its own
-    timestamps prove); MOS by the E-model from the stream's codec and loss, null with a
-    reason otherwise."""
+    timestamps prove); MOS by the E-model from the stream's codec and loss, with and
+    without a de-jitter buffer's discards (quality.stream_mos), null with a reason
+    otherwise."""
     out = dict(stream)
     codec = rtpmap.get(out.get("payload_type", -1)) or out.get("codec")
     if codec:
@@ -380,21 +380,7 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
     if out.get("clock_rate_hz") and out.get("clock_source") is None:
         out["clock_source"] = CLOCK_FROM_TABLE
     if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:
-        loss_pct = out.get("loss_pct")
-        lost = out.get("lost")
-        burst_ratio = None
-        if isinstance(lost, int):
-            # Packets the capture missed say nothing about what the listener heard.
-            expected = out["packets"] + lost
-            lost_on_wire = max(lost - (out.get("capture_gap_missing") or 0), 0)
-            if expected:
-                loss_pct = 100.0 * lost_on_wire / expected
-            burst_ratio = measured_burst_ratio(lost_on_wire, out.get("loss_runs") or 0, expected)
-        out["burst_ratio"] = burst_ratio
-        result = emodel_mos(codec or out.get("payload_type"), loss_pct, burst_ratio)
-        out["mos"] = result.mos
-        out["r_factor"] = result.r_factor
-        out["mos_reason"] = result.reason
+        out.update(stream_scores(out, codec or out.get("payload_type")))
     return out
 
 

@@ -95,6 +95,12 @@ STREAM_FIELDS = [
     pa.field("mos", pa.float64()),  # null when it cannot be known; see mos_reason
     pa.field("r_factor", pa.float64()),
     pa.field("mos_reason", pa.string()),
+    # Packets a fixed de-jitter buffer of 50 / 200 ms would discard as too late, and the
+    # MOS with them counted lost (quality.stream_mos); null without a known clock or MOS.
+    pa.field("jb50_late", pa.int64()),
+    pa.field("jb200_late", pa.int64()),
+    pa.field("mos_jb50", pa.float64()),
+    pa.field("mos_jb200", pa.float64()),
     pa.field("talk_spurts", pa.list_(pa.list_(pa.float64()))),
     pa.field("activity_method", pa.string()),
     # G.711/L16 audio (activity.tones): share of loud frames that are one steady tone,

@@ -116,8 +116,31 @@ S_LONGEST_GAP_NS = 38
 S_LONGEST_GAP_START_NS = 39
 S_LONGEST_GAP_SKIPPED = 40
 S_LONGEST_GAP_IN_CAPTURE_GAP = 41
-S_LEN = 42
+# What a fixed de-jitter buffer would discard (the receiver plays each packet a fixed
+# delay after the earliest it could have come; a later packet is too late to play, and
+# G.107's Ppl counts it as lost). Transit = arrival - RTP time since the first packet
+# (ns, from the payload type's clock); the reference is the least transit of this and
+# the previous JB_WINDOW_NS of arrival, so the buffer follows a drifting clock and a
+# lasting change of path delay as a real one resyncs. Packets judged (known clock,
+# not duplicates), the two windows' least transits, and the discards per buffer size.
+S_JB_JUDGED = 42
+S_JB_WINDOW = 43
+S_JB_MIN_NS = 44
+S_JB_PREV_MIN_NS = 45
+S_JB_LATE_SHORT = 46
+S_JB_LATE_LONG = 47
+S_LEN = 48
 NO_TRANSIT_BASE = -(1 << 62)
+
+# The two buffer sizes: VoIPmonitor's fixed-buffer MOS figures use the same (F1, F2); a
+# short buffer for low-delay paths, a long one what most phones can grow to.
+JB_SHORT_NS = 50_000_000
+JB_LONG_NS = 200_000_000
+JB_WINDOW_NS = 10_000_000_000
+# A packet this far behind the reference is no late packet but a new timestamp base (a
+# sender restarting its RTP clock after a re-INVITE, another source behind an SBC) or the
+# reference's own outlier: the buffers start over from it, as a receiver's would.
+JB_RESYNC_NS = 1_000_000_000
 
 # Stream row float64 columns (milliseconds)
 SF_JITTER = 0  # RFC 3550 A.8 estimator J, kept in ms (= J in ticks / clock * 1000)
@@ -393,8 +416,11 @@ def track_media(
         previous_ns = si[row, S_LAST_NS]
         previous_top = si[row, S_MAX_EXT]
         seen_before = si[row, S_PACKETS] > 0
+        duplicates_before = si[row, S_DUPLICATES]
         _account(si, sf, row, seq, ts, pt, marker, ts_ns[i], clock_hz)
         jump = si[row, S_MAX_EXT] - previous_top
+        if si[row, S_DUPLICATES] == duplicates_before and clock_hz[pt] > 0:
+            _judge_playout(si, row, ts_ns[i], clock_hz[pt])
         in_capture_gap = (
             seen_before
             and previous_ns <= meta[M_SILENCE_START]
@@ -619,6 +645,39 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
     if in_order:
         si[row, S_REF_TS] = ext_ts
         si[row, S_REF_NS] = t_ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _judge_playout(si, row, t_ns, clock):
+    """One packet (its extended RTP timestamp already in S_TS_LAST) against the fixed
+    de-jitter buffers of S_JB_*: late when its transit exceeds the reference by more
+    than the buffer holds."""
+    media_ns = (si[row, S_TS_LAST] - si[row, S_TS_FIRST]) * 1_000_000_000 // clock
+    transit = t_ns - media_ns
+    window = (t_ns - si[row, S_FIRST_NS]) // JB_WINDOW_NS
+    if si[row, S_JB_JUDGED] == 0:
+        si[row, S_JB_WINDOW] = window
+        si[row, S_JB_MIN_NS] = transit
+        si[row, S_JB_PREV_MIN_NS] = transit
+    elif window > si[row, S_JB_WINDOW]:
+        # A new window: the one before becomes the previous (after a silence longer than
+        # a window, the last one that had packets).
+        si[row, S_JB_PREV_MIN_NS] = si[row, S_JB_MIN_NS]
+        si[row, S_JB_MIN_NS] = transit
+        si[row, S_JB_WINDOW] = window
+    reference = min(si[row, S_JB_MIN_NS], si[row, S_JB_PREV_MIN_NS])
+    late = transit - reference
+    if late > JB_RESYNC_NS:
+        si[row, S_JB_MIN_NS] = transit
+        si[row, S_JB_PREV_MIN_NS] = transit
+        late = 0
+    if late > JB_SHORT_NS:
+        si[row, S_JB_LATE_SHORT] += 1
+    if late > JB_LONG_NS:
+        si[row, S_JB_LATE_LONG] += 1
+    if transit < si[row, S_JB_MIN_NS]:
+        si[row, S_JB_MIN_NS] = transit
+    si[row, S_JB_JUDGED] += 1
 
 
 @njit(cache=True, nogil=True, inline="always")

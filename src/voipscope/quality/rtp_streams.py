@@ -105,6 +105,10 @@ class MediaStream:
     longest_gap_start: float | None = None
     longest_gap_skipped: int = 0
     longest_gap_in_capture_gap: bool = False
+    # Packets a fixed de-jitter buffer of 50 / 200 ms would have discarded as too late
+    # (rtp_kernel.JB_*); None where no packet had a known clock while the flow ran.
+    jb50_late: int | None = None
+    jb200_late: int | None = None
     activity_method: str | None = None  # how talk_spurts were found (activity.talk_spurts)
     talk_spurts_dropped: int = 0  # beyond MAX_SPURTS_PER_STREAM
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # RFC 4733 events
@@ -538,6 +542,8 @@ class RtpStreamTracker:
             ),
             longest_gap_skipped=s[K.S_LONGEST_GAP_SKIPPED],
             longest_gap_in_capture_gap=bool(s[K.S_LONGEST_GAP_IN_CAPTURE_GAP]),
+            jb50_late=s[K.S_JB_LATE_SHORT] if s[K.S_JB_JUDGED] else None,
+            jb200_late=s[K.S_JB_LATE_LONG] if s[K.S_JB_JUDGED] else None,
             jitter_ms=mean_jitter,
             max_delta_ms=s[K.S_MAX_DELTA_NS] / 1e6,
             flow_id=flow_id,
