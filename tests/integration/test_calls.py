@@ -52,10 +52,11 @@ def test_fax_call_streams_carry_quality() -> None:
     # Its 1,712 losses are one run: 34.26 s without a packet, after which the sequence
     # numbers went on by 1,712 (tshark: seq 125 at 30.32 s, 1838 at 64.58 s) while the
     # other direction kept sending. G.107's burst ratio measures far beyond its range.
-    assert (bad["lost"], bad["loss_runs"], bad["longest_gap_skipped"]) == (1712, 1, 1712)
-    assert bad["longest_gap_ms"] == pytest.approx(34261.8, abs=0.1)
+    assert (bad["lost"], bad["loss_runs"], bad["outages"]) == (1712, 1, 1)
+    assert (bad["longest_outage_lost"], bad["longest_gap_ms"]) == (1712, bad["longest_outage_ms"])
+    assert bad["longest_outage_ms"] == pytest.approx(34261.8, abs=0.1)
     assert bad["burst_ratio"] > 8 and bad["mos"] == 1.0
-    assert (good["loss_runs"], good["burst_ratio"], good["longest_gap_skipped"]) == (0, None, 0)
+    assert (good["loss_runs"], good["burst_ratio"], good["outages"]) == (0, None, 0)
     (call,) = [r for r in dialogs if r["streams"]]
     (outage,) = [e for e in call["evidence"] if e.startswith("media outage")]
     assert outage.startswith(

@@ -1,15 +1,15 @@
 """Media outages of a call: a stream that stopped reaching the capture point while its
-sender went on sending (one-way audio, dead air), read from the stream's longest gap.
+sender went on sending (one-way audio, dead air).
 
 A gap alone says little: a phone with silence suppression (DTX, VAD) sends nothing while
 its user listens, and one on hold may stop altogether. What tells an outage apart is the
 sequence number (RFC 3550 §5.1: it increments by one for each RTP data packet sent): a
 sender that went on numbering through the gap sent packets that never arrived here. The
-stream's longest gap (quality.rtp_kernel) carries how many numbers the packet after it
-skipped; a gap of at least ``OUTAGE_MIN_S`` whose skipped numbers account for it (at
-least one per ``MAX_PACKET_INTERVAL_S``, the longest packetisation interval in use) is an
-outage. A gap in which the capture saw nothing at all is the capture's, not the call's
-(``capture_gap_missing`` says so) and is not reported here.
+RTP kernel judges every gap of a stream by that rule (quality.rtp_kernel.is_outage) and
+keeps the count, their time in all and the longest; a gap in which the capture saw
+nothing at all is the capture's, not the call's (``capture_gap_missing``). Here each
+stream's longest outage becomes an evidence line saying what the call's other streams
+did meanwhile.
 """
 
 from __future__ import annotations
@@ -17,20 +17,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-# A second of consecutive audio gone is a dropout every listener hears (syllables, whole
-# words); shorter bursts are what the loss figures and the burst ratio describe.
-OUTAGE_MIN_S = 1.0
-# RFC 3551 §4.5 frame sizes run to 30 ms (G.723.1) and ptime rarely above 60 ms; one
-# sequence number per 100 ms of the gap leaves room for every packetisation in use
-# while a talk pause that ended with one lost packet (1 skipped over seconds) stays out.
-MAX_PACKET_INTERVAL_S = 0.1
 # Another stream "kept sending" across the outage when its own longest gap covers less
 # than this share of it.
 OTHER_SIDE_QUIET_SHARE = 0.5
 
 
 def outage_evidence(streams: list[dict[str, Any]]) -> list[str]:
-    """An evidence line per stream of the call whose longest gap was an outage."""
+    """An evidence line per stream of the call that had an outage: its longest."""
     lines = []
     for stream in streams:
         span = outage_span(stream)
@@ -45,24 +38,28 @@ def outage_evidence(streams: list[dict[str, Any]]) -> list[str]:
             if others
             else "and no other stream of the call went on meanwhile"
         )
+        more = (stream.get("outages") or 1) - 1
+        also = (
+            f"; {more} more outage{'s' if more > 1 else ''}, "
+            f"{stream.get('outage_s', 0.0):.2f} s in all"
+            if more > 0
+            else ""
+        )
         lines.append(
             f"media outage: {_endpoint(stream, 'src')} -> {_endpoint(stream, 'dst')} lost "
-            f"{stream['longest_gap_skipped']} packets in one stretch of {end - start:.2f} s "
-            f"from {_utc(start)} (its sequence numbers went on: sent, never seen here), {side}"
+            f"{stream['longest_outage_lost']} packets in one stretch of {end - start:.2f} s "
+            f"from {_utc(start)} (its sequence numbers went on: sent, never seen here), "
+            f"{side}{also}"
         )
     return lines
 
 
 def outage_span(stream: dict[str, Any]) -> tuple[float, float] | None:
-    """(start, end) epoch seconds of the stream's longest gap when it was an outage."""
-    gap_s = (stream.get("longest_gap_ms") or 0.0) / 1000.0
-    start = stream.get("longest_gap_start")
-    skipped = stream.get("longest_gap_skipped") or 0
-    if start is None or gap_s < OUTAGE_MIN_S or stream.get("longest_gap_in_capture_gap"):
+    """(start, end) epoch seconds of the stream's longest outage, if it had one."""
+    start = stream.get("longest_outage_start")
+    if start is None or not stream.get("outages"):
         return None
-    if skipped < gap_s / MAX_PACKET_INTERVAL_S:
-        return None  # the sender paused (silence suppression, hold): not an outage
-    return float(start), float(start) + gap_s
+    return float(start), float(start) + (stream.get("longest_outage_ms") or 0.0) / 1000.0
 
 
 def _sent_across(stream: dict[str, Any], start: float, end: float) -> bool:

@@ -74,13 +74,16 @@ STREAM_FIELDS = [
     # (their mean length over random loss's at the same rate; null without loss).
     pa.field("loss_runs", pa.int64()),
     pa.field("burst_ratio", pa.float64()),
-    # The longest stretch without a packet: length, start (epoch s), the sequence numbers
-    # the packet after it skipped (> 0: sent, never seen here; calls.media_outages), and
-    # whether the capture saw nothing at all meanwhile (the capture's gap).
+    # The longest stretch without a packet (length, start epoch s); media outages -- gaps
+    # across which the sender went on numbering packets that never reached the capture
+    # point (calls.media_outages) -- how many, seconds in all, the longest and its loss.
     pa.field("longest_gap_ms", pa.float64()),
     pa.field("longest_gap_start", pa.float64()),
-    pa.field("longest_gap_skipped", pa.int64()),
-    pa.field("longest_gap_in_capture_gap", pa.bool_()),
+    pa.field("outages", pa.int64()),
+    pa.field("outage_s", pa.float64()),
+    pa.field("longest_outage_ms", pa.float64()),
+    pa.field("longest_outage_start", pa.float64()),
+    pa.field("longest_outage_lost", pa.int64()),
     pa.field("jitter_ms", pa.float64()),  # RFC 3550 A.8 at the stream's end
     pa.field("mean_jitter_ms", pa.float64()),
     pa.field("max_jitter_ms", pa.float64()),

@@ -261,7 +261,7 @@ class CallConsoleTable(ConsoleTable):
                 start, end = outage
                 table.add_row(
                     "", "", f"  ⚠ media outage {end - start:.1f} s", f"  from {_stamp(start)[11:]}",
-                    "", f"{stream['longest_gap_skipped']} lost", "", "", "", style="bold red",
+                    "", f"{stream['longest_outage_lost']} lost", "", "", "", style="bold red",
                 )  # fmt: skip
         for reported in record.get("rtcp_only_streams") or []:
             table.add_row("", "", *_rtcp_only_cells(reported), style="dim italic")

@@ -108,14 +108,13 @@ S_TM_BASE_US = 35
 # SEEN_WINDOW; of them, the runs skipped across a capture-wide silence (not the network's).
 S_LOSS_RUNS = 36
 S_GAP_RUNS = 37
-# The longest stretch without a packet of the stream (arrival order): its length, the
-# arrival before it, how many sequence numbers the packet after it skipped (the sender
-# went on numbering packets the capture never saw: lost on the way) and whether the
-# capture saw nothing at all meanwhile (1: a capture gap, not the network).
+# The longest stretch without a packet of the stream (arrival order): its length and the
+# arrival before it; and the longest of those stretches that were media outages
+# (is_outage), with the sequence numbers the packet after it skipped.
 S_LONGEST_GAP_NS = 38
 S_LONGEST_GAP_START_NS = 39
-S_LONGEST_GAP_SKIPPED = 40
-S_LONGEST_GAP_IN_CAPTURE_GAP = 41
+S_LONGEST_OUTAGE_NS = 40
+S_LONGEST_OUTAGE_START_NS = 41
 # What a fixed de-jitter buffer would discard (the receiver plays each packet a fixed
 # delay after the earliest it could have come; a later packet is too late to play, and
 # G.107's Ppl counts it as lost). Transit = arrival - RTP time since the first packet
@@ -129,8 +128,23 @@ S_JB_MIN_NS = 44
 S_JB_PREV_MIN_NS = 45
 S_JB_LATE_SHORT = 46
 S_JB_LATE_LONG = 47
-S_LEN = 48
+# Media outages (is_outage): how many gaps were ones, their time in all, and the numbers
+# the longest one skipped.
+S_OUTAGES = 48
+S_OUTAGE_NS = 49
+S_LONGEST_OUTAGE_SKIPPED = 50
+S_LEN = 51
 NO_TRANSIT_BASE = -(1 << 62)
+
+# A media outage: a gap of at least OUTAGE_MIN_NS across which the sender went on
+# numbering packets (RFC 3550 §5.1: one sequence number per packet sent), at least one
+# per OUTAGE_PACKET_INTERVAL_NS, and the capture saw other packets meanwhile: sent, never
+# seen here. A second of consecutive audio gone is a dropout every listener hears; RFC
+# 3551 §4.5 frames run to 30 ms and ptime rarely above 60 ms, so one number per 100 ms
+# admits every packetisation in use while a talk pause (DTX, hold) that ended with one
+# lost packet (one number skipped over seconds) stays out.
+OUTAGE_MIN_NS = 1_000_000_000
+OUTAGE_PACKET_INTERVAL_NS = 100_000_000
 
 # The two buffer sizes: VoIPmonitor's fixed-buffer MOS figures use the same (F1, F2); a
 # short buffer for low-delay paths, a long one what most phones can grow to.
@@ -430,11 +444,18 @@ def track_media(
             # The numbers skipped fall in a stretch where the capture saw nothing at all.
             si[row, S_GAP_MISSING] += jump - 1
             si[row, S_GAP_RUNS] += 1
-        if seen_before and ts_ns[i] - previous_ns > si[row, S_LONGEST_GAP_NS]:
-            si[row, S_LONGEST_GAP_NS] = ts_ns[i] - previous_ns
+        gap = ts_ns[i] - previous_ns
+        if seen_before and gap > si[row, S_LONGEST_GAP_NS]:
+            si[row, S_LONGEST_GAP_NS] = gap
             si[row, S_LONGEST_GAP_START_NS] = previous_ns
-            si[row, S_LONGEST_GAP_SKIPPED] = jump - 1 if jump > 1 else 0
-            si[row, S_LONGEST_GAP_IN_CAPTURE_GAP] = 1 if in_capture_gap else 0
+        skipped = jump - 1 if jump > 1 else 0
+        if seen_before and is_outage(gap, skipped, in_capture_gap):
+            si[row, S_OUTAGES] += 1
+            si[row, S_OUTAGE_NS] += gap
+            if gap > si[row, S_LONGEST_OUTAGE_NS]:
+                si[row, S_LONGEST_OUTAGE_NS] = gap
+                si[row, S_LONGEST_OUTAGE_START_NS] = previous_ns
+                si[row, S_LONGEST_OUTAGE_SKIPPED] = skipped
         # -- who talks when, and DTMF (RFC 4733) events
         p = l4_off[i] + header
         payload = length - header
@@ -645,6 +666,15 @@ def _account(si, sf, row, seq, ts, pt, marker, t_ns, clock_hz):
     if in_order:
         si[row, S_REF_TS] = ext_ts
         si[row, S_REF_NS] = t_ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def is_outage(gap_ns, skipped, in_capture_gap):
+    """Whether a gap of a stream, after which ``skipped`` sequence numbers were missing,
+    was a media outage (OUTAGE_*)."""
+    if in_capture_gap or gap_ns < OUTAGE_MIN_NS:
+        return False
+    return skipped * OUTAGE_PACKET_INTERVAL_NS >= gap_ns
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -98,13 +98,16 @@ class MediaStream:
     # with the loss, G.107's burst ratio (quality.emodel.measured_burst_ratio).
     loss_runs: int = 0
     # The longest stretch without a packet of the stream: its length, when it began
-    # (epoch s), the sequence numbers the next packet skipped (> 0: the sender went on
-    # sending, the packets never reached the capture point) and whether the capture saw
-    # nothing at all meanwhile (then it is the capture's gap, not the stream's).
+    # (epoch s). Of the stretches that were media outages (rtp_kernel.is_outage: the
+    # sender went on numbering, nothing reached the capture point): how many, their
+    # seconds in all, and the longest with the sequence numbers it skipped.
     longest_gap_ms: float = 0.0
     longest_gap_start: float | None = None
-    longest_gap_skipped: int = 0
-    longest_gap_in_capture_gap: bool = False
+    outages: int = 0
+    outage_s: float = 0.0
+    longest_outage_ms: float = 0.0
+    longest_outage_start: float | None = None
+    longest_outage_lost: int = 0
     # Packets a fixed de-jitter buffer of 50 / 200 ms would have discarded as too late
     # (rtp_kernel.JB_*); None where no packet had a known clock while the flow ran.
     jb50_late: int | None = None
@@ -540,8 +543,13 @@ class RtpStreamTracker:
             longest_gap_start=(
                 s[K.S_LONGEST_GAP_START_NS] / 1e9 if s[K.S_LONGEST_GAP_NS] > 0 else None
             ),
-            longest_gap_skipped=s[K.S_LONGEST_GAP_SKIPPED],
-            longest_gap_in_capture_gap=bool(s[K.S_LONGEST_GAP_IN_CAPTURE_GAP]),
+            outages=s[K.S_OUTAGES],
+            outage_s=s[K.S_OUTAGE_NS] / 1e9,
+            longest_outage_ms=s[K.S_LONGEST_OUTAGE_NS] / 1e6,
+            longest_outage_start=(
+                s[K.S_LONGEST_OUTAGE_START_NS] / 1e9 if s[K.S_OUTAGES] > 0 else None
+            ),
+            longest_outage_lost=s[K.S_LONGEST_OUTAGE_SKIPPED],
             jb50_late=s[K.S_JB_LATE_SHORT] if s[K.S_JB_JUDGED] else None,
             jb200_late=s[K.S_JB_LATE_LONG] if s[K.S_JB_JUDGED] else None,
             jitter_ms=mean_jitter,

@@ -181,17 +181,17 @@ def test_talk_spurts_timeline_and_anomalies(tmp_path: Path) -> None:
 
 
 def test_a_media_outage_is_shown_in_the_table_and_on_the_timeline(tmp_path: Path) -> None:
-    gap = {"longest_gap_start": T0 + 10, "longest_gap_in_capture_gap": False}
     outage = stream(
-        longest_gap_ms=5000.0, longest_gap_skipped=250, burst_ratio=8.0, last_seen=T0 + 30,
-        talk_spurts=[[T0 + 1, T0 + 4]], mos=1.0, **gap,
+        longest_gap_ms=5000.0, outages=2, outage_s=6.5, longest_outage_ms=5000.0,
+        longest_outage_start=T0 + 10, longest_outage_lost=250, burst_ratio=8.0,
+        last_seen=T0 + 30, talk_spurts=[[T0 + 1, T0 + 4]], mos=1.0,
     )  # fmt: skip
-    pause = stream(src_port=4002, longest_gap_ms=5000.0, longest_gap_skipped=0, mos=4.0, **gap)
+    pause = stream(src_port=4002, longest_gap_ms=5000.0, outages=0, mos=4.0)
     calls = [call(0, streams=[outage, stream(src_ip="10.0.0.2", dst_ip="10.0.0.1")]),
              call(1, streams=[pause])]  # fmt: skip
     _, report = report_of(write_dir(tmp_path, [flow()], calls))
     gaps = report.column("streams", "gap")
-    assert gaps[0] == "outage 5.00 s, 250 lost"  # worst MOS first
+    assert gaps[0] == "outage 5.00 s, 250 lost (2 outages, 6.50 s)"  # worst MOS first
     assert "5.00 s" in gaps and "—" in gaps  # a pause; a stream without a gap
     assert report.column("streams", "burst")[0] == "8.00"
     tip = "media outage 22:13:30.000–22:13:35.000 (5.00 s): 250 packets sent, never seen here"

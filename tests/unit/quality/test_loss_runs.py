@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from tests.unit.quality.rtp_support import (
     FRAME_MS,
     PCMU_TICKS,
+    A,
+    B,
     only_stats,
     rtp,
     run,
@@ -26,6 +28,23 @@ def _arrivals(order: list[int]) -> list:  # type: ignore[type-arg]
     ]
 
 
+def _with_the_other_direction(packets: list, span_ms: float) -> list:  # type: ignore[type-arg]
+    """``packets`` and a steady stream the other way over ``span_ms`` (so the capture is
+    never silent: a gap of one stream is no capture gap), in capture order."""
+    back = [
+        udp_at(k * FRAME_MS + 7, rtp(k + 1, k * PCMU_TICKS, ssrc=0xBACC), src=B, dst=A)
+        for k in range(int(span_ms // FRAME_MS))
+    ]
+    return sorted([*packets, *back], key=lambda p: p.ts_ns)
+
+
+def _the_stream(write_pcap, packets):  # type: ignore[no-untyped-def]
+    """The 0x1234 stream of the capture."""
+    streams = [s for _, st in run(write_pcap, packets) if st for s in st.streams]
+    (s,) = [s for s in streams if s.ssrc == 0x1234]
+    return s
+
+
 def _runs_of_missing(order: list[int]) -> int:
     """Maximal runs of numbers between the lowest and highest that never arrived."""
     got = set(order)
@@ -40,7 +59,7 @@ def test_each_hole_is_one_run(write_pcap):
     # The longest gap is the three-packet hole: from packet 20 (seq 20) to packet 24.
     assert s.longest_gap_ms == pytest.approx(4 * FRAME_MS)
     assert s.longest_gap_start == pytest.approx(packets[19 - 3].ts_ns / 1e9)
-    assert (s.longest_gap_skipped, s.longest_gap_in_capture_gap) == (3, False)
+    assert s.outages == 0  # 80 ms is a dropout the loss figures describe, no outage
 
 
 @pytest.mark.parametrize(
@@ -82,9 +101,49 @@ def test_a_pause_of_the_sender_skips_no_numbers(write_pcap):
         *[udp_at(2000 + k * FRAME_MS, rtp(11 + k, 50_000 + k * PCMU_TICKS, marker=k == 0))
           for k in range(10)],
     ]  # fmt: skip
-    (s,) = only_stats(run(write_pcap, packets)).streams
-    assert (s.lost, s.loss_runs, s.longest_gap_skipped) == (0, 0, 0)
+    s = _the_stream(write_pcap, _with_the_other_direction(packets, 2500))
+    assert (s.lost, s.loss_runs, s.outages) == (0, 0, 0)
     assert s.longest_gap_ms == pytest.approx(2000 - 9 * FRAME_MS)
+    assert s.longest_gap_start == pytest.approx(packets[9].ts_ns / 1e9)
+
+
+@pytest.mark.parametrize(
+    ("gap_slots", "skipped", "outage"),
+    [
+        (60, 59, True),  # 1.2 s, every number sent: an outage
+        (60, 12, True),  # 1.2 s with 12 numbers: 100 ms packets (the slowest admitted)
+        (60, 11, False),  # fewer: a pause that ended with some loss
+        (45, 44, False),  # 0.9 s: under a second, what the loss figures describe
+    ],
+)
+def test_which_gaps_are_outages(write_pcap, gap_slots, skipped, outage):
+    after = 10 + skipped + 1  # the sequence number of the packet after the gap
+    packets = [
+        *steady(10),
+        *[udp_at((9 + gap_slots + k) * FRAME_MS, rtp(after + k, 90_000 + k * PCMU_TICKS))
+          for k in range(10)],
+    ]  # fmt: skip
+    s = _the_stream(write_pcap, _with_the_other_direction(packets, (30 + gap_slots) * FRAME_MS))
+    assert s.outages == int(outage)
+    if outage:
+        assert s.longest_outage_ms == pytest.approx(gap_slots * FRAME_MS)
+        assert s.longest_outage_start == pytest.approx(packets[9].ts_ns / 1e9)
+        assert (s.longest_outage_lost, s.outage_s) == (skipped, pytest.approx(gap_slots / 50))
+    else:
+        assert (s.longest_outage_ms, s.longest_outage_start, s.outage_s) == (0.0, None, 0.0)
+
+
+def test_a_capture_gap_is_no_outage(write_pcap):
+    """Nothing at all captured for 0.6 s (both streams stop): the capture's gap."""
+    c, d = ("10.0.0.3", 40002), ("10.0.0.4", 50002)
+    packets = []
+    for k in range(200):
+        if not 50 <= k < 110:
+            packets.append(udp_at(k * FRAME_MS, rtp(k + 1, 1000 + k * PCMU_TICKS, 0x1)))
+            packets.append(udp_at(k * FRAME_MS + 1, rtp(k + 1, 1000 + k * PCMU_TICKS, 0x2), c, d))
+    streams = [s for _, st in run(write_pcap, packets) if st for s in st.streams]
+    assert [(s.lost, s.capture_gap_missing, s.outages) for s in streams] == [(60, 60, 0)] * 2
+    assert [s.loss_runs for s in streams] == [0, 0]  # not the network's either
 
 
 def test_burst_ratio_is_one_for_random_loss_and_more_for_runs() -> None:
@@ -111,3 +170,20 @@ def test_runs_cost_more_mos_than_random_loss_up_to_g107s_range() -> None:
     # Ie,eff never passes 95 ("nothing heard"): R stays near 0, not far below it.
     worst = mos("PCMU", 90.0, burst_ratio=8.0)
     assert worst.r_factor is not None and worst.r_factor > -5.0 and worst.mos == 1.0
+
+
+def test_outages_are_counted_with_their_time(write_pcap):
+    """Two dropouts with the numbers going on (76 and 101 arrival slots: 1.52 s and
+    2.02 s) and a talk pause of 3 s with no number skipped: two outages, 3.54 s."""
+    missing = set(range(20, 95)) | set(range(200, 300))
+    packets = [p for k, p in enumerate(steady(400)) if k not in missing]
+    pause = [
+        udp_at(400 * FRAME_MS + 3000 + k * FRAME_MS, rtp(401 + k, 90_000 + k * PCMU_TICKS))
+        for k in range(10)
+    ]
+    s = _the_stream(write_pcap, _with_the_other_direction([*packets, *pause], 11_500))
+    assert (s.loss_runs, s.lost) == (2, 175)
+    assert s.outages == 2 and s.outage_s == pytest.approx(1.52 + 2.02)
+    assert (s.longest_outage_ms, s.longest_outage_lost) == (pytest.approx(2020.0), 100)
+    # The longest gap is the pause, which is no outage: its numbers went on by one.
+    assert s.longest_gap_ms == pytest.approx(3020.0)

@@ -235,12 +235,14 @@ def _band_counts(
     return [(label, found.get(label, 0)) for _, label in bands] + [(UNKNOWN, found[UNKNOWN])]
 
 
-# What calls.media_outages reads to tell an outage from a pause.
+# A stream's longest gap and its media outages (calls.media_outages).
 OUTAGE_COLUMNS = (
     "longest_gap_ms",
-    "longest_gap_start",
-    "longest_gap_skipped",
-    "longest_gap_in_capture_gap",
+    "outages",
+    "outage_s",
+    "longest_outage_ms",
+    "longest_outage_start",
+    "longest_outage_lost",
 )
 STREAM_TABLE_COLUMNS = (
     "call_id",

@@ -28,14 +28,15 @@ def _mos_or_reason(s: dict[str, Any]) -> Safe:
 
 
 def _longest_gap(s: dict[str, Any]) -> str:
-    """The stream's longest gap; an outage (calls.media_outages) says so, in red."""
+    """The stream's longest gap; its media outages (calls.media_outages) in red."""
     gap_ms = s.get("longest_gap_ms")
     if not gap_ms:
         return "—"
-    if outage_span(s) is None:
-        capture = " (capture gap)" if s.get("longest_gap_in_capture_gap") else ""
-        return f"{num(gap_ms / 1000.0, 2)} s{capture}"
-    text = f"outage {gap_ms / 1000.0:.2f} s, {s['longest_gap_skipped']} lost"
+    if not s.get("outages"):
+        return f"{num(gap_ms / 1000.0, 2)} s"
+    text = f"outage {s['longest_outage_ms'] / 1000.0:.2f} s, {s['longest_outage_lost']} lost"
+    if s["outages"] > 1:
+        text += f" ({s['outages']} outages, {s['outage_s']:.2f} s)"
     return tag("span", text, "mos-poor")
 
 
@@ -56,7 +57,7 @@ def _spurt_lane(s: dict[str, Any]) -> svg.Lane:
         a, b = outage
         tip = (
             f"media outage {utc(a, False)}–{utc(b, False)} ({seconds(b - a)}): "
-            f"{s['longest_gap_skipped']} packets sent, never seen here"
+            f"{s['longest_outage_lost']} packets sent, never seen here"
         )
         spans.append((a, b, "outage", tip))
     return svg.Lane(f"{label} {s.get('codec') or ''}", spans)
