@@ -64,6 +64,11 @@ def test_fax_call_streams_carry_quality() -> None:
         "stretch of 34.26 s"
     )
     assert outage.endswith("while the other direction kept sending: one-way audio")
+    # The B2BUA's other leg announced two-way audio and its media is not in the capture.
+    (leg,) = [r for r in dialogs if not r["streams"]]
+    (line,) = [e for e in leg["evidence"] if e.startswith("no media seen")]
+    assert "up for 77.0 s" in line and "(138.132.169.101:15580, 192.168.100.219:5002)" in line
+    assert not [e for e in call["evidence"] if e.startswith(("no media seen", "one-way media"))]
 
 
 def test_a_call_longer_than_the_active_timeout_keeps_whole_streams() -> None:

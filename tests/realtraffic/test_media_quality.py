@@ -326,6 +326,11 @@ def test_talk_spurts_of_a_spoken_call(tmp_path: Path, dtx: bool) -> None:
         subprocess.run(["ip", "netns", "del", name], check=False)
     call, stream = the_stream(capture)
     assert call["state"] == "answered" and call["caller"].startswith("sip:sipp@")
+    # sipp's UAS sends no RTP although its answer announced two-way audio.
+    one_way = [e for e in call["evidence"] if e.startswith("one-way media")]
+    assert [e.split(" for ")[0] for e in one_way] == [
+        "one-way media: only 127.0.0.1:6100 -> 127.0.0.1:6000"
+    ], call["evidence"]
     assert (stream["packets"], stream["lost"], stream["duplicates"]) == (sent, 0, 0)
     assert stream["pairing"] == "sdp-address"
     # sipp sends the digit 1 as RFC 2833/4733 events after the speech.

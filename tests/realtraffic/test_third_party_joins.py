@@ -108,3 +108,6 @@ def test_a_party_barging_into_a_sipp_call_is_named(netns: str, tmp_path: Path) -
     # The caller's, the callee's and the newcomer's media endpoints: the callee's echo of
     # the newcomer's SSRC comes from the callee's own endpoint (the same party).
     assert call["participants"] == 3
+    # The callee echoes: media went both ways, nothing is missing.
+    missing = ("one-way media", "no media seen", "media outage")
+    assert not [e for e in call["evidence"] if e.startswith(missing)], call["evidence"]

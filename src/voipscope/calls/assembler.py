@@ -25,7 +25,7 @@ from typing import Any
 
 from voipscope.activity.conversation import conversation
 from voipscope.calls.app_calls import AppCallGrouper
-from voipscope.calls.media_outages import outage_evidence
+from voipscope.calls.media_outages import missing_media_evidence, outage_evidence
 from voipscope.quality.clock_candidates import CLOCK_FROM_TABLE
 from voipscope.quality.clock_candidates import resolve as resolve_clock
 from voipscope.quality.rtcp_reports import reported_only, rtcp_figures
@@ -410,6 +410,7 @@ def _finish(record: dict[str, Any], streams: list[dict[str, Any]]) -> dict[str, 
     record["participants"] = participants
     evidence.extend(joined)
     evidence.extend(outage_evidence(streams))
+    evidence.extend(missing_media_evidence(record, streams))
     record["evidence"] = evidence
     return record
 

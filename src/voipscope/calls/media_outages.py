@@ -1,5 +1,5 @@
-"""Media outages of a call: a stream that stopped reaching the capture point while its
-sender went on sending (one-way audio, dead air).
+"""Media that did not reach the capture point: outages inside a stream (one-way audio,
+dead air), a direction that never came, an answered call without any media.
 
 A gap alone says little: a phone with silence suppression (DTX, VAD) sends nothing while
 its user listens, and one on hold may stop altogether. What tells an outage apart is the
@@ -10,6 +10,13 @@ keeps the count, their time in all and the longest; a gap in which the capture s
 nothing at all is the capture's, not the call's (``capture_gap_missing``). Here each
 stream's longest outage becomes an evidence line saying what the call's other streams
 did meanwhile.
+
+A whole direction missing is judged where the signalling says it should be there: an
+answered SIP call whose offer and answer both announced media to send and receive
+(RFC 3264 §6: sendrecv, the default), never put on hold, that went on for at least
+``MIN_CONVERSATION_S`` after the answer and ended with a BYE the capture saw. From one
+capture point "not sent" and "sent on a path this capture does not see" look the same;
+the lines say both.
 """
 
 from __future__ import annotations
@@ -20,6 +27,70 @@ from typing import Any
 # Another stream "kept sending" across the outage when its own longest gap covers less
 # than this share of it.
 OTHER_SIDE_QUIET_SHARE = 0.5
+# A call this long after its answer had time for media both ways: RTP starts within
+# milliseconds of the answer (or before it, as early media), never seconds later.
+MIN_CONVERSATION_S = 5.0
+# RFC 3264 §6: the directions in which an endpoint sends.
+SENDING = frozenset({"sendrecv", "sendonly"})
+
+
+def missing_media_evidence(record: dict[str, Any], streams: list[dict[str, Any]]) -> list[str]:
+    """A line when an answered SIP call that announced two-way media shows none, or
+    shows it one way only (no stream ever came back to where one went)."""
+    if record.get("protocol") != "SIP" or record.get("kind") != "call":
+        return []
+    answer, end = record.get("answer"), record.get("end")
+    if record.get("state") != "answered" or answer is None or end is None:
+        return []
+    if end - answer < MIN_CONVERSATION_S:
+        return []
+    announced = _two_way_announcement(record.get("sdp") or [])
+    if announced is None:
+        return []
+    if not streams:
+        return [
+            f"no media seen: answered and up for {end - answer:.1f} s, both sides announced "
+            f"two-way media ({', '.join(announced)}), the capture holds none of it "
+            f"(not sent, or on a path this capture does not see)"
+        ]
+    sources = {_endpoint(s, "src") for s in streams}
+    if any(_endpoint(s, "dst") in sources for s in streams):
+        return []  # something came back
+    senders = sorted(sources)
+    span = max(s["last_seen"] for s in streams) - min(s["first_seen"] for s in streams)
+    if span < MIN_CONVERSATION_S:
+        return []
+    targets = sorted({_endpoint(s, "dst") for s in streams})
+    return [
+        f"one-way media: only {', '.join(senders)} -> {', '.join(targets)} for {span:.1f} s; "
+        f"nothing came back although both sides announced two-way media "
+        f"({', '.join(announced)}) (not sent, or on a path this capture does not see)"
+    ]
+
+
+def _two_way_announcement(sdp: list[dict[str, Any]]) -> list[str] | None:
+    """The announced audio endpoints when an offer and its answer (RFC 3264: one from
+    each side) announced audio both would send and receive and nobody put the other on
+    hold; else None."""
+    roles: set[str] = set()
+    endpoints: dict[str, None] = {}
+    for exchange in sdp:
+        if exchange.get("hold"):
+            return None
+        live = [m for m in exchange.get("media") or [] if m.get("port")]
+        if any(m.get("direction") != "sendrecv" for m in live):
+            return None  # one way (or none) by design: an announcement, music on hold
+        audio = [m for m in live if m.get("media") == "audio"]
+        if audio:
+            roles.add(exchange.get("role") or "")
+            endpoints.update((_format(m.get("ip"), m.get("port")), None) for m in audio)
+    if not {"offer", "answer"} <= roles:
+        return None
+    return list(endpoints)
+
+
+def _format(ip: str | None, port: int | None) -> str:
+    return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
 def outage_evidence(streams: list[dict[str, Any]]) -> list[str]:
@@ -78,9 +149,7 @@ def _sent_across(stream: dict[str, Any], start: float, end: float) -> bool:
 
 
 def _endpoint(stream: dict[str, Any], side: str) -> str:
-    ip = stream.get(f"{side}_ip")
-    port = stream.get(f"{side}_port")
-    return f"[{ip}]:{port}" if ip and ":" in str(ip) else f"{ip}:{port}"
+    return _format(stream.get(f"{side}_ip"), stream.get(f"{side}_port"))
 
 
 def _utc(epoch_s: float) -> str:
