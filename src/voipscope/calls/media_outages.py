@@ -30,8 +30,8 @@ OTHER_SIDE_QUIET_SHARE = 0.5
 # A call this long after its answer had time for media both ways: RTP starts within
 # milliseconds of the answer (or before it, as early media), never seconds later.
 MIN_CONVERSATION_S = 5.0
-# RFC 3264 §6: the directions in which an endpoint sends.
-SENDING = frozenset({"sendrecv", "sendonly"})
+# How missing_media_evidence's lines begin (the console table flags them by these).
+NO_MEDIA, ONE_WAY_MEDIA = "no media seen", "one-way media"
 
 
 def missing_media_evidence(record: dict[str, Any], streams: list[dict[str, Any]]) -> list[str]:
@@ -49,7 +49,7 @@ def missing_media_evidence(record: dict[str, Any], streams: list[dict[str, Any]]
         return []
     if not streams:
         return [
-            f"no media seen: answered and up for {end - answer:.1f} s, both sides announced "
+            f"{NO_MEDIA}: answered and up for {end - answer:.1f} s, both sides announced "
             f"two-way media ({', '.join(announced)}), the capture holds none of it "
             f"(not sent, or on a path this capture does not see)"
         ]
@@ -62,7 +62,7 @@ def missing_media_evidence(record: dict[str, Any], streams: list[dict[str, Any]]
         return []
     targets = sorted({_endpoint(s, "dst") for s in streams})
     return [
-        f"one-way media: only {', '.join(senders)} -> {', '.join(targets)} for {span:.1f} s; "
+        f"{ONE_WAY_MEDIA}: only {', '.join(senders)} -> {', '.join(targets)} for {span:.1f} s; "
         f"nothing came back although both sides announced two-way media "
         f"({', '.join(announced)}) (not sent, or on a path this capture does not see)"
     ]

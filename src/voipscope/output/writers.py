@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from voipscope.calls.media_outages import outage_span
+from voipscope.calls.media_outages import NO_MEDIA, ONE_WAY_MEDIA, outage_span
 
 FORMATS = ("table", "jsonl", "csv", "parquet")
 
@@ -254,6 +254,10 @@ class CallConsoleTable(ConsoleTable):
 
     def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
         table.add_row(*_call_cells(record))
+        for line in record.get("evidence") or []:
+            if line.startswith((NO_MEDIA, ONE_WAY_MEDIA)):
+                what = line.split(":", 1)[0]
+                table.add_row("", "", f"  ⚠ {what}", "", "", "", "", "", "", style="bold red")
         for stream in record["streams"] or []:
             table.add_row("", "", *_stream_cells(stream), style="dim")
             outage = outage_span(stream)

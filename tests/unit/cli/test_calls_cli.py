@@ -76,6 +76,9 @@ def test_the_table_flags_a_media_outage_under_its_stream() -> None:
     assert "10.35.60.100:15580" in lines[k - 1]  # right under the stream it struck
     assert "media outage 34.3 s" in lines[k] and "09:22:47.953" in lines[k]
     assert "1712 lost" in lines[k]
+    # The B2BUA's other leg, answered with two-way SDP and no media in the capture.
+    (m,) = [i for i, line in enumerate(lines) if "⚠ no media seen" in line]
+    assert "answered" in lines[m - 1] and "09:22:38.657" in lines[m - 1]
     # A clean call shows no such line.
     clean = runner.invoke(app, ["calls", sample_path(), "-f", "table"], env={"COLUMNS": "160"})
     assert "media outage" not in clean.stdout
