@@ -199,6 +199,16 @@ def test_a_media_outage_is_shown_in_the_table_and_on_the_timeline(tmp_path: Path
     assert ("rect", "#c0392b") in {(t, a.get("fill")) for t, a in report.elements}
 
 
+def test_calls_whose_media_did_not_come_are_flagged(tmp_path: Path) -> None:
+    calls = [
+        call(0, evidence=["BYE from the caller", "no media seen: answered and up for 30.0 s"]),
+        call(1, streams=[stream()], evidence=["one-way media: only 10.0.0.1:4000 -> ..."]),
+        call(2, streams=[stream(), stream(src_ip="10.0.0.2", dst_ip="10.0.0.1")]),
+    ]
+    _, report = report_of(write_dir(tmp_path, [flow()], calls))
+    assert report.column("calls", "streams") == ["0no media seen", "1one-way media", "2"]
+
+
 def test_empty_directory_records(tmp_path: Path) -> None:
     summary = {"run": {"packets": 0, "inputs": [{"path": "e.pcap", "packets": 0}]}}
     _, report = report_of(write_dir(tmp_path, summary=summary))

@@ -149,7 +149,7 @@ FLOW_COLUMNS = ("flow_id", "first_seen", "proto", "src_ip", "src_port", "dst_ip"
 CALL_COLUMNS = ("call_id", "protocol", "kind", "app", "caller", "callee", "start", "answer",
                 "end", "duration_s", "state", "final_code", "streams", "rtcp_only_streams",
                 "user_agents", "caller_ip", "callee_ip", "result", "challenges",
-                "credentials_rejected", "auth_usernames")  # fmt: skip
+                "credentials_rejected", "auth_usernames", "evidence")  # fmt: skip
 
 
 def _flows(data: ReportData, path: Path, limits: Limits) -> None:

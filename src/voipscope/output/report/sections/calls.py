@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from voipscope.calls.media_outages import NO_MEDIA, ONE_WAY_MEDIA
 from voipscope.output.report import svg
 from voipscope.output.report.data import CALLS, Limits
 from voipscope.output.report.data import ReportData as Data
-from voipscope.output.report.markup import more, table, tag
+from voipscope.output.report.markup import lines, more, table, tag
 from voipscope.output.report.sections.common import (
     KIND_COLORS,
     STATE_COLORS,
@@ -112,11 +113,23 @@ REGISTRATION_COLUMNS = [
 ]  # fmt: skip
 
 
+def _streams_cell(c: dict[str, Any]) -> object:
+    """How many streams, and in red when the signalling announced media that did not
+    come (calls.media_outages: no media seen, one-way media)."""
+    missing = [
+        line.split(":", 1)[0]
+        for line in c.get("evidence") or []
+        if line.startswith((NO_MEDIA, ONE_WAY_MEDIA))
+    ]
+    shown = str(len(c.get("streams") or []))
+    return lines(shown, *(tag("span", what, "mos-poor") for what in missing)) if missing else shown
+
+
 def _call_row(c: dict[str, Any]) -> tuple[object, ...]:
     return (
         utc(c.get("start")), _protocol(c), c.get("caller"), c.get("callee"), _ips(c),
         c.get("state"), _code(c.get("final_code")), _duration(c),
-        str(len(c.get("streams") or [])), mos_cell(*worst_mos(c)), _user_agent(c),
+        _streams_cell(c), mos_cell(*worst_mos(c)), _user_agent(c),
         c.get("call_id"),
     )  # fmt: skip
 
