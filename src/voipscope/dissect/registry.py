@@ -22,6 +22,7 @@ from voipscope.dissect import (
     http,
     iax2,
     ike,
+    imo,
     megaco,
     mgcp,
     mpegts,
@@ -74,6 +75,7 @@ DISSECTORS: tuple[Dissector, ...] = (
     mumble.MumbleDissector(),
     skype.SkypeDissector(),
     telegram.TelegramDissector(),
+    imo.ImoDissector(),
     # lookalikes
     whatsapp_chat.WhatsAppChatDissector(),
     ike.IkeDissector(),
