@@ -44,15 +44,20 @@ def missing_media_evidence(record: dict[str, Any], streams: list[dict[str, Any]]
         return []
     if end - answer < MIN_CONVERSATION_S:
         return []
-    announced = _two_way_announcement(record.get("sdp") or [])
+    sdp = record.get("sdp") or []
+    announced = _two_way_announcement(sdp)
     if announced is None:
         return []
     if not streams:
+        if record.get("media_flows"):
+            return []  # media that is not RTP (T.38 UDPTL) went by
         return [
             f"{NO_MEDIA}: answered and up for {end - answer:.1f} s, both sides announced "
             f"two-way media ({', '.join(announced)}), the capture holds none of it "
             f"(not sent, or on a path this capture does not see)"
         ]
+    if _announced_other_media(sdp):
+        return []  # T.38 or video beside the audio: its RTP streams are not the whole story
     sources = {_endpoint(s, "src") for s in streams}
     if any(_endpoint(s, "dst") in sources for s in streams):
         return []  # something came back
@@ -87,6 +92,14 @@ def _two_way_announcement(sdp: list[dict[str, Any]]) -> list[str] | None:
     if not {"offer", "answer"} <= roles:
         return None
     return list(endpoints)
+
+
+def _announced_other_media(sdp: list[dict[str, Any]]) -> bool:
+    return any(
+        m.get("port") and m.get("media") != "audio"
+        for exchange in sdp
+        for m in exchange.get("media") or []
+    )
 
 
 def _format(ip: str | None, port: int | None) -> str:

@@ -128,3 +128,10 @@ def test_nothing_is_said_where_the_signalling_explains_it() -> None:
     assert missing(sip_call([], protocol="H.323")) == []
     short = stream(A, B, last_seen=T0 + 3.0)
     assert missing(sip_call([short])) == []  # 3 s of media: too little to judge
+    # A T.38 flow paired to the call is media too; T.38 or video offered beside the audio
+    # leaves the RTP streams short of the whole story.
+    assert missing(sip_call([], media_flows=[7])) == []
+    fax = sip_call([stream(A, B)])
+    fax["sdp"][1]["media"].append({"media": "image", "ip": "10.0.0.2", "port": 5004,
+                                   "direction": "sendrecv"})  # fmt: skip
+    assert missing(fax) == []
