@@ -59,6 +59,10 @@ MIN_ENTROPY_SHARE = 0.6
 MAX_LEVELS = 8
 MAX_LEVEL_MS = 250.0  # a level lies within this much of the floor
 MIN_TEXT_SHARE = 0.9  # of the decoded bytes printable: the data is text
+# Zero bytes in a row (32 packets on level 0) are the sender idling between messages, not
+# part of one: a bit flipped in the idle before or after a message (a packet the
+# scheduler sent late) is a stray byte beyond them, not text that failed to read.
+IDLE_BYTES = 4
 PRINTABLE = frozenset((*range(32, 127), 9, 10, 13))  # ASCII text, tab and line ends
 MAX_CODED_WINDOWS = 64  # coded windows kept per stream (a message of 4-8 kB); more counted
 MAX_ERASURES = 32  # erasure positions listed
@@ -311,13 +315,14 @@ def _text(data: bytes) -> tuple[str | None, int | None]:
     the reading with the largest share of printable ASCII, when that is at least
     MIN_TEXT_SHARE (a packet delayed by the sender's scheduler or the network can flip a
     bit: "?" there); else (None, None). A sender that waits before it signals, or is done,
-    sends on level 0: zero bytes on either side are its idle, not text -- and a message
-    it starts a few packets into a byte is read at its own alignment."""
+    sends on level 0: zero bytes on either side are its idle, not text, and of stretches
+    between idles (IDLE_BYTES) the longest is the message -- and a message it starts a few
+    packets into a byte is read at its own alignment."""
     bits = np.unpackbits(np.frombuffer(data, np.uint8))
     best: tuple[float, int, bytes] | None = None
     for offset in range(8):
         usable = (bits.size - offset) // 8 * 8
-        shifted = np.packbits(bits[offset : offset + usable]).tobytes().strip(b"\0")
+        shifted = _longest_between_idles(np.packbits(bits[offset : offset + usable]).tobytes())
         if not shifted:
             continue
         share = sum(b in PRINTABLE for b in shifted) / len(shifted)
@@ -327,6 +332,23 @@ def _text(data: bytes) -> tuple[str | None, int | None]:
         return None, None
     _, offset, shifted = best
     return "".join(chr(b) if b in PRINTABLE else "?" for b in shifted), offset
+
+
+def _longest_between_idles(data: bytes) -> bytes:
+    """The longest stretch of ``data`` between runs of IDLE_BYTES zero bytes (and the
+    ends), without the zero bytes at its own ends."""
+    parts = [data]
+    idle = b"\0" * IDLE_BYTES
+    if idle in data:
+        parts, part, zeros = [], bytearray(), 0
+        for byte in data:
+            zeros = zeros + 1 if byte == 0 else 0
+            part.append(byte)
+            if zeros == IDLE_BYTES:
+                parts.append(bytes(part))
+                part = bytearray()
+        parts.append(bytes(part))
+    return max((p.strip(b"\0") for p in parts), key=len, default=b"")
 
 
 def keep_window(

@@ -354,3 +354,21 @@ def test_a_late_message_raises_the_alert_with_where_it_starts(tmp_path) -> None:
     assert alert["severity"] == "high" and alert["data"]["coded_windows"] == [4]
     assert alert["data"]["decoded_text"] == MESSAGE.decode()
     assert any("from packet 2048 of the stream" in e for e in alert["evidence"])
+
+
+def test_a_bit_flipped_in_the_idle_after_the_message_leaves_the_text_readable() -> None:
+    """What CI's real sipp call decoded once (tests/realtraffic/test_timing_channel.py,
+    the late message): the text 4 bits into a byte, then level 0, and one packet of the
+    idle tail sent late -- a stray 1 bit seven bytes after the text. Before IDLE_BYTES the
+    zero bytes up to it counted as unprintable text (43 of 52 bytes: 83 %) and no text
+    was read."""
+    late = bytes.fromhex(
+        "00000000000000000000000000000000000000000000000414b4941354558414d504c45374b45593a"
+        "20776972652034306b20746f20373738312c20746f64617921000000000000000010000"
+    )
+    assert TM._text(late) == ("AKIA5EXAMPLE7KEY: wire 40k to 7781, today!", 4)
+    # Two texts between idles: the longer one is the message.
+    two = b"\0" * 6 + b"hi" + b"\0" * 5 + b"exfil: the real message" + b"\0" * 3
+    assert TM._text(two) == ("exfil: the real message", 0)
+    # Three zero bytes inside are not idle: they stay part of what is read (and fail it).
+    assert TM._text(b"abc\0\0\0def" * 3)[0] is None
