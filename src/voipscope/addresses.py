@@ -16,6 +16,14 @@ def format_ip(version: int, hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address(((hi & _MASK64) << 64) | (lo & _MASK64)))
 
 
+def format_endpoint(ip: str, port: object) -> str:
+    """``ip:port`` as people read it, an IPv6 address in brackets (RFC 3986 §3.2.2); the
+    bare address when there is no port."""
+    if port is None:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def ip_halves(text: str) -> tuple[int, int]:
     """The two int64 halves the pipeline keeps an address as (``format_ip``'s inverse):
     IPv4 in IPv4-mapped form (RFC 4291 §2.5.5.2). ValueError for anything else."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from voipscope.addresses import format_endpoint
 from voipscope.classify.apps import app_for_address
 
 MEDIA = "voip-media"
@@ -153,7 +154,7 @@ def _far_end(flow: dict[str, Any], user_ip: str) -> str:
         if flow["src_ip"] == user_ip
         else (flow["src_ip"], flow["src_port"])
     )
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return format_endpoint(ip, port)
 
 
 def user_address(flow: dict[str, Any]) -> str:

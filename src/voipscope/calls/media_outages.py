@@ -24,13 +24,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from voipscope.addresses import format_endpoint
+
 # Another stream "kept sending" across the outage when its own longest gap covers less
 # than this share of it.
 OTHER_SIDE_QUIET_SHARE = 0.5
 # A call this long after its answer had time for media both ways: RTP starts within
 # milliseconds of the answer (or before it, as early media), never seconds later.
 MIN_CONVERSATION_S = 5.0
-# How missing_media_evidence's lines begin (the console table flags them by these).
+# How missing_media_evidence's lines begin (missing_media_flags reads them back).
 NO_MEDIA, ONE_WAY_MEDIA = "no media seen", "one-way media"
 
 
@@ -73,6 +75,16 @@ def missing_media_evidence(record: dict[str, Any], streams: list[dict[str, Any]]
     ]
 
 
+def missing_media_flags(evidence: list[str] | None) -> list[str]:
+    """The short names ("no media seen", "one-way media") of a call's missing-media
+    evidence lines, for tables that flag them."""
+    return [
+        line.split(":", 1)[0]
+        for line in evidence or []
+        if line.startswith((NO_MEDIA, ONE_WAY_MEDIA))
+    ]
+
+
 def _two_way_announcement(sdp: list[dict[str, Any]]) -> list[str] | None:
     """The announced audio endpoints when an offer and its answer (RFC 3264: one from
     each side) announced audio both would send and receive and nobody put the other on
@@ -88,7 +100,8 @@ def _two_way_announcement(sdp: list[dict[str, Any]]) -> list[str] | None:
         audio = [m for m in live if m.get("media") == "audio"]
         if audio:
             roles.add(exchange.get("role") or "")
-            endpoints.update((_format(m.get("ip"), m.get("port")), None) for m in audio)
+            for m in audio:
+                endpoints[format_endpoint(str(m.get("ip")), m.get("port"))] = None
     if not {"offer", "answer"} <= roles:
         return None
     return list(endpoints)
@@ -100,10 +113,6 @@ def _announced_other_media(sdp: list[dict[str, Any]]) -> bool:
         for exchange in sdp
         for m in exchange.get("media") or []
     )
-
-
-def _format(ip: str | None, port: int | None) -> str:
-    return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
 def outage_evidence(streams: list[dict[str, Any]]) -> list[str]:
@@ -162,7 +171,7 @@ def _sent_across(stream: dict[str, Any], start: float, end: float) -> bool:
 
 
 def _endpoint(stream: dict[str, Any], side: str) -> str:
-    return _format(stream.get(f"{side}_ip"), stream.get(f"{side}_port"))
+    return format_endpoint(str(stream.get(f"{side}_ip")), stream.get(f"{side}_port"))
 
 
 def _utc(epoch_s: float) -> str:

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from voipscope.calls.media_outages import NO_MEDIA, ONE_WAY_MEDIA, outage_span
+from voipscope.addresses import format_endpoint
+from voipscope.calls.media_outages import missing_media_flags, outage_span
 
 FORMATS = ("table", "jsonl", "csv", "parquet")
 
@@ -213,10 +214,7 @@ class FlowConsoleTable(ConsoleTable):
 
 
 def _endpoint(ip: str | None, port: int | None) -> str:
-    if ip is None:
-        return "-"
-    host = f"[{ip}]" if ":" in ip and port is not None else ip
-    return f"{host}:{port}" if port is not None else host
+    return "-" if ip is None else format_endpoint(ip, port)
 
 
 def _flow_cells(r: dict) -> list[str]:
@@ -254,10 +252,8 @@ class CallConsoleTable(ConsoleTable):
 
     def add_rows(self, table, record: dict) -> None:  # type: ignore[no-untyped-def]
         table.add_row(*_call_cells(record))
-        for line in record.get("evidence") or []:
-            if line.startswith((NO_MEDIA, ONE_WAY_MEDIA)):
-                what = line.split(":", 1)[0]
-                table.add_row("", "", f"  ⚠ {what}", "", "", "", "", "", "", style="bold red")
+        for what in missing_media_flags(record.get("evidence")):
+            table.add_row("", "", f"  ⚠ {what}", "", "", "", "", "", "", style="bold red")
         for stream in record["streams"] or []:
             table.add_row("", "", *_stream_cells(stream), style="dim")
             outage = outage_span(stream)

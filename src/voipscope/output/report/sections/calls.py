@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voipscope.calls.media_outages import NO_MEDIA, ONE_WAY_MEDIA
+from voipscope.calls.media_outages import missing_media_flags
 from voipscope.output.report import svg
 from voipscope.output.report.data import CALLS, Limits
 from voipscope.output.report.data import ReportData as Data
@@ -116,11 +116,7 @@ REGISTRATION_COLUMNS = [
 def _streams_cell(c: dict[str, Any]) -> object:
     """How many streams, and in red when the signalling announced media that did not
     come (calls.media_outages: no media seen, one-way media)."""
-    missing = [
-        line.split(":", 1)[0]
-        for line in c.get("evidence") or []
-        if line.startswith((NO_MEDIA, ONE_WAY_MEDIA))
-    ]
+    missing = missing_media_flags(c.get("evidence"))
     shown = str(len(c.get("streams") or []))
     return lines(shown, *(tag("span", what, "mos-poor") for what in missing)) if missing else shown
 

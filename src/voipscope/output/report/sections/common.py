@@ -3,6 +3,7 @@ percentages and the MOS cell (a number, or "unknown" with the reason: never inve
 
 from __future__ import annotations
 
+from voipscope.addresses import format_endpoint
 from voipscope.output.report.markup import join, lines, small, tag
 from voipscope.output.report.text import Safe
 
@@ -41,10 +42,7 @@ def charts_row(*charts: Safe) -> Safe:
 
 
 def endpoint(ip: object, port: object) -> str:
-    if ip is None:
-        return "—"
-    text = f"[{ip}]" if ":" in str(ip) and port is not None else str(ip)
-    return text if port is None else f"{text}:{port}"
+    return "—" if ip is None else format_endpoint(str(ip), port)
 
 
 def pct(part: int, whole: int) -> str:
