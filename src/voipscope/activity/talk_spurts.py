@@ -1,14 +1,15 @@
 """Who talks when: talk spurts of one RTP stream, decided packet by packet in numba.
 
 A packet is *voice* or *silence* from what the wire shows, cheapest evidence first:
-- comfort noise (RFC 3389, PT 13 and the old 19) and 1–2 byte payloads (Opus DTX
-  frames, RFC 6716 §2.1.9 / RFC 7587 §3.1.3) are silence;
+- comfort noise (RFC 3389, PT 13 and the old 19) and payloads of at most 3 bytes (Opus
+  DTX and digital-silence frames, RFC 6716 §2.1.9 / RFC 7587 §3.1.3) are silence, and
+  so is a lone short spurt between them (a comfort-noise update);
 - G.711 without DTX sends a packet every 20 ms whether anyone talks or not, but decoding
   µ-law/A-law is a table lookup: the frame's energy in dBov against the stream's own noise
   floor says voice or not (ITU-T P.56's idea of an adaptive threshold, much simplified);
 - variable-bit-rate codecs (Opus, also inside SRTP whose headers and sizes are clear)
-  shrink their frames in silence: a payload well above the stream's small-frame floor is
-  voice;
+  shrink their frames in silence: once the stream's sizes fall into two groups far apart
+  (small silence frames, large voice frames), a frame nearer the large group is voice;
 - anything else present is voice, and the silences are the gaps between packets
   (discontinuous transmission, RFC 3551 §4.1, with the marker bit on a spurt's first
   packet).
@@ -30,19 +31,44 @@ PT_PCMU = 0  # RFC 3551 §6 table 4
 PT_PCMA = 8
 PT_CN = 13  # RFC 3389
 PT_CN_OLD = 19
-DTX_MAX_PAYLOAD_BYTES = 2  # Opus DTX / empty frames (RFC 7587 §3.1.3)
+# Frames too small to carry speech: Opus DTX frames of 1-2 bytes (RFC 7587 §3.1.3) and
+# libopus's 3-byte frames of digital silence (TOC + 2 bytes); no codec in use codes 20 ms
+# of speech in 3 bytes (the leanest, codec2 at 700 bit/s, takes 4 per 40 ms).
+DTX_MAX_PAYLOAD_BYTES = 3
 MIN_G711_BYTES = 40  # 5 ms of 8 kHz audio: less is too little to judge energy
 FRAME_NS = 20_000_000  # a spurt ends one (typical, RFC 3551 §4.2) frame after its last voice
 HANGOVER_NS = 300_000_000  # pauses between words shorter than this stay inside a spurt
+# A spurt of a single voice packet is no speech: it is a codec's comfort-noise update
+# (libopus in DTX sends one every ~400 ms, between 1-byte frames or nothing; RFC 3389
+# senders likewise) or a click. It is void when a silence frame follows it, and never
+# reported. (Counted in packets, not time: one packet of a 60 ms ptime is still short.)
+MIN_SPURT_PACKETS = 2
 # Voice must stand this far above the stream's noise floor, and above an absolute floor
 # (digital silence and line noise sit near -70..-60 dBov, speech near -30..-15 dBov).
 VOICE_OVER_NOISE_DB = 15.0
 VOICE_MIN_DBOV = -50.0
 NOISE_RISE_DB_PER_PACKET = 0.02  # the floor creeps up ~1 dB/s at 50 packets/s
-# VBR: frames at least this much above the small-frame floor are voice, once the stream
-# has shown that its sizes vary at all.
-VBR_MIN_SPREAD_BYTES = 12
-VBR_VOICE_FRACTION = 0.35
+# VBR: a codec that shrinks its frames in silence shows two groups of sizes: libopus
+# without DTX sends 3-byte frames of digital silence and tens of bytes of background noise
+# against hundreds for speech (RFC 6716 §2.1.9 leaves the rate to the encoder), AMR and
+# EVS a few bytes of SID against 30-60 (RFC 4867 §4.3.2). Each frame joins the group whose
+# running size (log scale) is nearer and moves it by SIZE_TRACK_RATE, so a big first frame
+# or a codec's soft speech frames shift the groups only a little and a codec switch is
+# followed. The sizes speak only once each group has had SIZE_GROUP_MIN_FRAMES frames and
+# the large one is at least SIZE_GROUP_RATIO times the small one: speech alone spreads an
+# encoder's sizes by less (a constant-bit-rate encoder not at all; baresip's Opus speech
+# frames run 120-400 bytes around 250), so until a stream has paused, every frame present
+# is voice.
+SIZE_TRACK_RATE = 0.25
+# Only packets that follow the previous one within PACED_MAX_GAP_NS (a run of frames sent
+# back to back) move the groups; one after a longer gap may carry another amount of audio
+# (a sender bundling or changing its ptime: WhatsApp sends 160 ms packets of a few hundred
+# bytes before its 20 ms ones of 50-80; a DTX update, RFC 7587 §3.1.3: one frame per
+# 400 ms) and is judged against the groups as they are. RFC 3551 §4.5's frames run to
+# 30 ms and ptimes to 60; 70 ms leaves room for jitter.
+PACED_MAX_GAP_NS = 70_000_000
+SIZE_GROUP_MIN_FRAMES = 3  # a single big first frame (some encoders start so) is no group
+SIZE_GROUP_RATIO = 2.5
 SILENT_DBOV = -100.0
 
 # Methods, as stored per stream (the highest one used wins).
@@ -55,13 +81,18 @@ METHOD_NAMES = ("packet gaps (DTX)", "packet sizes (VBR)", "payload energy (G.71
 V_SPURT_START = 0  # ns, NaN outside a spurt
 V_LAST_VOICE = 1  # ns of the last voice packet
 V_NOISE_DB = 2  # energy floor (G.711), NaN until the first frame
-V_SIZE_FLOOR = 3  # small-frame floor (bytes), NaN until the first packet
-V_SIZE_PEAK = 4
+V_SMALL_BYTES = 3  # the two size groups (VBR): running size, NaN until the first packet
+V_LARGE_BYTES = 4
 V_METHOD = 5
 V_VOICE_PACKETS = 6
 V_SILENT_PACKETS = 7
 V_RESTART = 8  # 1: a better method just began; the spurt opened on presence alone is void
-V_LEN = 9
+V_SMALL_FRAMES = 9  # frames each size group has taken
+V_LARGE_FRAMES = 10
+V_SPURT_PACKETS = 11  # voice packets in the open spurt
+V_LAST_PACKET_NS = 12  # arrival of the stream's previous packet, NaN before the first
+V_PREV_BYTES = 13  # and its payload size
+V_LEN = 14
 
 
 def _g711_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +125,8 @@ def reset_rows(state: np.ndarray, rows: np.ndarray) -> None:
     state[rows] = 0.0
     state[rows, V_SPURT_START] = np.nan
     state[rows, V_NOISE_DB] = np.nan
-    state[rows, V_SIZE_FLOOR] = np.nan
+    state[rows, V_SMALL_BYTES] = np.nan
+    state[rows, V_LAST_PACKET_NS] = np.nan
 
 
 @njit(cache=True)
@@ -103,7 +135,8 @@ def reset_row(state: np.ndarray, row: int) -> None:  # pragma: no cover - numba
         state[row, k] = 0.0
     state[row, V_SPURT_START] = np.nan
     state[row, V_NOISE_DB] = np.nan
-    state[row, V_SIZE_FLOOR] = np.nan
+    state[row, V_SMALL_BYTES] = np.nan
+    state[row, V_LAST_PACKET_NS] = np.nan
 
 
 @njit(cache=True)
@@ -122,10 +155,21 @@ def g711_energy_dbov(
 
 @njit(cache=True)
 def is_voice(
-    state: np.ndarray, row: int, buf: np.ndarray, start: int, length: int, payload_type: int
+    state: np.ndarray,
+    row: int,
+    buf: np.ndarray,
+    start: int,
+    length: int,
+    payload_type: int,
+    ts_ns: int,
 ) -> bool:  # pragma: no cover - numba
-    """Decide one packet (``length`` payload bytes at ``buf[start:]``) and update the
-    stream's floors."""
+    """Decide one packet (``length`` payload bytes at ``buf[start:]``, arrived at
+    ``ts_ns``) and update the stream's floors."""
+    last = state[row, V_LAST_PACKET_NS]
+    paced = not math.isnan(last) and ts_ns - last <= PACED_MAX_GAP_NS
+    previous_bytes = state[row, V_PREV_BYTES]
+    state[row, V_LAST_PACKET_NS] = ts_ns
+    state[row, V_PREV_BYTES] = length
     if payload_type in (PT_CN, PT_CN_OLD) or length <= DTX_MAX_PAYLOAD_BYTES:
         return False
     if payload_type in (PT_PCMU, PT_PCMA) and length >= MIN_G711_BYTES:
@@ -139,24 +183,70 @@ def is_voice(
         state[row, V_NOISE_DB] = noise
         state[row, V_METHOD] = max(state[row, V_METHOD], METHOD_ENERGY)
         return energy >= VOICE_MIN_DBOV and energy >= noise + VOICE_OVER_NOISE_DB
-    size = float(length)
-    floor = state[row, V_SIZE_FLOOR]
-    if math.isnan(floor):
-        state[row, V_SIZE_FLOOR] = size
-        state[row, V_SIZE_PEAK] = size
+    return _size_says_voice(state, row, float(length), paced, previous_bytes)
+
+
+@njit(cache=True)
+def _size_says_voice(
+    state: np.ndarray, row: int, size: float, paced: bool, previous_bytes: float
+) -> bool:  # pragma: no cover - numba
+    """The VBR judgement (see SIZE_GROUP_RATIO): a paced frame joins the nearer size
+    group (see PACED_MAX_GAP_NS); voice unless the groups are apart and the frame is
+    nearer the small one."""
+    small = state[row, V_SMALL_BYTES]
+    if math.isnan(small):
+        if not paced:
+            return True
+        state[row, V_SMALL_BYTES] = size
+        state[row, V_LARGE_BYTES] = size
+        state[row, V_SMALL_FRAMES] = 1.0
         return True
-    # Floors that forget slowly: the small-frame floor rises and the peak sinks by a byte
-    # every ~2 s at 50 packets/s, so a codec switch mid-call is followed.
-    floor = min(size, floor + 0.01)
-    peak = max(size, state[row, V_SIZE_PEAK] - 0.01)
-    state[row, V_SIZE_FLOOR] = floor
-    state[row, V_SIZE_PEAK] = peak
-    if peak - floor < VBR_MIN_SPREAD_BYTES:
+    large = state[row, V_LARGE_BYTES]
+    # Nearer on a log scale (the boundary is the geometric mean of the two); while the
+    # groups are still one size, a larger frame starts the large group.
+    to_small = abs(math.log(size / small))
+    to_large = abs(math.log(size / large))
+    in_small = to_small < to_large or (to_small == to_large and size <= small)
+    if paced:
+        _join(state, row, size, in_small)
+        small = state[row, V_SMALL_BYTES]
+        large = state[row, V_LARGE_BYTES]
+    if (
+        large < SIZE_GROUP_RATIO * small
+        or state[row, V_SMALL_FRAMES] < SIZE_GROUP_MIN_FRAMES
+        or state[row, V_LARGE_FRAMES] < SIZE_GROUP_MIN_FRAMES
+    ):
         return True
     if state[row, V_METHOD] < METHOD_SIZE:
         state[row, V_METHOD] = METHOD_SIZE
-        state[row, V_RESTART] = 1.0
-    return size >= floor + VBR_VOICE_FRACTION * (peak - floor)
+        # The packet before was a small one: the stream was in a pause, and the spurt
+        # opened on presence alone is void (account_packet); a large one: speech went on.
+        if previous_bytes <= DTX_MAX_PAYLOAD_BYTES or abs(math.log(previous_bytes / small)) < abs(
+            math.log(previous_bytes / large)
+        ):
+            state[row, V_RESTART] = 1.0
+    return not in_small
+
+
+@njit(cache=True)
+def _join(state: np.ndarray, row: int, size: float, in_small: bool) -> None:  # pragma: no cover
+    """Move the size group the frame joins."""
+    small = state[row, V_SMALL_BYTES]
+    if in_small and size * SIZE_GROUP_RATIO <= small:
+        # Far below anything so far: the first frame of a pause, evidence enough alone.
+        if state[row, V_LARGE_FRAMES] < SIZE_GROUP_MIN_FRAMES:
+            # The frames so far were one group, the large one (speech from the start).
+            state[row, V_LARGE_BYTES] = max(state[row, V_LARGE_BYTES], small)
+            state[row, V_LARGE_FRAMES] = state[row, V_SMALL_FRAMES]
+        state[row, V_SMALL_BYTES] = size
+        state[row, V_SMALL_FRAMES] = float(SIZE_GROUP_MIN_FRAMES)
+    elif in_small:
+        state[row, V_SMALL_BYTES] = small + SIZE_TRACK_RATE * (size - small)
+        state[row, V_SMALL_FRAMES] += 1.0
+    else:
+        large = state[row, V_LARGE_BYTES]
+        state[row, V_LARGE_BYTES] = large + SIZE_TRACK_RATE * (size - large)
+        state[row, V_LARGE_FRAMES] += 1.0
 
 
 @njit(cache=True)
@@ -176,21 +266,22 @@ def account_packet(
     start = state[row, V_SPURT_START]
     last = state[row, V_LAST_VOICE]
     if state[row, V_RESTART] != 0.0:
-        # Sizes just became informative, the frames before were judged by presence only.
-        # A large frame now means those were the small (silent) ones: void their spurt.
-        # A small frame now means they were speech: their spurt stands.
+        # Sizes just became informative and showed that the frames before, judged by
+        # presence only, were mostly silence: their spurt is void, and a voice frame now
+        # opens the first real one.
         state[row, V_RESTART] = 0.0
         if voice:
             start = np.nan
             state[row, V_SPURT_START] = np.nan
+    short = state[row, V_SPURT_PACKETS] < MIN_SPURT_PACKETS
     if not voice:
         state[row, V_SILENT_PACKETS] += 1
-        if not math.isnan(start) and ts_ns - last > HANGOVER_NS:
-            ev_row[n_events] = row
-            ev_start[n_events] = int(start)
-            ev_end[n_events] = int(last) + FRAME_NS
-            n_events += 1
-            state[row, V_SPURT_START] = np.nan
+        if math.isnan(start):
+            return n_events
+        if short:
+            state[row, V_SPURT_START] = np.nan  # a lone update between silence frames
+        elif ts_ns - last > HANGOVER_NS:
+            n_events = _emit(state, row, start, last, ev_row, ev_start, ev_end, n_events)
         return n_events
     state[row, V_VOICE_PACKETS] += 1
     if not math.isnan(start):
@@ -198,21 +289,42 @@ def account_packet(
         # A DTX gap, or a marker bit after more than a frame or two of nothing: the old
         # spurt ended at its last voice packet.
         if gap > HANGOVER_NS or (marker and gap > 2 * FRAME_NS):
-            ev_row[n_events] = row
-            ev_start[n_events] = int(start)
-            ev_end[n_events] = int(last) + FRAME_NS
-            n_events += 1
-            state[row, V_SPURT_START] = ts_ns
-    else:
+            n_events = _emit(state, row, start, last, ev_row, ev_start, ev_end, n_events)
+            start = np.nan
+    if math.isnan(start):
         state[row, V_SPURT_START] = ts_ns
+        state[row, V_SPURT_PACKETS] = 0.0
+    state[row, V_SPURT_PACKETS] += 1.0
     state[row, V_LAST_VOICE] = ts_ns
     return n_events
+
+
+@njit(cache=True)
+def _emit(
+    state: np.ndarray,
+    row: int,
+    start: float,
+    last: float,
+    ev_row: np.ndarray,
+    ev_start: np.ndarray,
+    ev_end: np.ndarray,
+    n_events: int,
+) -> int:  # pragma: no cover - numba
+    """Close the open spurt as an event: it ended one frame after its last voice packet
+    (a spurt of one packet is dropped, see MIN_SPURT_PACKETS)."""
+    state[row, V_SPURT_START] = np.nan
+    if state[row, V_SPURT_PACKETS] < MIN_SPURT_PACKETS:
+        return n_events
+    ev_row[n_events] = row
+    ev_start[n_events] = int(start)
+    ev_end[n_events] = int(last) + FRAME_NS
+    return n_events + 1
 
 
 def close_spurt(state: np.ndarray, row: int) -> tuple[int, int] | None:
     """The spurt still open at the stream's end, if any (as start/end ns)."""
     start = state[row, V_SPURT_START]
-    if math.isnan(start):
+    if math.isnan(start) or state[row, V_SPURT_PACKETS] < MIN_SPURT_PACKETS:
         return None
     return int(start), int(state[row, V_LAST_VOICE]) + FRAME_NS
 

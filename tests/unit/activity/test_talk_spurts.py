@@ -38,7 +38,7 @@ def run(packets: list[tuple[float, bytes, int, bool]]) -> tuple[list[tuple[float
     n = 0
     for ts, payload, pt, marker in packets:
         buf = np.frombuffer(payload, np.uint8) if payload else np.zeros(1, np.uint8)
-        voice = T.is_voice(state, 0, buf, 0, len(payload), pt)
+        voice = T.is_voice(state, 0, buf, 0, len(payload), pt, int(ts * 1e9))
         n = T.account_packet(state, 0, int(ts * 1e9), voice, marker, ev_row, ev_start, ev_end, n)
     spurts = [(ev_start[k] / 1e9, ev_end[k] / 1e9) for k in range(n)]
     tail = T.close_spurt(state, 0)
@@ -80,19 +80,48 @@ def test_dtx_gaps_and_marker_bits() -> None:
 
 
 def test_vbr_sizes_and_comfort_noise() -> None:
+    """Opus without DTX: a frame every 20 ms, small ones in the pauses."""
     rng = np.random.default_rng(3)
     packets = []
     for k in range(int(DURATION_S / FRAME_S)):
         ts = k * FRAME_S
         if speaking(ts):
             packets.append((ts, bytes(int(rng.integers(70, 110))), 111, False))
-        elif k % 10 == 0:
-            packets.append((ts, bytes(int(rng.integers(8, 14))), 111, False))  # Opus silence
         elif k % 25 == 1:
             packets.append((ts, b"\x40", 13, False))  # comfort noise update
+        else:
+            packets.append((ts, bytes(int(rng.integers(8, 14))), 111, False))  # Opus silence
     spurts, method = run(packets)
     assert method == "packet sizes (VBR)"
     assert_matches_schedule(spurts)
+
+
+def test_dtx_updates_are_no_speech() -> None:
+    """Opus with DTX sends one frame per 400 ms in the pauses (RFC 7587 §3.1.3), of the
+    size of a quiet frame or of a loud one: a lone packet is no talk spurt, also when the
+    speech after it (marked, RFC 3551 §4.1) comes sooner than the hangover."""
+    rng = np.random.default_rng(4)
+    packets = []
+    for k in range(int(DURATION_S / FRAME_S)):
+        ts = k * FRAME_S
+        if speaking(ts):
+            onset = not speaking(ts - FRAME_S)
+            packets.append((ts, bytes(int(rng.integers(70, 110))), 111, onset))
+        elif k % 20 == 0:
+            packets.append((ts, bytes(int(rng.integers(8, 110))), 111, False))
+    spurts, _ = run(packets)
+    assert_matches_schedule(spurts)
+
+
+def test_a_ptime_change_is_no_pause() -> None:
+    """WhatsApp: packets of 160 ms (a few hundred bytes) for a while, then of 20 ms
+    (50-80 bytes); the sizes differ by the audio each carries, not by speech."""
+    rng = np.random.default_rng(5)
+    packets = [(k * 0.160, bytes(int(rng.integers(200, 480))), 120, False) for k in range(40)]
+    packets += [(6.4 + k * FRAME_S, bytes(int(rng.integers(50, 80))), 120, False)
+                for k in range(150)]  # fmt: skip
+    spurts, _ = run(packets)
+    assert spurts == [(0.0, pytest.approx(6.4 + 149 * FRAME_S + FRAME_S))]
 
 
 def test_vbr_that_starts_with_speech_keeps_its_first_spurt() -> None:

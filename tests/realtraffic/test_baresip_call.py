@@ -1,0 +1,259 @@
+"""A call between two real softphones: baresip (Debian's baresip-core) calls baresip over
+SIP/UDP with Opus, each playing espeak-ng phrases at known times, from one network
+namespace to another over a veth pair this test creates (baresip takes its media address
+from a network interface, and loopback is none), captured with dumpcap on the callee's
+side, then read by ``voipscope calls``.
+
+What a real Opus sender puts on the wire is what the conversation meter has to read.
+Measured here (libopus through baresip 1.0): for digital silence it sends 3-byte frames
+(TOC + 2 bytes), with DTX 1-byte frames and a 3-byte update every ~400 ms; for anything
+else full frames around 250 bytes (120-440) whatever the sound, so sizes show pauses only
+where the sender's input is silent (a muted microphone, noise suppression, these files).
+The truth of who talks when comes from the audio (first and last non-zero sample of each
+phrase) for the starts, and for the ends from the wire as tshark reads it (the last
+full frame before the sender's silence frames): libopus goes on sending full frames
+for 90-330 ms after the sound stopped (its own hangover), which no reader of the wire can
+undo, and which is checked to stay behind the audio end by less than half a second.
+
+Traffic stays on the veth between the two namespaces, which are deleted afterwards. Skipped,
+with the reason, when not root or when baresip (with its opus and aufile modules),
+dumpcap, tshark, espeak-ng or ip are missing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.integration.test_rtp_streams_vs_tshark import parse_rtp_streams
+from tests.realtraffic.livens import (
+    CLIENT_IF,
+    CLIENT_IP,
+    SERVER_IF,
+    SERVER_IP,
+    VethPair,
+    stop_process,
+    veth_pair,
+)
+from tests.realtraffic.media import in_ns
+from voipscope.api import iter_calls
+
+TOOLS = ("baresip", "dumpcap", "tshark", "espeak-ng", "ip")
+MODULES = Path("/usr/lib/baresip/modules")
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0
+    or any(shutil.which(t) is None for t in TOOLS)
+    or not all((MODULES / m).exists() for m in ("opus.so", "aufile.so", "account.so")),
+    reason="needs root, baresip (apt baresip-core), dumpcap, tshark, espeak-ng and ip",
+)
+
+RATE_HZ = 48_000  # Opus's RTP clock and baresip's opus/48000/2 (RFC 7587 §4)
+CALL_S = 10.0  # the caller's file: baresip hangs up when it ends
+CALLER_PHRASES = [(0.8, "Hello, this is the network operations centre."), (7.0, "Thank you.")]
+CALLEE_PHRASES = [(4.0, "Please confirm the trunk is up.")]
+START_TOLERANCE_S = 0.100  # issue 5: talk spurts within 100 ms of the truth
+END_TOLERANCE_S = 0.060  # against the wire's own end: three frames
+MAX_ENCODER_HANGOVER_S = 0.5
+SILENCE_FRAME_MAX_BYTES = 3
+
+
+def phrase_audio(phrases: list[tuple[float, str]], seconds: float) -> tuple[np.ndarray, list]:
+    """48 kHz samples, exact zeros outside the phrases; the truth as (start, end) s."""
+    audio = np.zeros(int(seconds * RATE_HZ))
+    truth = []
+    for at, text in phrases:
+        said = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text],
+                              capture_output=True, check=True).stdout  # fmt: skip
+        with wave.open(io.BytesIO(said)) as w:
+            rate = w.getframerate()
+            speech = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+        t = np.arange(int(len(speech) * RATE_HZ / rate)) / RATE_HZ
+        speech = np.round(np.interp(t, np.arange(len(speech)) / rate, speech))
+        start = int(at * RATE_HZ)
+        audio[start : start + len(speech)] = speech[: len(audio) - start]
+        sounding = np.flatnonzero(speech)
+        truth.append((at + sounding[0] / RATE_HZ, at + (sounding[-1] + 1) / RATE_HZ))
+    return audio, truth
+
+
+def write_stereo_wav(path: Path, audio: np.ndarray) -> None:
+    """baresip's aufile source wants the codec's rate and channels (opus/48000/2)."""
+    samples = np.clip(audio, -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(RATE_HZ)
+        w.writeframes(np.repeat(samples, 2).tobytes())
+
+
+def baresip_dir(
+    workdir: Path, user: str, ip: str, interface: str, rtp_ports: str, wav: Path, dtx: bool
+) -> Path:
+    conf = workdir / user
+    conf.mkdir()
+    (conf / "config").write_text(
+        f"poll_method epoll\nnet_interface {interface}\nsip_listen {ip}:5060\n"
+        f"audio_source aufile,{wav}\naudio_player aufile,{workdir / (user + '-heard.wav')}\n"
+        f"rtp_ports {rtp_ports}\nmodule_path {MODULES}\n"
+        "module opus.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n"
+        f"opus_dtx {'yes' if dtx else 'no'}\n"
+    )
+    # No registrar: the caller dials the callee's address; the callee answers at once.
+    (conf / "accounts").write_text(
+        f"<sip:{user}@{ip}>;regint=0;answermode=auto;audio_codecs=opus/48000/2\n"
+    )
+    return conf
+
+
+@pytest.fixture
+def pair() -> Iterator[VethPair]:
+    yield from veth_pair()
+
+
+def baresip_call(pair: VethPair, workdir: Path, dtx: bool) -> tuple[Path, list, list]:
+    caller_audio, caller_truth = phrase_audio(CALLER_PHRASES, CALL_S)
+    callee_audio, callee_truth = phrase_audio(CALLEE_PHRASES, CALL_S + 5)
+    write_stereo_wav(workdir / "caller.wav", caller_audio)
+    write_stereo_wav(workdir / "callee.wav", callee_audio)
+    a = baresip_dir(workdir, "alice", CLIENT_IP, CLIENT_IF, "20000-20049",
+                    workdir / "caller.wav", dtx)  # fmt: skip
+    b = baresip_dir(workdir, "bob", SERVER_IP, SERVER_IF, "20050-20099",
+                    workdir / "callee.wav", dtx)  # fmt: skip
+    capture = workdir / "call.pcapng"
+    dumpcap = subprocess.Popen(
+        in_ns(pair.server, "dumpcap", "-q", "-i", SERVER_IF, "-a",
+              f"duration:{CALL_S + 25:.0f}", "-w", str(capture)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    callee = None
+    try:
+        time.sleep(1.0)  # dumpcap needs a moment before the first packet
+        with (workdir / "bob.log").open("wb") as log:
+            callee = subprocess.Popen(in_ns(pair.server, "baresip", "-f", str(b), "-t", "40"),
+                                      stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        time.sleep(1.0)
+        caller = subprocess.run(
+            in_ns(pair.client, "baresip", "-f", str(a), "-t", f"{CALL_S + 4:.0f}",
+                  "-e", f"/dial sip:bob@{SERVER_IP}"),
+            capture_output=True, timeout=CALL_S + 30, check=False,
+        )  # fmt: skip
+        said = caller.stdout.decode(errors="replace")
+        assert "Call established" in said, said[-800:]
+        time.sleep(0.5)
+    finally:
+        if callee is not None:
+            stop_process(callee)
+        dumpcap.terminate()
+        dumpcap.wait(timeout=10)
+    return capture, caller_truth, callee_truth
+
+
+def tshark_frames(capture: Path) -> tuple[dict[int, list[tuple[float, int]]], dict[int, int]]:
+    """(arrival s, RTP payload bytes) and the payload type per source port, as tshark
+    reads them (the SDP tells it which flows are RTP)."""
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-Y", "rtp", "-T", "fields",
+         "-e", "udp.srcport", "-e", "frame.time_epoch", "-e", "udp.length", "-e", "rtp.p_type"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    frames: dict[int, list[tuple[float, int]]] = {}
+    payload_types: dict[int, int] = {}
+    for line in out.splitlines():
+        port, at, udp_length, payload_type = line.split("\t")
+        frames.setdefault(int(port), []).append((float(at), int(udp_length) - 8 - 12))
+        payload_types[int(port)] = int(payload_type)
+    return frames, payload_types
+
+
+def wire_end(frames: list[tuple[float, int]], after_s: float) -> float:
+    """The end of the full frames the sender sent from ``after_s`` on: one frame after
+    the last one before its first silence frame."""
+    last = None
+    for at, size in frames:
+        if at < after_s:
+            continue
+        if size <= SILENCE_FRAME_MAX_BYTES and last is not None:
+            break
+        if size > SILENCE_FRAME_MAX_BYTES:
+            last = at
+    assert last is not None
+    return last + 0.020
+
+
+def check_spurts(
+    stream: dict[str, Any], truth: list[tuple[float, float]], frames: list[tuple[float, int]]
+) -> None:
+    # The file's first frame is the stream's first packet (baresip starts the source
+    # with the media); Opus's 6.5 ms look-ahead is inside the tolerance.
+    origin = stream["first_seen"]
+    found = [(s - origin, e - origin) for s, e in stream["talk_spurts"]]
+    print(stream["src_port"], stream["activity_method"], "found", found, "truth", truth)
+    assert len(found) == len(truth), (found, truth)
+    for (s, e), (ts, te) in zip(found, truth, strict=True):
+        sent_until = wire_end(frames, origin + ts) - origin
+        print(f"  phrase {ts:.3f}-{te:.3f}: sender's hangover {sent_until - te:.3f} s")
+        assert 0 <= sent_until - te <= MAX_ENCODER_HANGOVER_S
+        assert abs(s - ts) <= START_TOLERANCE_S, (found, truth)
+        assert abs(e - sent_until) <= END_TOLERANCE_S, (found, truth, sent_until)
+
+
+@pytest.mark.parametrize("dtx", [False, True], ids=["continuous", "dtx"])
+def test_a_softphone_call_with_opus(pair: VethPair, tmp_path: Path, dtx: bool) -> None:
+    capture, caller_truth, callee_truth = baresip_call(pair, tmp_path, dtx)
+    calls = [c for c in iter_calls(capture) if c["kind"] == "call"]
+    assert len(calls) == 1, calls
+    (call,) = calls
+    assert call["state"] == "answered" and call["final_code"] == 200
+    assert (call["caller"], call["callee"]) == (f"sip:alice@{CLIENT_IP}", f"sip:bob@{SERVER_IP}")
+    assert (call["caller_ip"], call["callee_ip"]) == (CLIENT_IP, SERVER_IP)
+    assert any(ua.startswith("baresip") for ua in call["user_agents"]), call["user_agents"]
+    assert call["ended_by"] == "caller", call["evidence"]  # the caller's file ran out
+    assert not [e for e in call["evidence"] if "media" in e], call["evidence"]
+
+    listed = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-q", "-z", "rtp,streams"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    theirs = parse_rtp_streams(listed)
+    assert len(call["streams"]) == len(theirs) == 2, (call["streams"], listed)
+    frames, payload_types = tshark_frames(capture)
+    by_port = {s["src_port"]: s for s in call["streams"]}
+    for stream in call["streams"]:
+        key = (stream["src_ip"], stream["src_port"], stream["dst_ip"], stream["dst_port"],
+               int(stream["ssrc"], 16))  # fmt: skip
+        tshark = theirs[key]
+        # A dynamic payload type whose clock only the SDP names (RFC 7587: always 48 kHz).
+        assert (stream["payload_type"], stream["codec"], stream["clock_rate_hz"]) == (
+            payload_types[stream["src_port"]],
+            "opus/48000/2",
+            48_000,
+        )
+        assert stream["clock_source"] == "SDP rtpmap"
+        assert stream["pairing"] == "sdp-address"
+        assert (stream["packets"], stream["lost"]) == (tshark.packets, tshark.lost)
+        assert stream["max_delta_ms"] == pytest.approx(tshark.max_delta_ms, abs=0.001)
+        assert stream["jitter_ms"] == pytest.approx(tshark.mean_jitter_ms, rel=0.05, abs=0.1), (
+            stream,
+            tshark,
+        )
+        # No published E-model impairment factor for Opus: unknown, with the reason.
+        assert stream["mos"] is None and "opus" in stream["mos_reason"]
+
+    (caller_port,) = [s["src_port"] for s in call["streams"] if s["src_ip"] == CLIENT_IP]
+    (callee_port,) = [s["src_port"] for s in call["streams"] if s["src_ip"] == SERVER_IP]
+    check_spurts(by_port[caller_port], caller_truth, frames[caller_port])
+    check_spurts(by_port[callee_port], callee_truth, frames[callee_port])
+    # Turns taken, never both at once.
+    assert call["double_talk_pct"] == pytest.approx(0.0, abs=0.5)
+    assert call["participants"] == 2
