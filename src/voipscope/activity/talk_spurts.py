@@ -7,6 +7,7 @@ A packet is *voice* or *silence* from what the wire shows, cheapest evidence fir
 - G.711 without DTX sends a packet every 20 ms whether anyone talks or not, but decoding
   µ-law/A-law is a table lookup: the frame's energy in dBov against the stream's own noise
   floor says voice or not (ITU-T P.56's idea of an adaptive threshold, much simplified);
+  G.722 likewise, from its lower sub-band decoded (g722_lowband);
 - variable-bit-rate codecs (Opus, also inside SRTP whose headers and sizes are clear)
   shrink their frames in silence: once the stream's sizes fall into two groups far apart
   (small silence frames, large voice frames), a frame nearer the large group is voice;
@@ -27,8 +28,11 @@ import math
 import numpy as np
 from numba import njit
 
+from voipscope.activity import g722_lowband as G722
+
 PT_PCMU = 0  # RFC 3551 §6 table 4
 PT_PCMA = 8
+PT_G722 = 9
 PT_CN = 13  # RFC 3389
 PT_CN_OLD = 19
 # Frames too small to carry speech: Opus DTX frames of 1-2 bytes (RFC 7587 §3.1.3) and
@@ -36,6 +40,7 @@ PT_CN_OLD = 19
 # of speech in 3 bytes (the leanest, codec2 at 700 bit/s, takes 4 per 40 ms).
 DTX_MAX_PAYLOAD_BYTES = 3
 MIN_G711_BYTES = 40  # 5 ms of 8 kHz audio: less is too little to judge energy
+MIN_G722_BYTES = 40  # likewise: one byte per 8 kHz lower-band sample
 FRAME_NS = 20_000_000  # a spurt ends one (typical, RFC 3551 §4.2) frame after its last voice
 HANGOVER_NS = 300_000_000  # pauses between words shorter than this stay inside a spurt
 # A spurt of a single voice packet is no speech: it is a codec's comfort-noise update
@@ -75,7 +80,13 @@ SILENT_DBOV = -100.0
 METHOD_PRESENCE = 0  # packets present = talk: silence only from DTX gaps
 METHOD_SIZE = 1
 METHOD_ENERGY = 2
-METHOD_NAMES = ("packet gaps (DTX)", "packet sizes (VBR)", "payload energy (G.711)")
+METHOD_ENERGY_G722 = 3
+METHOD_NAMES = (
+    "packet gaps (DTX)",
+    "packet sizes (VBR)",
+    "payload energy (G.711)",
+    "payload energy (G.722 lower band)",
+)
 
 # Per-stream state columns (float64), one row per stream.
 V_SPURT_START = 0  # ns, NaN outside a spurt
@@ -92,7 +103,8 @@ V_LARGE_FRAMES = 10
 V_SPURT_PACKETS = 11  # voice packets in the open spurt
 V_LAST_PACKET_NS = 12  # arrival of the stream's previous packet, NaN before the first
 V_PREV_BYTES = 13  # and its payload size
-V_LEN = 14
+V_G722 = 14  # the G.722 lower-band decoder's state (g722_lowband), G722.G_LEN columns
+V_LEN = V_G722 + G722.G_LEN
 
 
 def _g711_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +139,7 @@ def reset_rows(state: np.ndarray, rows: np.ndarray) -> None:
     state[rows, V_NOISE_DB] = np.nan
     state[rows, V_SMALL_BYTES] = np.nan
     state[rows, V_LAST_PACKET_NS] = np.nan
+    state[rows, V_G722 + G722.G_DET] = G722.DET_START
 
 
 @njit(cache=True)
@@ -137,6 +150,7 @@ def reset_row(state: np.ndarray, row: int) -> None:  # pragma: no cover - numba
     state[row, V_NOISE_DB] = np.nan
     state[row, V_SMALL_BYTES] = np.nan
     state[row, V_LAST_PACKET_NS] = np.nan
+    G722.reset(state, row, V_G722)
 
 
 @njit(cache=True)
@@ -175,15 +189,26 @@ def is_voice(
     if payload_type in (PT_PCMU, PT_PCMA) and length >= MIN_G711_BYTES:
         table = ULAW_LINEAR if payload_type == PT_PCMU else ALAW_LINEAR
         energy = g711_energy_dbov(buf, start, length, table)
-        noise = state[row, V_NOISE_DB]
-        if math.isnan(noise) or energy < noise:
-            noise = energy
-        else:
-            noise += NOISE_RISE_DB_PER_PACKET
-        state[row, V_NOISE_DB] = noise
-        state[row, V_METHOD] = max(state[row, V_METHOD], METHOD_ENERGY)
-        return energy >= VOICE_MIN_DBOV and energy >= noise + VOICE_OVER_NOISE_DB
+        return _energy_says_voice(state, row, energy, METHOD_ENERGY)
+    if payload_type == PT_G722 and length >= MIN_G722_BYTES:
+        energy = G722.energy_dbov(state, row, V_G722, buf, start, length)
+        return _energy_says_voice(state, row, energy, METHOD_ENERGY_G722)
     return _size_says_voice(state, row, float(length), paced, previous_bytes)
+
+
+@njit(cache=True)
+def _energy_says_voice(
+    state: np.ndarray, row: int, energy: float, method: int
+) -> bool:  # pragma: no cover - numba
+    """Voice when the frame stands well above the stream's own noise floor."""
+    noise = state[row, V_NOISE_DB]
+    if math.isnan(noise) or energy < noise:
+        noise = energy
+    else:
+        noise += NOISE_RISE_DB_PER_PACKET
+    state[row, V_NOISE_DB] = noise
+    state[row, V_METHOD] = max(state[row, V_METHOD], method)
+    return energy >= VOICE_MIN_DBOV and energy >= noise + VOICE_OVER_NOISE_DB
 
 
 @njit(cache=True)
