@@ -9,7 +9,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from voipscope import kernel_cache as _kernel_cache
 from voipscope._version import __version__
+
+# Before any kernel is decorated: numba's cache keyed by the kernels' sources.
+_kernel_cache.configure()
 
 _LAZY = {
     "iter_actions": "voipscope.inline.runner",
