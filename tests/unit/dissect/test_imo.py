@@ -10,7 +10,7 @@ import pytest
 
 from voipscope.anomalies import AnomalyLog
 from voipscope.dissect.base import UDP, FlowContext, Packet, Probe
-from voipscope.dissect.imo import ImoDissector, parse_frame
+from voipscope.dissect.imo import ImoDissector, largest_packed_body, parse_frame
 from voipscope.dissect.knowledge import Knowledge
 from voipscope.errors import DecodeError
 
@@ -22,6 +22,8 @@ RELAY_03 = bytes.fromhex("000903219a020000000000")
 RELAY_0D = bytes.fromhex("00740d00002de1bd5fb75221") + bytes(118 - 12)
 PROBE = bytes.fromhex("0902dc9a020000000000")
 REPLY = bytes.fromhex("0903dc9a020000000000")
+# The client's video fragment to the relay: 89 46 = 1,222 bytes of a 1,224-byte datagram.
+VIDEO_1A = bytes.fromhex("89461a00") + bytes(1220)
 
 
 def ctx() -> FlowContext:
@@ -56,9 +58,29 @@ def test_an_echoed_probe_token_is_enough_and_checks_alone_are_signalling() -> No
     assert d.probe(c, Packet(REPLY, 3, 3, 1)) == Probe.MATCH
     (finding,) = c.findings
     assert finding.category == "voip-signaling" and "token came back" in finding.evidence
-    # The first media frame after the match makes it media.
-    assert d.dissect(c, Packet(CLIENT_0D, 4, 4, 0)) == Probe.NO
-    assert c.findings[-1].category == "voip-media"
+    # The first media frame after the match makes it media; the flow is followed on for
+    # video (audio or video is the flow's to say).
+    assert d.dissect(c, Packet(CLIENT_0D, 4, 4, 0)) is None
+    assert c.findings[-1].category == "voip-media" and c.findings[-1].media is None
+    assert d.dissect(c, Packet(VIDEO_1A, 5, 5, 0)) == Probe.NO
+    video = c.findings[-1]
+    assert (video.category, video.media, video.at_packet) == ("voip-media", "video", 4)
+
+
+def test_packed_frames_filling_a_datagram_show_video() -> None:
+    # A peer-to-peer datagram of imo.pcap: frames 18 (7 bytes), 0a (1,014), 21 (8), 35 (5).
+    packed = (bytes([7, 0x18]) + bytes(6) + bytes([0x87, 0x76, 0x0A]) + bytes(1013)
+              + bytes([8, 0x21]) + bytes(7) + bytes([5, 0x35]) + bytes(4))  # fmt: skip
+    assert len(packed) == 1039
+    assert largest_packed_body(packed) == 1014
+    assert largest_packed_body(packed[:-1]) == 0  # the chain does not fill it: no frames
+    assert largest_packed_body(b"\x00" + packed) == 1014  # after a relay's 00
+    c, d = ctx(), ImoDissector()
+    d.probe(c, Packet(PROBE, 1, 1, 0))
+    assert d.probe(c, Packet(REPLY, 2, 2, 1)) == Probe.MATCH
+    assert d.dissect(c, Packet(CLIENT_0D, 3, 3, 0)) is None
+    assert d.dissect(c, Packet(packed, 4, 4, 1)) == Probe.NO
+    assert c.findings[-1].media == "video"
 
 
 def test_a_reply_from_the_same_side_or_another_token_is_no_echo() -> None:
