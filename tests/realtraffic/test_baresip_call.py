@@ -49,7 +49,9 @@ from tests.realtraffic.livens import (
     veth_pair,
 )
 from tests.realtraffic.media import in_ns
+from tests.realtraffic.tones import encode_tones
 from voipscope.api import iter_calls
+from voipscope.detect.tone_exfil import KIND, ToneExfilDetector
 
 TOOLS = ("baresip", "dumpcap", "tshark", "espeak-ng", "ip")
 MODULES = Path("/usr/lib/baresip/modules")
@@ -166,9 +168,12 @@ def pair() -> Iterator[VethPair]:
     yield from veth_pair()
 
 
-def baresip_call(pair: VethPair, workdir: Path, codec: Codec) -> tuple[Path, list, list]:
-    caller_audio, caller_truth = phrase_audio(CALLER_PHRASES, CALL_S, codec.rate_hz)
-    callee_audio, callee_truth = phrase_audio(CALLEE_PHRASES, CALL_S + 5, codec.rate_hz)
+def baresip_call(
+    pair: VethPair, workdir: Path, codec: Codec, caller_audio: np.ndarray, callee_audio: np.ndarray
+) -> Path:
+    """A call from the client namespace's baresip to the server's, each playing its audio
+    (at ``codec.rate_hz``); the caller hangs up when its audio ends. The capture."""
+    seconds = len(caller_audio) / codec.rate_hz
     write_wav(workdir / "caller.wav", caller_audio, codec)
     write_wav(workdir / "callee.wav", callee_audio, codec)
     a = baresip_dir(workdir, "alice", CLIENT_IP, CLIENT_IF, "20000-20049",
@@ -178,20 +183,21 @@ def baresip_call(pair: VethPair, workdir: Path, codec: Codec) -> tuple[Path, lis
     capture = workdir / "call.pcapng"
     dumpcap = subprocess.Popen(
         in_ns(pair.server, "dumpcap", "-q", "-i", SERVER_IF, "-a",
-              f"duration:{CALL_S + 25:.0f}", "-w", str(capture)),
+              f"duration:{seconds + 25:.0f}", "-w", str(capture)),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     callee = None
     try:
         time.sleep(1.0)  # dumpcap needs a moment before the first packet
         with (workdir / "bob.log").open("wb") as log:
-            callee = subprocess.Popen(in_ns(pair.server, "baresip", "-f", str(b), "-t", "40"),
+            callee = subprocess.Popen(in_ns(pair.server, "baresip", "-f", str(b),
+                                            "-t", f"{seconds + 30:.0f}"),
                                       stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         time.sleep(1.0)
         caller = subprocess.run(
-            in_ns(pair.client, "baresip", "-f", str(a), "-t", f"{CALL_S + 4:.0f}",
+            in_ns(pair.client, "baresip", "-f", str(a), "-t", f"{seconds + 4:.0f}",
                   "-e", f"/dial sip:bob@{SERVER_IP}"),
-            capture_output=True, timeout=CALL_S + 30, check=False,
+            capture_output=True, timeout=seconds + 30, check=False,
         )  # fmt: skip
         said = caller.stdout.decode(errors="replace")
         assert "Call established" in said, said[-800:]
@@ -201,7 +207,7 @@ def baresip_call(pair: VethPair, workdir: Path, codec: Codec) -> tuple[Path, lis
             stop_process(callee)
         dumpcap.terminate()
         dumpcap.wait(timeout=10)
-    return capture, caller_truth, callee_truth
+    return capture
 
 
 def tshark_frames(capture: Path) -> tuple[dict[int, list[tuple[float, int]]], dict[int, int]]:
@@ -261,7 +267,9 @@ def check_spurts(
 
 @pytest.mark.parametrize("codec", CODECS.values(), ids=CODECS.keys())
 def test_a_softphone_call(pair: VethPair, tmp_path: Path, codec: Codec) -> None:
-    capture, caller_truth, callee_truth = baresip_call(pair, tmp_path, codec)
+    caller_audio, caller_truth = phrase_audio(CALLER_PHRASES, CALL_S, codec.rate_hz)
+    callee_audio, callee_truth = phrase_audio(CALLEE_PHRASES, CALL_S + 5, codec.rate_hz)
+    capture = baresip_call(pair, tmp_path, codec, caller_audio, callee_audio)
     calls = [c for c in iter_calls(capture) if c["kind"] == "call"]
     assert len(calls) == 1, calls
     (call,) = calls
@@ -311,3 +319,22 @@ def test_a_softphone_call(pair: VethPair, tmp_path: Path, codec: Codec) -> None:
     # Turns taken, never both at once.
     assert call["double_talk_pct"] == pytest.approx(0.0, abs=0.5)
     assert call["participants"] == 2
+
+
+def test_data_sent_as_tones_in_a_g722_call_is_decoded(pair: VethPair, tmp_path: Path) -> None:
+    """The covert channel of tests/realtraffic/test_tone_exfiltration.py (one tone per
+    half-byte, 1/8 s each) through a wideband softphone: G.722 carries it in the lower
+    band, which the kernel decodes (activity.g722_lowband), and the bytes come back."""
+    codec = CODECS["g722"]
+    data = np.random.default_rng(73).integers(0, 256, 32).astype(np.uint8).tobytes()
+    tones = encode_tones(data, rate_hz=codec.rate_hz, lead_s=0.5)
+    quiet = np.zeros(len(tones) + 5 * codec.rate_hz)
+    capture = baresip_call(pair, tmp_path, codec, tones, quiet)
+    (call,) = [c for c in iter_calls(capture) if c["kind"] == "call"]
+    (alert,) = ToneExfilDetector().check_call(call)
+    print(f"decoded {alert.data['decoded_hex'][:32]}... sent {data.hex()[:32]}...")
+    assert (alert.kind, alert.severity) == (KIND, "high")
+    assert alert.data["decoded_hex"] == data.hex()
+    (stream,) = [s for s in call["streams"] if s["src_ip"] == CLIENT_IP]
+    # A frame straddling a symbol edge holds two tones: ~1 frame in 6.25 (measured 0.85).
+    assert stream["codec"] == "G722/8000" and stream["tones"]["tone_share"] > 0.8, stream

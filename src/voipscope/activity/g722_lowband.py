@@ -1,4 +1,5 @@
-"""The lower sub-band of ITU-T G.722 decoded, for the energy of a frame (who talks when).
+"""The lower sub-band of ITU-T G.722 decoded: the energy of a frame (who talks when) and
+its samples (tones).
 
 G.722 (RTP payload type 9, RFC 3551 §4.5.2) sends a 64 kbit/s frame every 20 ms whether
 anyone talks or not, like G.711; but its bytes are sub-band ADPCM, so loudness needs the
@@ -87,10 +88,17 @@ def _sat(x: int) -> int:  # pragma: no cover - numba
 
 @njit(cache=True)
 def energy_dbov(
-    state: np.ndarray, row: int, base: int, buf: np.ndarray, start: int, length: int
+    state: np.ndarray,
+    row: int,
+    base: int,
+    buf: np.ndarray,
+    start: int,
+    length: int,
+    out: np.ndarray,
 ) -> float:  # pragma: no cover - numba
-    """Decode ``length`` G.722 bytes at ``buf[start:]`` (one 8 kHz lower-band sample each)
-    and return their mean power relative to full scale, in dB."""
+    """Decode ``length`` G.722 bytes at ``buf[start:]`` (one 8 kHz lower-band sample each,
+    the first ``len(out)`` of them also written to ``out`` in 16-bit scale) and return
+    their mean power relative to full scale, in dB."""
     s = int(state[row, base + G_S])
     sp = int(state[row, base + G_SP])
     sz = int(state[row, base + G_SZ])
@@ -116,6 +124,8 @@ def energy_dbov(
         rlow = min(16383, max(-16384, rlow))
         sample = 2.0 * rlow
         total += sample * sample
+        if i < out.shape[0]:
+            out[i] = sample
         coarse = code >> 2
         d0 = (det * QM4[coarse]) >> 15
         # LOGSCL and SCALEL: the scale factor follows the code's magnitude.

@@ -176,23 +176,28 @@ def is_voice(
     length: int,
     payload_type: int,
     ts_ns: int,
+    samples: np.ndarray,
 ) -> bool:  # pragma: no cover - numba
     """Decide one packet (``length`` payload bytes at ``buf[start:]``, arrived at
-    ``ts_ns``) and update the stream's floors."""
+    ``ts_ns``) and update the stream's floors. A G.722 payload is decoded whole (its
+    decoder must see every byte) and its first samples left in ``samples`` for the tone
+    analysis after this call."""
     last = state[row, V_LAST_PACKET_NS]
     paced = not math.isnan(last) and ts_ns - last <= PACED_MAX_GAP_NS
     previous_bytes = state[row, V_PREV_BYTES]
     state[row, V_LAST_PACKET_NS] = ts_ns
     state[row, V_PREV_BYTES] = length
+    if payload_type == PT_G722 and length > 0:
+        energy = G722.energy_dbov(state, row, V_G722, buf, start, length, samples)
+        if length < MIN_G722_BYTES:
+            return False
+        return _energy_says_voice(state, row, energy, METHOD_ENERGY_G722)
     if payload_type in (PT_CN, PT_CN_OLD) or length <= DTX_MAX_PAYLOAD_BYTES:
         return False
     if payload_type in (PT_PCMU, PT_PCMA) and length >= MIN_G711_BYTES:
         table = ULAW_LINEAR if payload_type == PT_PCMU else ALAW_LINEAR
         energy = g711_energy_dbov(buf, start, length, table)
         return _energy_says_voice(state, row, energy, METHOD_ENERGY)
-    if payload_type == PT_G722 and length >= MIN_G722_BYTES:
-        energy = G722.energy_dbov(state, row, V_G722, buf, start, length)
-        return _energy_says_voice(state, row, energy, METHOD_ENERGY_G722)
     return _size_says_voice(state, row, float(length), paced, previous_bytes)
 
 

@@ -2,8 +2,9 @@
 per stream, compact statistics and *runs* of one steady tone (the symbols of
 tone-encoded data), decided packet by packet in numba beside the talk spurts.
 
-What a frame (one packet's audio) costs: its samples are decoded (G.711 table lookup, or
-L16 big-endian words averaged down towards 8 kHz), then two passes over them:
+What a frame (one packet's audio) costs: its samples are decoded (G.711 table lookup, L16
+big-endian words averaged down towards 8 kHz, or G.722's lower sub-band, which the
+talk-spurt judgement has just decoded into the same buffer), then two passes over them:
 
 1. autocorrelations r0, r1, r2. The frame's power says silent or not. The dominant
    frequency comes from the three-sample identity of a sinusoid,
@@ -42,8 +43,12 @@ CODEC_NONE = 0
 CODEC_ULAW = 1
 CODEC_ALAW = 2
 CODEC_L16 = 3  # big-endian two's complement 16-bit, channels interleaved
+# G.722's lower sub-band at 8 kHz, one sample per byte (activity.g722_lowband), decoded by
+# talk_spurts.is_voice into the frame buffer before frame_samples is asked.
+CODEC_G722 = 4
 PT_PCMU = 0
 PT_PCMA = 8
+PT_G722 = 9  # RFC 3551 §4.5.2: clock 8000 (one tick per byte), sampled at 16 kHz
 PT_L16_STEREO = 10  # RFC 3551 table 4: L16, 44.1 kHz, 2 channels
 PT_L16_MONO = 11  # L16, 44.1 kHz, 1 channel
 G711_HZ = 8000
@@ -117,7 +122,8 @@ def codec_table(rtpmap: Mapping[int, tuple[str, int]] | None = None) -> np.ndarr
     """Per payload type: codec, channels, decimation, analysis rate, RTP clock.
 
     Static types from RFC 3551 table 4; a dynamic type is read only when SDP named it L16
-    (its rtpmap's clock is used; channels are taken as 1, as RtpMap carries none)."""
+    (its rtpmap's clock is used; channels are taken as 1, as RtpMap carries none) or
+    G.711. G.722 only as the static type 9 (the talk-spurt judgement decodes it)."""
     table = np.zeros((PT_COUNT, TC_LEN), np.float64)
 
     def put(pt: int, codec: int, channels: int, clock: int) -> None:
@@ -126,6 +132,7 @@ def codec_table(rtpmap: Mapping[int, tuple[str, int]] | None = None) -> np.ndarr
 
     put(PT_PCMU, CODEC_ULAW, 1, G711_HZ)
     put(PT_PCMA, CODEC_ALAW, 1, G711_HZ)
+    put(PT_G722, CODEC_G722, 1, G711_HZ)
     put(PT_L16_STEREO, CODEC_L16, 2, L16_STATIC_HZ)
     put(PT_L16_MONO, CODEC_L16, 1, L16_STATIC_HZ)
     for pt, (encoding, clock) in (rtpmap or {}).items():
@@ -134,6 +141,8 @@ def codec_table(rtpmap: Mapping[int, tuple[str, int]] | None = None) -> np.ndarr
                 put(pt, CODEC_L16, 1, int(clock))
             elif encoding.upper() in ("PCMU", "PCMA") and clock == G711_HZ:
                 put(pt, CODEC_ULAW if encoding.upper() == "PCMU" else CODEC_ALAW, 1, G711_HZ)
+            elif pt == PT_G722 and encoding.upper() == "G722":
+                pass  # the static type as RFC 3551 has it (decoded by its number only)
             elif pt >= 96 or table[pt, TC_CODEC] != CODEC_NONE:
                 table[pt] = 0.0  # SDP says this number is something else
     return table
@@ -164,6 +173,8 @@ def frame_samples(
     codec = int(codecs[pt, TC_CODEC])
     if codec == CODEC_NONE or start < 0 or start + length > buf.shape[0]:
         return 0, 0
+    if codec == CODEC_G722:
+        return min(length, MAX_FRAME_SAMPLES, x.shape[0]), length  # already in ``x``
     if codec in (CODEC_ULAW, CODEC_ALAW):
         table = ULAW_LINEAR if codec == CODEC_ULAW else ALAW_LINEAR
         n = min(length, MAX_FRAME_SAMPLES, x.shape[0])

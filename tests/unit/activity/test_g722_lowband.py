@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(SPANDSP is None, reason="needs libspandsp (apt l
 
 G722_SAMPLE_RATE_8000 = 0x0001  # spandsp: decode the lower band only, at 8 kHz
 FRAME_BYTES = 160  # 20 ms
+SAMPLES = np.zeros(FRAME_BYTES)
 
 
 def spandsp() -> ctypes.CDLL:
@@ -64,7 +65,7 @@ def test_the_power_of_every_frame_is_spandsps() -> None:
         )
         power = float(np.mean(theirs.astype(np.float64) ** 2)) / 32768.0**2
         expected = 10 * math.log10(power) if power > 0 else G722.SILENT_DBOV
-        assert G722.energy_dbov(state, 0, 0, coded, start, len(frame)) == pytest.approx(
+        assert G722.energy_dbov(state, 0, 0, coded, start, len(frame), SAMPLES) == pytest.approx(
             expected, abs=1e-9
         ), start
         loud += expected > -30
@@ -81,8 +82,40 @@ def test_silence_stays_silent_and_sound_comes_through() -> None:
     lib.g722_encode(encoder, coded.ctypes.data, audio.ctypes.data, len(audio))
     state = np.zeros((1, G722.G_LEN), np.float64)
     G722.reset(state, 0, 0)
-    levels = [G722.energy_dbov(state, 0, 0, coded, k, FRAME_BYTES)
+    levels = [G722.energy_dbov(state, 0, 0, coded, k, FRAME_BYTES, SAMPLES)
               for k in range(0, len(coded), FRAME_BYTES)]  # fmt: skip
     # A 440 Hz sine at 8000 peak: -15.3 dBov in the lower band; silence far below.
     assert max(levels[:50]) < -60
     assert all(-17 < x < -14 for x in levels[55:]), levels[55:]
+
+
+def test_tones_read_from_the_decoded_lower_band() -> None:
+    """What the tone analysis sees of a G.722 call: the frames' samples, left by the
+    talk-spurt judgement, give each tone's frequency (the tone-exfiltration alphabet,
+    C4..D6, sits in the lower band)."""
+    from voipscope.activity import talk_spurts as TS
+    from voipscope.activity import tones as TN
+
+    lib = spandsp()
+    notes_hz = (261.63, 440.0, 1174.66)  # C4, A4, D6
+    t = np.arange(12 * 320) / 16_000  # 240 ms of each at 16 kHz: 12 frames of 20 ms
+    audio = np.concatenate([8000 * np.sin(2 * np.pi * hz * t) for hz in notes_hz])
+    audio = audio.astype(np.int16)
+    encoder = lib.g722_encode_init(None, 64_000, 0)
+    coded = np.zeros(len(audio) // 2, np.uint8)
+    lib.g722_encode(encoder, coded.ctypes.data, audio.ctypes.data, len(audio))
+    codecs = TN.codec_table({9: ("G722", 8000)})  # as the SDP of a G.722 call names it
+    state = TS.new_state(1)
+    scratch = np.zeros(TN.MAX_FRAME_SAMPLES)
+    heard = []
+    for k, start in enumerate(range(0, len(coded) - FRAME_BYTES + 1, FRAME_BYTES)):
+        TS.is_voice(state, 0, coded, start, FRAME_BYTES, 9, k * 20_000_000, scratch)
+        got, span = TN.frame_samples(coded, start, FRAME_BYTES, codecs, 9, scratch)
+        assert (got, span) == (FRAME_BYTES, FRAME_BYTES)  # 20 ms: 160 ticks of 8 kHz
+        _, hz, share, _, _ = TN.analyse_frame(scratch, got, codecs[9, TN.TC_RATE_HZ])
+        heard.append((hz, share))
+    per_note = len(heard) // len(notes_hz)
+    for n, note_hz in enumerate(notes_hz):
+        # The frames inside each note (not the one the predictor is still adapting on).
+        for hz, share in heard[n * per_note + 2 : (n + 1) * per_note]:
+            assert abs(hz - note_hz) < 0.01 * note_hz and share > 0.9, (note_hz, hz, share)

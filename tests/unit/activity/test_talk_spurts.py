@@ -15,6 +15,7 @@ RATE_HZ = 8000
 SCHEDULE = [(0.50, 2.10), (3.00, 3.70), (5.20, 8.00), (9.10, 9.60)]  # seconds of speech
 DURATION_S = 10.0
 TOLERANCE_S = 0.100
+SAMPLES = np.zeros(480)  # where a G.722 frame's samples go (for the tone analysis)
 
 
 def speechlike(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -38,7 +39,7 @@ def run(packets: list[tuple[float, bytes, int, bool]]) -> tuple[list[tuple[float
     n = 0
     for ts, payload, pt, marker in packets:
         buf = np.frombuffer(payload, np.uint8) if payload else np.zeros(1, np.uint8)
-        voice = T.is_voice(state, 0, buf, 0, len(payload), pt, int(ts * 1e9))
+        voice = T.is_voice(state, 0, buf, 0, len(payload), pt, int(ts * 1e9), SAMPLES)
         n = T.account_packet(state, 0, int(ts * 1e9), voice, marker, ev_row, ev_start, ev_end, n)
     spurts = [(ev_start[k] / 1e9, ev_end[k] / 1e9) for k in range(n)]
     tail = T.close_spurt(state, 0)
