@@ -29,12 +29,14 @@ import numpy as np
 from numba import njit
 
 from voipscope.activity import g722_lowband as G722
+from voipscope.activity import opus_toc as OPUS
 
 PT_PCMU = 0  # RFC 3551 §6 table 4
 PT_PCMA = 8
 PT_G722 = 9
 PT_CN = 13  # RFC 3389
 PT_CN_OLD = 19
+PT_DYNAMIC_FIRST = 96  # RFC 3551 §3; Opus has no static type (RFC 7587 §4.1)
 # Frames too small to carry speech: Opus DTX frames of 1-2 bytes (RFC 7587 §3.1.3) and
 # libopus's 3-byte frames of digital silence (TOC + 2 bytes); no codec in use codes 20 ms
 # of speech in 3 bytes (the leanest, codec2 at 700 bit/s, takes 4 per 40 ms).
@@ -75,17 +77,26 @@ PACED_MAX_GAP_NS = 70_000_000
 SIZE_GROUP_MIN_FRAMES = 3  # a single big first frame (some encoders start so) is no group
 SIZE_GROUP_RATIO = 2.5
 SILENT_DBOV = -100.0
+# Opus in the clear is recognised from its own bytes, not from SDP (the kernel sees no
+# SDP, and RTP without signalling counts too): every packet's TOC byte and frame packing
+# give its duration (RFC 6716 §3.1-3.2), and Opus's RTP clock is always 48 kHz (RFC 7587
+# §4.1), so a paced packet's timestamp step must equal it. Random bytes (SRTP) match one
+# packet in ~5 at a 20 ms step; Opus all but those after a loss.
+OPUS_MIN_MATCHES = 10
+OPUS_MATCHES_PER_MISS = 4
 
 # Methods, as stored per stream (the highest one used wins).
 METHOD_PRESENCE = 0  # packets present = talk: silence only from DTX gaps
 METHOD_SIZE = 1
 METHOD_ENERGY = 2
 METHOD_ENERGY_G722 = 3
+METHOD_OPUS_VAD = 4
 METHOD_NAMES = (
     "packet gaps (DTX)",
     "packet sizes (VBR)",
     "payload energy (G.711)",
     "payload energy (G.722 lower band)",
+    "Opus voice-activity flags (SILK)",
 )
 
 # Per-stream state columns (float64), one row per stream.
@@ -97,14 +108,24 @@ V_LARGE_BYTES = 4
 V_METHOD = 5
 V_VOICE_PACKETS = 6
 V_SILENT_PACKETS = 7
-V_RESTART = 8  # 1: a better method just began; the spurt opened on presence alone is void
+V_RESTART = 8  # a better method just began: RESTART_* says what becomes of the open spurt
 V_SMALL_FRAMES = 9  # frames each size group has taken
 V_LARGE_FRAMES = 10
 V_SPURT_PACKETS = 11  # voice packets in the open spurt
 V_LAST_PACKET_NS = 12  # arrival of the stream's previous packet, NaN before the first
 V_PREV_BYTES = 13  # and its payload size
 V_G722 = 14  # the G.722 lower-band decoder's state (g722_lowband), G722.G_LEN columns
-V_LEN = V_G722 + G722.G_LEN
+V_RTP_TS = V_G722 + G722.G_LEN  # the previous packet's RTP timestamp, NaN before the first
+V_OPUS_MATCHES = V_RTP_TS + 1  # paced packets whose Opus duration equals the timestamp step
+V_OPUS_MISSES = V_RTP_TS + 2  # and those whose does not
+V_VAD_RUN_START = V_RTP_TS + 3  # arrival of the first of the frames flagged voice in a row
+V_VAD_RUN_PACKETS = V_RTP_TS + 4  # (NaN after a frame flagged silence) and how many
+V_LEN = V_RTP_TS + 5
+
+RESTART_PRESENCE = 1.0  # sizes began to speak: a voice frame voids the presence spurt
+# The Opus flags began to speak: the open spurt is replaced by the run of flagged frames
+# up to this one (the frames before recognition were judged by presence or size).
+RESTART_FROM_VAD_RUN = 2.0
 
 
 def _g711_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +163,8 @@ def reset_row(state: np.ndarray, row: int) -> None:  # pragma: no cover - numba
     state[row, V_NOISE_DB] = np.nan
     state[row, V_SMALL_BYTES] = np.nan
     state[row, V_LAST_PACKET_NS] = np.nan
+    state[row, V_RTP_TS] = np.nan
+    state[row, V_VAD_RUN_START] = np.nan
     G722.reset(state, row, V_G722)
 
 
@@ -168,12 +191,13 @@ def is_voice(
     length: int,
     payload_type: int,
     ts_ns: int,
+    rtp_ts: int,
     samples: np.ndarray,
 ) -> bool:  # pragma: no cover - numba
     """Decide one packet (``length`` payload bytes at ``buf[start:]``, arrived at
-    ``ts_ns``) and update the stream's floors. A G.722 payload is decoded whole (its
-    decoder must see every byte) and its first samples left in ``samples`` for the tone
-    analysis after this call."""
+    ``ts_ns``, RTP timestamp ``rtp_ts``) and update the stream's floors. A G.722 payload
+    is decoded whole (its decoder must see every byte) and its first samples left in
+    ``samples`` for the tone analysis after this call."""
     last = state[row, V_LAST_PACKET_NS]
     paced = not math.isnan(last) and ts_ns - last <= PACED_MAX_GAP_NS
     previous_bytes = state[row, V_PREV_BYTES]
@@ -184,6 +208,10 @@ def is_voice(
         if length < MIN_G722_BYTES:
             return False
         return _energy_says_voice(state, row, energy, METHOD_ENERGY_G722)
+    if payload_type >= PT_DYNAMIC_FIRST:
+        flagged = _opus_says(state, row, buf, start, length, ts_ns, rtp_ts, paced)
+        if flagged != OPUS.NO_FLAGS:
+            return flagged == 1
     if payload_type in (PT_CN, PT_CN_OLD) or length <= DTX_MAX_PAYLOAD_BYTES:
         return False
     if payload_type in (PT_PCMU, PT_PCMA) and length >= MIN_G711_BYTES:
@@ -191,6 +219,52 @@ def is_voice(
         energy = g711_energy_dbov(buf, start, length, table)
         return _energy_says_voice(state, row, energy, METHOD_ENERGY)
     return _size_says_voice(state, row, float(length), paced, previous_bytes)
+
+
+@njit(cache=True)
+def _opus_says(
+    state: np.ndarray,
+    row: int,
+    buf: np.ndarray,
+    start: int,
+    length: int,
+    ts_ns: int,
+    rtp_ts: int,
+    paced: bool,
+) -> int:  # pragma: no cover - numba
+    """The encoder's own verdict on the frame, once the stream is known to be Opus
+    (OPUS_MIN_MATCHES): 1 voice, 0 silence; OPUS.NO_FLAGS while it is not, for a CELT
+    frame (no flags: sizes judge it) and for a frame too small to matter (the DTX rule)."""
+    previous_ts = state[row, V_RTP_TS]
+    state[row, V_RTP_TS] = rtp_ts
+    duration, flags = OPUS.packet(buf, start, length)
+    if paced and not math.isnan(previous_ts):
+        step = (rtp_ts - np.int64(previous_ts)) & 0xFFFFFFFF
+        if duration > 0 and step == duration:
+            state[row, V_OPUS_MATCHES] += 1.0
+        else:
+            state[row, V_OPUS_MISSES] += 1.0
+    # The run of flagged frames is followed from the first packet on: at recognition it
+    # re-judges the frames before.
+    if flags == 1 and length > DTX_MAX_PAYLOAD_BYTES:
+        if math.isnan(state[row, V_VAD_RUN_START]):
+            state[row, V_VAD_RUN_START] = ts_ns
+            state[row, V_VAD_RUN_PACKETS] = 0.0
+        state[row, V_VAD_RUN_PACKETS] += 1.0
+    elif flags == 0 or length <= DTX_MAX_PAYLOAD_BYTES:
+        state[row, V_VAD_RUN_START] = np.nan
+    matches = state[row, V_OPUS_MATCHES]
+    if (
+        flags == OPUS.NO_FLAGS
+        or length <= DTX_MAX_PAYLOAD_BYTES
+        or matches < OPUS_MIN_MATCHES
+        or matches < OPUS_MATCHES_PER_MISS * state[row, V_OPUS_MISSES]
+    ):
+        return OPUS.NO_FLAGS
+    if state[row, V_METHOD] < METHOD_OPUS_VAD:
+        state[row, V_METHOD] = METHOD_OPUS_VAD
+        state[row, V_RESTART] = RESTART_FROM_VAD_RUN
+    return flags
 
 
 @njit(cache=True)
@@ -246,7 +320,7 @@ def _size_says_voice(
         if previous_bytes <= DTX_MAX_PAYLOAD_BYTES or abs(math.log(previous_bytes / small)) < abs(
             math.log(previous_bytes / large)
         ):
-            state[row, V_RESTART] = 1.0
+            state[row, V_RESTART] = RESTART_PRESENCE
     return not in_small
 
 
@@ -287,7 +361,20 @@ def account_packet(
     (the caller makes sure ``n_events < len(ev_row)`` before calling)."""
     start = state[row, V_SPURT_START]
     last = state[row, V_LAST_VOICE]
-    if state[row, V_RESTART] != 0.0:
+    restart = state[row, V_RESTART]
+    if restart == RESTART_FROM_VAD_RUN:
+        # The Opus flags just became trusted: what presence or sizes made of the frames
+        # before gives way to the run of frames the encoder flagged up to this one.
+        state[row, V_RESTART] = 0.0
+        start = np.nan
+        state[row, V_SPURT_START] = np.nan
+        run_start = state[row, V_VAD_RUN_START]
+        if voice and not math.isnan(run_start):
+            start = run_start
+            last = ts_ns
+            state[row, V_SPURT_START] = run_start
+            state[row, V_SPURT_PACKETS] = state[row, V_VAD_RUN_PACKETS] - 1.0
+    elif restart == RESTART_PRESENCE:
         # Sizes just became informative and showed that the frames before, judged by
         # presence only, were mostly silence: their spurt is void, and a voice frame now
         # opens the first real one.

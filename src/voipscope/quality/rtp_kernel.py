@@ -517,9 +517,9 @@ def track_media(
                     transit_ms -= si[row, S_TM_BASE_US] / 1000.0
                 TM.account(tm, row, position - window * TM.TIMING_PACKETS, transit_ms)
         if in_extra[i]:
-            voice = TS.is_voice(va, row, extra, p, payload, pt, ts_ns[i], scratch)
+            voice = TS.is_voice(va, row, extra, p, payload, pt, ts_ns[i], ts, scratch)
         else:
-            voice = TS.is_voice(va, row, buf, p, payload, pt, ts_ns[i], scratch)
+            voice = TS.is_voice(va, row, buf, p, payload, pt, ts_ns[i], ts, scratch)
         k = meta[M_EVENTS]
         ended = TS.account_packet(
             va, row, ts_ns[i], voice, marker == 1, ev[:, EV_ROW], ev[:, EV_A], ev[:, EV_B], k

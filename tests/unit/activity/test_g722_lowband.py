@@ -109,7 +109,7 @@ def test_tones_read_from_the_decoded_lower_band() -> None:
     scratch = np.zeros(TN.MAX_FRAME_SAMPLES)
     heard = []
     for k, start in enumerate(range(0, len(coded) - FRAME_BYTES + 1, FRAME_BYTES)):
-        TS.is_voice(state, 0, coded, start, FRAME_BYTES, 9, k * 20_000_000, scratch)
+        TS.is_voice(state, 0, coded, start, FRAME_BYTES, 9, k * 20_000_000, k * 160, scratch)
         got, span = TN.frame_samples(coded, start, FRAME_BYTES, codecs, 9, scratch)
         assert (got, span) == (FRAME_BYTES, FRAME_BYTES)  # 20 ms: 160 ticks of 8 kHz
         _, hz, share, _, _ = TN.analyse_frame(scratch, got, codecs[9, TN.TC_RATE_HZ])

@@ -39,7 +39,7 @@ def run(packets: list[tuple[float, bytes, int, bool]]) -> tuple[list[tuple[float
     n = 0
     for ts, payload, pt, marker in packets:
         buf = np.frombuffer(payload, np.uint8) if payload else np.zeros(1, np.uint8)
-        voice = T.is_voice(state, 0, buf, 0, len(payload), pt, int(ts * 1e9), SAMPLES)
+        voice = T.is_voice(state, 0, buf, 0, len(payload), pt, int(ts * 1e9), 0, SAMPLES)
         n = T.account_packet(state, 0, int(ts * 1e9), voice, marker, ev_row, ev_start, ev_end, n)
     spurts = [(ev_start[k] / 1e9, ev_end[k] / 1e9) for k in range(n)]
     tail = T.close_spurt(state, 0)
