@@ -58,6 +58,15 @@ class PendingSignal(NamedTuple):
     last_seen: float
 
 
+def _through_turn(flow: dict[str, Any]) -> bool:
+    """The flow's own bytes were TURN: a dissector's evidence line for TURN, or media
+    found inside ChannelData (dissect/turn.py, dissect/rtp.py)."""
+    return flow.get("protocol") == "TURN" or any(
+        line.startswith("TURN:") or "inside TURN ChannelData" in line
+        for line in flow.get("evidence") or []
+    )
+
+
 @dataclass(slots=True)
 class AppCall:
     app: str
@@ -76,16 +85,21 @@ class AppCall:
     def to_record(self) -> dict[str, Any]:
         media = sorted(self.media, key=lambda f: (f["first_seen"], f["flow_id"]))
         peers: list[str] = []
-        relayed = direct = 0
+        relayed = direct = through_turn = 0
         for flow in media:
             far = _far_end(flow, self.user_ip)
             if far not in peers:
                 peers.append(far)
-            # Any provider's published range is infrastructure (relay, SFU, TURN): users'
-            # devices do not live there. Outside them it is the peer itself after ICE, or
-            # a relay nobody published; the evidence says so rather than guessing.
+            # A flow whose bytes spoke TURN (Allocate, ChannelData) is relayed, whoever
+            # runs the server. Any provider's published range is infrastructure (relay,
+            # SFU, TURN): users' devices do not live there. Outside them it is the peer
+            # itself after ICE, or a relay nobody published; the evidence says so rather
+            # than guessing.
             far_ip = far.rsplit(":", 1)[0].strip("[]")
-            if app_for_address(far_ip) is not None:
+            if _through_turn(flow):
+                through_turn += 1
+                relayed += 1
+            elif app_for_address(far_ip) is not None:
                 relayed += 1
             else:
                 direct += 1
@@ -101,8 +115,12 @@ class AppCall:
             if both_ways
             else f"no flow with ≥{ANSWERED_MIN_PACKETS} packets each way",
         ]
-        if relayed:
-            evidence.append(f"{relayed} media flow(s) to published app server ranges (relay)")
+        if through_turn:
+            evidence.append(f"{through_turn} media flow(s) through a TURN relay (RFC 8656)")
+        if relayed > through_turn:
+            evidence.append(
+                f"{relayed - through_turn} media flow(s) to published app server ranges (relay)"
+            )
         if direct:
             evidence.append(
                 f"{direct} media flow(s) to addresses in no published range (the peer "

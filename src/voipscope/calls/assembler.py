@@ -291,6 +291,14 @@ def _add_rtcp(
 def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:
     """Streams of a media flow without readable RTP (proprietary or encrypted framing):
     one per direction with what the flow counters know; quality stays unknown."""
+    what = flow.get("protocol") or "media"
+    if flow.get("proto") == "tcp" and what in ("RTP", "SRTP", "RTCP"):
+        # RFC 4571 framing or TURN over TCP: the headers are there, but the RTP kernel
+        # reads datagrams, not a reassembled byte stream.
+        mos_reason = jitter_reason = f"{what} over TCP is not measured per packet (yet)"
+    else:
+        mos_reason = f"{what} framing has no RTP sequence numbers to measure loss and jitter"
+        jitter_reason = f"{what} framing has no RTP timestamps"
     out = []
     for direction, (src, dst) in enumerate((("src", "dst"), ("dst", "src"))):
         packets = flow["src2dst_packets" if direction == 0 else "dst2src_packets"]
@@ -307,8 +315,8 @@ def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:
                 "packets": packets,
                 "first_seen": flow["first_seen"],
                 "last_seen": flow["last_seen"],
-                "mos_reason": f"{flow.get('protocol') or 'media'} framing has no RTP sequence "
-                "numbers to measure loss and jitter",
+                "mos_reason": mos_reason,
+                "jitter_reason": jitter_reason,
             }
         )
     return out
@@ -381,6 +389,8 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
         out["clock_source"] = CLOCK_FROM_TABLE
     if out.get("mos") is None and out.get("packets") and out.get("mos_reason") is None:
         out.update(stream_scores(out, codec or out.get("payload_type")))
+    reason = out.pop("jitter_unknown", None) or out.get("jitter_reason")
+    out["jitter_reason"] = None if out.get("jitter_ms") is not None else reason
     return out
 
 

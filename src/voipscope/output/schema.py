@@ -87,6 +87,7 @@ STREAM_FIELDS = [
     pa.field("jitter_ms", pa.float64()),  # RFC 3550 A.8 at the stream's end
     pa.field("mean_jitter_ms", pa.float64()),
     pa.field("max_jitter_ms", pa.float64()),
+    pa.field("jitter_reason", pa.string()),  # why jitter_ms is null (no clock, no step)
     pa.field("max_delta_ms", pa.float64()),
     # What the far end reported about this stream in RTCP (RFC 3550 §6.4), beside the
     # measured figures: its last loss fraction, cumulative loss, jitter; RTT by LSR/DLSR.

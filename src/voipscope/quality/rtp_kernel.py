@@ -38,6 +38,22 @@ RTCP_MIN_BYTES = 8  # RFC 3550 §6.4: V/P/count, PT, length, SSRC
 # types, or RTP PT 72..95 with the marker bit, which RTP must avoid) is RTCP.
 RTCP_SECOND_BYTE_FIRST = 200
 RTCP_SECOND_BYTE_LAST = 223
+# TURN ChannelData (RFC 8656 §12.4): a 2-byte channel number 0x4000-0x4FFF (first byte
+# 0x40-0x4F, which no RTP/RTCP packet starts with: RFC 7983 §7) and a 2-byte length,
+# then the relayed datagram (over UDP the padding to 4 bytes may be there or not,
+# §12.5). Media relayed by a TURN server is RTP with its header in the clear inside.
+CHANNEL_FIRST_BYTE_MIN = 0x40
+CHANNEL_FIRST_BYTE_MAX = 0x4F
+CHANNEL_HEADER_BYTES = 4
+# Before a channel is bound the relay wraps the datagram in a Send indication (client to
+# relay) or a Data indication (relay to client), RFC 8656 §11: a STUN message (RFC 8489
+# §5: type, length, magic cookie, transaction id; TLV attributes padded to 4 bytes)
+# whose DATA attribute holds it.
+STUN_HEADER_BYTES = 20
+STUN_MAGIC_COOKIE = 0x2112A442
+STUN_SEND_INDICATION = 0x0016
+STUN_DATA_INDICATION = 0x0017
+STUN_ATTR_DATA = 0x0013
 SEQ_MOD = 1 << 16  # RFC 3550 A.1: RTP_SEQ_MOD
 SEQ_HALF = 1 << 15
 # A duplicate is told from a late packet by remembering which of the last SEEN_WINDOW
@@ -268,6 +284,48 @@ TRUNCATED = 3  # version 2 and not RTCP, but the CSRC list or extension runs pas
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _unwrap_channel(data, p, length):
+    """(offset, length) of an RTP or RTCP packet relayed inside TURN ChannelData at
+    ``p``; ``(p, length)`` unchanged for anything else."""
+    if p < 0 or p + length > data.shape[0] or length < CHANNEL_HEADER_BYTES + RTCP_MIN_BYTES:
+        return p, length
+    if data[p] == 0x00 and length >= STUN_HEADER_BYTES + 4 + RTCP_MIN_BYTES:
+        return _unwrap_indication(data, p, length)
+    if not CHANNEL_FIRST_BYTE_MIN <= data[p] <= CHANNEL_FIRST_BYTE_MAX:
+        return p, length
+    inner = np.int64(u16be(data, p + 2))
+    if inner < RTCP_MIN_BYTES or inner > length - CHANNEL_HEADER_BYTES:
+        return p, length
+    if (data[p + CHANNEL_HEADER_BYTES] & 0xC0) != RTP_VERSION_BITS:
+        return p, length
+    return p + CHANNEL_HEADER_BYTES, inner
+
+
+@njit(cache=True, nogil=True)
+def _unwrap_indication(data, p, length):
+    """The RTP or RTCP packet in the DATA attribute of a TURN Send or Data indication
+    at ``p`` (the caller checked ``data[p:p + length]`` lies in ``data``)."""
+    kind = u16be(data, p)
+    if kind != STUN_SEND_INDICATION and kind != STUN_DATA_INDICATION:
+        return p, length
+    if u32be(data, p + 4) != STUN_MAGIC_COOKIE:
+        return p, length
+    end = p + min(length, STUN_HEADER_BYTES + np.int64(u16be(data, p + 2)))
+    at = p + STUN_HEADER_BYTES
+    while at + 4 <= end:
+        attr = u16be(data, at)
+        size = np.int64(u16be(data, at + 2))
+        if at + 4 + size > end:
+            break
+        if attr == STUN_ATTR_DATA:
+            if size >= RTCP_MIN_BYTES and (data[at + 4] & 0xC0) == RTP_VERSION_BITS:
+                return at + 4, size
+            break
+        at += 4 + size + (-size & 3)
+    return p, length
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _parse(data, p, length):
     """(verdict, sequence, timestamp, SSRC, second octet, header bytes) of the payload
     at ``p``."""
@@ -362,11 +420,14 @@ def track_media(
         if length < RTCP_MIN_BYTES:
             continue
         # Two calls, not one array variable: the capture window may be read-only and
-        # numba will not unify a read-only array with a writable one.
+        # numba will not unify a read-only array with a writable one. ``at``/``length``:
+        # the RTP or RTCP packet, inside TURN ChannelData where a relay carries it.
         if in_extra[i]:
-            kind, seq, ts, ssrc, b1, header = _parse(extra, l4_off[i], length)
+            at, length = _unwrap_channel(extra, l4_off[i], length)
+            kind, seq, ts, ssrc, b1, header = _parse(extra, at, length)
         else:
-            kind, seq, ts, ssrc, b1, header = _parse(buf, l4_off[i], length)
+            at, length = _unwrap_channel(buf, l4_off[i], length)
+            kind, seq, ts, ssrc, b1, header = _parse(buf, at, length)
         if kind == NOT_RTP:
             continue
         # The flow row of this packet's flow (a new one when the slot changed hands).
@@ -389,9 +450,9 @@ def track_media(
                 return i, EVENTS_FULL  # before counting: the packet is read again
             frows[r, FR_RTCP + d] += 1
             if in_extra[i]:
-                _rtcp(extra, l4_off[i], length, r, d, ts_ns[i], ev, meta)
+                _rtcp(extra, at, length, r, d, ts_ns[i], ev, meta)
             else:
-                _rtcp(buf, l4_off[i], length, r, d, ts_ns[i], ev, meta)
+                _rtcp(buf, at, length, r, d, ts_ns[i], ev, meta)
             continue
         if kind == TRUNCATED:
             frows[r, FR_TRUNCATED + d] += 1
@@ -457,7 +518,7 @@ def track_media(
                 si[row, S_LONGEST_OUTAGE_START_NS] = previous_ns
                 si[row, S_LONGEST_OUTAGE_SKIPPED] = skipped
         # -- who talks when, and DTMF (RFC 4733) events
-        p = l4_off[i] + header
+        p = at + header
         payload = length - header
         if payload == DTMF_EVENT_BYTES and pt >= DYNAMIC_PT_FIRST:
             if in_extra[i]:

@@ -522,8 +522,17 @@ class RtpStreamTracker:
             why = jitter_unknown_reason(pt, self.rtpmap) or "no packet with a known clock"
             if s[K.S_DYN_PT]:
                 candidates = _candidates(s, sf)
+        elif s[K.S_JITTER_PACKETS] == 0 and s[K.S_PACKETS] > 1:
+            # Every step was irregular (a marker bit, comfort noise, a timestamp going
+            # back): A.8 as Wireshark applies it skips those, so nothing was measured,
+            # and 0 ms would read as a perfect path. aiortc marks every audio packet.
+            why = (
+                "no packet followed another without a marker bit or comfort noise "
+                f"({s[K.S_MARKERS]} of {s[K.S_PACKETS]} marked): no interarrival step to measure"
+            )
         else:
             mean_jitter = mean
+        measured = mean_jitter is not None
         return MediaStream(
             src_ip=src_ip,
             src_port=src_port,
@@ -567,9 +576,9 @@ class RtpStreamTracker:
             rtp_timestamp_first=s[K.S_TS_FIRST],
             rtp_timestamp_last=s[K.S_TS_LAST] & 0xFFFFFFFF,
             clock_hz=clock,
-            max_jitter_ms=max_jitter if clock else None,
-            jitter_last_ms=jitter if clock else None,
-            jitter_ts_units=jitter * clock / 1000.0 if clock else None,
+            max_jitter_ms=max_jitter if measured else None,
+            jitter_last_ms=jitter if measured else None,
+            jitter_ts_units=jitter * clock / 1000.0 if clock and measured else None,
             jitter_unknown=why,
             clock_candidates=candidates,
         )

@@ -107,7 +107,7 @@ def test_sdp_rtpmap_clock_gives_jitter_in_ms(opus_call) -> None:  # type: ignore
         last, mean, top = a8_reference(arrivals, stamps, 48000)
         assert s["pairing"] == "sdp-address" and s["codec"] == "opus/48000/2"
         assert (s["clock_rate_hz"], s["clock_source"]) == (48000, CLOCK_FROM_SDP)
-        assert s["jitter_unknown"] is None
+        assert s["jitter_reason"] is None
         assert s["jitter_ms"] == pytest.approx(mean, rel=1e-9)
         assert s["mean_jitter_ms"] == pytest.approx(mean, rel=1e-9)
         assert s["max_jitter_ms"] == pytest.approx(top, rel=1e-9)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from tests.unit.quality.rtp_support import (
@@ -135,6 +137,17 @@ def test_marker_and_comfort_noise_gaps_are_not_network_gaps(write_pcap):
     (s,) = only_stats(run(write_pcap, packets)).streams
     assert s.max_delta_ms == pytest.approx(FRAME_MS)
     assert s.markers == 1
+
+
+def test_a_stream_marked_on_every_packet_has_no_measured_jitter(write_pcap):
+    """Every step irregular (aiortc marks each audio packet): nothing was measured, which
+    is said, not reported as a perfect 0 ms (tshark prints 0.000)."""
+    packets = [udp_at(k * FRAME_MS + (3 if k % 2 else 0), rtp(k + 1, 1000 + k * PCMU_TICKS,
+               marker=True)) for k in range(30)]  # fmt: skip
+    (s,) = only_stats(run(write_pcap, packets)).streams
+    assert (s.packets, s.lost, s.markers, s.clock_hz) == (30, 0, 30, 8000)
+    assert s.jitter_ms is None and s.max_jitter_ms is None
+    assert "30 of 30 marked" in (s.jitter_unknown or "")
 
 
 def test_dynamic_payload_type_has_unknown_jitter(write_pcap):
@@ -293,3 +306,47 @@ def test_loss_of_one_stream_while_others_go_on_is_the_network(write_pcap):
     streams = {s.ssrc: s for _, stats in results if stats for s in stats.streams}
     assert (streams[0x1].lost, streams[0x1].capture_gap_missing) == (30, 0)
     assert (streams[0x2].lost, streams[0x2].capture_gap_missing) == (0, 0)
+
+
+def channel_data(inner: bytes, channel: int = 0x4001, pad: bool = False) -> bytes:
+    """TURN ChannelData (RFC 8656 §12.4), padded to 4 bytes or not (over UDP both occur)."""
+    out = struct.pack("!HH", channel, len(inner)) + inner
+    return out + b"\0" * (-len(inner) % 4 if pad else 0)
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_rtp_relayed_inside_turn_channel_data(write_pcap, pad):
+    """Media through a TURN relay keeps its RTP header in the clear after the 4-byte
+    ChannelData header: the stream is measured as if it came straight."""
+    packets = [
+        udp_at(k * FRAME_MS + (5 if k == 20 else 0),
+               channel_data(rtp(k + 1, 1000 + k * PCMU_TICKS, payload=b"\xff" * 161), pad=pad))
+        for k in range(50) if k != 30
+    ]  # fmt: skip
+    (s,) = only_stats(run(write_pcap, packets)).streams
+    assert (s.ssrc, s.payload_type, s.packets, s.lost) == (0x1234, 0, 49, 1)
+    assert s.max_delta_ms == pytest.approx(2 * FRAME_MS)
+    assert s.jitter_ms > 0
+
+
+def test_channel_data_with_a_length_past_the_datagram_is_not_read(write_pcap):
+    bad = [udp_at(k * FRAME_MS, struct.pack("!HH", 0x4001, 400) + rtp(k + 1, k * 160))
+           for k in range(20)]  # fmt: skip
+    assert all(s is None or not s.streams for _, s in run(write_pcap, bad))
+
+
+def data_indication(inner: bytes, kind: int = 0x0017) -> bytes:
+    """A TURN Data (or Send, 0x0016) indication (RFC 8656 §11): XOR-PEER-ADDRESS, then
+    DATA with the datagram, padded to 4 bytes (RFC 8489 §14)."""
+    peer = struct.pack("!HHBBH4s", 0x0012, 8, 0, 1, 0x1234, bytes(4))
+    data = struct.pack("!HH", 0x0013, len(inner)) + inner + b"\0" * (-len(inner) % 4)
+    body = peer + data
+    return struct.pack("!HHI12s", kind, len(body), 0x2112A442, bytes(12)) + body
+
+
+def test_rtp_relayed_inside_turn_send_and_data_indications(write_pcap):
+    out = [udp_at(k * FRAME_MS, data_indication(rtp(k + 1, k * 160), 0x0016)) for k in range(20)]
+    back = [udp_at(k * FRAME_MS + 1, data_indication(rtp(k + 1, k * 160, ssrc=0x99)), B, A)
+            for k in range(20)]  # fmt: skip
+    streams = only_stats(run(write_pcap, sorted(out + back, key=lambda p: p.ts_ns))).streams
+    assert sorted((s.ssrc, s.packets, s.lost) for s in streams) == [(0x99, 20, 0), (0x1234, 20, 0)]
