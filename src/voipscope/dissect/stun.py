@@ -28,6 +28,7 @@ STUN_HEADER_BYTES = 20  # RFC 8489 §5
 MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5; absent in RFC 3489 messages
 CHANNEL_DATA_HEADER_BYTES = 4  # RFC 8656 §12.4
 CHANNEL_NUMBERS = range(0x4000, 0x5000)  # RFC 8656 §12
+DTLS_HANDSHAKE = 22  # RFC 6347 §4.1 content type: a DTLS handshake record relayed in DATA
 
 # Method (RFC 8489 §18.2, RFC 8656 §17) and class bits (RFC 8489 §5)
 METHODS = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send",
@@ -205,8 +206,11 @@ class StunFlowState:
     methods: set[str] = field(default_factory=set)
     turn: bool = False
     channel_data: int = 0
-    relayed_rtp: dict[int, int] = field(default_factory=dict)  # SSRC -> last sequence
-    relayed_media: bool = False
+    # (kind, SSRC) -> last sequence (-1: RTCP) of what the DATA attributes carried
+    relayed_rtp: dict[tuple[str, int], int] = field(default_factory=dict)
+    relayed_dtls: bool = False  # a DTLS handshake record went through the relay
+    relayed_rtcp: bool = False  # RTCP inside reported (RTP may still come)
+    relayed_media: bool = False  # RTP inside reported: nothing more to learn
 
 
 class StunDissector(Dissector):
@@ -326,8 +330,12 @@ class StunDissector(Dissector):
     @staticmethod
     def _relayed(ctx: FlowContext, state: StunFlowState, msg: StunMessage, pkt: Packet) -> None:
         """Send/Data indications carry the relayed datagrams in DATA (RFC 8656 §11):
-        RTP inside them makes this a media flow, however the TURN client frames it."""
+        RTP inside them makes this a media flow, however the TURN client frames it; after a
+        DTLS handshake through the same relay it is SRTP (RFC 5764)."""
         data = next((v for t, v in msg.attributes if t == 0x0013), b"")
+        if len(data) >= 13 and data[0] == DTLS_HANDSHAKE and data[1] == 0xFE:
+            state.relayed_dtls = True  # RFC 6347 §4.1: content type 22, version 0xFEFF/FD
+            return
         if len(data) < 12 or data[0] >> 6 != 2:
             return
         if 200 <= data[1] <= 207:
@@ -338,15 +346,27 @@ class StunDissector(Dissector):
                 int.from_bytes(data[8:12], "big"),
                 int.from_bytes(data[2:4], "big"),
             )
-        last = state.relayed_rtp.get(ssrc)
+        last = state.relayed_rtp.get((kind, ssrc))
         if len(state.relayed_rtp) < 16:
-            state.relayed_rtp[ssrc] = seq if seq is not None else -1
-        # Two packets of one SSRC (RTP: sequence +1..3) before believing it.
+            state.relayed_rtp[(kind, ssrc)] = seq if seq is not None else -1
+        # Two packets of one kind and SSRC (RTP: sequence +1..3) before believing it: an
+        # RTCP report about the sender's own SSRC confirms no RTP.
         if last is None or (seq is not None and not 0 < (seq - last) & 0xFFFF <= 3):
             return
-        state.relayed_media = True
-        ctx.report(Finding(kind, MEDIA, 0.85, f"{kind} SSRC 0x{ssrc:08x} inside TURN "
-                           f"{msg.method_name} indications (DATA attribute)", pkt.seq))  # fmt: skip
+        if kind == "RTCP":
+            if state.relayed_rtcp:
+                return
+            state.relayed_rtcp = True  # and go on: the RTP it reports on may follow
+        else:
+            state.relayed_media = True
+        name = kind
+        how = f"inside TURN {msg.method_name} indications (DATA attribute)"
+        if state.relayed_dtls:
+            name = "SRTP" if kind == "RTP" else "SRTCP"
+            how += ", after a DTLS handshake through the same relay (RFC 5764)"
+        # RTCP a little less sure, so the RTP it reports on names the flow when both came.
+        ctx.report(Finding(name, MEDIA, 0.85 if kind == "RTP" else 0.8,
+                           f"{name} SSRC 0x{ssrc:08x} {how}", pkt.seq))  # fmt: skip
 
     @staticmethod
     def _facts(ctx: FlowContext, msg: StunMessage, pkt: Packet) -> None:

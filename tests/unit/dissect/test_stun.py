@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voipscope.anomalies import AnomalyLog
+from voipscope.dissect.base import UDP, FlowContext, Packet
+from voipscope.dissect.knowledge import Knowledge
 from voipscope.dissect.stun import (
+    StunDissector,
     demux_first_byte,
     looks_like_stun,
     parse_channel_data,
@@ -93,3 +98,31 @@ def test_fuzz_only_decode_errors(noise, position, value):
         parse_stun(bytes(data))
     with contextlib.suppress(DecodeError):
         parse_stun(noise)
+
+
+def indication(inner: bytes, method: int = 0x0016) -> bytes:
+    """A Send (0x0016) or Data (0x0017) indication whose DATA attribute is ``inner``
+    (RFC 8656 §11), after an XOR-PEER-ADDRESS, padded as RFC 8489 §14 says."""
+    peer = struct.pack("!HHBBH4s", 0x0012, 8, 0, 1, 0x1234, bytes(4))
+    data = struct.pack("!HH", 0x0013, len(inner)) + inner + bytes(-len(inner) % 4)
+    body = peer + data
+    return struct.pack("!HHI12s", method, len(body), 0x2112A442, bytes(12)) + body
+
+
+def test_media_relayed_in_indications_after_dtls_is_srtp() -> None:
+    """stun_dtls_rtp_unidir's client side: a DTLS handshake, then RTP and an RTCP sender
+    report of the same SSRC, all inside Send indications. The report does not confirm the
+    RTP; the second RTP packet does, and after DTLS through the relay it is SRTP."""
+    ssrc = bytes.fromhex("d23ddc13")
+    hello = bytes.fromhex("16feff0000000000000000") + bytes(60)
+    rtp = [bytes.fromhex("806d42ef") + bytes(4) + ssrc + bytes(30),
+           bytes.fromhex("806d42f0") + bytes(4) + ssrc + bytes(30)]  # fmt: skip
+    sr = bytes.fromhex("80c80006") + ssrc + bytes(20)
+    c = FlowContext(1, UDP, "10.10.0.1", 65226, "10.1.0.3", 3478, 0, Knowledge(), AnomalyLog())
+    d = StunDissector()
+    for seq, inner in enumerate([hello, rtp[0], sr, sr, rtp[1]], start=1):
+        d.probe(c, Packet(indication(inner), seq, seq, 0))
+    media = [f for f in c.findings if f.category == "voip-media"]
+    assert [(f.protocol, f.at_packet) for f in media] == [("SRTCP", 4), ("SRTP", 5)]
+    assert media[0].confidence < media[1].confidence  # the RTP names the flow
+    assert "after a DTLS handshake through the same relay" in media[1].evidence
