@@ -169,8 +169,16 @@ def write_wav(path: Path, audio: np.ndarray, codec: Codec) -> None:
 
 
 def baresip_dir(
-    workdir: Path, user: str, ip: str, interface: str, rtp_ports: str, wav: Path, codec: Codec
+    workdir: Path,
+    user: str,
+    ip: str,
+    interface: str,
+    rtp_ports: str,
+    wav: Path,
+    codec: Codec,
+    account: str = "",
 ) -> Path:
+    """``account``: more account parameters (";medianat=turn;...")."""
     conf = workdir / user
     conf.mkdir()
     (conf / "config").write_text(
@@ -182,7 +190,7 @@ def baresip_dir(
     )
     # No registrar: the caller dials the callee's address; the callee answers at once.
     (conf / "accounts").write_text(
-        f"<sip:{user}@{ip}>;regint=0;answermode=auto;audio_codecs={codec.name}\n"
+        f"<sip:{user}@{ip}>;regint=0;answermode=auto;audio_codecs={codec.name}{account}\n"
     )
     return conf
 
@@ -193,7 +201,12 @@ def pair() -> Iterator[VethPair]:
 
 
 def baresip_call(
-    pair: VethPair, workdir: Path, codec: Codec, caller_audio: np.ndarray, callee_audio: np.ndarray
+    pair: VethPair,
+    workdir: Path,
+    codec: Codec,
+    caller_audio: np.ndarray,
+    callee_audio: np.ndarray,
+    caller_account: str = "",
 ) -> Path:
     """A call from the client namespace's baresip to the server's, each playing its audio
     (at ``codec.rate_hz``); the caller hangs up when its audio ends. The capture."""
@@ -201,7 +214,7 @@ def baresip_call(
     write_wav(workdir / "caller.wav", caller_audio, codec)
     write_wav(workdir / "callee.wav", callee_audio, codec)
     a = baresip_dir(workdir, "alice", CLIENT_IP, CLIENT_IF, "20000-20049",
-                    workdir / "caller.wav", codec)  # fmt: skip
+                    workdir / "caller.wav", codec, caller_account)  # fmt: skip
     b = baresip_dir(workdir, "bob", SERVER_IP, SERVER_IF, "20050-20099",
                     workdir / "callee.wav", codec)  # fmt: skip
     capture = workdir / "call.pcapng"

@@ -35,6 +35,8 @@ MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZR
 PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
 SSRC_PAIRING_CONFIDENCE = 0.9  # an SSRC the SDP announced (a=ssrc), in the call's time
 CALL_ID_PAIRING_CONFIDENCE = 0.95  # address and port as announced (the dissect expectation)
+# The flow to a TURN relay whose allocated address the SDP announced (classify.arbiter).
+RELAYED_PAIRING = ("sdp-relayed (TURN)", 0.9)
 MAX_HELD_CALLS = 100_000
 MAX_WAITING_MEDIA = 100_000
 MAX_STREAMS_PER_CALL = 64
@@ -107,7 +109,7 @@ class CallAssembler:
         )
         call_id = record.get("call_id")
         for flow, streams in self._early.pop(call_id, []) if call_id else []:
-            held.media.append((flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE))
+            held.media.append((flow, streams, *_pinned(flow)))
         for flow_id, (flow, streams) in list(self._unpaired.items()):
             how = self._fits(held, flow, streams)
             if how is not None:
@@ -137,9 +139,7 @@ class CallAssembler:
         if call_id:
             keys = self._keys_of_call.get(call_id)
             if keys:
-                self._held[keys[0]].media.append(
-                    (flow, streams, "sdp-address", CALL_ID_PAIRING_CONFIDENCE)
-                )
+                self._held[keys[0]].media.append((flow, streams, *_pinned(flow)))
                 return
             early = self._early.setdefault(call_id, [])
             early.append((flow, streams))
@@ -286,6 +286,13 @@ def _add_rtcp(
         if found:
             s.update(found)
     return reported_only(reports, set(ssrc_of.values()))
+
+
+def _pinned(flow: dict[str, Any]) -> tuple[str, float]:
+    """How a flow the dissect stage gave a call id belongs to it."""
+    if any(line.startswith("relayed: ") for line in flow.get("evidence") or []):
+        return RELAYED_PAIRING
+    return "sdp-address", CALL_ID_PAIRING_CONFIDENCE
 
 
 def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:

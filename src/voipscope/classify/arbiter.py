@@ -42,6 +42,7 @@ from voipscope.dissect.base import (
     FlowContext,
 )
 from voipscope.dissect.knowledge import Expectation, Knowledge
+from voipscope.dissect.stun import RELAYED_HINT
 from voipscope.flows import kernels as K
 
 CATEGORY_RANK = {MEDIA: 3, SIGNALING: 2, OTHER: 1}
@@ -335,6 +336,8 @@ class Arbiter:
             if expectation.protocol in ("SRTP", "SRTCP") and v.protocol in ("RTP", "RTCP"):
                 v.protocol = expectation.protocol
                 v.evidence.append("SRTP: announced as RTP/SAVP(F) in SDP")
+        if v.category == MEDIA and v.call_id is None:
+            self._relayed_call(v, ctx)
         if v.category == MEDIA:
             self._media_details(v, best, row)
         if opinion is not None:
@@ -371,6 +374,25 @@ class Arbiter:
 
     def _expectation(self, ctx: FlowContext) -> Expectation | None:
         return ctx.lookup_expectation(ctx.first_ts_ns)
+
+    def _relayed_call(self, v: Verdict, ctx: FlowContext) -> None:
+        """A TURN client's flow to its relay carries the media of the call whose SDP
+        announced the relayed address this flow was allocated (RFC 8656 §7.3; the
+        flow itself never touches that address). Looked up as of the flow's first media
+        finding: the allocation comes first, then the offer/answer, then the media."""
+        media_at = next((k for k, f in enumerate(ctx.findings) if f.category == MEDIA), None)
+        when = next((ts for ts, n, _ in ctx.marks if media_at is not None and n > media_at),
+                    ctx.first_ts_ns)  # fmt: skip
+        for kind, value in ctx.hints:
+            if kind != RELAYED_HINT:
+                continue
+            ip, _, port = value.rpartition(" ")
+            found = self.knowledge.expected(ip, int(port), when)
+            if found is not None and found.call_id:
+                v.call_id = found.call_id
+                _add(v, f"relayed: {ip}:{port}, the address this flow's TURN allocation "
+                     f"was given, announced in {found.evidence}")  # fmt: skip
+                return
 
     def _media_details(self, v: Verdict, best: dict[str, Finding], row: np.ndarray | None) -> None:
         if v.protocol in ("RTP", "RTCP") and "DTLS" in best:

@@ -28,6 +28,7 @@ STUN_HEADER_BYTES = 20  # RFC 8489 §5
 MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5; absent in RFC 3489 messages
 CHANNEL_DATA_HEADER_BYTES = 4  # RFC 8656 §12.4
 CHANNEL_NUMBERS = range(0x4000, 0x5000)  # RFC 8656 §12
+RELAYED_HINT = "turn-relayed"  # FlowContext hint: "ip port" of an allocated relay address
 DTLS_HANDSHAKE = 22  # RFC 6347 §4.1 content type: a DTLS handshake record relayed in DATA
 
 # Method (RFC 8489 §18.2, RFC 8656 §17) and class bits (RFC 8489 §5)
@@ -380,6 +381,11 @@ class StunDissector(Dissector):
             ctx.hint("stun-vendor", "GOOG")
         if types & WHATSAPP_ATTRIBUTES:
             ctx.hint("stun-vendor", "WhatsApp")
+        if msg.method == 0x003 and msg.message_class == "success":
+            # The relayed transport address this flow's client was given (RFC 8656 §7.3):
+            # it puts it in its SDP, and a call announcing it is this flow's call.
+            for ip, port in msg.addresses.get("XOR-RELAYED-ADDRESS", []):
+                ctx.hint(RELAYED_HINT, f"{ip} {port}")
         # TURN peers and relayed addresses carry the session's media (RFC 8656 §2).
         for name in ("XOR-PEER-ADDRESS", "XOR-RELAYED-ADDRESS"):
             for ip, port in msg.addresses.get(name, []):

@@ -155,3 +155,28 @@ def test_a_voip_flow_is_never_named_after_the_cloud_it_runs_on() -> None:
     stun = Finding("STUN", SIGNALING, 0.95, "binding", 1)
     assert _named(stun, "192.0.2.9", [("sni", "stun.l.google.com")]).app is None
     assert _named(stun, "192.0.2.9", [], dns_name="stun.l.google.com").app is None
+
+
+S = 1_000_000_000  # ns
+
+
+def test_a_turn_clients_flow_is_the_call_that_announced_its_relayed_address() -> None:
+    """The allocation (t=20 s) gave 198.51.100.9:49160; an SDP offered it at t=30; the
+    flow's media came at t=40 s, to the relay's port only. Announced after the media:
+    another call's address, not this flow's."""
+    k = Knowledge()
+    k.expect("198.51.100.9", 49160, Expectation("RTP", MEDIA, "SDP c=/m= in INVITE", 3, 30 * S,
+                                                "audio", call_id="sip-call-1"))  # fmt: skip
+    k.expect("198.51.100.9", 49162, Expectation("RTP", MEDIA, "SDP c=/m= in INVITE", 4, 90 * S,
+                                                call_id="later"))  # fmt: skip
+    for relayed, call_id in (("198.51.100.9 49160", "sip-call-1"), ("198.51.100.9 49162", None)):
+        ctx = FlowContext(1, UDP, "192.0.2.1", 40000, "198.51.100.9", 3478, 10, k, AnomalyLog())
+        ctx.hint("turn-relayed", relayed)
+        ctx.findings.append(Finding("TURN", SIGNALING, 0.9, "Allocate success", 2))
+        ctx.mark(20 * S)
+        ctx.findings.append(Finding("RTP", MEDIA, 0.85, "rtp inside ChannelData", 9))
+        ctx.mark(40 * S)
+        ctx.lookup_expectation(ctx.first_ts_ns)
+        v = Arbiter(k).judge(ctx, None)
+        assert (v.category, v.call_id) == (MEDIA, call_id)
+        assert any(e.startswith("relayed: 198.51.100.9:49160") for e in v.evidence) == bool(call_id)

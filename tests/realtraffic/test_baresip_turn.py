@@ -1,0 +1,100 @@
+"""A SIP call whose caller sends its media through a TURN relay: baresip (medianat=turn)
+allocates a relayed address on coturn and offers it in its SDP; the callee sends its RTP
+there, and the relay hands it on to the caller inside ChannelData (RFC 8656 §12.4). On
+the wire between them, nothing of the media flow touches an address the SDP names: the
+caller talks only to the relay's port 3478. The flow is the call's because its TURN
+allocation was given the address the SDP announced (classify.arbiter ``_relayed_call``),
+and its streams are measured inside ChannelData like any others.
+
+Two network namespaces joined by a veth (tests.realtraffic.livens), coturn in the
+callee's, the capture on the callee's side of the veth; deleted afterwards. Skipped
+without root, baresip (with its g711, aufile and turn modules), coturn, dumpcap, tshark,
+espeak-ng or ip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_rtp_streams_vs_tshark import parse_rtp_streams
+from tests.realtraffic.gen.generate import TURN_PORT, turn_server
+from tests.realtraffic.livens import CLIENT_IP, SERVER_IP, VethPair, veth_pair
+from tests.realtraffic.test_baresip_call import (
+    CALL_S,
+    CALLEE_PHRASES,
+    CALLER_PHRASES,
+    MODULES,
+    TOOLS,
+    Codec,
+    baresip_call,
+    phrase_audio,
+)
+from voipscope.api import iter_calls
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0
+    or any(shutil.which(t) is None for t in (*TOOLS, "turnserver"))
+    or not all((MODULES / m).exists() for m in ("g711.so", "turn.so", "aufile.so")),
+    reason="needs root, baresip (apt baresip-core), coturn, dumpcap, tshark, espeak-ng and ip",
+)
+
+PCMU = Codec(
+    name="PCMU/8000/1",
+    module="g711.so",
+    rate_hz=8_000,
+    channels=1,
+    dtx=False,
+    sdp_name="PCMU/8000",
+    clock_hz=8_000,
+    clock_source="payload type table (RFC 3551)",
+    by_energy=True,
+    method="payload energy (G.711)",
+    settings="module turn.so\n",
+)
+# coturn's long-term credentials as tests.realtraffic.gen.generate starts it.
+ACCOUNT = (f";medianat=turn;stunserver=turn:{SERVER_IP}:{TURN_PORT}"
+           ";stunuser=voipscope;stunpass=behaviour")  # fmt: skip
+
+
+@pytest.fixture
+def pair() -> Iterator[VethPair]:
+    yield from veth_pair()
+
+
+def test_a_sip_call_through_a_turn_relay_keeps_its_media(pair: VethPair, tmp_path: Path) -> None:
+    caller_audio, _ = phrase_audio(CALLER_PHRASES, CALL_S, PCMU.rate_hz)
+    callee_audio, _ = phrase_audio(CALLEE_PHRASES, CALL_S + 5, PCMU.rate_hz)
+    with turn_server(pair.server, SERVER_IP, tmp_path):
+        capture = baresip_call(pair, tmp_path, PCMU, caller_audio, callee_audio, ACCOUNT)
+    records = list(iter_calls(capture))
+    calls = [c for c in records if c["kind"] == "call"]
+    assert len(calls) == 1, records
+    (call,) = calls
+    assert call["state"] == "answered" and call["final_code"] == 200
+    # The media is the SIP call's, not a call of its own.
+    assert not [c for c in records if c["kind"] != "call" and c["streams"]], records
+    listed = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-d", f"udp.port=={TURN_PORT},stun",
+         "-o", "rtp.heuristic_rtp:TRUE", "-q", "-z", "rtp,streams"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    theirs = parse_rtp_streams(listed)
+    relayed = [s for s in call["streams"] if TURN_PORT in (s["src_port"], s["dst_port"])]
+    print([(s["src_ip"], s["src_port"], s["dst_port"], s["packets"], s["pairing"])
+           for s in call["streams"]])  # fmt: skip
+    assert len(relayed) == 2, call["streams"]
+    for s in relayed:
+        key = (s["src_ip"], s["src_port"], s["dst_ip"], s["dst_port"], int(s["ssrc"], 16))
+        t = theirs[key]
+        assert (s["pairing"], s["pairing_confidence"]) == ("sdp-relayed (TURN)", 0.9)
+        assert (s["codec"], s["clock_rate_hz"]) == ("PCMU/8000", 8000)
+        assert (s["packets"], s["lost"]) == (t.packets, t.lost)
+        assert s["max_delta_ms"] == pytest.approx(t.max_delta_ms, abs=0.001)
+        assert s["jitter_ms"] == pytest.approx(t.mean_jitter_ms, rel=0.05, abs=0.1)
+        assert s["mos"] is not None
+    assert {s["src_ip"] for s in relayed} == {CLIENT_IP, SERVER_IP}
