@@ -235,6 +235,11 @@ class Dissector:
         the flow (e.g. TLS after the ServerHello), else None."""
         return None
 
+    def follow_more(self, ctx: FlowContext) -> int:
+        """Packets to follow beyond ``follow_packets``, asked only once those ran out:
+        what the flow showed so far may say the interesting part is still to come."""
+        return 0
+
     def on_expire(self, ctx: FlowContext) -> None:
         return None
 

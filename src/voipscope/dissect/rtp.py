@@ -172,6 +172,11 @@ MAX_SEQUENCE_STEP = 100
 # capture rarely starts inside a burst of loss, and random payloads rarely step by 1-3.
 MAX_FIRST_STEP = 3
 FOLLOW_PACKETS = 24  # after a match: enough to collect payload types and SSRCs
+# RTCP matched, RTP not yet: an ICE agent's checks and early RTCP can run ahead of the
+# media by a hundred packets while a call sets up (stun_signal.pcapng: 92 packets of
+# STUN and SRTCP receiver reports before the first RTP), so the flow is followed this
+# much further for it.
+RTCP_FIRST_FOLLOW_PACKETS = 256
 MAX_SSRCS = 16
 
 
@@ -186,6 +191,8 @@ class RtpFlowState:
     channel_data: bool = False  # inside TURN ChannelData
     matched_rtp: bool = False
     matched_rtcp: bool = False
+    rtp_at: int = 0  # the flow's packet number of each match
+    rtcp_at: int = 0
 
 
 class RtpDissector(Dissector):
@@ -234,6 +241,14 @@ class RtpDissector(Dissector):
             self._probe_rtp(ctx, state, data, pkt)
             return
         self._account(state, parse_rtp(data, srtp=True))  # a DecodeError: rtp_malformed
+
+    def follow_more(self, ctx: FlowContext) -> int:
+        state: RtpFlowState = ctx.state[self.name]
+        if not state.matched_rtcp or state.rtcp_at > state.rtp_at > 0:
+            return 0
+        if not state.matched_rtp:
+            return RTCP_FIRST_FOLLOW_PACKETS
+        return state.rtp_at - state.rtcp_at  # RTP came late: as many after it as usual
 
     def on_expire(self, ctx: FlowContext) -> None:
         state: RtpFlowState = ctx.state[self.name]
@@ -288,7 +303,7 @@ class RtpDissector(Dissector):
                 )
                 if state.matched_rtcp or not beside:
                     return Probe.MAYBE
-                state.matched_rtcp = True
+                state.matched_rtcp, state.rtcp_at = True, pkt.seq
                 ctx.report(
                     Finding("RTCP", MEDIA, 0.75,
                             f"SRTCP: RTCP {RTCP_TYPES[data[1]]} header in clear, encrypted "
@@ -306,7 +321,7 @@ class RtpDissector(Dissector):
             # A lone SDES/BYE/APP is legal (RFC 5506) but weak: wait for a second one.
             return Probe.MAYBE
         names = "+".join(RTCP_TYPES[p.packet_type] for p in packets)
-        state.matched_rtcp = True
+        state.matched_rtcp, state.rtcp_at = True, pkt.seq
         ctx.report(
             Finding(
                 "RTCP",
@@ -336,7 +351,7 @@ class RtpDissector(Dissector):
         if previous is not None and previous[0] == header.ssrc:
             step = (header.sequence - previous[1]) & 0xFFFF
             if 0 < step <= MAX_FIRST_STEP:
-                state.matched_rtp = True
+                state.matched_rtp, state.rtp_at = True, pkt.seq
                 ctx.report(
                     Finding(
                         "RTP",
@@ -362,7 +377,7 @@ class RtpDissector(Dissector):
         if beside is not None and header.payload_type not in range(64, 96):
             # The 5-tuple already carries a real-time protocol (STUN/DTLS checks, an
             # app's call setup): one well-formed RTP header is enough.
-            state.matched_rtp = True
+            state.matched_rtp, state.rtp_at = True, pkt.seq
             ctx.report(
                 Finding("RTP", MEDIA, 0.85,
                         f"RTP v2 PT {header.payload_type} ({codec}), SSRC 0x{header.ssrc:08x} "
@@ -371,7 +386,7 @@ class RtpDissector(Dissector):
             )  # fmt: skip
             return Probe.MATCH
         if expected is not None and expected.protocol in ("RTP", "SRTP"):
-            state.matched_rtp = True
+            state.matched_rtp, state.rtp_at = True, pkt.seq
             ctx.report(
                 Finding(
                     "RTP",

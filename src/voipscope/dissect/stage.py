@@ -339,7 +339,9 @@ class DissectStage:
             limit = dissector.follow_packets
             if limit < 0:
                 limit = self.config.max_follow_packets
-            if pkt.seq > offer.matched_at + limit:
+            if pkt.seq > offer.matched_at + limit and (
+                pkt.seq > offer.matched_at + limit + dissector.follow_more(ctx)
+            ):
                 return None, False
             try:
                 followed = dissector.dissect(ctx, pkt)

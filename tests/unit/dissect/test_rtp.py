@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voipscope.dissect.rtp import parse_rtcp_compound, parse_rtp
+from tests.unit.dissect.appcases import drive
+from voipscope.dissect.rtp import FOLLOW_PACKETS, RtpDissector, parse_rtcp_compound, parse_rtp
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 
@@ -101,3 +102,17 @@ def test_fuzz_only_decode_errors(data):
     for parse in (parse_rtp, parse_rtcp_compound):
         with contextlib.suppress(DecodeError):
             parse(data)
+
+
+def test_rtp_long_after_rtcp_on_the_flow_is_still_found() -> None:
+    """stun_signal.pcapng: SRTCP receiver reports and ICE checks for ~90 packets before the
+    first RTP on an rtcp-mux flow. The flow is followed past the usual 24 packets while
+    only RTCP matched, and for 24 more after the RTP."""
+    report = rtcp(201, 1, bytes(28))  # an RR: sender SSRC and one report block
+    stun = bytes.fromhex("000100002112a442") + bytes(12)  # a Binding request, no attributes
+    early = [report if k % 3 else stun for k in range(100)]
+    media = [rtp(pt=118, seq=100 + k, ts=160 * k) for k in range(40)]
+    result = drive(RtpDissector(), *early, *media)
+    found = {f.protocol: f for f in result.ctx.findings}
+    assert set(found) == {"RTCP", "RTP"} and found["RTP"].at_packet == 101
+    assert result.ctx.state["RTP"].rtp_packets == 1 + FOLLOW_PACKETS
