@@ -76,8 +76,10 @@ def test_a_sip_call_through_a_turn_relay_keeps_its_media(pair: VethPair, tmp_pat
     assert len(calls) == 1, records
     (call,) = calls
     assert call["state"] == "answered" and call["final_code"] == 200
-    # The media is the SIP call's, not a call of its own.
-    assert not [c for c in records if c["kind"] != "call" and c["streams"]], records
+    # The media is the SIP call's, not a call of its own: also the RTCP through the relay
+    # and the last RTCP BYE the caller sends straight to the callee's announced port.
+    assert [c["kind"] for c in records] == ["call"], records
+    assert not call["rtcp_only_streams"], call["rtcp_only_streams"]
     listed = subprocess.run(
         ["tshark", "-n", "-r", str(capture), "-d", f"udp.port=={TURN_PORT},stun",
          "-o", "rtp.heuristic_rtp:TRUE", "-q", "-z", "rtp,streams"],
@@ -97,4 +99,6 @@ def test_a_sip_call_through_a_turn_relay_keeps_its_media(pair: VethPair, tmp_pat
         assert s["max_delta_ms"] == pytest.approx(t.max_delta_ms, abs=0.001)
         assert s["jitter_ms"] == pytest.approx(t.mean_jitter_ms, rel=0.05, abs=0.1)
         assert s["mos"] is not None
+        # The far end's RTCP reports came through the relay on a flow of their own.
+        assert s["rtcp_reports"] and s["rtcp_rtt_ms"] is not None, s
     assert {s["src_ip"] for s in relayed} == {CLIENT_IP, SERVER_IP}

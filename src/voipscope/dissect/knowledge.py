@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -91,13 +91,24 @@ class Knowledge:
             self.evicted += 1
 
     def expected(self, ip: str, port: int, ts_ns: int) -> Expectation | None:
-        """The newest expectation for ``ip:port`` made before ``ts_ns`` and not stale."""
+        """The newest expectation for ``ip:port`` made before ``ts_ns`` and not stale.
+        One without a call (a TURN peer address) carries the call of an older one for
+        the same address that had one (the SDP that announced it): both describe the
+        same media, and the newer must not hide whose it is."""
         # Media may start a moment before the SDP answer is captured (early media,
         # capture points): allow one second of lead.
+        newest = None
         for found in reversed(self._expected.get((ip, port), ())):
-            if -EXPECTATION_LEAD_NS <= ts_ns - found.ts_ns <= self.ttl_ns:
-                return found
-        return None
+            if not -EXPECTATION_LEAD_NS <= ts_ns - found.ts_ns <= self.ttl_ns:
+                continue
+            if newest is None:
+                if found.call_id is not None:
+                    return found
+                newest = found
+            elif found.call_id is not None and found.category == newest.category:
+                return replace(newest, call_id=found.call_id,
+                               evidence=f"{newest.evidence}; {found.evidence}")  # fmt: skip
+        return newest
 
     def count_socket(self, kind: str, ip: str, port: int, passed: bool) -> None:
         """Tally, per endpoint, flows whose packets did or did not pass a weak per-packet

@@ -180,3 +180,19 @@ def test_a_turn_clients_flow_is_the_call_that_announced_its_relayed_address() ->
         v = Arbiter(k).judge(ctx, None)
         assert (v.category, v.call_id) == (MEDIA, call_id)
         assert any(e.startswith("relayed: 198.51.100.9:49160") for e in v.evidence) == bool(call_id)
+
+
+def test_a_turn_peer_expectation_keeps_the_call_of_the_sdp_that_announced_the_address() -> None:
+    """The callee's RTCP port was announced in its SDP answer (call c1, t=5 s); the
+    caller's TURN ChannelBind to it (t=6 s) is a newer expectation for the same address,
+    without a call: a flow touching the address is still c1's. Outside the TTL, nothing."""
+    k = Knowledge(ttl_s=60)
+    k.expect("192.0.2.2", 50001, Expectation("RTCP", MEDIA, "RTCP port of SDP m=audio", 2,
+                                             5 * S, call_id="c1"))  # fmt: skip
+    k.expect("192.0.2.2", 50001, Expectation("TURN", MEDIA, "XOR-PEER-ADDRESS in TURN "
+                                             "ChannelBind", 3, 6 * S))  # fmt: skip
+    found = k.expected("192.0.2.2", 50001, 9 * S)
+    assert found is not None and (found.protocol, found.call_id) == ("TURN", "c1")
+    assert "ChannelBind" in found.evidence and "SDP" in found.evidence
+    late = k.expected("192.0.2.2", 50001, 66 * S)  # the SDP one is stale, the TURN one not
+    assert late is not None and late.call_id is None
