@@ -207,6 +207,7 @@ def baresip_call(
     caller_audio: np.ndarray,
     callee_audio: np.ndarray,
     caller_account: str = "",
+    callee_account: str = "",
 ) -> Path:
     """A call from the client namespace's baresip to the server's, each playing its audio
     (at ``codec.rate_hz``); the caller hangs up when its audio ends. The capture."""
@@ -216,7 +217,7 @@ def baresip_call(
     a = baresip_dir(workdir, "alice", CLIENT_IP, CLIENT_IF, "20000-20049",
                     workdir / "caller.wav", codec, caller_account)  # fmt: skip
     b = baresip_dir(workdir, "bob", SERVER_IP, SERVER_IF, "20050-20099",
-                    workdir / "callee.wav", codec)  # fmt: skip
+                    workdir / "callee.wav", codec, callee_account)  # fmt: skip
     capture = workdir / "call.pcapng"
     dumpcap = subprocess.Popen(
         in_ns(pair.server, "dumpcap", "-q", "-i", SERVER_IF, "-a",
@@ -378,3 +379,37 @@ def test_data_sent_as_tones_in_a_g722_call_is_decoded(pair: VethPair, tmp_path: 
     (stream,) = [s for s in call["streams"] if s["src_ip"] == CLIENT_IP]
     # A frame straddling a symbol edge holds two tones: ~1 frame in 6.25 (measured 0.85).
     assert stream["codec"] == "G722/8000" and stream["tones"]["tone_share"] > 0.8, stream
+
+
+def test_an_srtp_call_is_measured_from_its_headers(pair: VethPair, tmp_path: Path) -> None:
+    """baresip calls baresip with SRTP (SDES keys in RTP/SAVP SDP, RFC 4568; module srtp,
+    mediaenc=srtp-mand) and G.711: the payload is ciphertext, the header is not (RFC 3711
+    §3.1). Loss, jitter and MOS come from the headers and equal tshark's; nothing is read
+    from the payload (G.711 energy of random bytes is loud white noise, which made a call
+    where nobody talked), and the record says why."""
+    g711 = Codec(name="PCMU/8000/1", module="g711.so", rate_hz=8_000, channels=1, dtx=False,
+                 sdp_name="PCMU/8000", clock_hz=8_000,
+                 clock_source="payload type table (RFC 3551)", by_energy=True,
+                 method="payload energy (G.711)", settings="module srtp.so\n")  # fmt: skip
+    caller_audio, _ = phrase_audio(CALLER_PHRASES, CALL_S, g711.rate_hz)
+    callee_audio, _ = phrase_audio(CALLEE_PHRASES, CALL_S + 5, g711.rate_hz)
+    srtp = ";mediaenc=srtp-mand"
+    capture = baresip_call(pair, tmp_path, g711, caller_audio, callee_audio, srtp, srtp)
+    (call,) = [c for c in iter_calls(capture) if c["kind"] == "call"]
+    assert call["state"] == "answered"
+    listed = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-q", "-z", "rtp,streams"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    theirs = parse_rtp_streams(listed)
+    assert len(call["streams"]) == len(theirs) == 2, (call["streams"], listed)
+    for s in call["streams"]:
+        t = theirs[(s["src_ip"], s["src_port"], s["dst_ip"], s["dst_port"], int(s["ssrc"], 16))]
+        assert (s["packets"], s["lost"]) == (t.packets, t.lost)
+        assert s["max_delta_ms"] == pytest.approx(t.max_delta_ms, abs=0.001)
+        assert s["jitter_ms"] == pytest.approx(t.mean_jitter_ms, rel=0.05, abs=0.1)
+        assert (s["codec"], s["pairing"]) == ("PCMU/8000", "sdp-address")
+        assert s["mos"] is not None and s["mos"] > 4.0  # a clean path, from the headers
+        assert s["talk_spurts"] is None and "encrypted (SRTP)" in s["activity_reason"]
+        assert s["tones"] is None and s["inband_dtmf"] == []
+    assert call.get("caller_talk_pct") is None

@@ -303,9 +303,11 @@ def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:
         # RFC 4571 framing or TURN over TCP: the headers are there, but the RTP kernel
         # reads datagrams, not a reassembled byte stream.
         mos_reason = jitter_reason = f"{what} over TCP is not measured per packet (yet)"
+        activity_reason = mos_reason
     else:
         mos_reason = f"{what} framing has no RTP sequence numbers to measure loss and jitter"
         jitter_reason = f"{what} framing has no RTP timestamps"
+        activity_reason = f"{what} framing: no RTP to read who talks from"
     out = []
     for direction, (src, dst) in enumerate((("src", "dst"), ("dst", "src"))):
         packets = flow["src2dst_packets" if direction == 0 else "dst2src_packets"]
@@ -324,6 +326,7 @@ def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:
                 "last_seen": flow["last_seen"],
                 "mos_reason": mos_reason,
                 "jitter_reason": jitter_reason,
+                "activity_reason": activity_reason,
             }
         )
     return out

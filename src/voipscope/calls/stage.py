@@ -118,6 +118,8 @@ class CallsStage(NoHooks):
                 stats = self.rtp.pop(flow["flow_id"])
                 if flow["protocol"] in RTP_PROTOCOLS and stats is not None and stats.streams:
                     streams = [_stream_record(s) for s in stats.streams]
+                    if flow["protocol"] == "SRTP":
+                        streams = [_encrypted(s) for s in streams]
                 elif flow["protocol"] in CONTROL_PROTOCOLS:
                     streams = []  # RTCP reports on streams; it is not one
                 else:
@@ -148,6 +150,29 @@ class CallsStage(NoHooks):
 
 def _as_dict(record: Any) -> dict[str, Any]:
     return record.to_record() if hasattr(record, "to_record") else dict(record)
+
+
+# Judgements that read the audio itself (activity.talk_spurts METHOD_NAMES).
+PAYLOAD_METHODS = ("payload energy", "Opus voice-activity")
+
+
+def _encrypted(s: dict[str, Any]) -> dict[str, Any]:
+    """An SRTP stream (RFC 3711 §3.1: the payload is encrypted; the header is not): what
+    the kernel read from its payload was ciphertext decoded as audio (G.711 frames of
+    random bytes: loud white noise, never a talk spurt), so it is withdrawn. Sizes, gaps
+    and markers stay: the header and the datagram's length are in the clear."""
+    method = s.get("activity_method") or ""
+    if method.startswith(PAYLOAD_METHODS):
+        s["talk_spurts"] = None
+        s["activity_method"] = None
+        s["activity_reason"] = (
+            "the payload is encrypted (SRTP): the audio this codec's judgement reads is not "
+            f"on the wire, and {s.get('codec') or 'its'} frames do not change size with speech"
+        )
+    s["tones"] = None
+    s["tone_runs"] = []
+    s["inband_dtmf"] = []
+    return s
 
 
 def _stream_record(stream: MediaStream) -> dict[str, Any]:

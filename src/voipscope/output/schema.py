@@ -107,6 +107,7 @@ STREAM_FIELDS = [
     pa.field("mos_jb200", pa.float64()),
     pa.field("talk_spurts", pa.list_(pa.list_(pa.float64()))),
     pa.field("activity_method", pa.string()),
+    pa.field("activity_reason", pa.string()),  # why talk_spurts is null
     # G.711/L16 audio (activity.tones): share of loud frames that are one steady tone,
     # and DTMF heard in the audio itself (RFC 4733 events are in the call's dtmf).
     pa.field("tone_share", pa.float64()),
