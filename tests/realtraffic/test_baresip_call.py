@@ -381,19 +381,26 @@ def test_data_sent_as_tones_in_a_g722_call_is_decoded(pair: VethPair, tmp_path: 
     assert stream["codec"] == "G722/8000" and stream["tones"]["tone_share"] > 0.8, stream
 
 
-def test_an_srtp_call_is_measured_from_its_headers(pair: VethPair, tmp_path: Path) -> None:
-    """baresip calls baresip with SRTP (SDES keys in RTP/SAVP SDP, RFC 4568; module srtp,
-    mediaenc=srtp-mand) and G.711: the payload is ciphertext, the header is not (RFC 3711
-    §3.1). Loss, jitter and MOS come from the headers and equal tshark's; nothing is read
-    from the payload (G.711 energy of random bytes is loud white noise, which made a call
-    where nobody talked), and the record says why."""
+@pytest.mark.parametrize(("module", "mediaenc"), [("srtp.so", "srtp-mand"),
+                                                 ("dtls_srtp.so", "dtls_srtp")])  # fmt: skip
+def test_an_srtp_call_is_measured_from_its_headers(
+    pair: VethPair, tmp_path: Path, module: str, mediaenc: str
+) -> None:
+    """baresip calls baresip with SRTP, keyed by SDES in an RTP/SAVP SDP (RFC 4568) or by a
+    DTLS handshake on the media ports (RFC 5764, UDP/TLS/RTP/SAVPF), and G.711: the payload
+    is ciphertext, the header is not (RFC 3711 §3.1). Loss, jitter and MOS come from the
+    headers and equal tshark's; nothing is read from the payload (G.711 energy of random
+    bytes is loud white noise, which made a call where nobody talked), and the record
+    says why."""
+    if not (MODULES / module).exists():
+        pytest.skip(f"baresip module {module} missing")
     g711 = Codec(name="PCMU/8000/1", module="g711.so", rate_hz=8_000, channels=1, dtx=False,
                  sdp_name="PCMU/8000", clock_hz=8_000,
                  clock_source="payload type table (RFC 3551)", by_energy=True,
-                 method="payload energy (G.711)", settings="module srtp.so\n")  # fmt: skip
+                 method="payload energy (G.711)", settings=f"module {module}\n")  # fmt: skip
     caller_audio, _ = phrase_audio(CALLER_PHRASES, CALL_S, g711.rate_hz)
     callee_audio, _ = phrase_audio(CALLEE_PHRASES, CALL_S + 5, g711.rate_hz)
-    srtp = ";mediaenc=srtp-mand"
+    srtp = f";mediaenc={mediaenc}"
     capture = baresip_call(pair, tmp_path, g711, caller_audio, callee_audio, srtp, srtp)
     (call,) = [c for c in iter_calls(capture) if c["kind"] == "call"]
     assert call["state"] == "answered"
