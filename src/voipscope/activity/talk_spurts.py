@@ -106,15 +106,13 @@ V_NOISE_DB = 2  # energy floor (G.711), NaN until the first frame
 V_SMALL_BYTES = 3  # the two size groups (VBR): running size, NaN until the first packet
 V_LARGE_BYTES = 4
 V_METHOD = 5
-V_VOICE_PACKETS = 6
-V_SILENT_PACKETS = 7
-V_RESTART = 8  # a better method just began: RESTART_* says what becomes of the open spurt
-V_SMALL_FRAMES = 9  # frames each size group has taken
-V_LARGE_FRAMES = 10
-V_SPURT_PACKETS = 11  # voice packets in the open spurt
-V_LAST_PACKET_NS = 12  # arrival of the stream's previous packet, NaN before the first
-V_PREV_BYTES = 13  # and its payload size
-V_G722 = 14  # the G.722 lower-band decoder's state (g722_lowband), G722.G_LEN columns
+V_RESTART = 6  # a better method just began: RESTART_* says what becomes of the open spurt
+V_SMALL_FRAMES = 7  # frames each size group has taken
+V_LARGE_FRAMES = 8
+V_SPURT_PACKETS = 9  # voice packets in the open spurt
+V_LAST_PACKET_NS = 10  # arrival of the stream's previous packet, NaN before the first
+V_PREV_BYTES = 11  # and its payload size
+V_G722 = 12  # the G.722 lower-band decoder's state (g722_lowband), G722.G_LEN columns
 V_RTP_TS = V_G722 + G722.G_LEN  # the previous packet's RTP timestamp, NaN before the first
 V_OPUS_MATCHES = V_RTP_TS + 1  # paced packets whose Opus duration equals the timestamp step
 V_OPUS_MISSES = V_RTP_TS + 2  # and those whose does not
@@ -384,7 +382,6 @@ def account_packet(
             state[row, V_SPURT_START] = np.nan
     short = state[row, V_SPURT_PACKETS] < MIN_SPURT_PACKETS
     if not voice:
-        state[row, V_SILENT_PACKETS] += 1
         if math.isnan(start):
             return n_events
         if short:
@@ -392,7 +389,6 @@ def account_packet(
         elif ts_ns - last > HANGOVER_NS:
             n_events = _emit(state, row, start, last, ev_row, ev_start, ev_end, n_events)
         return n_events
-    state[row, V_VOICE_PACKETS] += 1
     if not math.isnan(start):
         gap = ts_ns - last
         # A DTX gap, or a marker bit after more than a frame or two of nothing: the old

@@ -149,9 +149,9 @@ def codec_table(rtpmap: Mapping[int, tuple[str, int]] | None = None) -> np.ndarr
 
 
 def new_state(rows: int) -> np.ndarray:
-    state = np.zeros((rows, T_LEN), np.float64)
-    state[:, T_DTMF_LAST] = -1.0
-    state[:, T_RUN_START] = np.nan
+    state = np.empty((rows, T_LEN), np.float64)
+    for row in range(rows):
+        reset_row(state, row)  # one definition of a fresh row, the kernel's own
     return state
 
 
