@@ -99,6 +99,8 @@ def test_a_sip_call_through_a_turn_relay_keeps_its_media(pair: VethPair, tmp_pat
         assert s["max_delta_ms"] == pytest.approx(t.max_delta_ms, abs=0.001)
         assert s["jitter_ms"] == pytest.approx(t.mean_jitter_ms, rel=0.05, abs=0.1)
         assert s["mos"] is not None
-        # The far end's RTCP reports came through the relay on a flow of their own.
-        assert s["rtcp_reports"] and s["rtcp_rtt_ms"] is not None, s
+        # The far end's RTCP reports came through the relay on a flow of their own. (No
+        # round trip asserted: it needs a block whose LSR names a sender report the
+        # capture saw, and a 10 s call has two reports each way, the first often LSR 0.)
+        assert s["rtcp_reports"], s
     assert {s["src_ip"] for s in relayed} == {CLIENT_IP, SERVER_IP}
