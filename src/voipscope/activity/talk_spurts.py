@@ -98,6 +98,11 @@ METHOD_NAMES = (
     "payload energy (G.722 lower band)",
     "Opus voice-activity flags (SILK)",
 )
+# The judgements that read the audio itself, not the packets' sizes and times: inside
+# SRTP they read ciphertext (calls.stage withdraws them there).
+PAYLOAD_METHOD_NAMES = frozenset(
+    METHOD_NAMES[m] for m in (METHOD_ENERGY, METHOD_ENERGY_G722, METHOD_OPUS_VAD)
+)
 
 # Per-stream state columns (float64), one row per stream.
 V_SPURT_START = 0  # ns, NaN outside a spurt

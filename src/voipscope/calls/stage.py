@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voipscope.activity.talk_spurts import PAYLOAD_METHOD_NAMES
 from voipscope.anomalies import AnomalyLog
 from voipscope.arrow_columns import string_array
 from voipscope.calls.app_calls import AppCallGrouper
@@ -152,17 +153,12 @@ def _as_dict(record: Any) -> dict[str, Any]:
     return record.to_record() if hasattr(record, "to_record") else dict(record)
 
 
-# Judgements that read the audio itself (activity.talk_spurts METHOD_NAMES).
-PAYLOAD_METHODS = ("payload energy", "Opus voice-activity")
-
-
 def _encrypted(s: dict[str, Any]) -> dict[str, Any]:
     """An SRTP stream (RFC 3711 §3.1: the payload is encrypted; the header is not): what
     the kernel read from its payload was ciphertext decoded as audio (G.711 frames of
     random bytes: loud white noise, never a talk spurt), so it is withdrawn. Sizes, gaps
     and markers stay: the header and the datagram's length are in the clear."""
-    method = s.get("activity_method") or ""
-    if method.startswith(PAYLOAD_METHODS):
+    if s.get("activity_method") in PAYLOAD_METHOD_NAMES:
         s["talk_spurts"] = None
         s["activity_method"] = None
         s["activity_reason"] = (
