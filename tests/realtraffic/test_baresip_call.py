@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.test_rtp_streams_vs_tshark import parse_rtp_streams
+from tests.realtraffic import tshark_streams
 from tests.realtraffic.livens import (
     CLIENT_IF,
     CLIENT_IP,
@@ -98,6 +98,18 @@ OPUS = Codec(
     # Its full frames are CELT at baresip's default rate (no flags), its silence frames
     # of <= 3 bytes are silence by size alone.
     method="packet gaps (DTX)",
+)
+PCMU = Codec(
+    name="PCMU/8000/1",
+    module="g711.so",
+    rate_hz=8_000,
+    channels=1,
+    dtx=False,
+    sdp_name="PCMU/8000",
+    clock_hz=8_000,
+    clock_source="payload type table (RFC 3551)",
+    by_energy=True,
+    method="payload energy (G.711)",
 )
 CODECS = {
     "opus": OPUS,
@@ -322,18 +334,12 @@ def test_a_softphone_call(pair: VethPair, tmp_path: Path, codec: Codec) -> None:
     assert call["ended_by"] == "caller", call["evidence"]  # the caller's file ran out
     assert not [e for e in call["evidence"] if "media" in e], call["evidence"]
 
-    listed = subprocess.run(
-        ["tshark", "-n", "-r", str(capture), "-q", "-z", "rtp,streams"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
-    theirs = parse_rtp_streams(listed)
-    assert len(call["streams"]) == len(theirs) == 2, (call["streams"], listed)
+    theirs = tshark_streams.listed(capture)
+    assert len(call["streams"]) == len(theirs) == 2, (call["streams"], theirs)
     frames, payload_types = tshark_frames(capture)
     by_port = {s["src_port"]: s for s in call["streams"]}
     for stream in call["streams"]:
-        key = (stream["src_ip"], stream["src_port"], stream["dst_ip"], stream["dst_port"],
-               int(stream["ssrc"], 16))  # fmt: skip
-        tshark = theirs[key]
+        tshark_streams.assert_as_tshark(stream, theirs[tshark_streams.key(stream)])
         # Opus: a dynamic payload type whose clock only the SDP names (RFC 7587: always
         # 48 kHz); G.722: the static type 9.
         assert (stream["payload_type"], stream["codec"], stream["clock_rate_hz"]) == (
@@ -343,12 +349,6 @@ def test_a_softphone_call(pair: VethPair, tmp_path: Path, codec: Codec) -> None:
         )
         assert stream["clock_source"] == codec.clock_source
         assert stream["pairing"] == "sdp-address"
-        assert (stream["packets"], stream["lost"]) == (tshark.packets, tshark.lost)
-        assert stream["max_delta_ms"] == pytest.approx(tshark.max_delta_ms, abs=0.001)
-        assert stream["jitter_ms"] == pytest.approx(tshark.mean_jitter_ms, rel=0.05, abs=0.1), (
-            stream,
-            tshark,
-        )
         # No verified E-model impairment factor for either codec: unknown, with the reason.
         assert stream["mos"] is None and stream["mos_reason"], stream
         assert stream["activity_method"] == codec.method
@@ -394,27 +394,17 @@ def test_an_srtp_call_is_measured_from_its_headers(
     says why."""
     if not (MODULES / module).exists():
         pytest.skip(f"baresip module {module} missing")
-    g711 = Codec(name="PCMU/8000/1", module="g711.so", rate_hz=8_000, channels=1, dtx=False,
-                 sdp_name="PCMU/8000", clock_hz=8_000,
-                 clock_source="payload type table (RFC 3551)", by_energy=True,
-                 method="payload energy (G.711)", settings=f"module {module}\n")  # fmt: skip
+    g711 = replace(PCMU, settings=f"module {module}\n")
     caller_audio, _ = phrase_audio(CALLER_PHRASES, CALL_S, g711.rate_hz)
     callee_audio, _ = phrase_audio(CALLEE_PHRASES, CALL_S + 5, g711.rate_hz)
     srtp = f";mediaenc={mediaenc}"
     capture = baresip_call(pair, tmp_path, g711, caller_audio, callee_audio, srtp, srtp)
     (call,) = [c for c in iter_calls(capture) if c["kind"] == "call"]
     assert call["state"] == "answered"
-    listed = subprocess.run(
-        ["tshark", "-n", "-r", str(capture), "-q", "-z", "rtp,streams"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
-    theirs = parse_rtp_streams(listed)
-    assert len(call["streams"]) == len(theirs) == 2, (call["streams"], listed)
+    theirs = tshark_streams.listed(capture)
+    assert len(call["streams"]) == len(theirs) == 2, (call["streams"], theirs)
     for s in call["streams"]:
-        t = theirs[(s["src_ip"], s["src_port"], s["dst_ip"], s["dst_port"], int(s["ssrc"], 16))]
-        assert (s["packets"], s["lost"]) == (t.packets, t.lost)
-        assert s["max_delta_ms"] == pytest.approx(t.max_delta_ms, abs=0.001)
-        assert s["jitter_ms"] == pytest.approx(t.mean_jitter_ms, rel=0.05, abs=0.1)
+        tshark_streams.assert_as_tshark(s, theirs[tshark_streams.key(s)])
         assert (s["codec"], s["pairing"]) == ("PCMU/8000", "sdp-address")
         assert s["mos"] is not None and s["mos"] > 4.0  # a clean path, from the headers
         assert s["talk_spurts"] is None and "encrypted (SRTP)" in s["activity_reason"]
