@@ -6,7 +6,12 @@ RtpStreamTracker as a hook; the streams of the flows judged RTP/SRTP/RTCP are co
 (src, dst, ports, SSRC) with tshark's: packets, lost and max delta exactly (at tshark's
 printed precision), mean and max jitter within 5 % or 0.1 ms. tshark runs twice per
 capture (default, where SDP sets streams up, and with the rtp_udp heuristic where there is
-no signalling); the default run's line wins for a stream both list.
+no signalling); the default run's line wins for a stream both list. Media over TCP tshark
+decodes only when told the port: where we judge a TCP flow media, a third run decodes its
+server port as RTP (``-d tcp.port==P,rtp``, which reads RFC 4571 framing) or, where the
+flow spoke TURN, as STUN with RTP looked for inside (``-d tcp.port==P,stun -o
+rtp.heuristic_rtp:TRUE``: ChannelData and Send/Data indications); that run gives only the
+streams of those TCP flows.
 
 Where tshark and the bytes disagree, tests/expected/rtp_streams_exceptions.csv says so and
 why; every row there must still be needed, so the list cannot go stale.
@@ -83,8 +88,11 @@ def parse_rtp_streams(text: str) -> dict[Key, TsharkStream]:
     return out
 
 
+TcpMedia = tuple[str, int, str, int, str]  # client, port, server, port, "rtp" | "stun"
+
+
 @functools.cache  # tshark is slow: once per capture and test session
-def tshark_streams(name: str) -> dict[Key, TsharkStream]:
+def tshark_streams(name: str, tcp_media: tuple[TcpMedia, ...] = ()) -> dict[Key, TsharkStream]:
     path = str(CAPTURES / name)
     runs = []
     for extra in (["--enable-heuristic", "rtp_udp"], []):
@@ -96,30 +104,57 @@ def tshark_streams(name: str) -> dict[Key, TsharkStream]:
             check=False,
         )
         runs.append(parse_rtp_streams(done.stdout))
-    return {**runs[0], **runs[1]}  # the default (SDP-informed) run wins
+    streams = {**runs[0], **runs[1]}  # the default (SDP-informed) run wins
+    if tcp_media:
+        decode = [("-d", f"tcp.port=={m[3]},{m[4]}") for m in tcp_media]
+        done = subprocess.run(
+            ["tshark", "-n", "-r", path, "-q", *[a for d in decode for a in d],
+             "-o", "rtp.heuristic_rtp:TRUE", "-z", "rtp,streams"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        ends = {m[:4] for m in tcp_media} | {(m[2], m[3], m[0], m[1]) for m in tcp_media}
+        streams.update(
+            (key, stream)
+            for key, stream in parse_rtp_streams(done.stdout).items()
+            if key[:4] in ends
+        )
+    return streams
+
+
+@dataclass(frozen=True)
+class Ours:
+    streams: dict[Key, MediaStream]
+    protocol: dict[tuple[str, int, str, int], str]  # every UDP flow's, by both directions
+    tcp_media: tuple[TcpMedia, ...]  # the TCP flows judged media, and how tshark reads them
 
 
 @functools.cache
-def our_streams(name: str) -> tuple[dict[Key, MediaStream], dict[tuple[str, int, str, int], str]]:
-    """Streams of the flows judged media, and every UDP flow's protocol by both directions."""
+def our_streams(name: str) -> Ours:
+    """Streams of the flows judged media, UDP and TCP."""
     config = Config()
     tracker = RtpStreamTracker(config.flows.max_flows)
     streams: dict[Key, MediaStream] = {}
     protocol: dict[tuple[str, int, str, int], str] = {}
+    tcp_media: set[TcpMedia] = set()
     for batch in FlowPipeline(config, hooks=[tracker]).run([str(CAPTURES / name)]):
         for flow in batch.to_pylist():
             stats = tracker.pop(flow["flow_id"])
-            if flow["proto"] != "udp":
-                continue
-            a = (flow["src_ip"], flow["src_port"])
-            b = (flow["dst_ip"], flow["dst_port"])
             label = flow["protocol"] or "unknown"
-            protocol[(*a, *b)] = protocol[(*b, *a)] = label
+            if flow["proto"] == "udp":
+                a = (flow["src_ip"], flow["src_port"])
+                b = (flow["dst_ip"], flow["dst_port"])
+                protocol[(*a, *b)] = protocol[(*b, *a)] = label
+            elif flow["proto"] == "tcp" and label in MEDIA_PROTOCOLS:
+                turn = any(line.startswith("TURN") for line in flow["evidence"] or [])
+                ends = (flow["src_ip"], flow["src_port"], flow["dst_ip"], flow["dst_port"])
+                tcp_media.add((*ends, "stun" if turn else "rtp"))
+            else:
+                continue
             if stats is None or label not in MEDIA_PROTOCOLS:
                 continue
             for s in stats.streams:
                 streams[(s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.ssrc)] = s
-    return streams, protocol
+    return Ours(streams, protocol, tuple(sorted(tcp_media)))
 
 
 def _jitter_close(theirs: float, ours: float) -> bool:
@@ -128,8 +163,9 @@ def _jitter_close(theirs: float, ours: float) -> bool:
 
 def compare(name: str) -> tuple[list[Key], list[tuple[Key, str, str]]]:
     """(streams that match, [(stream, kind, detail)] that do not)."""
-    theirs = tshark_streams(name)
-    ours, protocol = our_streams(name)
+    found = our_streams(name)
+    theirs = tshark_streams(name, found.tcp_media)
+    ours, protocol = found.streams, found.protocol
     matched: list[Key] = []
     differ: list[tuple[Key, str, str]] = []
     for key in sorted(set(theirs) | set(ours)):

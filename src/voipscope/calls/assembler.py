@@ -300,9 +300,11 @@ def flow_streams(flow: dict[str, Any]) -> list[dict[str, Any]]:
     one per direction with what the flow counters know; quality stays unknown."""
     what = flow.get("protocol") or "media"
     if flow.get("proto") == "tcp" and what in ("RTP", "SRTP", "RTCP"):
-        # RFC 4571 framing or TURN over TCP: the headers are there, but the RTP kernel
-        # reads datagrams, not a reassembled byte stream.
-        mos_reason = jitter_reason = f"{what} over TCP is not measured per packet (yet)"
+        # RFC 4571 or TURN over TCP, but quality.tcp_framing found no segment of whole
+        # packets to follow the byte stream from (e.g. every packet spans segments).
+        mos_reason = jitter_reason = (
+            f"{what} over TCP: its packets could not be cut from the byte stream"
+        )
         activity_reason = mos_reason
     else:
         mos_reason = f"{what} framing has no RTP sequence numbers to measure loss and jitter"

@@ -164,6 +164,12 @@ def parse_rtcp_compound(data: bytes, max_packets: int = 32) -> list[RtcpPacket]:
 
 # RFC 4571 §2: RTP/RTCP over a stream, each packet behind a 16-bit length.
 FRAMING_HEADER_BYTES = 2
+FRAMED_RFC4571 = " (RFC 4571 framing over TCP)"
+INSIDE_CHANNEL_DATA = " (inside TURN ChannelData)"
+# A DTLS handshake record (RFC 6347 §4.1: content type 22, version 0xFEFF / 0xFEFD) inside
+# ChannelData: the relayed media is DTLS-SRTP (RFC 5764), its RTP headers in clear.
+DTLS_HANDSHAKE = 22
+DTLS_VERSION_MAJOR = 0xFE
 # Consecutive packets of one SSRC: sequence numbers move forward by a little (loss and
 # reordering allowed, RFC 3550 appendix A.1 uses MAX_DROPOUT 3000; a tighter window keeps
 # random payloads out).
@@ -187,8 +193,9 @@ class RtpFlowState:
     rtcp_packets: int = 0
     payload_types: dict[int, int] | None = None
     ssrcs: set[int] | None = None
-    framed: bool = False  # RFC 4571 over TCP
-    channel_data: bool = False  # inside TURN ChannelData
+    # how the last packet was carried: "" plain, RFC 4571 over TCP, or TURN ChannelData
+    wrapper: str = ""
+    relayed_dtls: bool = False  # a DTLS handshake record inside ChannelData (RFC 5764)
     matched_rtp: bool = False
     matched_rtcp: bool = False
     rtp_at: int = 0  # the flow's packet number of each match
@@ -218,7 +225,9 @@ class RtpDissector(Dissector):
             state = ctx.state[self.name] = RtpFlowState([None, None])
         data = self._unwrap(ctx, state, pkt.payload)
         if data is None:
-            return Probe.NO
+            # Over TCP: a STUN message of a TURN-over-TCP connection (RFC 8656 §12.5) comes
+            # before the ChannelData that carries the media.
+            return Probe.PASS if _spoke_stun(ctx) else Probe.NO
         if len(data) < RTCP_HEADER_BYTES:
             return Probe.PASS if data and _other_rfc7983(data[0]) else Probe.NO
         if data[0] >> 6 != RTP_VERSION:
@@ -252,7 +261,7 @@ class RtpDissector(Dissector):
 
     def on_expire(self, ctx: FlowContext) -> None:
         state: RtpFlowState = ctx.state[self.name]
-        finding = ctx.best("RTP")
+        finding = ctx.best("RTP") or ctx.best("SRTP")
         if finding is None or not state.payload_types:
             return
         types = ", ".join(f"{pt}×{n}" for pt, n in sorted(state.payload_types.items()))
@@ -267,20 +276,27 @@ class RtpDissector(Dissector):
 
     def _unwrap(self, ctx: FlowContext, state: RtpFlowState, data: bytes) -> bytes | None:
         """The RTP/RTCP bytes of a payload, or None when the framing rules it out."""
-        if ctx.transport == TCP:
+        # TURN over TCP (RFC 8656 §12.5) frames by its own messages: ChannelData where the
+        # flow spoke STUN, else a first byte 0x40-0x4F is an RFC 4571 length of 16-20 kB.
+        channel = bool(data) and 0x40 <= data[0] <= 0x4F
+        if ctx.transport == TCP and not (channel and _spoke_stun(ctx)):
             if len(data) < FRAMING_HEADER_BYTES + RTCP_HEADER_BYTES:
                 return None
             length = int.from_bytes(data[:2], "big")
             if not RTCP_HEADER_BYTES <= length <= len(data) - FRAMING_HEADER_BYTES:
                 return None
-            state.framed = True
+            state.wrapper = FRAMED_RFC4571
             return data[FRAMING_HEADER_BYTES : FRAMING_HEADER_BYTES + length]
-        if data and 0x40 <= data[0] <= 0x4F and len(data) >= 4:
+        if channel and len(data) >= 4:
             # TURN ChannelData (RFC 8656 §12.4): 2-byte channel, 2-byte length, data.
             length = int.from_bytes(data[2:4], "big")
             if 4 + length <= len(data):
-                state.channel_data = True
-                return data[4 : 4 + length]
+                state.wrapper = INSIDE_CHANNEL_DATA
+                inner = data[4 : 4 + length]
+                if len(inner) > 2 and inner[0] == DTLS_HANDSHAKE and inner[1] == DTLS_VERSION_MAJOR:
+                    state.relayed_dtls = True
+                return inner
+        state.wrapper = ""
         return data
 
     def _probe_rtcp(self, ctx: FlowContext, state: RtpFlowState, data: bytes, pkt: Packet) -> Probe:
@@ -354,7 +370,7 @@ class RtpDissector(Dissector):
                 state.matched_rtp, state.rtp_at = True, pkt.seq
                 ctx.report(
                     Finding(
-                        "RTP",
+                        self._name(state),
                         MEDIA,
                         0.9,
                         f"RTP v2 PT {header.payload_type} ({codec}), SSRC "
@@ -379,7 +395,7 @@ class RtpDissector(Dissector):
             # app's call setup): one well-formed RTP header is enough.
             state.matched_rtp, state.rtp_at = True, pkt.seq
             ctx.report(
-                Finding("RTP", MEDIA, 0.85,
+                Finding(self._name(state), MEDIA, 0.85,
                         f"RTP v2 PT {header.payload_type} ({codec}), SSRC 0x{header.ssrc:08x} "
                         f"on a 5-tuple that already carried {beside}{self._how(state)}",
                         pkt.seq, media=media)
@@ -389,7 +405,7 @@ class RtpDissector(Dissector):
             state.matched_rtp, state.rtp_at = True, pkt.seq
             ctx.report(
                 Finding(
-                    "RTP",
+                    self._name(state),
                     MEDIA,
                     0.85,
                     f"RTP v2 PT {header.payload_type} ({codec}), SSRC 0x{header.ssrc:08x} "
@@ -414,11 +430,19 @@ class RtpDissector(Dissector):
 
     @staticmethod
     def _how(state: RtpFlowState) -> str:
-        if state.framed:
-            return " (RFC 4571 framing over TCP)"
-        if state.channel_data:
-            return " (inside TURN ChannelData)"
-        return ""
+        if state.relayed_dtls and state.wrapper == INSIDE_CHANNEL_DATA:
+            return f"{state.wrapper} after a DTLS handshake through the same relay (RFC 5764)"
+        return state.wrapper
+
+    @staticmethod
+    def _name(state: RtpFlowState) -> str:
+        """SRTP where the relay carried a DTLS-SRTP handshake first, else RTP."""
+        relayed_srtp = state.relayed_dtls and state.wrapper == INSIDE_CHANNEL_DATA
+        return "SRTP" if relayed_srtp else "RTP"
+
+
+def _spoke_stun(ctx: FlowContext) -> bool:
+    return any(f.protocol in ("STUN", "TURN") for f in ctx.findings)
 
 
 def _other_rfc7983(first: int) -> bool:

@@ -22,10 +22,12 @@ from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
 from voipscope.addresses import format_ip
 from voipscope.config import FlowConfig
+from voipscope.decode import status as S
 from voipscope.decode.batch import DecodedBatch
 from voipscope.flows import kernels as F
 from voipscope.flows.table import FlowAssignment
 from voipscope.quality import rtp_kernel as K
+from voipscope.quality import tcp_framing as TF
 from voipscope.quality.clock_candidates import ClockCandidates
 from voipscope.quality.payload_types import (
     RtpMap,
@@ -36,6 +38,9 @@ from voipscope.quality.payload_types import (
 
 INITIAL_FLOW_ROWS = 1024
 INITIAL_STREAM_ROWS = 1024
+INITIAL_TCP_LANES = 8  # TCP directions carrying framed media: rare, and 64 kB each
+INITIAL_TCP_OUT_BYTES = 1 << 18  # above two lane buffers: a segment always fits
+INITIAL_TCP_FRAMES = 4096
 # Ended flows whose streams wait for the caller; beyond this the oldest are dropped.
 MAX_PENDING_FLOWS = 16384
 EVENT_BUFFER = 4096  # talk-spurt, DTMF and tone events per kernel call before the caller drains
@@ -222,6 +227,13 @@ class RtpStreamTracker:
         self._ended: OrderedDict[int, _Ended] = OrderedDict()
         self.dropped_results = 0
         self._no_extra = np.zeros(1, np.uint8)
+        # Media over TCP (RFC 4571, TURN over TCP): lanes per TCP direction and the frames
+        # cut out of a batch's segments (quality.tcp_framing).
+        self.slot_lane = np.zeros(2 * capacity, np.int64)
+        self.lanes, self.lane_buf, self.lfree = TF.new_lanes(INITIAL_TCP_LANES)
+        self.lane_meta = np.zeros(TF.LM_LEN, np.int64)
+        self.tcp_out = np.zeros(INITIAL_TCP_OUT_BYTES, np.uint8)
+        self.tcp_frames = np.zeros((3, INITIAL_TCP_FRAMES), np.int64)  # packet, offset, length
 
     # -- FlowHooks ------------------------------------------------------------------
 
@@ -247,11 +259,16 @@ class RtpStreamTracker:
                 chunks.append(payload)
                 at += len(payload)
             extra = np.frombuffer(b"".join(chunks) or b"\0", np.uint8)
+        frames = self._cut_tcp_media(d, a, in_extra, l4_off)
+        if frames:
+            arrays = self._with_frames(d, a, extra, in_extra, l4_off, frames)
+        else:
+            arrays = (extra, in_extra, l4_off, d.l4_len, d.status, d.proto, d.ts_ns,
+                      a.slot, a.flow_id, a.direction)  # fmt: skip
         start = 0
         while True:
             stopped, why = K.track_media(
-                d.packets.buf, extra, in_extra, l4_off, d.l4_len, d.status, d.proto,
-                d.ts_ns, a.slot, a.flow_id, a.direction, start,
+                d.packets.buf, *arrays, start,
                 self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
                 self.meta, self.new_rows, self.clock_hz, self.va, self.ev,
                 self.tn, self.codecs, self.scratch, self.tones, self.tm, self.tmw,
@@ -267,6 +284,9 @@ class RtpStreamTracker:
             start = int(stopped)
 
     def on_expire(self, ended: np.ndarray) -> None:
+        if self.lane_meta[TF.LM_HIGH]:
+            TF.free_lanes_of(ended[:, F.F_ID], self.slot_lane, self.lanes, self.lfree,
+                             self.lane_meta)  # fmt: skip
         ids = ended[:, F.F_ID].tolist()
         rows: list[int] = []
         at: list[int] = []
@@ -336,6 +356,69 @@ class RtpStreamTracker:
         return len(self._row_of)
 
     # -- internals ------------------------------------------------------------------
+
+    def _cut_tcp_media(
+        self, d: DecodedBatch, a: FlowAssignment, in_extra: np.ndarray, l4_off: np.ndarray
+    ) -> int:
+        """Cut the RTP/RTCP (or TURN) frames out of the batch's TCP segments; returns how
+        many (in ``tcp_frames`` and ``tcp_out``)."""
+        self.lane_meta[TF.LM_FRAMES] = 0
+        self.lane_meta[TF.LM_OUT] = 0
+        start = 0
+        while True:
+            frames = self.tcp_frames
+            stopped, why = TF.cut_frames(
+                d.packets.buf, in_extra, l4_off, d.l4_len, d.status, d.proto, d.sport,
+                d.dport, a.slot, a.flow_id, a.direction, start, self.slot_lane, self.lanes,
+                self.lane_buf, self.lfree, self.lane_meta, self.tcp_out, frames[0],
+                frames[1], frames[2],
+            )  # fmt: skip
+            if why == TF.DONE:
+                return int(self.lane_meta[TF.LM_FRAMES])
+            if why == TF.LANES_FULL:
+                size = 2 * self.lanes.shape[0]
+                lanes, lane_buf, lfree = TF.new_lanes(size)
+                lanes[: self.lanes.shape[0]] = self.lanes
+                lane_buf[: self.lanes.shape[0]] = self.lane_buf
+                lfree[: self.lanes.shape[0]] = self.lfree
+                self.lanes, self.lane_buf, self.lfree = lanes, lane_buf, lfree
+            else:
+                self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
+                self.tcp_frames = _grown(frames.T, 2 * frames.shape[1]).T.copy()
+            start = int(stopped)
+
+    def _with_frames(
+        self,
+        d: DecodedBatch,
+        a: FlowAssignment,
+        extra: np.ndarray,
+        in_extra: np.ndarray,
+        l4_off: np.ndarray,
+        count: int,
+    ) -> tuple[np.ndarray, ...]:
+        """The kernel's packet columns with each frame cut from a TCP segment placed
+        right after that segment, as a datagram of its own in the side buffer."""
+        pkt, off, length = (self.tcp_frames[k, :count] for k in range(3))
+        n = len(d)
+        order = np.argsort(np.concatenate([2 * np.arange(n), 2 * pkt + 1]), kind="stable")
+        used = int(self.lane_meta[TF.LM_OUT])
+        merged = np.concatenate([extra, self.tcp_out[:used]])
+
+        def placed(column: np.ndarray, frames: np.ndarray) -> np.ndarray:
+            return np.concatenate([column, frames.astype(column.dtype)])[order]
+
+        return (
+            merged,
+            placed(in_extra, np.ones(count)),
+            placed(l4_off, off + extra.shape[0]),
+            placed(d.l4_len, length),
+            placed(d.status, np.full(count, S.OK)),
+            placed(d.proto, np.full(count, K.UDP)),  # datagrams now, as the kernel reads
+            placed(d.ts_ns, d.ts_ns[pkt]),
+            placed(a.slot, a.slot[pkt]),
+            placed(a.flow_id, a.flow_id[pkt]),
+            placed(a.direction, a.direction[pkt]),
+        )
 
     def _collect_new_rows(self) -> None:
         count = int(self.meta[K.M_NEW])

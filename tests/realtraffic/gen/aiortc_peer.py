@@ -3,7 +3,7 @@ captures. Run inside a network namespace by generate.py; the two peers exchange 
 SDP over a plain TCP connection (our own, not a VoIP signalling protocol).
 
     python -m tests.realtraffic.gen.aiortc_peer caller|callee --signal IP:PORT
-        --seconds S [--video] [--seed N] [--turn IP:PORT --relay]
+        --seconds S [--video] [--seed N] [--turn IP:PORT --relay [--turn-transport tcp]]
         [--codec opus|PCMU|PCMA|G722] [--video-codec VP8|H264] [--silent]
 
 The audio is speech-like: the two peers take turns (talk spurts of 0.5-3 s, drawn from
@@ -124,7 +124,7 @@ async def _receive(reader: asyncio.StreamReader) -> RTCSessionDescription:
 async def run(args: argparse.Namespace) -> None:
     servers = []
     if args.turn:
-        servers.append(RTCIceServer(urls=f"turn:{args.turn}?transport=udp",
+        servers.append(RTCIceServer(urls=f"turn:{args.turn}?transport={args.turn_transport}",
                                     username=TURN_USER, credential=TURN_PASSWORD))  # fmt: skip
     config = RTCConfiguration(
         iceServers=servers,
@@ -184,6 +184,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--turn", help="TURN server IP:PORT")
     ap.add_argument("--relay", action="store_true", help="relay candidates only")
+    ap.add_argument("--turn-transport", choices=("udp", "tcp"), default="udp",
+                    help="to the TURN server over UDP or TCP (RFC 8656 §3.1)")  # fmt: skip
     ap.add_argument("--codec", default="opus", choices=("opus", "PCMU", "PCMA", "G722"))
     ap.add_argument("--video-codec", default="VP8", choices=("VP8", "H264"))
     ap.add_argument("--silent", action="store_true", help="receive only: one-way media")

@@ -44,6 +44,7 @@ class Scenario:
     video: bool = False
     loss_pct: float = 0.0
     relay: bool = False
+    turn_transport: str = "udp"  # the caller's connection to the relay: udp | tcp
     seed: int = 1
     codec: str = "opus"
     video_codec: str = "VP8"
@@ -168,6 +169,7 @@ def run_scenario(s: Scenario, ns_a: str, ns_b: str, ip_a: str, ip_b: str, second
             extra += ["--video"] if s.video else []
             if s.relay:
                 extra += ["--turn", f"{ip_b}:{TURN_PORT}", "--relay"]
+            caller_extra = ["--turn-transport", s.turn_transport] if s.relay else []
             common = ["--signal", f"{ip_b}:{port}", "--seconds", str(seconds), "--seed", seed]
             mod = "tests.realtraffic.gen.aiortc_peer"
             silent = ["--silent"] if s.one_way else []
@@ -175,7 +177,9 @@ def run_scenario(s: Scenario, ns_a: str, ns_b: str, ip_a: str, ip_b: str, second
                 subprocess.Popen(_python(ns_b, mod, "callee", *common, *extra, *silent), **quiet)
             )
             time.sleep(0.5)
-            procs.append(subprocess.Popen(_python(ns_a, mod, "caller", *common, *extra), **quiet))
+            procs.append(subprocess.Popen(
+                _python(ns_a, mod, "caller", *common, *extra, *caller_extra), **quiet
+            ))  # fmt: skip
         elif s.kind == "iperf":
             procs.append(subprocess.Popen(_in(ns_b, "iperf3", "-s", "-1", "-B", ip_b), **quiet))
             time.sleep(0.5)

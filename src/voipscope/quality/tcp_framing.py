@@ -1,0 +1,345 @@
+"""Media over TCP cut back into packets for the RTP kernel (numba).
+
+Two framings carry RTP and RTCP over a TCP byte stream:
+
+- RFC 4571 §2: each RTP or RTCP packet is preceded by a 16-bit length, nothing else
+  (RTP over TCP to a media server, RTSP-less GStreamer ``rtpstreampay``, ...).
+- TURN over TCP (RFC 8656 §12.5, client to relay): STUN messages (20-byte header, the
+  length of the attributes, a multiple of 4) and ChannelData messages (4-byte header, the
+  length of the data, padded to a multiple of 4 over TCP) follow each other with no
+  other framing. Media rides in ChannelData or in Send/Data indications; the RTP kernel
+  unwraps both, so this module hands it the messages as they are.
+
+The RTP kernel reads datagrams; here each TCP direction (a *lane*) follows the stream by
+its TCP sequence numbers, keeps the bytes of a packet split over segments until it is
+whole, and hands out every whole packet as a datagram of its own, timed by the segment
+that completed it. Retransmitted bytes are dropped by sequence number (they are not RTP
+duplicates), overlapping ones trimmed.
+
+A lane is opened only by a segment that is *exactly* framed: one or more whole packets
+of one framing that end where the segment ends, each RTP/RTCP one of version 2 (or a
+STUN message with the magic cookie). Random bytes pass that by chance about once in
+65536 segments, so bulk TCP costs a byte test per segment and no state. Senders write a
+packet (or a few) per send, so a media stream's first data segment opens its lane. A
+stream whose every packet spans segments (video packets larger than the MSS) never
+offers such a segment and is not cut. When bytes are missing (a hole in the sequence
+numbers, the capture's loss) or a packet does not parse, the lane drops the partial
+packet and waits for the next exactly framed segment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from voipscope.decode import status as S
+from voipscope.wire import u16be, u32be
+
+TCP = 6
+UDP = 17
+RTP_VERSION_BITS = 0x80  # RFC 3550 §5.1: V=2 in the top two bits
+RTCP_MIN_BYTES = 8  # RFC 3550 §6.4: the smallest RTP or RTCP packet worth a frame
+RFC4571_PREFIX_BYTES = 2  # RFC 4571 §2: LENGTH, 16 bits, network order
+# RFC 8656 §12.4: channel numbers 0x4000-0x4FFF; §12.5: padded to 4 bytes over TCP.
+CHANNEL_FIRST_BYTE_MIN = 0x40
+CHANNEL_FIRST_BYTE_MAX = 0x4F
+CHANNEL_HEADER_BYTES = 4
+STUN_HEADER_BYTES = 20  # RFC 8489 §5
+STUN_MAGIC_COOKIE = 0x2112A442
+STUN_SEND_INDICATION = 0x0016  # RFC 8656 §11.2
+STUN_DATA_INDICATION = 0x0017  # RFC 8656 §11.4
+TCP_MIN_HEADER_WORDS = 5  # RFC 9293 §3.1: data offset in 32-bit words, 5..15
+TCP_MAX_HEADER_WORDS = 15
+SEQ_SPACE = 1 << 32
+SEQ_HALF = 1 << 31
+
+FRAMING_NONE = 0
+FRAMING_RFC4571 = 1
+FRAMING_TURN = 2
+MAX_FRAMES_PER_SEGMENT = 256  # an exactness walk gives up beyond (a jumbo of tiny frames)
+# A lane buffers one packet: the largest is a STUN message (20 + 65535 bytes).
+LANE_BYTES = STUN_HEADER_BYTES + 65536
+
+# Lane columns
+LN_FLOW_ID = 0  # -1: free
+LN_SLOT = 1
+LN_DIR = 2
+LN_FRAMING = 3
+LN_NEXT_SEQ = 4  # the next byte expected, -1: not known
+LN_HAVE = 5  # bytes of the current packet held in the lane's buffer
+LN_NEED = 6  # its size with framing, 0 while its header is incomplete
+LN_HUNT = 7  # lost the framing: wait for an exactly framed segment
+LN_LEN = 8
+
+# meta
+LM_TOP = 0  # free-list stack of lanes
+LM_HIGH = 1  # lanes ever used
+LM_FRAMES = 2  # frames handed out in this call
+LM_OUT = 3  # bytes of out_buf used in this call
+LM_LEN = 4
+
+DONE = 0
+LANES_FULL = 1
+OUT_FULL = 2
+
+NEED_MORE = -1  # the frame's header is not all there yet
+BAD = -2  # not a frame of this framing
+
+
+@njit(cache=True, nogil=True, inline="always")
+def header_bytes(framing):
+    """Bytes needed to know a frame's size and check its first byte inside."""
+    if framing == FRAMING_RFC4571:
+        return RFC4571_PREFIX_BYTES + 1
+    return CHANNEL_HEADER_BYTES
+
+
+@njit(cache=True, nogil=True)
+def frame_size(framing, data, p, available):
+    """Size with framing of the frame at ``data[p:]`` (NEED_MORE, BAD)."""
+    if available < header_bytes(framing):
+        return NEED_MORE
+    if framing == FRAMING_RFC4571:
+        inner = u16be(data, p)
+        if inner < RTCP_MIN_BYTES or (data[p + 2] & 0xC0) != RTP_VERSION_BITS:
+            return BAD
+        return RFC4571_PREFIX_BYTES + inner
+    b0 = data[p]
+    if CHANNEL_FIRST_BYTE_MIN <= b0 <= CHANNEL_FIRST_BYTE_MAX:
+        inner = u16be(data, p + 2)
+        return CHANNEL_HEADER_BYTES + inner + (-inner & 3)
+    if b0 & 0xC0 == 0:
+        inner = u16be(data, p + 2)
+        if inner & 3:
+            return BAD
+        return STUN_HEADER_BYTES + inner
+    return BAD
+
+
+@njit(cache=True, nogil=True)
+def _whole_frame_ok(framing, data, p, size):
+    """A whole frame's own check: a STUN message carries the magic cookie."""
+    if framing == FRAMING_TURN and data[p] & 0xC0 == 0:
+        return size >= STUN_HEADER_BYTES and u32be(data, p + 4) == STUN_MAGIC_COOKIE
+    return True
+
+
+@njit(cache=True, nogil=True)
+def exact_framing(data, p, length):
+    """The framing of which ``data[p:p + length]`` is whole frames, FRAMING_NONE if
+    neither (RFC 4571 is tried first: its frames begin 0x00-0xFF, TURN's 0x00-0x4F)."""
+    for framing in (FRAMING_RFC4571, FRAMING_TURN):
+        q = p
+        end = p + length
+        count = 0
+        while q < end and count < MAX_FRAMES_PER_SEGMENT:
+            size = frame_size(framing, data, q, end - q)
+            if size < 0 or q + size > end or not _whole_frame_ok(framing, data, q, size):
+                break
+            q += size
+            count += 1
+        if q == end and count > 0:
+            return framing
+    return FRAMING_NONE
+
+
+@njit(cache=True, nogil=True)
+def tcp_seq(data, l4_off, sport, dport):
+    """The TCP sequence number of the segment whose payload starts at ``l4_off`` (-1:
+    not found). The decoder keeps the payload's offset, not the header's: the header is
+    the one 20-60 bytes before whose data offset reaches ``l4_off`` and whose ports are
+    the packet's."""
+    for words in range(TCP_MIN_HEADER_WORDS, TCP_MAX_HEADER_WORDS + 1):
+        h = l4_off - 4 * words
+        if h < 0:
+            break
+        if data[h + 12] >> 4 == words and u16be(data, h) == sport and u16be(data, h + 2) == dport:
+            return u32be(data, h + 4)
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _emit(framing, src, p, size, i, out_buf, out_pkt, out_off, out_len, meta):
+    """One whole frame out as a datagram: RFC 4571 without its prefix; TURN ChannelData
+    and Send/Data indications as they are (padding off); other STUN messages not at all."""
+    if framing == FRAMING_RFC4571:
+        p += RFC4571_PREFIX_BYTES
+        size -= RFC4571_PREFIX_BYTES
+    elif CHANNEL_FIRST_BYTE_MIN <= src[p] <= CHANNEL_FIRST_BYTE_MAX:
+        size = CHANNEL_HEADER_BYTES + u16be(src, p + 2)
+    else:
+        kind = u16be(src, p)
+        if kind != STUN_SEND_INDICATION and kind != STUN_DATA_INDICATION:
+            return
+    at = meta[LM_OUT]
+    out_buf[at : at + size] = src[p : p + size]
+    k = meta[LM_FRAMES]
+    out_pkt[k] = i
+    out_off[k] = at
+    out_len[k] = size
+    meta[LM_FRAMES] += 1
+    meta[LM_OUT] += size
+
+
+@njit(cache=True, nogil=True)
+def _feed(lane, lanes, lane_buf, data, q, end, i, out_buf, out_pkt, out_off, out_len, meta):
+    """The bytes ``data[q:end]`` of a lane in order. False: the framing was lost."""
+    framing = lanes[lane, LN_FRAMING]
+    held = lane_buf[lane]
+    while q < end:
+        have = lanes[lane, LN_HAVE]
+        if have == 0:
+            size = frame_size(framing, data, q, end - q)
+            if size == BAD:
+                return False
+            if size > 0 and q + size <= end:
+                if not _whole_frame_ok(framing, data, q, size):
+                    return False
+                _emit(framing, data, q, size, i, out_buf, out_pkt, out_off, out_len, meta)
+                q += size
+                continue
+            lanes[lane, LN_NEED] = max(size, 0)
+        need = lanes[lane, LN_NEED]
+        if need == 0:  # the header first
+            take = min(header_bytes(framing) - have, end - q)
+            held[have : have + take] = data[q : q + take]
+            have += take
+            q += take
+            lanes[lane, LN_HAVE] = have
+            need = frame_size(framing, held, 0, have)
+            if need == BAD:
+                return False
+            if need == NEED_MORE:
+                continue
+            lanes[lane, LN_NEED] = need
+        take = min(need - have, end - q)
+        held[have : have + take] = data[q : q + take]
+        have += take
+        q += take
+        lanes[lane, LN_HAVE] = have
+        if have == need:
+            if not _whole_frame_ok(framing, held, 0, need):
+                return False
+            _emit(framing, held, 0, need, i, out_buf, out_pkt, out_off, out_len, meta)
+            lanes[lane, LN_HAVE] = 0
+            lanes[lane, LN_NEED] = 0
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lost_framing(lanes, lane):
+    lanes[lane, LN_HAVE] = 0
+    lanes[lane, LN_NEED] = 0
+    lanes[lane, LN_HUNT] = 1
+
+
+@njit(cache=True, nogil=True)
+def cut_frames(
+    buf, in_extra, l4_off, l4_len, status, proto, sport, dport, slot, flow_id, direction,
+    start, slot_lane, lanes, lane_buf, lfree, meta, out_buf, out_pkt, out_off, out_len,
+):  # fmt: skip
+    """Cut the media frames out of the TCP segments of packets [start, n).
+
+    ``slot_lane[2 * slot + direction]``: 1 + the lane of that TCP direction (0: none).
+    Frames go to ``out_buf`` (bytes) and ``out_pkt``/``out_off``/``out_len`` (the packet
+    that completed each, its offset in ``out_buf``, its length), counted in
+    ``meta[LM_FRAMES]``/``meta[LM_OUT]`` from where the caller left them. Returns
+    (stopped_at, DONE | LANES_FULL | OUT_FULL): the packet it stopped before, untouched.
+    """
+    n = status.shape[0]
+    out_cap = out_buf.shape[0]
+    frames_cap = out_pkt.shape[0]
+    lane_cap = lanes.shape[0]
+    for i in range(start, n):
+        length = np.int64(l4_len[i])
+        if proto[i] != TCP or status[i] != S.OK or length <= 0 or in_extra[i]:
+            continue
+        s = slot[i]
+        if not 0 <= 2 * s + 1 < slot_lane.shape[0]:
+            continue
+        key = 2 * s + np.int64(direction[i])
+        lane = slot_lane[key] - 1
+        if lane >= 0 and lanes[lane, LN_FLOW_ID] != flow_id[i]:
+            slot_lane[key] = 0  # the slot's flow ended: its lane is freed at expiry
+            lane = -1
+        p = np.int64(l4_off[i])
+        if lane < 0 and exact_framing(buf, p, length) == FRAMING_NONE:
+            continue
+        # Room for everything this segment can complete (the held bytes and its own),
+        # checked before anything changes so that the caller can grow and call again.
+        held = lanes[lane, LN_HAVE] if lane >= 0 else 0
+        if (
+            meta[LM_OUT] + held + length > out_cap
+            or meta[LM_FRAMES] + (held + length) // RTCP_MIN_BYTES + 1 > frames_cap
+        ):
+            return i, OUT_FULL
+        if lane < 0:
+            if meta[LM_TOP] > 0:
+                meta[LM_TOP] -= 1
+                lane = lfree[meta[LM_TOP]]
+            elif meta[LM_HIGH] < lane_cap:
+                lane = meta[LM_HIGH]
+                meta[LM_HIGH] += 1
+            else:
+                return i, LANES_FULL
+            lanes[lane, :] = 0
+            lanes[lane, LN_FLOW_ID] = flow_id[i]
+            lanes[lane, LN_SLOT] = s
+            lanes[lane, LN_DIR] = direction[i]
+            lanes[lane, LN_NEXT_SEQ] = -1
+            lanes[lane, LN_HUNT] = 1
+            slot_lane[key] = lane + 1
+        seq = tcp_seq(buf, p, sport[i], dport[i])
+        if seq >= 0 and lanes[lane, LN_NEXT_SEQ] >= 0:
+            ahead = (seq - lanes[lane, LN_NEXT_SEQ] + SEQ_HALF) % SEQ_SPACE - SEQ_HALF
+            if ahead + length <= 0:
+                continue  # a retransmission of bytes already read
+            if ahead < 0:
+                p -= ahead  # overlaps what was read: the new bytes only
+                length += ahead
+                seq = (seq - ahead) % SEQ_SPACE
+            elif ahead > 0:
+                _lost_framing(lanes, lane)  # bytes missing (capture loss or reordering)
+        if seq >= 0:
+            lanes[lane, LN_NEXT_SEQ] = (seq + length) % SEQ_SPACE
+        if lanes[lane, LN_HUNT]:
+            framing = exact_framing(buf, p, length)
+            if framing == FRAMING_NONE:
+                continue
+            lanes[lane, LN_FRAMING] = framing  # (re)anchored on an exactly framed segment
+            lanes[lane, LN_HUNT] = 0
+        if not _feed(
+            lane, lanes, lane_buf, buf, p, p + length, i, out_buf, out_pkt, out_off, out_len,
+            meta,
+        ):  # fmt: skip
+            _lost_framing(lanes, lane)
+    return n, DONE
+
+
+def new_lanes(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lanes, lane_buf, lfree) for ``count`` lanes; np.zeros is calloc, so a lane's
+    64 kB buffer costs memory only as far as its packets fill it."""
+    lanes = np.zeros((count, LN_LEN), np.int64)
+    lanes[:, LN_FLOW_ID] = -1
+    return lanes, np.zeros((count, LANE_BYTES), np.uint8), np.zeros(count, np.int64)
+
+
+def free_lanes_of(
+    flow_ids: np.ndarray,
+    slot_lane: np.ndarray,
+    lanes: np.ndarray,
+    lfree: np.ndarray,
+    meta: np.ndarray,
+) -> None:
+    """Free the lanes of ended flows (called at expiry; lanes are few)."""
+    high = int(meta[LM_HIGH])
+    if high == 0 or flow_ids.size == 0:
+        return
+    ended = np.flatnonzero(np.isin(lanes[:high, LN_FLOW_ID], flow_ids))
+    for lane in ended.tolist():
+        key = 2 * int(lanes[lane, LN_SLOT]) + int(lanes[lane, LN_DIR])
+        if slot_lane[key] == lane + 1:
+            slot_lane[key] = 0
+        lanes[lane, LN_FLOW_ID] = -1
+        lfree[meta[LM_TOP]] = lane
+        meta[LM_TOP] += 1

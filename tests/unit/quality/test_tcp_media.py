@@ -1,0 +1,209 @@
+"""RTP over TCP (RFC 4571) and TURN over TCP (RFC 8656 §12.5) measured per packet:
+segments cut back into packets by quality.tcp_framing, through the real pipeline."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from tests import pcapbuild as pb
+from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, rtp, run
+from tests.unit.quality.test_rtp_streams import channel_data, data_indication
+from voipscope.config import Config
+from voipscope.quality import tcp_framing as TF
+from voipscope.quality.rtp_streams import RtpStreamTracker
+
+CLIENT, SERVER = ("10.0.0.1", 40000), ("10.0.0.2", 5000)
+T0 = 1_700_000_000.0
+ISN = 0xFFFFF000  # the sequence numbers wrap inside the stream
+
+
+def segment(ms: float, payload: bytes, seq: int, src=CLIENT, dst=SERVER, options: int = 0):  # type: ignore[no-untyped-def]
+    """A TCP segment at ``ms``; ``options`` 32-bit words of NOPs after the header."""
+    header = bytearray(pb.tcp(b"", src[1], dst[1], pb.TCP_ACK | pb.TCP_PSH, seq % (1 << 32)))
+    header[12] = (5 + options) << 4
+    body = bytes(header) + b"\x01" * (4 * options) + payload
+    if ":" in src[0]:
+        # with a hop-by-hop options header: the TCP header is found behind it too
+        hop = [(0, b"\x01\x04\0\0\0\0")]
+        frame = pb.ethernet(pb.ipv6(body, src[0], dst[0], 6, hop), 0x86DD)
+    else:
+        frame = pb.ethernet(pb.ipv4(body, src[0], dst[0], proto=6))
+    return pb.Packet(round((T0 + ms / 1000) * 1e9), frame)
+
+
+def framed(packet: bytes) -> bytes:
+    return struct.pack("!H", len(packet)) + packet  # RFC 4571 §2
+
+
+def frames(count: int, skip: tuple[int, ...] = ()) -> list[bytes]:
+    return [framed(rtp(k + 1, 1000 + k * PCMU_TICKS)) for k in range(count) if k not in skip]
+
+
+def one_per_segment(chunks: list[bytes], skip: tuple[int, ...] = (), **kw) -> list[pb.Packet]:  # type: ignore[no-untyped-def]
+    """A segment per packet, every 20 ms; the packets numbered in ``skip`` never sent."""
+    times = [k * FRAME_MS for k in range(len(chunks) + len(skip)) if k not in skip]
+    out, seq = [], ISN
+    for ms, chunk in zip(times, chunks, strict=True):
+        out.append(segment(ms, chunk, seq, **kw))
+        seq += len(chunk)
+    return out
+
+
+def streams(write_pcap, packets):  # type: ignore[no-untyped-def]
+    return [s for _, stats in run(write_pcap, packets) if stats for s in stats.streams]
+
+
+@pytest.mark.parametrize("options", [0, 3])
+def test_rfc4571_one_packet_per_segment(write_pcap, options):
+    (s,) = streams(write_pcap, one_per_segment(frames(50, skip=(30,)), skip=(30,), options=options))
+    assert (s.ssrc, s.payload_type, s.packets, s.lost) == (0x1234, 0, 49, 1)
+    assert s.max_delta_ms == pytest.approx(2 * FRAME_MS)
+    assert s.jitter_ms == pytest.approx(0.0)
+
+
+def test_rfc4571_over_ipv6(write_pcap):
+    client, server = ("2001:db8::1", 40000), ("2001:db8::2", 5000)
+    (s,) = streams(write_pcap, one_per_segment(frames(20), src=client, dst=server))
+    assert (s.src_ip, s.packets, s.lost) == ("2001:db8::1", 20, 0)
+
+
+def test_packets_split_and_coalesced_across_segments(write_pcap):
+    """The byte stream cut anywhere after its first (whole) packet: every packet is read
+    once, at the segment that completed it."""
+    chunks = frames(60)
+    stream = b"".join(chunks[1:])
+    rng = random.Random(7)
+    cuts = sorted(rng.sample(range(1, len(stream)), 80))
+    pieces = [chunks[0]] + [
+        stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)
+    ]
+    packets, seq = [], ISN
+    for k, piece in enumerate(pieces):
+        packets.append(segment(k * 15, piece, seq))
+        seq += len(piece)
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost, s.duplicates, s.out_of_order) == (60, 0, 0, 0)
+
+
+def test_retransmissions_are_not_duplicates(write_pcap):
+    chunks = frames(30)
+    packets, seq = [], ISN
+    for k, chunk in enumerate(chunks):
+        packets.append(segment(k * FRAME_MS, chunk, seq))
+        if k % 5 == 0:
+            packets.append(segment(k * FRAME_MS + 3, chunk, seq))  # the same bytes again
+        if k == 12:
+            # a retransmission that overlaps what was read and brings new bytes: the
+            # next packet comes in it, the segment that follows has it again
+            both = chunk + chunks[k + 1]
+            packets.append(segment(k * FRAME_MS + 5, both, seq))
+        seq += len(chunk)
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost, s.duplicates) == (30, 0, 0)
+
+
+def test_a_hole_in_the_byte_stream_loses_its_packets_and_the_lane_finds_the_next(write_pcap):
+    """Bytes missing from the capture (a segment that held the end of one packet and the
+    start of the next): both packets are lost to the reader; it re-anchors on the next
+    segment that is whole packets."""
+    chunks = frames(40)
+    stream_cut = chunks[20] + chunks[21]
+    packets, seq = [], ISN
+    for k, chunk in enumerate(chunks):
+        if k == 20:
+            packets.append(segment(k * FRAME_MS, stream_cut[:50], seq))
+            seq += len(stream_cut)  # the segment with the rest is not captured
+            continue
+        if k == 21:
+            continue
+        packets.append(segment(k * FRAME_MS, chunk, seq))
+        seq += len(chunk)
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost) == (38, 2)
+
+
+def test_turn_over_tcp_channel_data_and_indications(write_pcap):
+    """A TURN client's TCP connection: an Allocate request, Send indications, then
+    ChannelData padded to 4 bytes (RFC 8656 §12.5); the relay answers with Data
+    indications and ChannelData. The media inside is measured both ways."""
+    allocate = struct.pack("!HHI12s", 0x0003, 8, 0x2112A442, bytes(12)) + struct.pack(
+        "!HHB3s", 0x0019, 4, 17, bytes(3)
+    )
+    up, down = [allocate], []
+    for k in range(40):
+        inner_up = rtp(k + 1, k * PCMU_TICKS, ssrc=0xA, payload=b"\xff" * 161)
+        inner_down = rtp(k + 1, k * PCMU_TICKS, ssrc=0xB, payload=b"\xff" * 161)
+        if k < 5:
+            up.append(data_indication(inner_up, 0x0016))
+            down.append(data_indication(inner_down))
+        else:
+            up.append(channel_data(inner_up, pad=True))
+            down.append(channel_data(inner_down, pad=True))
+    packets, seq_up, seq_down = [], 1000, 9000
+    for k, chunk in enumerate(up):
+        packets.append(segment(k * FRAME_MS, chunk, seq_up))
+        seq_up += len(chunk)
+    for k, chunk in enumerate(down):
+        packets.append(segment((k + 1) * FRAME_MS + 2, chunk, seq_down, SERVER, CLIENT))
+        seq_down += len(chunk)
+    packets.sort(key=lambda p: p.ts_ns)
+    got = sorted((s.ssrc, s.packets, s.lost) for s in streams(write_pcap, packets))
+    assert got == [(0xA, 40, 0), (0xB, 40, 0)]
+
+
+def test_bulk_tcp_opens_no_lane_and_lanes_are_freed(write_pcap):
+    """Random payloads (TLS records, file transfers) are not framed media: no stream, and
+    no lane at all; the lane of a media connection is freed when its flow ends."""
+    rng = random.Random(3)
+    bulk, seq = [], 1
+    for k in range(3000):
+        payload = rng.randbytes(rng.randrange(1, 1460))
+        bulk.append(segment(k, payload, seq, ("10.0.0.7", 443), ("10.0.0.8", 50000)))
+        seq += len(payload)
+    config = Config()
+    tracker = RtpStreamTracker(config.flows.max_flows)
+    results = run(write_pcap, bulk, tracker=tracker)
+    assert all(s is None or not s.streams for _, s in results)
+    assert tracker.lane_meta[TF.LM_HIGH] == 0
+    tracker = RtpStreamTracker(config.flows.max_flows)
+    run(write_pcap, one_per_segment(frames(20)), tracker=tracker)
+    assert tracker.lane_meta[TF.LM_HIGH] == 1
+    assert tracker.lane_meta[TF.LM_TOP] == 1  # back on the free list
+
+
+def test_exact_framing_of_random_bytes_is_rare():
+    rng = np.random.default_rng(11)
+    hits = 0
+    for _ in range(20_000):
+        data = rng.integers(0, 256, int(rng.integers(1, 1500)), dtype=np.uint8)
+        hits += TF.exact_framing(data, 0, data.shape[0]) != TF.FRAMING_NONE
+    assert hits <= 2
+
+
+def test_exact_framing_names_each_framing():
+    rtp_packet = rtp(1, 160)
+    allocate = struct.pack("!HHI12s", 0x0003, 0, 0x2112A442, bytes(12))
+    cases = {
+        framed(rtp_packet) * 3: TF.FRAMING_RFC4571,
+        channel_data(rtp_packet, pad=True) + allocate: TF.FRAMING_TURN,
+        allocate: TF.FRAMING_TURN,
+        framed(rtp_packet)[:-1]: TF.FRAMING_NONE,  # a packet cut short
+        allocate[:4] + b"\0\0\0\0" + allocate[8:]: TF.FRAMING_NONE,  # no magic cookie
+        framed(b"\x00" * 12): TF.FRAMING_NONE,  # version 0 inside
+    }
+    for data, want in cases.items():
+        array = np.frombuffer(data, np.uint8)
+        assert TF.exact_framing(array, 0, array.shape[0]) == want, data.hex()
+
+
+def test_tcp_seq_is_read_from_the_header_before_the_payload():
+    for options in (0, 1, 10):
+        frame = segment(0, b"payload", 0x89ABCDEF, options=options).data
+        array = np.frombuffer(frame, np.uint8)
+        at = len(frame) - len(b"payload")
+        assert TF.tcp_seq(array, at, CLIENT[1], SERVER[1]) == 0x89ABCDEF
+        assert TF.tcp_seq(array, at, CLIENT[1], 9999) == -1  # not this packet's ports
