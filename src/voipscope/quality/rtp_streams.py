@@ -369,7 +369,8 @@ class RtpStreamTracker:
             frames = self.tcp_frames
             stopped, why = TF.cut_frames(
                 d.packets.buf, in_extra, l4_off, d.l4_len, d.status, d.proto, d.sport,
-                d.dport, a.slot, a.flow_id, a.direction, start, self.slot_lane, self.lanes,
+                d.dport, d.tcp_flags, d.ts_ns, a.slot, a.flow_id, a.direction, start,
+                self.slot_lane, self.lanes,
                 self.lane_buf, self.lfree, self.lane_meta, self.tcp_out, frames[0],
                 frames[1], frames[2],
             )  # fmt: skip

@@ -14,7 +14,11 @@ The RTP kernel reads datagrams; here each TCP direction (a *lane*) follows the s
 its TCP sequence numbers, keeps the bytes of a packet split over segments until it is
 whole, and hands out every whole packet as a datagram of its own, timed by the segment
 that completed it. Retransmitted bytes are dropped by sequence number (they are not RTP
-duplicates), overlapping ones trimmed.
+duplicates), overlapping ones trimmed. A segment that comes before the bytes in front of
+it (reordering, or a capture taken behind a loss, where TCP's retransmission fills the
+hole later) is set aside, up to STASH_SLOTS segments of an MSS, and read when the hole
+fills: its packets are timed by the segment that filled it, when the receiving
+application got them (head-of-line blocking is what TCP does to media).
 
 A lane is opened only by a segment that is *exactly* framed: one or more whole packets
 of one framing that end where the segment ends, each RTP/RTCP one of version 2 (or a
@@ -24,7 +28,10 @@ packet (or a few) per send, so a media stream's first data segment opens its lan
 stream whose every packet spans segments (video packets larger than the MSS) never
 offers such a segment and is not cut. When bytes are missing (a hole in the sequence
 numbers, the capture's loss) or a packet does not parse, the lane drops the partial
-packet and waits for the next exactly framed segment.
+packet and waits for the next exactly framed segment. A hole is given up, and what was
+set aside read as it stands, when the set-aside segments fill up, when the hole is
+HOLE_WAIT_NS old or when the connection closes (FIN or RST): the capture never saw those
+bytes. Segments still set aside when the capture or the flow ends otherwise are not read.
 """
 
 from __future__ import annotations
@@ -57,8 +64,18 @@ FRAMING_NONE = 0
 FRAMING_RFC4571 = 1
 FRAMING_TURN = 2
 MAX_FRAMES_PER_SEGMENT = 256  # an exactness walk gives up beyond (a jumbo of tiny frames)
-# A lane buffers one packet: the largest is a STUN message (20 + 65535 bytes).
-LANE_BYTES = STUN_HEADER_BYTES + 65536
+# A lane buffers one packet (the largest is a STUN message, 20 + 65535 bytes), then the
+# segments set aside in front of a hole, one slot each: an Ethernet MSS fits a slot;
+# larger (GRO-merged) segments are not set aside.
+FRAME_BYTES = STUN_HEADER_BYTES + 65536
+STASH_SLOTS = 32  # 0.6 s of 20 ms packets: a retransmission timeout's worth
+STASH_SLOT_BYTES = 2048
+LANE_BYTES = FRAME_BYTES + STASH_SLOTS * STASH_SLOT_BYTES
+# Longer than TCP's retransmission timeouts before backoff (RFC 6298 §2: 1 s initial, and
+# Linux's 200 ms minimum): a retransmission that fills the hole comes well before.
+HOLE_WAIT_NS = 2_000_000_000
+TCP_FIN = 0x01
+TCP_RST = 0x04
 
 # Lane columns
 LN_FLOW_ID = 0  # -1: free
@@ -69,7 +86,11 @@ LN_NEXT_SEQ = 4  # the next byte expected, -1: not known
 LN_HAVE = 5  # bytes of the current packet held in the lane's buffer
 LN_NEED = 6  # its size with framing, 0 while its header is incomplete
 LN_HUNT = 7  # lost the framing: wait for an exactly framed segment
-LN_LEN = 8
+LN_STASHED = 8  # segments set aside
+LN_STASHED_BYTES = 9
+LN_ASIDE_SINCE_NS = 10  # capture time of the oldest segment set aside
+LN_STASH = 11  # STASH_SLOTS pairs (sequence number, length; 0: free)
+LN_LEN = LN_STASH + 2 * STASH_SLOTS
 
 # meta
 LM_TOP = 0  # free-list stack of lanes
@@ -233,10 +254,92 @@ def _lost_framing(lanes, lane):
     lanes[lane, LN_HUNT] = 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _ahead(lanes, lane, seq):
+    """Bytes between the next one expected and ``seq`` (negative: already read)."""
+    return (seq - lanes[lane, LN_NEXT_SEQ] + SEQ_HALF) % SEQ_SPACE - SEQ_HALF
+
+
+@njit(cache=True, nogil=True)
+def _take(lane, lanes, lane_buf, data, p, length, seq, i, out_buf, out_pkt, out_off, out_len, meta):
+    """A segment's bytes into the lane, in order as far as the lane knows: bytes already
+    read are skipped, missing ones lose the framing (then an exactly framed segment
+    anchors it again)."""
+    if seq >= 0 and lanes[lane, LN_NEXT_SEQ] >= 0:
+        ahead = _ahead(lanes, lane, seq)
+        if ahead + length <= 0:
+            return  # a retransmission of bytes already read
+        if ahead < 0:
+            p -= ahead  # overlaps what was read: the new bytes only
+            length += ahead
+            seq = (seq - ahead) % SEQ_SPACE
+        elif ahead > 0:
+            _lost_framing(lanes, lane)  # bytes missing from the capture
+    if seq >= 0:
+        lanes[lane, LN_NEXT_SEQ] = (seq + length) % SEQ_SPACE
+    if lanes[lane, LN_HUNT]:
+        framing = exact_framing(data, p, length)
+        if framing == FRAMING_NONE:
+            return
+        lanes[lane, LN_FRAMING] = framing  # (re)anchored on an exactly framed segment
+        lanes[lane, LN_HUNT] = 0
+    if not _feed(
+        lane, lanes, lane_buf, data, p, p + length, i, out_buf, out_pkt, out_off, out_len, meta
+    ):
+        _lost_framing(lanes, lane)
+
+
+@njit(cache=True, nogil=True)
+def _set_aside(lane, lanes, lane_buf, data, p, length, seq, t_ns):
+    """Keep a segment that came before the bytes in front of it. False: no room, or the
+    hole waited long enough."""
+    if length > STASH_SLOT_BYTES or lanes[lane, LN_STASHED] >= STASH_SLOTS:
+        return False
+    if lanes[lane, LN_STASHED] == 0:
+        lanes[lane, LN_ASIDE_SINCE_NS] = t_ns
+    elif t_ns - lanes[lane, LN_ASIDE_SINCE_NS] > HOLE_WAIT_NS:
+        return False
+    for k in range(STASH_SLOTS):
+        if lanes[lane, LN_STASH + 2 * k + 1] == 0:
+            at = FRAME_BYTES + k * STASH_SLOT_BYTES
+            lane_buf[lane, at : at + length] = data[p : p + length]
+            lanes[lane, LN_STASH + 2 * k] = seq
+            lanes[lane, LN_STASH + 2 * k + 1] = length
+            lanes[lane, LN_STASHED] += 1
+            lanes[lane, LN_STASHED_BYTES] += length
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off, out_len, meta, all_of):
+    """Read the set-aside segments the lane has reached (``all_of``: every one, nearest
+    first, the hole given up), each when its turn comes."""
+    while lanes[lane, LN_STASHED] > 0:
+        best = -1
+        best_ahead = SEQ_SPACE
+        for k in range(STASH_SLOTS):
+            if lanes[lane, LN_STASH + 2 * k + 1] > 0:
+                ahead = _ahead(lanes, lane, lanes[lane, LN_STASH + 2 * k])
+                if ahead < best_ahead:
+                    best, best_ahead = k, ahead
+        if best_ahead > 0 and not all_of:
+            return
+        seq = lanes[lane, LN_STASH + 2 * best]
+        length = lanes[lane, LN_STASH + 2 * best + 1]
+        lanes[lane, LN_STASH + 2 * best + 1] = 0
+        lanes[lane, LN_STASHED] -= 1
+        lanes[lane, LN_STASHED_BYTES] -= length
+        at = FRAME_BYTES + best * STASH_SLOT_BYTES
+        _take(lane, lanes, lane_buf, lane_buf[lane], at, length, seq, i,
+              out_buf, out_pkt, out_off, out_len, meta)  # fmt: skip
+
+
 @njit(cache=True, nogil=True)
 def cut_frames(
-    buf, in_extra, l4_off, l4_len, status, proto, sport, dport, slot, flow_id, direction,
-    start, slot_lane, lanes, lane_buf, lfree, meta, out_buf, out_pkt, out_off, out_len,
+    buf, in_extra, l4_off, l4_len, status, proto, sport, dport, tcp_flags, ts_ns, slot,
+    flow_id, direction, start, slot_lane, lanes, lane_buf, lfree, meta, out_buf, out_pkt,
+    out_off, out_len,
 ):  # fmt: skip
     """Cut the media frames out of the TCP segments of packets [start, n).
 
@@ -252,10 +355,29 @@ def cut_frames(
     lane_cap = lanes.shape[0]
     for i in range(start, n):
         length = np.int64(l4_len[i])
-        if proto[i] != TCP or status[i] != S.OK or length <= 0 or in_extra[i]:
+        if proto[i] != TCP or status[i] != S.OK or in_extra[i]:
             continue
         s = slot[i]
         if not 0 <= 2 * s + 1 < slot_lane.shape[0]:
+            continue
+        if length <= 0:
+            if tcp_flags[i] & (TCP_FIN | TCP_RST):
+                # The connection closes: no retransmission will fill a hole either way.
+                for d in range(2):
+                    other = slot_lane[2 * s + d] - 1
+                    if (
+                        other >= 0
+                        and lanes[other, LN_FLOW_ID] == flow_id[i]
+                        and lanes[other, LN_STASHED]
+                    ):
+                        held = lanes[other, LN_HAVE] + lanes[other, LN_STASHED_BYTES]
+                        if (
+                            meta[LM_OUT] + held > out_cap
+                            or meta[LM_FRAMES] + held // RTCP_MIN_BYTES + 1 > frames_cap
+                        ):
+                            return i, OUT_FULL
+                        _read_set_aside(other, lanes, lane_buf, i, out_buf, out_pkt, out_off,
+                                        out_len, meta, True)  # fmt: skip
             continue
         key = 2 * s + np.int64(direction[i])
         lane = slot_lane[key] - 1
@@ -265,9 +387,10 @@ def cut_frames(
         p = np.int64(l4_off[i])
         if lane < 0 and exact_framing(buf, p, length) == FRAMING_NONE:
             continue
-        # Room for everything this segment can complete (the held bytes and its own),
-        # checked before anything changes so that the caller can grow and call again.
-        held = lanes[lane, LN_HAVE] if lane >= 0 else 0
+        # Room for everything this segment can complete (the held and set-aside bytes
+        # and its own), checked before anything changes so that the caller can grow and
+        # call again.
+        held = lanes[lane, LN_HAVE] + lanes[lane, LN_STASHED_BYTES] if lane >= 0 else 0
         if (
             meta[LM_OUT] + held + length > out_cap
             or meta[LM_FRAMES] + (held + length) // RTCP_MIN_BYTES + 1 > frames_cap
@@ -290,35 +413,26 @@ def cut_frames(
             lanes[lane, LN_HUNT] = 1
             slot_lane[key] = lane + 1
         seq = tcp_seq(buf, p, sport[i], dport[i])
-        if seq >= 0 and lanes[lane, LN_NEXT_SEQ] >= 0:
-            ahead = (seq - lanes[lane, LN_NEXT_SEQ] + SEQ_HALF) % SEQ_SPACE - SEQ_HALF
-            if ahead + length <= 0:
-                continue  # a retransmission of bytes already read
-            if ahead < 0:
-                p -= ahead  # overlaps what was read: the new bytes only
-                length += ahead
-                seq = (seq - ahead) % SEQ_SPACE
-            elif ahead > 0:
-                _lost_framing(lanes, lane)  # bytes missing (capture loss or reordering)
-        if seq >= 0:
-            lanes[lane, LN_NEXT_SEQ] = (seq + length) % SEQ_SPACE
-        if lanes[lane, LN_HUNT]:
-            framing = exact_framing(buf, p, length)
-            if framing == FRAMING_NONE:
-                continue
-            lanes[lane, LN_FRAMING] = framing  # (re)anchored on an exactly framed segment
-            lanes[lane, LN_HUNT] = 0
-        if not _feed(
-            lane, lanes, lane_buf, buf, p, p + length, i, out_buf, out_pkt, out_off, out_len,
-            meta,
-        ):  # fmt: skip
-            _lost_framing(lanes, lane)
+        if seq >= 0 and lanes[lane, LN_NEXT_SEQ] >= 0 and not lanes[lane, LN_HUNT]:
+            ahead = _ahead(lanes, lane, seq)
+            if ahead > 0:
+                if _set_aside(lane, lanes, lane_buf, buf, p, length, seq, ts_ns[i]):
+                    continue  # read when the hole in front of it fills
+                # No room, or waited enough: the hole is given up, what was set aside
+                # read as it stands.
+                _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off,
+                                out_len, meta, True)  # fmt: skip
+        _take(lane, lanes, lane_buf, buf, p, length, seq, i, out_buf, out_pkt, out_off,
+              out_len, meta)  # fmt: skip
+        if lanes[lane, LN_STASHED]:
+            _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off, out_len,
+                            meta, False)  # fmt: skip
     return n, DONE
 
 
 def new_lanes(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lanes, lane_buf, lfree) for ``count`` lanes; np.zeros is calloc, so a lane's
-    64 kB buffer costs memory only as far as its packets fill it."""
+    128 kB buffer costs memory only as far as its packets and set-aside segments fill it."""
     lanes = np.zeros((count, LN_LEN), np.int64)
     lanes[:, LN_FLOW_ID] = -1
     return lanes, np.zeros((count, LANE_BYTES), np.uint8), np.zeros(count, np.int64)

@@ -106,24 +106,63 @@ def test_retransmissions_are_not_duplicates(write_pcap):
     assert (s.packets, s.lost, s.duplicates) == (30, 0, 0)
 
 
-def test_a_hole_in_the_byte_stream_loses_its_packets_and_the_lane_finds_the_next(write_pcap):
-    """Bytes missing from the capture (a segment that held the end of one packet and the
-    start of the next): both packets are lost to the reader; it re-anchors on the next
-    segment that is whole packets."""
-    chunks = frames(40)
-    stream_cut = chunks[20] + chunks[21]
+def fin(ms: float, seq: int, src=CLIENT, dst=SERVER) -> pb.Packet:  # type: ignore[no-untyped-def]
+    closing = pb.tcp(b"", src[1], dst[1], pb.TCP_FIN | pb.TCP_ACK, seq % (1 << 32))
+    frame = pb.ethernet(pb.ipv4(closing, src[0], dst[0], proto=6))
+    return pb.Packet(round((T0 + ms / 1000) * 1e9), frame)
+
+
+def with_hole(count: int, hole_at: int, gap_ms: float = FRAME_MS) -> tuple[list[pb.Packet], int]:
+    """``count`` packets a segment each, but the segment that held the end of packet
+    ``hole_at`` and the start of the next is not captured; (packets, next sequence)."""
+    chunks = frames(count)
+    cut = chunks[hole_at] + chunks[hole_at + 1]
     packets, seq = [], ISN
     for k, chunk in enumerate(chunks):
-        if k == 20:
-            packets.append(segment(k * FRAME_MS, stream_cut[:50], seq))
-            seq += len(stream_cut)  # the segment with the rest is not captured
-            continue
-        if k == 21:
-            continue
-        packets.append(segment(k * FRAME_MS, chunk, seq))
-        seq += len(chunk)
-    (s,) = streams(write_pcap, packets)
+        if k == hole_at:
+            packets.append(segment(k * gap_ms, cut[:50], seq))
+            seq += len(cut)  # the segment with the rest is not captured
+        elif k != hole_at + 1:
+            packets.append(segment(k * gap_ms, chunk, seq))
+            seq += len(chunk)
+    return packets, seq
+
+
+def test_a_hole_never_filled_is_given_up_at_the_close(write_pcap):
+    """Bytes missing from the capture: the segments after the hole are set aside for the
+    retransmission that would fill it; at the FIN the hole is given up, the two packets
+    it cut are lost and the lane re-anchors on the next segment of whole packets."""
+    packets, seq = with_hole(40, 20)
+    (s,) = streams(write_pcap, [*packets, fin(40 * FRAME_MS, seq)])
     assert (s.packets, s.lost) == (38, 2)
+
+
+def test_a_hole_is_given_up_when_its_wait_is_over_or_the_room_is(write_pcap):
+    # 100 ms apart: the wait (2 s) ends 20 segments after the hole; then the rest
+    # follows in order, with no FIN.
+    packets, _ = with_hole(60, 10, gap_ms=100)
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost) == (58, 2)
+    # 20 ms apart: the 32 places fill first (0.64 s).
+    packets, _ = with_hole(80, 10)
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost) == (78, 2)
+
+
+def test_reordered_segments_are_read_in_order_when_the_hole_fills(write_pcap):
+    """A capture behind a loss: segments 10-14 are captured before segment 9, which TCP
+    retransmits 100 ms late. Every packet is read once and in order; those that waited
+    are timed by the retransmission that freed them (head-of-line blocking)."""
+    chunks = frames(30)
+    offsets = np.cumsum([0, *map(len, chunks)])
+    order = [*range(9), *range(10, 15), 9, *range(15, 30)]
+    times = [k * FRAME_MS if k != 9 else 14 * FRAME_MS + 5 for k in order]
+    packets = [
+        segment(ms, chunks[k], ISN + int(offsets[k])) for k, ms in zip(order, times, strict=True)
+    ]
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost, s.out_of_order, s.duplicates) == (30, 0, 0, 0)
+    assert s.max_delta_ms == pytest.approx(6 * FRAME_MS + 5)  # packet 9 waited for its bytes
 
 
 def test_turn_over_tcp_channel_data_and_indications(write_pcap):
