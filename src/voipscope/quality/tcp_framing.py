@@ -385,6 +385,8 @@ def cut_frames(
             slot_lane[key] = 0  # the slot's flow ended: its lane is freed at expiry
             lane = -1
         p = np.int64(l4_off[i])
+        if p < 0 or p + length > buf.shape[0]:
+            continue  # not the decoder's promise; never read outside it
         if lane < 0 and exact_framing(buf, p, length) == FRAMING_NONE:
             continue
         # Room for everything this segment can complete (the held and set-aside bytes
