@@ -545,6 +545,11 @@ def _winner(best: dict[str, Finding]) -> Finding | None:
     if not pool:
         return None
     top = max(pool, key=_rank)
+    if top.protocol == "STUN":
+        # TURN is a usage of STUN (RFC 8656 §2): a flow that allocates on the server it
+        # first sent a Binding request to is a TURN flow, whichever message came first.
+        turn = next((f for f in pool if f.protocol == "TURN" and f.category == top.category), None)
+        top = turn or top
     # A clearly surer non-VoIP finding (DNS, QUIC, TLS) beats weak VoIP evidence; DTLS is
     # part of the RFC 7983 family and never outvotes the media beside it.
     others = [f for f in pool if f.category == OTHER and f.protocol != "DTLS"]
