@@ -441,3 +441,12 @@ def close_spurt(state: np.ndarray, row: int) -> tuple[int, int] | None:
 
 def method_name(state: np.ndarray, row: int) -> str:
     return METHOD_NAMES[int(state[row, V_METHOD])]
+
+
+def is_opus(state: np.ndarray, row: int) -> bool:
+    """The stream's payloads were recognised as Opus: their TOC durations matched the
+    48 kHz timestamp steps (the rule ``_opus_says`` applies packet by packet)."""
+    matches = state[row, V_OPUS_MATCHES]
+    return bool(
+        matches >= OPUS_MIN_MATCHES and matches >= OPUS_MATCHES_PER_MISS * state[row, V_OPUS_MISSES]
+    )

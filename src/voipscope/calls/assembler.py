@@ -31,6 +31,11 @@ from voipscope.quality.clock_candidates import resolve as resolve_clock
 from voipscope.quality.rtcp_reports import reported_only, rtcp_figures
 from voipscope.quality.stream_mos import stream_scores
 
+# Where a stream's codec name came from (the stream record's ``codec_source``).
+CODEC_FROM_SDP = "SDP rtpmap"
+CODEC_FROM_TABLE = "payload type table (RFC 3551)"
+CODEC_FROM_PAYLOAD = "the payloads' own bytes (Opus TOC, RFC 6716 §3.1)"
+
 MEDIA_PROTOCOLS = frozenset({"RTP", "RTCP", "SRTP", "SRTCP", "T.38", "IAX2", "ZRTP"})
 PORT_PAIRING_CONFIDENCE = 0.7  # same port as announced, other address (NAT), in the call's time
 SSRC_PAIRING_CONFIDENCE = 0.9  # an SSRC the SDP announced (a=ssrc), in the call's time
@@ -382,12 +387,24 @@ def _with_quality(stream: dict[str, Any], rtpmap: dict[int, str]) -> dict[str, A
     without a de-jitter buffer's discards (quality.stream_mos), null with a reason
     otherwise."""
     out = dict(stream)
-    codec = rtpmap.get(out.get("payload_type", -1)) or out.get("codec")
+    announced = rtpmap.get(out.get("payload_type", -1))
+    tabled = out.get("codec")
+    codec = announced or tabled or out.get("payload_codec")
     if codec:
         out["codec"] = codec
+    out["codec_source"] = (
+        CODEC_FROM_SDP
+        if announced
+        else CODEC_FROM_TABLE
+        if tabled
+        else CODEC_FROM_PAYLOAD
+        if codec
+        else None
+    )
     # Known only now that the stream met its call: which A.8 run was the right clock.
     out.update(resolve_clock(out, rtpmap))
     out.pop("clock_candidates", None)  # the kernel's internals end here
+    out.pop("payload_codec", None)
     timing = out.get("timing")
     if (
         isinstance(timing, dict)

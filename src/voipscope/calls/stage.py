@@ -168,6 +168,7 @@ def _encrypted(s: dict[str, Any]) -> dict[str, Any]:
     s["tones"] = None
     s["tone_runs"] = []
     s["inband_dtmf"] = []
+    s["payload_codec"] = None  # a TOC read from ciphertext would be chance
     return s
 
 

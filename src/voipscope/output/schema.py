@@ -57,9 +57,13 @@ STREAM_FIELDS = [
     pa.field("ssrc", pa.string()),  # 0x-prefixed hex, as Wireshark shows it
     pa.field("payload_type", pa.int32()),
     pa.field("codec", pa.string()),
+    # Where the codec name came from: "SDP rtpmap", "payload type table (RFC 3551)" or
+    # "the payloads' own bytes (Opus TOC, RFC 6716 §3.1)" (calls.assembler); null: unknown.
+    pa.field("codec_source", pa.string()),
     pa.field("clock_rate_hz", pa.int32()),
     # Where the clock (and so jitter in ms) came from: "payload type table (RFC 3551)",
-    # "SDP rtpmap" or "inferred from RTP timestamps" (quality.clock_candidates).
+    # "SDP rtpmap", "Opus payloads (RFC 7587 §4.1: 48 kHz)" or "inferred from RTP
+    # timestamps" (quality.clock_candidates).
     pa.field("clock_source", pa.string()),
     pa.field("first_seen", pa.float64()),
     pa.field("last_seen", pa.float64()),

@@ -7,8 +7,9 @@ with its call only after the flow ended. The RTP kernel therefore runs the A.8 e
 for every clock in ``rtp_kernel.CANDIDATE_CLOCKS_HZ`` and hands the figures out as a
 :class:`ClockCandidates`; :func:`resolve` keeps the one the rtpmap names.
 
-Without an SDP (WebRTC apps: the signalling is encrypted) the clock may be taken from the
-stream itself, and only when two independent witnesses agree (:meth:`inferred_clock_hz`):
+Without an SDP (WebRTC apps: the signalling is encrypted; SIP over TLS) the clock may be
+taken from the stream itself: from payloads the RTP kernel recognised as Opus (48 kHz,
+RFC 7587 §4.1), or when two independent witnesses agree (:meth:`inferred_clock_hz`):
 RTP timestamps advance at the clock rate in real time (RFC 3550 §5.1: "linearly and
 monotonically"), so over seconds of regular packets ticks per second lands within
 ``INFER_TOLERANCE`` of exactly one candidate; and that candidate must also be the one
@@ -35,6 +36,10 @@ INFER_TOLERANCE = 0.01  # |ticks per second / candidate - 1|: 20 ms at both ends
 CLOCK_FROM_TABLE = "payload type table (RFC 3551)"
 CLOCK_FROM_SDP = "SDP rtpmap"
 CLOCK_INFERRED = "inferred from RTP timestamps"
+# The payloads are Opus by their own bytes (rtp_streams.MediaStream.payload_codec), and
+# Opus's RTP clock is 48 kHz whatever the audio's rate (RFC 7587 §4.1).
+CLOCK_FROM_OPUS = "Opus payloads (RFC 7587 §4.1: 48 kHz)"
+OPUS_CLOCK_HZ = 48_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,10 @@ def resolve(stream: dict[str, Any], rtpmap: Mapping[int, str]) -> dict[str, Any]
                 "not one the RTP kernel measured jitter for",
             }
         return found | {"clock_source": CLOCK_FROM_SDP}
+    if stream.get("payload_codec") == "opus":
+        found = candidates.figures(OPUS_CLOCK_HZ)
+        if found is not None:
+            return found | {"clock_source": CLOCK_FROM_OPUS}
     clock = candidates.inferred_clock_hz()
     if clock is None:
         return {}  # the kernel's reason stands: no rtpmap, no clock

@@ -38,6 +38,7 @@ from voipscope.quality.payload_types import (
 
 INITIAL_FLOW_ROWS = 1024
 INITIAL_STREAM_ROWS = 1024
+OPUS = "opus"  # RFC 7587 §7: the media subtype
 INITIAL_TCP_LANES = 8  # TCP directions carrying framed media: rare, and 64 kB each
 INITIAL_TCP_OUT_BYTES = 1 << 18  # above two lane buffers: a segment always fits
 INITIAL_TCP_FRAMES = 4096
@@ -118,6 +119,9 @@ class MediaStream:
     jb50_late: int | None = None
     jb200_late: int | None = None
     activity_method: str | None = None  # how talk_spurts were found (activity.talk_spurts)
+    # The codec the payloads themselves showed: "opus" when every packet's TOC (RFC 6716
+    # §3.1) gave the duration its timestamp step says at 48 kHz (RFC 7587 §4.1).
+    payload_codec: str | None = None
     talk_spurts_dropped: int = 0  # beyond MAX_SPURTS_PER_STREAM
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # RFC 4733 events
     # -- tones (activity.tones): G.711 and L16 only; None when no frame was analysed
@@ -545,6 +549,8 @@ class RtpStreamTracker:
                     spurts.append([tail[0] / 1e9, tail[1] / 1e9])
                 stream.talk_spurts = spurts
                 stream.activity_method = TS.method_name(ended.va, k)
+                if TS.is_opus(ended.va, k):
+                    stream.payload_codec = OPUS
                 stream.talk_spurts_dropped = events.dropped
                 stream.dtmf = events.dtmf
                 if self.tones:
