@@ -103,9 +103,7 @@ class AppCall:
                 relayed += 1
             else:
                 direct += 1
-        both_ways = any(
-            min(f["src2dst_packets"], f["dst2src_packets"]) >= ANSWERED_MIN_PACKETS for f in media
-        )
+        both_ways = any(min(media_packets(f)) >= ANSWERED_MIN_PACKETS for f in media)
         what = f"{len(media)} {self.app or 'unattributed'} media flow(s) from {self.user_ip}"
         if self.signaling:
             what += f" with {len(self.signaling)} signalling flow(s)"
@@ -164,6 +162,16 @@ class AppCall:
             "user_agents": [],
             "evidence": evidence,
         }
+
+
+def media_packets(flow: dict[str, Any]) -> tuple[int, int]:
+    """Media packets each way: the flow's packets, or over TCP (where every data segment
+    is acknowledged the other way) what its streams counted, set by the assembler as
+    ``_media_packets``."""
+    counted = flow.get("_media_packets")
+    if counted is not None:
+        return counted
+    return flow["src2dst_packets"], flow["dst2src_packets"]
 
 
 def _far_end(flow: dict[str, Any], user_ip: str) -> str:

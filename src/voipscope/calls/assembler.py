@@ -249,12 +249,20 @@ class CallAssembler:
         self._out.append(_finish(record, streams))
 
     def _to_app_calls(self, media: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        flows = []
         for flow, streams in media:
             if len(self._app_streams) < self.max_waiting_media:
                 self._app_streams[flow["flow_id"]] = streams
                 if flow.get("_rtcp"):
                     self._app_rtcp[flow["flow_id"]] = flow
-        self._app_out(self.app_calls.add(flow for flow, _ in media))
+            if flow.get("proto") == "tcp" and any(s.get("ssrc") for s in streams):
+                # Media over TCP: the segments acknowledging it are no media the other way.
+                ends = (flow["src_ip"], flow["src_port"])
+                forward = sum(s["packets"] for s in streams if (s["src_ip"], s["src_port"]) == ends)
+                backward = sum(s["packets"] for s in streams) - forward
+                flow = {**flow, "_media_packets": (forward, backward)}
+            flows.append(flow)
+        self._app_out(self.app_calls.add(flows))
 
     def _app_out(self, records: Iterable[dict[str, Any]]) -> None:
         for record in records:

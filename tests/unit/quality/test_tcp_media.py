@@ -12,6 +12,7 @@ import pytest
 from tests import pcapbuild as pb
 from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, rtp, run
 from tests.unit.quality.test_rtp_streams import channel_data, data_indication
+from voipscope.api import iter_calls
 from voipscope.config import Config
 from voipscope.quality import tcp_framing as TF
 from voipscope.quality.rtp_streams import RtpStreamTracker
@@ -246,3 +247,30 @@ def test_tcp_seq_is_read_from_the_header_before_the_payload():
         at = len(frame) - len(b"payload")
         assert TF.tcp_seq(array, at, CLIENT[1], SERVER[1]) == 0x89ABCDEF
         assert TF.tcp_seq(array, at, CLIENT[1], 9999) == -1  # not this packet's ports
+
+
+def ack(ms: float, seq: int, src=SERVER, dst=CLIENT) -> pb.Packet:  # type: ignore[no-untyped-def]
+    frame = pb.ethernet(
+        pb.ipv4(pb.tcp(b"", src[1], dst[1], pb.TCP_ACK, seq), src[0], dst[0], proto=6)
+    )
+    return pb.Packet(round((T0 + ms / 1000) * 1e9), frame)
+
+
+@pytest.mark.parametrize("answered", [False, True])
+def test_a_call_over_tcp_is_answered_by_media_both_ways_not_by_acks(write_pcap, answered):
+    """Without signalling, "answered" means voice went both ways; over TCP every data
+    segment is acknowledged the other way, and those empty segments are not voice."""
+    packets = one_per_segment(frames(30))
+    if answered:
+        back, seq = [], 5000
+        for k in range(30):
+            chunk = framed(rtp(k + 1, 1000 + k * PCMU_TICKS, ssrc=0x99))
+            back.append(segment(k * FRAME_MS + 3, chunk, seq, SERVER, CLIENT))
+            seq += len(chunk)
+        packets += back
+    else:
+        packets += [ack(k * FRAME_MS + 1, 1) for k in range(30)]
+    packets.sort(key=lambda p: p.ts_ns)
+    calls = [c for c in iter_calls(write_pcap(packets)) if c["streams"]]
+    assert len(calls) == 1, calls
+    assert calls[0]["state"] == ("answered" if answered else "unanswered"), calls[0]["evidence"]
