@@ -165,6 +165,6 @@ def test_cut_frames_never_reads_outside_its_buffers(buf, rows):
         np.zeros(n, np.int32), np.zeros(n, np.uint8), np.arange(n, dtype=np.int64),
         np.array([r[2] for r in rows], np.int64), np.arange(n, dtype=np.int64),
         np.zeros(n, np.uint8), 0, tracker.slot_lane, tracker.lanes, tracker.lane_buf,
-        tracker.lfree, tracker.lane_meta, tracker.tcp_out, frames[0], frames[1], frames[2],
+        tracker.lfree, tracker.lane_meta, tracker.tcp_out, frames,
     )  # fmt: skip
     assert (stopped, why) == (n, TF.DONE)

@@ -30,6 +30,12 @@ from voipscope.decode import status as S
 from voipscope.wire import u16be, u32be
 
 UDP = 17
+# ``in_extra[i]`` bits: the payload is in ``extra`` (a datagram rebuilt from fragments or
+# cut from a TCP stream), and, for a packet cut from TCP, bytes of its stream in front of
+# it were never captured (quality.tcp_framing), so numbers it skips are missing from
+# the capture.
+IN_EXTRA = 1
+AFTER_CAPTURE_HOLE = 2
 RTP_VERSION_BITS = 0x80  # RFC 3550 §5.1: V=2 in the top two bits of the first octet
 RTP_FIXED_HEADER_BYTES = 12  # RFC 3550 §5.1
 RTP_EXTENSION_HEADER_BYTES = 4  # RFC 3550 §5.3.1
@@ -395,8 +401,10 @@ def track_media(
     (activity.timing), and ``tmw`` complete windows out, ``meta[M_TM_WINDOWS]`` of them,
     each named by an EV_TIMING_WINDOW event (row, window number, index in ``tmw``).
 
-    ``in_extra[i]``: packet i's payload is at ``l4_off[i]`` in ``extra`` (a datagram
-    rebuilt from fragments), not in ``buf``. ``clock_hz[pt]``: 0 when unknown.
+    ``in_extra[i]`` (IN_EXTRA): packet i's payload is at ``l4_off[i]`` in ``extra`` (a
+    datagram rebuilt from fragments or cut from TCP), not in ``buf``; AFTER_CAPTURE_HOLE:
+    the capture missed bytes of its TCP stream before it. ``clock_hz[pt]``: 0 when
+    unknown.
     """
     n = status.shape[0]
     f_cap = frows.shape[0]
@@ -496,10 +504,9 @@ def track_media(
         jump = si[row, S_MAX_EXT] - previous_top
         if si[row, S_DUPLICATES] == duplicates_before and clock_hz[pt] > 0:
             _judge_playout(si, row, ts_ns[i], clock_hz[pt])
-        in_capture_gap = (
-            seen_before
-            and previous_ns <= meta[M_SILENCE_START]
-            and ts_ns[i] >= meta[M_SILENCE_END] > 0
+        in_capture_gap = seen_before and (
+            (previous_ns <= meta[M_SILENCE_START] and ts_ns[i] >= meta[M_SILENCE_END] > 0)
+            or (in_extra[i] & AFTER_CAPTURE_HOLE) != 0
         )
         if in_capture_gap and jump > 1:
             # The numbers skipped fall in a stretch where the capture saw nothing at all.

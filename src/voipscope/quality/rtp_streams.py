@@ -237,7 +237,7 @@ class RtpStreamTracker:
         self.lanes, self.lane_buf, self.lfree = TF.new_lanes(INITIAL_TCP_LANES)
         self.lane_meta = np.zeros(TF.LM_LEN, np.int64)
         self.tcp_out = np.zeros(INITIAL_TCP_OUT_BYTES, np.uint8)
-        self.tcp_frames = np.zeros((3, INITIAL_TCP_FRAMES), np.int64)  # packet, offset, length
+        self.tcp_frames = np.zeros((TF.FRAME_ROWS, INITIAL_TCP_FRAMES), np.int64)
 
     # -- FlowHooks ------------------------------------------------------------------
 
@@ -258,7 +258,7 @@ class RtpStreamTracker:
             chunks = []
             at = 0
             for i, payload in d.reassembled.items():
-                in_extra[i] = 1
+                in_extra[i] = K.IN_EXTRA
                 l4_off[i] = at
                 chunks.append(payload)
                 at += len(payload)
@@ -375,8 +375,7 @@ class RtpStreamTracker:
                 d.packets.buf, in_extra, l4_off, d.l4_len, d.status, d.proto, d.sport,
                 d.dport, d.tcp_flags, d.ts_ns, a.slot, a.flow_id, a.direction, start,
                 self.slot_lane, self.lanes,
-                self.lane_buf, self.lfree, self.lane_meta, self.tcp_out, frames[0],
-                frames[1], frames[2],
+                self.lane_buf, self.lfree, self.lane_meta, self.tcp_out, frames,
             )  # fmt: skip
             if why == TF.DONE:
                 return int(self.lane_meta[TF.LM_FRAMES])
@@ -403,7 +402,9 @@ class RtpStreamTracker:
     ) -> tuple[np.ndarray, ...]:
         """The kernel's packet columns with each frame cut from a TCP segment placed
         right after that segment, as a datagram of its own in the side buffer."""
-        pkt, off, length = (self.tcp_frames[k, :count] for k in range(3))
+        frames = self.tcp_frames[:, :count]
+        pkt, off = frames[TF.FRAME_PACKET], frames[TF.FRAME_OFFSET]
+        length, flags = frames[TF.FRAME_LENGTH], frames[TF.FRAME_FLAGS]
         n = len(d)
         order = np.argsort(np.concatenate([2 * np.arange(n), 2 * pkt + 1]), kind="stable")
         used = int(self.lane_meta[TF.LM_OUT])
@@ -414,7 +415,7 @@ class RtpStreamTracker:
 
         return (
             merged,
-            placed(in_extra, np.ones(count)),
+            placed(in_extra, K.IN_EXTRA | flags),  # and a capture hole before (tcp_framing)
             placed(l4_off, off + extra.shape[0]),
             placed(d.l4_len, length),
             placed(d.status, np.full(count, S.OK)),

@@ -89,7 +89,8 @@ LN_HUNT = 7  # lost the framing: wait for an exactly framed segment
 LN_STASHED = 8  # segments set aside
 LN_STASHED_BYTES = 9
 LN_ASIDE_SINCE_NS = 10  # capture time of the oldest segment set aside
-LN_STASH = 11  # STASH_SLOTS pairs (sequence number, length; 0: free)
+LN_AFTER_HOLE = 11  # bytes went missing: the next frame out says so
+LN_STASH = 12  # STASH_SLOTS pairs (sequence number, length; 0: free)
 LN_LEN = LN_STASH + 2 * STASH_SLOTS
 
 # meta
@@ -102,6 +103,18 @@ LM_LEN = 4
 DONE = 0
 LANES_FULL = 1
 OUT_FULL = 2
+
+# Rows of the frames out
+FRAME_PACKET = 0  # the packet (segment) that completed the frame
+FRAME_OFFSET = 1  # in out_buf
+FRAME_LENGTH = 2
+FRAME_FLAGS = 3
+FRAME_ROWS = 4
+# FRAME_FLAGS: bytes of the stream in front of this frame were never captured (a hole
+# given up), so sequence numbers it skips are missing from the capture, not lost. The RTP
+# kernel's in_extra bit, restated here: numba's on-disk cache of one module does not see
+# a constant change in another (a test holds the two equal).
+AFTER_CAPTURE_HOLE = 2
 
 NEED_MORE = -1  # the frame's header is not all there yet
 BAD = -2  # not a frame of this framing
@@ -180,9 +193,10 @@ def tcp_seq(data, l4_off, sport, dport):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _emit(framing, src, p, size, i, out_buf, out_pkt, out_off, out_len, meta):
+def _emit(framing, src, p, size, i, out_buf, frames, meta, flags):
     """One whole frame out as a datagram: RFC 4571 without its prefix; TURN ChannelData
-    and Send/Data indications as they are (padding off); other STUN messages not at all."""
+    and Send/Data indications as they are (padding off); other STUN messages not at all
+    (False)."""
     if framing == FRAMING_RFC4571:
         p += RFC4571_PREFIX_BYTES
         size -= RFC4571_PREFIX_BYTES
@@ -191,19 +205,29 @@ def _emit(framing, src, p, size, i, out_buf, out_pkt, out_off, out_len, meta):
     else:
         kind = u16be(src, p)
         if kind != STUN_SEND_INDICATION and kind != STUN_DATA_INDICATION:
-            return
+            return False
     at = meta[LM_OUT]
     out_buf[at : at + size] = src[p : p + size]
     k = meta[LM_FRAMES]
-    out_pkt[k] = i
-    out_off[k] = at
-    out_len[k] = size
+    frames[FRAME_PACKET, k] = i
+    frames[FRAME_OFFSET, k] = at
+    frames[FRAME_LENGTH, k] = size
+    frames[FRAME_FLAGS, k] = flags
     meta[LM_FRAMES] += 1
     meta[LM_OUT] += size
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _emit_in_lane(lane, lanes, framing, src, p, size, i, out_buf, frames, meta):
+    """_emit, the first frame after bytes the capture never saw saying so."""
+    flags = AFTER_CAPTURE_HOLE if lanes[lane, LN_AFTER_HOLE] else 0
+    if _emit(framing, src, p, size, i, out_buf, frames, meta, flags):
+        lanes[lane, LN_AFTER_HOLE] = 0
 
 
 @njit(cache=True, nogil=True)
-def _feed(lane, lanes, lane_buf, data, q, end, i, out_buf, out_pkt, out_off, out_len, meta):
+def _feed(lane, lanes, lane_buf, data, q, end, i, out_buf, frames, meta):
     """The bytes ``data[q:end]`` of a lane in order. False: the framing was lost."""
     framing = lanes[lane, LN_FRAMING]
     held = lane_buf[lane]
@@ -216,7 +240,7 @@ def _feed(lane, lanes, lane_buf, data, q, end, i, out_buf, out_pkt, out_off, out
             if size > 0 and q + size <= end:
                 if not _whole_frame_ok(framing, data, q, size):
                     return False
-                _emit(framing, data, q, size, i, out_buf, out_pkt, out_off, out_len, meta)
+                _emit_in_lane(lane, lanes, framing, data, q, size, i, out_buf, frames, meta)
                 q += size
                 continue
             lanes[lane, LN_NEED] = max(size, 0)
@@ -241,7 +265,7 @@ def _feed(lane, lanes, lane_buf, data, q, end, i, out_buf, out_pkt, out_off, out
         if have == need:
             if not _whole_frame_ok(framing, held, 0, need):
                 return False
-            _emit(framing, held, 0, need, i, out_buf, out_pkt, out_off, out_len, meta)
+            _emit_in_lane(lane, lanes, framing, held, 0, need, i, out_buf, frames, meta)
             lanes[lane, LN_HAVE] = 0
             lanes[lane, LN_NEED] = 0
     return True
@@ -261,7 +285,7 @@ def _ahead(lanes, lane, seq):
 
 
 @njit(cache=True, nogil=True)
-def _take(lane, lanes, lane_buf, data, p, length, seq, i, out_buf, out_pkt, out_off, out_len, meta):
+def _take(lane, lanes, lane_buf, data, p, length, seq, i, out_buf, frames, meta):
     """A segment's bytes into the lane, in order as far as the lane knows: bytes already
     read are skipped, missing ones lose the framing (then an exactly framed segment
     anchors it again)."""
@@ -275,6 +299,7 @@ def _take(lane, lanes, lane_buf, data, p, length, seq, i, out_buf, out_pkt, out_
             seq = (seq - ahead) % SEQ_SPACE
         elif ahead > 0:
             _lost_framing(lanes, lane)  # bytes missing from the capture
+            lanes[lane, LN_AFTER_HOLE] = 1
     if seq >= 0:
         lanes[lane, LN_NEXT_SEQ] = (seq + length) % SEQ_SPACE
     if lanes[lane, LN_HUNT]:
@@ -283,9 +308,7 @@ def _take(lane, lanes, lane_buf, data, p, length, seq, i, out_buf, out_pkt, out_
             return
         lanes[lane, LN_FRAMING] = framing  # (re)anchored on an exactly framed segment
         lanes[lane, LN_HUNT] = 0
-    if not _feed(
-        lane, lanes, lane_buf, data, p, p + length, i, out_buf, out_pkt, out_off, out_len, meta
-    ):
+    if not _feed(lane, lanes, lane_buf, data, p, p + length, i, out_buf, frames, meta):
         _lost_framing(lanes, lane)
 
 
@@ -312,7 +335,7 @@ def _set_aside(lane, lanes, lane_buf, data, p, length, seq, t_ns):
 
 
 @njit(cache=True, nogil=True)
-def _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off, out_len, meta, all_of):
+def _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames, meta, all_of):
     """Read the set-aside segments the lane has reached (``all_of``: every one, nearest
     first, the hole given up), each when its turn comes."""
     while lanes[lane, LN_STASHED] > 0:
@@ -332,26 +355,25 @@ def _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off, out_len
         lanes[lane, LN_STASHED_BYTES] -= length
         at = FRAME_BYTES + best * STASH_SLOT_BYTES
         _take(lane, lanes, lane_buf, lane_buf[lane], at, length, seq, i,
-              out_buf, out_pkt, out_off, out_len, meta)  # fmt: skip
+              out_buf, frames, meta)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def cut_frames(
     buf, in_extra, l4_off, l4_len, status, proto, sport, dport, tcp_flags, ts_ns, slot,
-    flow_id, direction, start, slot_lane, lanes, lane_buf, lfree, meta, out_buf, out_pkt,
-    out_off, out_len,
+    flow_id, direction, start, slot_lane, lanes, lane_buf, lfree, meta, out_buf, frames,
 ):  # fmt: skip
     """Cut the media frames out of the TCP segments of packets [start, n).
 
     ``slot_lane[2 * slot + direction]``: 1 + the lane of that TCP direction (0: none).
-    Frames go to ``out_buf`` (bytes) and ``out_pkt``/``out_off``/``out_len`` (the packet
-    that completed each, its offset in ``out_buf``, its length), counted in
+    Frames go to ``out_buf`` (bytes) and ``frames`` (FRAME_* rows: the packet that
+    completed each, its offset in ``out_buf``, its length, its FRAME_FLAGS), counted in
     ``meta[LM_FRAMES]``/``meta[LM_OUT]`` from where the caller left them. Returns
     (stopped_at, DONE | LANES_FULL | OUT_FULL): the packet it stopped before, untouched.
     """
     n = status.shape[0]
     out_cap = out_buf.shape[0]
-    frames_cap = out_pkt.shape[0]
+    frames_cap = frames.shape[1]
     lane_cap = lanes.shape[0]
     for i in range(start, n):
         length = np.int64(l4_len[i])
@@ -376,8 +398,7 @@ def cut_frames(
                             or meta[LM_FRAMES] + held // RTCP_MIN_BYTES + 1 > frames_cap
                         ):
                             return i, OUT_FULL
-                        _read_set_aside(other, lanes, lane_buf, i, out_buf, out_pkt, out_off,
-                                        out_len, meta, True)  # fmt: skip
+                        _read_set_aside(other, lanes, lane_buf, i, out_buf, frames, meta, True)
             continue
         key = 2 * s + np.int64(direction[i])
         lane = slot_lane[key] - 1
@@ -422,12 +443,10 @@ def cut_frames(
                     continue  # read when the hole in front of it fills
                 # No room, or waited enough: the hole is given up, what was set aside
                 # read as it stands.
-                _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off,
-                                out_len, meta, True)  # fmt: skip
-        _take(lane, lanes, lane_buf, buf, p, length, seq, i, out_buf, out_pkt, out_off,
-              out_len, meta)  # fmt: skip
+                _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames, meta, True)
+        _take(lane, lanes, lane_buf, buf, p, length, seq, i, out_buf, frames, meta)
         if lanes[lane, LN_STASHED]:
-            _read_set_aside(lane, lanes, lane_buf, i, out_buf, out_pkt, out_off, out_len,
+            _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames,
                             meta, False)  # fmt: skip
     return n, DONE
 

@@ -136,6 +136,8 @@ def test_a_hole_never_filled_is_given_up_at_the_close(write_pcap):
     packets, seq = with_hole(40, 20)
     (s,) = streams(write_pcap, [*packets, fin(40 * FRAME_MS, seq)])
     assert (s.packets, s.lost) == (38, 2)
+    # TCP delivers every byte: those the capture lacks are its own loss, not the path's.
+    assert (s.capture_gap_missing, s.loss_runs) == (2, 0)
 
 
 def test_a_hole_is_given_up_when_its_wait_is_over_or_the_room_is(write_pcap):
@@ -143,11 +145,11 @@ def test_a_hole_is_given_up_when_its_wait_is_over_or_the_room_is(write_pcap):
     # follows in order, with no FIN.
     packets, _ = with_hole(60, 10, gap_ms=100)
     (s,) = streams(write_pcap, packets)
-    assert (s.packets, s.lost) == (58, 2)
+    assert (s.packets, s.lost, s.capture_gap_missing) == (58, 2, 2)
     # 20 ms apart: the 32 places fill first (0.64 s).
     packets, _ = with_hole(80, 10)
     (s,) = streams(write_pcap, packets)
-    assert (s.packets, s.lost) == (78, 2)
+    assert (s.packets, s.lost, s.capture_gap_missing) == (78, 2, 2)
 
 
 def test_reordered_segments_are_read_in_order_when_the_hole_fills(write_pcap):
@@ -274,3 +276,9 @@ def test_a_call_over_tcp_is_answered_by_media_both_ways_not_by_acks(write_pcap, 
     calls = [c for c in iter_calls(write_pcap(packets)) if c["streams"]]
     assert len(calls) == 1, calls
     assert calls[0]["state"] == ("answered" if answered else "unanswered"), calls[0]["evidence"]
+
+
+def test_the_capture_hole_flag_is_the_kernels():
+    from voipscope.quality import rtp_kernel as K
+
+    assert TF.AFTER_CAPTURE_HOLE == K.AFTER_CAPTURE_HOLE and K.AFTER_CAPTURE_HOLE & K.IN_EXTRA == 0
