@@ -3,7 +3,7 @@
 Two framings carry RTP and RTCP over a TCP byte stream:
 
 - RFC 4571 §2: each RTP or RTCP packet is preceded by a 16-bit length, nothing else
-  (RTP over TCP to a media server, RTSP-less GStreamer ``rtpstreampay``, ...).
+  (RTP over TCP to a media server, GStreamer's ``rtpstreampay``, ...).
 - TURN over TCP (RFC 8656 §12.5, client to relay): STUN messages (20-byte header, the
   length of the attributes, a multiple of 4) and ChannelData messages (4-byte header, the
   length of the data, padded to a multiple of 4 over TCP) follow each other with no
@@ -43,7 +43,6 @@ from voipscope.decode import status as S
 from voipscope.wire import u16be, u32be
 
 TCP = 6
-UDP = 17
 RTP_VERSION_BITS = 0x80  # RFC 3550 §5.1: V=2 in the top two bits
 RTCP_MIN_BYTES = 8  # RFC 3550 §6.4: the smallest RTP or RTCP packet worth a frame
 RFC4571_PREFIX_BYTES = 2  # RFC 4571 §2: LENGTH, 16 bits, network order
