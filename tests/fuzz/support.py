@@ -19,13 +19,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from tests import pcapbuild as pb
-from tests.readback import Rec, check_batch
+from tests.readback import Rec, batch_of, check_batch
 from voipscope import read_flows
-from voipscope.config import SourceConfig
+from voipscope.anomalies import AnomalyLog
+from voipscope.config import FlowConfig, SourceConfig
 from voipscope.decode import DecodedBatch, decode_batch
 from voipscope.decode import status as S
 from voipscope.dissect.base import Dissector, FlowContext
 from voipscope.errors import DecodeError, VoipscopeError
+from voipscope.flows import FlowTable, new_assignment
+from voipscope.quality.rtp_streams import RtpStreamTracker
 from voipscope.source import CaptureInfo, read_capture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,3 +210,30 @@ def check_run(dissector: Dissector, ctx: FlowContext, matched_at: int | None, pa
         assert 1 <= f.at_packet <= packets
     assert set(ctx.anomalies.counts) <= set(dissector.ANOMALIES), ctx.anomalies.counts
     assert matched_at is None or 1 <= matched_at <= packets
+
+
+def drive_tracker(
+    tracker: RtpStreamTracker,
+    config: FlowConfig,
+    frames: list[tuple[int, bytes]],
+    stamps: list[int],
+    batch: int,
+) -> list[int]:
+    """Run ``frames`` through the real decoder and a flow table of ``config`` in batches
+    of ``batch`` with ``tracker`` as its hook, flushing at the end; the ended flow ids
+    in the order they ended."""
+    table = FlowTable(config, AnomalyLog())
+    ended_ids: list[int] = []
+    for start in range(0, len(frames), batch):
+        d = decode_batch(batch_of(frames[start : start + batch], stamps[start : start + batch]))
+        a = new_assignment(len(d))
+        ended = list(table.update(d, a))
+        tracker.on_init(d, a, np.flatnonzero(a.seq == 1))
+        tracker.on_update(d, a)
+        for rows in ended:
+            tracker.on_expire(rows)
+            ended_ids += rows[:, 0].tolist()
+    for rows in table.flush():
+        tracker.on_expire(rows)
+        ended_ids += rows[:, 0].tolist()
+    return ended_ids

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import pcapbuild as pb
-from tests.fuzz.support import FAST, LONG
+from tests.fuzz.support import FAST, LONG, drive_tracker
 from tests.readback import batch_of
 from voipscope.anomalies import AnomalyLog
 from voipscope.config import FlowConfig
@@ -77,21 +77,8 @@ def check_tracker(pkts: list[tuple[bytes, int, bool, int]], batch: int) -> None:
         ts += gap
         stamps.append(ts)
     config = FlowConfig(idle_timeout_s=1.0, max_flows=2)
-    table = FlowTable(config, AnomalyLog())
     tracker = RtpStreamTracker(config.max_flows)
-    ended_ids: list[int] = []
-    for start in range(0, len(frames), batch):
-        d = decode_batch(batch_of(frames[start : start + batch], stamps[start : start + batch]))
-        a = new_assignment(len(d))
-        ended = list(table.update(d, a))
-        tracker.on_init(d, a, np.flatnonzero(a.seq == 1))
-        tracker.on_update(d, a)
-        for rows in ended:
-            tracker.on_expire(rows)
-            ended_ids += rows[:, 0].tolist()
-    for rows in table.flush():
-        tracker.on_expire(rows)
-        ended_ids += rows[:, 0].tolist()
+    ended_ids = drive_tracker(tracker, config, frames, stamps, batch)
     assert tracker.live_flows == 0
     counted = 0
     for flow_id in ended_ids:

@@ -18,12 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import pcapbuild as pb
-from tests.fuzz.support import FAST, LONG
-from tests.readback import batch_of
-from voipscope.anomalies import AnomalyLog
+from tests.fuzz.support import FAST, LONG, drive_tracker
 from voipscope.config import FlowConfig
-from voipscope.decode import decode_batch
-from voipscope.flows import FlowTable, new_assignment
 from voipscope.quality import tcp_framing as TF
 from voipscope.quality.rtp_streams import RtpStreamTracker
 
@@ -98,21 +94,8 @@ def check(pkts, batch: int) -> None:  # type: ignore[no-untyped-def]
             stamps.append(ts)
             payload_bytes += len(piece)
     config = FlowConfig(idle_timeout_s=1.0, max_flows=2)
-    table = FlowTable(config, AnomalyLog())
     tracker = RtpStreamTracker(config.max_flows)
-    ended_ids: list[int] = []
-    for start in range(0, len(frames), batch):
-        d = decode_batch(batch_of(frames[start : start + batch], stamps[start : start + batch]))
-        a = new_assignment(len(d))
-        ended = list(table.update(d, a))
-        tracker.on_init(d, a, np.flatnonzero(a.seq == 1))
-        tracker.on_update(d, a)
-        for rows in ended:
-            tracker.on_expire(rows)
-            ended_ids += rows[:, 0].tolist()
-    for rows in table.flush():
-        tracker.on_expire(rows)
-        ended_ids += rows[:, 0].tolist()
+    ended_ids = drive_tracker(tracker, config, frames, stamps, batch)
     assert tracker.live_flows == 0
     # Every lane handed back: none is held by a flow that ended.
     meta = tracker.lane_meta

@@ -16,18 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import pcapbuild as pb
-from tests.fuzz.support import FAST, LONG
-from tests.readback import batch_of
+from tests.fuzz.support import FAST, LONG, drive_tracker
 from tests.unit.activity.g711 import encode
 from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
-from voipscope.anomalies import AnomalyLog
 from voipscope.config import FlowConfig
-from voipscope.decode import decode_batch
 from voipscope.detect.alerts import AlertBook
 from voipscope.detect.timing_channel import TimingChannelDetector
 from voipscope.detect.tone_exfil import ToneExfilDetector, decode_tone_runs
-from voipscope.flows import FlowTable, new_assignment
 from voipscope.quality.rtp_streams import RtpStreamTracker
 
 RTPMAP = {96: ("L16", 16000), 97: ("L16", 44100)}  # dynamic L16, read only with an rtpmap
@@ -76,20 +72,8 @@ def check_tones(pkts: list[tuple[bytes, tuple[int, int], int]], batch: int) -> N
         ts += gap
         stamps.append(ts)
     config = FlowConfig(idle_timeout_s=1.0, max_flows=2)
-    table = FlowTable(config, AnomalyLog())
     tracker = RtpStreamTracker(config.max_flows, rtpmap=RTPMAP)
-    ended_ids: list[int] = []
-    for start in range(0, len(frames), batch):
-        d = decode_batch(batch_of(frames[start : start + batch], stamps[start : start + batch]))
-        a = new_assignment(len(d))
-        ended = list(table.update(d, a))
-        tracker.on_update(d, a)
-        for rows in ended:
-            tracker.on_expire(rows)
-            ended_ids += rows[:, 0].tolist()
-    for rows in table.flush():
-        tracker.on_expire(rows)
-        ended_ids += rows[:, 0].tolist()
+    ended_ids = drive_tracker(tracker, config, frames, stamps, batch)
     detector = ToneExfilDetector()
     for flow_id in ended_ids:
         stats = tracker.pop(flow_id)

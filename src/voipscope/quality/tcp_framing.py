@@ -40,20 +40,25 @@ import numpy as np
 from numba import njit
 
 from voipscope.decode import status as S
+from voipscope.quality.rtp_kernel import (
+    AFTER_CAPTURE_HOLE,
+    CHANNEL_FIRST_BYTE_MAX,
+    CHANNEL_FIRST_BYTE_MIN,
+    CHANNEL_HEADER_BYTES,
+    RTCP_MIN_BYTES,
+    RTP_VERSION_BITS,
+    STUN_DATA_INDICATION,
+    STUN_HEADER_BYTES,
+    STUN_MAGIC_COOKIE,
+    STUN_SEND_INDICATION,
+    _pop,
+)
 from voipscope.wire import u16be, u32be
 
 TCP = 6
-RTP_VERSION_BITS = 0x80  # RFC 3550 §5.1: V=2 in the top two bits
-RTCP_MIN_BYTES = 8  # RFC 3550 §6.4: the smallest RTP or RTCP packet worth a frame
 RFC4571_PREFIX_BYTES = 2  # RFC 4571 §2: LENGTH, 16 bits, network order
-# RFC 8656 §12.4: channel numbers 0x4000-0x4FFF; §12.5: padded to 4 bytes over TCP.
-CHANNEL_FIRST_BYTE_MIN = 0x40
-CHANNEL_FIRST_BYTE_MAX = 0x4F
-CHANNEL_HEADER_BYTES = 4
-STUN_HEADER_BYTES = 20  # RFC 8489 §5
-STUN_MAGIC_COOKIE = 0x2112A442
-STUN_SEND_INDICATION = 0x0016  # RFC 8656 §11.2
-STUN_DATA_INDICATION = 0x0017  # RFC 8656 §11.4
+# The RTP, ChannelData (RFC 8656 §12.4; §12.5: padded to 4 bytes over TCP) and STUN
+# constants are the RTP kernel's, which reads the same messages inside datagrams.
 TCP_MIN_HEADER_WORDS = 5  # RFC 9293 §3.1: data offset in 32-bit words, 5..15
 TCP_MAX_HEADER_WORDS = 15
 SEQ_SPACE = 1 << 32
@@ -109,11 +114,9 @@ FRAME_OFFSET = 1  # in out_buf
 FRAME_LENGTH = 2
 FRAME_FLAGS = 3
 FRAME_ROWS = 4
-# FRAME_FLAGS: bytes of the stream in front of this frame were never captured (a hole
-# given up), so sequence numbers it skips are missing from the capture, not lost. The RTP
-# kernel's in_extra bit, restated here: numba's on-disk cache of one module does not see
-# a constant change in another (a test holds the two equal).
-AFTER_CAPTURE_HOLE = 2
+# FRAME_FLAGS: AFTER_CAPTURE_HOLE (the RTP kernel's in_extra bit): bytes of the stream in
+# front of this frame were never captured (a hole given up), so sequence numbers it
+# skips are missing from the capture, not lost.
 
 NEED_MORE = -1  # the frame's header is not all there yet
 BAD = -2  # not a frame of this framing
@@ -357,6 +360,17 @@ def _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames, meta, all_of):
               out_buf, frames, meta)  # fmt: skip
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _room(lanes, lane, length, meta, out_buf, frames):
+    """Room in the outputs for everything ``length`` new bytes of a lane (-1: none yet)
+    can complete with what it holds and has set aside."""
+    held = lanes[lane, LN_HAVE] + lanes[lane, LN_STASHED_BYTES] if lane >= 0 else 0
+    return (
+        meta[LM_OUT] + held + length <= out_buf.shape[0]
+        and meta[LM_FRAMES] + (held + length) // RTCP_MIN_BYTES + 1 <= frames.shape[1]
+    )
+
+
 @njit(cache=True, nogil=True)
 def cut_frames(
     buf, in_extra, l4_off, l4_len, status, proto, sport, dport, tcp_flags, ts_ns, slot,
@@ -371,9 +385,6 @@ def cut_frames(
     (stopped_at, DONE | LANES_FULL | OUT_FULL): the packet it stopped before, untouched.
     """
     n = status.shape[0]
-    out_cap = out_buf.shape[0]
-    frames_cap = frames.shape[1]
-    lane_cap = lanes.shape[0]
     for i in range(start, n):
         length = np.int64(l4_len[i])
         if proto[i] != TCP or status[i] != S.OK or in_extra[i]:
@@ -391,11 +402,7 @@ def cut_frames(
                         and lanes[other, LN_FLOW_ID] == flow_id[i]
                         and lanes[other, LN_STASHED]
                     ):
-                        held = lanes[other, LN_HAVE] + lanes[other, LN_STASHED_BYTES]
-                        if (
-                            meta[LM_OUT] + held > out_cap
-                            or meta[LM_FRAMES] + held // RTCP_MIN_BYTES + 1 > frames_cap
-                        ):
+                        if not _room(lanes, other, 0, meta, out_buf, frames):
                             return i, OUT_FULL
                         _read_set_aside(other, lanes, lane_buf, i, out_buf, frames, meta, True)
             continue
@@ -412,20 +419,11 @@ def cut_frames(
         # Room for everything this segment can complete (the held and set-aside bytes
         # and its own), checked before anything changes so that the caller can grow and
         # call again.
-        held = lanes[lane, LN_HAVE] + lanes[lane, LN_STASHED_BYTES] if lane >= 0 else 0
-        if (
-            meta[LM_OUT] + held + length > out_cap
-            or meta[LM_FRAMES] + (held + length) // RTCP_MIN_BYTES + 1 > frames_cap
-        ):
+        if not _room(lanes, lane, length, meta, out_buf, frames):
             return i, OUT_FULL
         if lane < 0:
-            if meta[LM_TOP] > 0:
-                meta[LM_TOP] -= 1
-                lane = lfree[meta[LM_TOP]]
-            elif meta[LM_HIGH] < lane_cap:
-                lane = meta[LM_HIGH]
-                meta[LM_HIGH] += 1
-            else:
+            lane = _pop(lfree, meta, LM_TOP, LM_HIGH, lanes.shape[0])
+            if lane < 0:
                 return i, LANES_FULL
             lanes[lane, :] = 0
             lanes[lane, LN_FLOW_ID] = flow_id[i]

@@ -22,9 +22,12 @@ T0 = 1_700_000_000.0
 ISN = 0xFFFFF000  # the sequence numbers wrap inside the stream
 
 
-def segment(ms: float, payload: bytes, seq: int, src=CLIENT, dst=SERVER, options: int = 0):  # type: ignore[no-untyped-def]
+def segment(  # type: ignore[no-untyped-def]
+    ms: float, payload: bytes, seq: int, src=CLIENT, dst=SERVER, options: int = 0,
+    flags: int = pb.TCP_ACK | pb.TCP_PSH,
+):  # fmt: skip
     """A TCP segment at ``ms``; ``options`` 32-bit words of NOPs after the header."""
-    header = bytearray(pb.tcp(b"", src[1], dst[1], pb.TCP_ACK | pb.TCP_PSH, seq % (1 << 32)))
+    header = bytearray(pb.tcp(b"", src[1], dst[1], flags, seq % (1 << 32)))
     header[12] = (5 + options) << 4
     body = bytes(header) + b"\x01" * (4 * options) + payload
     if ":" in src[0]:
@@ -107,10 +110,8 @@ def test_retransmissions_are_not_duplicates(write_pcap):
     assert (s.packets, s.lost, s.duplicates) == (30, 0, 0)
 
 
-def fin(ms: float, seq: int, src=CLIENT, dst=SERVER) -> pb.Packet:  # type: ignore[no-untyped-def]
-    closing = pb.tcp(b"", src[1], dst[1], pb.TCP_FIN | pb.TCP_ACK, seq % (1 << 32))
-    frame = pb.ethernet(pb.ipv4(closing, src[0], dst[0], proto=6))
-    return pb.Packet(round((T0 + ms / 1000) * 1e9), frame)
+def fin(ms: float, seq: int) -> pb.Packet:
+    return segment(ms, b"", seq, flags=pb.TCP_FIN | pb.TCP_ACK)
 
 
 def with_hole(count: int, hole_at: int, gap_ms: float = FRAME_MS) -> tuple[list[pb.Packet], int]:
@@ -251,11 +252,8 @@ def test_tcp_seq_is_read_from_the_header_before_the_payload():
         assert TF.tcp_seq(array, at, CLIENT[1], 9999) == -1  # not this packet's ports
 
 
-def ack(ms: float, seq: int, src=SERVER, dst=CLIENT) -> pb.Packet:  # type: ignore[no-untyped-def]
-    frame = pb.ethernet(
-        pb.ipv4(pb.tcp(b"", src[1], dst[1], pb.TCP_ACK, seq), src[0], dst[0], proto=6)
-    )
-    return pb.Packet(round((T0 + ms / 1000) * 1e9), frame)
+def ack(ms: float, seq: int) -> pb.Packet:
+    return segment(ms, b"", seq, SERVER, CLIENT, flags=pb.TCP_ACK)
 
 
 @pytest.mark.parametrize("answered", [False, True])
@@ -278,7 +276,7 @@ def test_a_call_over_tcp_is_answered_by_media_both_ways_not_by_acks(write_pcap, 
     assert calls[0]["state"] == ("answered" if answered else "unanswered"), calls[0]["evidence"]
 
 
-def test_the_capture_hole_flag_is_the_kernels():
+def test_the_capture_hole_bit_is_its_own():
     from voipscope.quality import rtp_kernel as K
 
-    assert TF.AFTER_CAPTURE_HOLE == K.AFTER_CAPTURE_HOLE and K.AFTER_CAPTURE_HOLE & K.IN_EXTRA == 0
+    assert K.AFTER_CAPTURE_HOLE & K.IN_EXTRA == 0
