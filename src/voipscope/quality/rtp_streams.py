@@ -39,8 +39,12 @@ from voipscope.quality.payload_types import (
 INITIAL_FLOW_ROWS = 1024
 INITIAL_STREAM_ROWS = 1024
 OPUS = "opus"  # RFC 7587 §7: the media subtype
-INITIAL_TCP_LANES = 8  # TCP directions carrying framed media: rare, and 64 kB each
-INITIAL_TCP_OUT_BYTES = 1 << 18  # above two lane buffers: a segment always fits
+# TCP directions carrying framed media: rare, and a 128 kB buffer each (calloc'd: it
+# costs memory only as far as it is written).
+INITIAL_TCP_LANES = 8
+# Frames cut from one batch's segments; grown when a lane's held and set-aside bytes
+# and a segment would not fit.
+INITIAL_TCP_OUT_BYTES = 1 << 18
 INITIAL_TCP_FRAMES = 4096
 # Ended flows whose streams wait for the caller; beyond this the oldest are dropped.
 MAX_PENDING_FLOWS = 16384
