@@ -165,9 +165,9 @@ class AppCall:
 
 
 def media_packets(flow: dict[str, Any]) -> tuple[int, int]:
-    """Media packets each way: the flow's packets, or over TCP (where every data segment
-    is acknowledged the other way) what its streams counted, set by the assembler as
-    ``_media_packets``."""
+    """Media packets each way: what the flow's RTP/SRTP streams counted, set by the
+    assembler as ``_media_packets``; the flow's packets where the media is not RTP
+    (proprietary or encrypted framings)."""
     counted = flow.get("_media_packets")
     if counted is not None:
         return counted

@@ -255,12 +255,21 @@ class CallAssembler:
                 self._app_streams[flow["flow_id"]] = streams
                 if flow.get("_rtcp"):
                     self._app_rtcp[flow["flow_id"]] = flow
-            if flow.get("proto") == "tcp" and any(s.get("ssrc") for s in streams):
-                # Media over TCP: the segments acknowledging it are no media the other way.
+            if any(s.get("ssrc") for s in streams):
+                # Measured RTP/SRTP: what went each way is the streams' packets and the
+                # RTCP (an endpoint reporting on what it receives takes part in the media
+                # session, muted or not), not the flow's packets. Over TCP the segments
+                # acknowledging media are no media the other way; over UDP neither are
+                # ICE consent checks (a STUN Binding each way every few seconds, RFC
+                # 7675, from before the call is answered) beside one-way media.
                 ends = (flow["src_ip"], flow["src_port"])
                 forward = sum(s["packets"] for s in streams if (s["src_ip"], s["src_port"]) == ends)
                 backward = sum(s["packets"] for s in streams) - forward
-                flow = {**flow, "_media_packets": (forward, backward)}
+                rtcp_forward, rtcp_backward = flow.get("_rtcp_packets", (0, 0))
+                flow = {
+                    **flow,
+                    "_media_packets": (forward + rtcp_forward, backward + rtcp_backward),
+                }
             flows.append(flow)
         self._app_out(self.app_calls.add(flows))
 

@@ -125,6 +125,8 @@ class CallsStage(NoHooks):
                     streams = []  # RTCP reports on streams; it is not one
                 else:
                     streams = flow_streams(flow)
+                if stats is not None and any(stats.rtcp_packets):
+                    flow = {**flow, "_rtcp_packets": stats.rtcp_packets}
                 self.assembler.add_media(flow, streams, stats.rtcp if stats else None)
             else:
                 others.append(flow)

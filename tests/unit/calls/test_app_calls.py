@@ -3,8 +3,13 @@ join gap are one call; signalling joins but never makes a call."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
+import pytest
+
+from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, A, B, rtp, udp_at
+from voipscope.api import iter_calls
 from voipscope.calls.app_calls import (
     ANSWERED_MIN_PACKETS,
     JOIN_GAP_S,
@@ -135,3 +140,29 @@ def test_waiting_signalling_keeps_no_flow_records() -> None:
     # And they still join the call of their user that comes later.
     out = [*grouper.add([flow(9000, 150.0, 170.0, src="10.0.0.40")]), *grouper.finish()]
     assert [c["signaling_flows"] for c in out] == [[40]]
+
+
+def _stun(message_type: int, k: int) -> bytes:
+    """A STUN Binding request or success response (RFC 8489 §5), no attributes."""
+    return struct.pack("!HHI", message_type, 0, 0x2112A442) + k.to_bytes(12, "big")
+
+
+@pytest.mark.parametrize("answered", [False, True])
+def test_a_udp_call_is_answered_by_rtp_both_ways_not_by_consent_checks(write_pcap, answered):
+    """Without signalling, "answered" means voice went both ways. ICE consent checks (a
+    STUN Binding each way every few seconds, RFC 7675) beside one-way RTP are no voice
+    the other way, however many there are."""
+    packets = [udp_at(k * FRAME_MS, rtp(k + 1, k * PCMU_TICKS)) for k in range(100)]
+    if answered:
+        packets += [
+            udp_at(k * FRAME_MS + 3, rtp(k + 1, k * PCMU_TICKS, ssrc=0x99), src=B, dst=A)
+            for k in range(100)
+        ]
+    for k in range(ANSWERED_MIN_PACKETS + 2):  # every 150 ms: as many as the rule asks
+        packets.append(udp_at(k * 150 + 7, _stun(0x0001, k)))
+        packets.append(udp_at(k * 150 + 8, _stun(0x0101, k), src=B, dst=A))
+    packets.sort(key=lambda p: p.ts_ns)
+    out = [c for c in iter_calls(write_pcap(packets)) if c["streams"]]
+    assert len(out) == 1, out
+    assert len(out[0]["streams"]) == (2 if answered else 1)
+    assert out[0]["state"] == ("answered" if answered else "unanswered"), out[0]["evidence"]
