@@ -535,6 +535,10 @@ def _best_per_protocol(findings: list[Finding]) -> dict[str, Finding]:
     return best
 
 
+# A control protocol and the media protocol it reports on.
+CONTROL_OF = {"RTCP": "RTP", "SRTCP": "SRTP"}
+
+
 def _rank(f: Finding) -> tuple[int, float, int]:
     return CATEGORY_RANK.get(f.category, 0), f.confidence, -f.at_packet
 
@@ -550,6 +554,11 @@ def _winner(best: dict[str, Finding]) -> Finding | None:
         # first sent a Binding request to is a TURN flow, whichever message came first.
         turn = next((f for f in pool if f.protocol == "TURN" and f.category == top.category), None)
         top = turn or top
+    elif top.protocol in CONTROL_OF:
+        # RTCP reports on the RTP beside it (RFC 5761 multiplexing on one 5-tuple): the
+        # flow is the media's, whether a report or the RTP's second packet came first.
+        rtp = next((f for f in pool if f.protocol == CONTROL_OF[top.protocol]), None)
+        top = rtp or top
     # A clearly surer non-VoIP finding (DNS, QUIC, TLS) beats weak VoIP evidence; DTLS is
     # part of the RFC 7983 family and never outvotes the media beside it.
     others = [f for f in pool if f.category == OTHER and f.protocol != "DTLS"]

@@ -147,16 +147,28 @@ def _stun(message_type: int, k: int) -> bytes:
     return struct.pack("!HHI", message_type, 0, 0x2112A442) + k.to_bytes(12, "big")
 
 
-@pytest.mark.parametrize("answered", [False, True])
-def test_a_udp_call_is_answered_by_rtp_both_ways_not_by_consent_checks(write_pcap, answered):
-    """Without signalling, "answered" means voice went both ways. ICE consent checks (a
-    STUN Binding each way every few seconds, RFC 7675) beside one-way RTP are no voice
-    the other way, however many there are."""
+def _receiver_report(k: int) -> bytes:
+    """RTCP RR (RFC 3550 §6.4.2) with one report block on SSRC 0x1234."""
+    block = struct.pack("!IIIIII", 0x1234, 0, k, 0, 0, 0)
+    return struct.pack("!BBHI", 0x81, 201, 7, 0x99) + block
+
+
+@pytest.mark.parametrize("back", ["consent checks", "rtp", "rtcp"])
+def test_a_udp_call_is_answered_by_media_both_ways_not_by_consent_checks(write_pcap, back):
+    """Without signalling, "answered" means the media session ran both ways: RTP, or
+    RTCP reports on what an endpoint receives (muted, it still reports). ICE consent
+    checks (a STUN Binding each way every few seconds, RFC 7675) beside one-way RTP are
+    no media the other way, however many there are."""
     packets = [udp_at(k * FRAME_MS, rtp(k + 1, k * PCMU_TICKS)) for k in range(100)]
-    if answered:
+    if back == "rtp":
         packets += [
             udp_at(k * FRAME_MS + 3, rtp(k + 1, k * PCMU_TICKS, ssrc=0x99), src=B, dst=A)
             for k in range(100)
+        ]
+    elif back == "rtcp":
+        packets += [
+            udp_at(k * 150 + 5, _receiver_report(k), src=B, dst=A)
+            for k in range(ANSWERED_MIN_PACKETS)
         ]
     for k in range(ANSWERED_MIN_PACKETS + 2):  # every 150 ms: as many as the rule asks
         packets.append(udp_at(k * 150 + 7, _stun(0x0001, k)))
@@ -164,5 +176,6 @@ def test_a_udp_call_is_answered_by_rtp_both_ways_not_by_consent_checks(write_pca
     packets.sort(key=lambda p: p.ts_ns)
     out = [c for c in iter_calls(write_pcap(packets)) if c["streams"]]
     assert len(out) == 1, out
-    assert len(out[0]["streams"]) == (2 if answered else 1)
-    assert out[0]["state"] == ("answered" if answered else "unanswered"), out[0]["evidence"]
+    assert len(out[0]["streams"]) == (2 if back == "rtp" else 1)
+    want = "unanswered" if back == "consent checks" else "answered"
+    assert out[0]["state"] == want, out[0]["evidence"]

@@ -34,6 +34,20 @@ def test_media_beats_signalling_on_one_5tuple() -> None:
     assert v.evidence[0].startswith("RTP:") and any(e.startswith("STUN:") for e in v.evidence)
 
 
+def test_rtp_and_rtcp_on_one_5tuple_is_rtp_whichever_matched_first() -> None:
+    """RFC 5761 multiplexing: a receiver report can come before the RTP's second packet
+    (which RTP needs to match); the flow is still the media's, its RTCP the evidence."""
+    for rtcp_first in (True, False):
+        v = judge(Finding("RTCP", MEDIA, 0.9, "RR", 2 if rtcp_first else 5),
+                  Finding("RTP", MEDIA, 0.9, "rtp", 3))  # fmt: skip
+        assert (v.protocol, v.detected_at_packet) == ("RTP", 3)
+        assert any(e.startswith("RTCP:") for e in v.evidence)
+    v = judge(Finding("RTCP", MEDIA, 0.9, "SR", 2), Finding("RTP", MEDIA, 0.85, "rtp", 9),
+              Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 1))  # fmt: skip
+    assert v.protocol == "SRTP"
+    assert judge(Finding("RTCP", MEDIA, 0.9, "RR", 2)).protocol == "RTCP"  # RTCP alone
+
+
 def test_rtp_after_dtls_srtp_is_srtp() -> None:
     v = judge(Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 3),
               Finding("RTP", MEDIA, 0.9, "rtp", 20))  # fmt: skip
