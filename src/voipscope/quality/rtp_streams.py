@@ -273,11 +273,16 @@ class RtpStreamTracker:
         else:
             arrays = (extra, in_extra, l4_off, d.l4_len, d.status, d.proto, d.ts_ns,
                       a.slot, a.flow_id, a.direction)  # fmt: skip
+        self._track(d.packets.buf, arrays, self.slot_row)
+
+    def _track(self, buf: np.ndarray, arrays: tuple[np.ndarray, ...], slot_row: np.ndarray) -> None:
+        """Run the kernel over packet columns ``arrays`` (extra .. direction), growing
+        the pools as it asks."""
         start = 0
         while True:
             stopped, why = K.track_media(
-                d.packets.buf, *arrays, start,
-                self.slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
+                buf, *arrays, start,
+                slot_row, self.frows, self.ffree, self.si, self.sf, self.sfree,
                 self.meta, self.new_rows, self.clock_hz, self.va, self.ev,
                 self.tn, self.codecs, self.scratch, self.tones, self.tm, self.tmw,
             )  # fmt: skip
@@ -293,6 +298,7 @@ class RtpStreamTracker:
 
     def on_expire(self, ended: np.ndarray) -> None:
         if self.lane_meta[TF.LM_HIGH]:
+            self._read_left_aside(ended)
             TF.free_lanes_of(ended[:, F.F_ID], self.slot_lane, self.lanes, self.lfree,
                              self.lane_meta)  # fmt: skip
         ids = ended[:, F.F_ID].tolist()
@@ -394,6 +400,62 @@ class RtpStreamTracker:
                 self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
                 self.tcp_frames = _grown(frames.T, 2 * frames.shape[1]).T.copy()
             start = int(stopped)
+
+    def _read_left_aside(self, ended: np.ndarray) -> None:
+        """Segments the ended flows' TCP lanes set aside before a hole that never filled
+        are read now (the flow is over: no retransmission will come), timed by the
+        flow's last packet as at a FIN, their frames marked as after a capture hole."""
+        high = int(self.lane_meta[TF.LM_HIGH])
+        lanes = self.lanes[:high]
+        ending = np.flatnonzero(
+            np.isin(lanes[:, TF.LN_FLOW_ID], ended[:, F.F_ID]) & (lanes[:, TF.LN_STASHED] > 0)
+        )
+        if ending.size == 0:
+            return
+        self.lane_meta[TF.LM_FRAMES] = 0
+        self.lane_meta[TF.LM_OUT] = 0
+        start = 0
+        while True:
+            stopped, why = TF.read_left_aside(
+                ending, start, self.lanes, self.lane_buf, self.lane_meta, self.tcp_out,
+                self.tcp_frames,
+            )  # fmt: skip
+            if why == TF.DONE:
+                break
+            self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
+            self.tcp_frames = _grown(self.tcp_frames.T, 2 * self.tcp_frames.shape[1]).T.copy()
+            start = int(stopped)
+        count = int(self.lane_meta[TF.LM_FRAMES])
+        if count == 0:
+            return
+        frames = self.tcp_frames[:, :count]
+        lane = ending[frames[TF.FRAME_PACKET]]
+        flow_id = self.lanes[lane, TF.LN_FLOW_ID]
+        last_ns = dict(zip(ended[:, F.F_ID].tolist(), ended[:, F.F_LAST_NS].tolist(), strict=True))
+        # The flow-table slots may hold other flows by now: the kernel finds each ended
+        # flow's row through a slot map of its own, one place per lane.
+        place = np.arange(count, dtype=np.int64)
+        slot_row = np.zeros(count, np.int64)
+        for k, fid in enumerate(flow_id.tolist()):
+            slot_row[k] = self._row_of.get(fid, -1) + 1
+        used = int(self.lane_meta[TF.LM_OUT])
+        arrays = (
+            self.tcp_out[:used].copy(),
+            (K.IN_EXTRA | frames[TF.FRAME_FLAGS]).astype(np.uint8),
+            frames[TF.FRAME_OFFSET].copy(),
+            frames[TF.FRAME_LENGTH].astype(np.int32),
+            np.full(count, S.OK, np.uint8),
+            np.full(count, K.UDP, np.uint8),  # datagrams now, as the kernel reads
+            np.array([last_ns[f] for f in flow_id.tolist()], np.int64),
+            place,
+            flow_id.copy(),
+            self.lanes[lane, TF.LN_DIR].astype(np.uint8),
+        )
+        # Every frame is in the side buffer; ``buf`` is read-only as a mapped file's is,
+        # so the kernel runs the machine code it has (a writable one is another build).
+        buf = arrays[0].view()
+        buf.flags.writeable = False
+        self._track(buf, arrays, slot_row)
 
     def _with_frames(
         self,

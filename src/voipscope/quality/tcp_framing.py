@@ -30,8 +30,8 @@ offers such a segment and is not cut. When bytes are missing (a hole in the sequ
 numbers, the capture's loss) or a packet does not parse, the lane drops the partial
 packet and waits for the next exactly framed segment. A hole is given up, and what was
 set aside read as it stands, when the set-aside segments fill up, when the hole is
-HOLE_WAIT_NS old or when the connection closes (FIN or RST): the capture never saw those
-bytes. Segments still set aside when the capture or the flow ends otherwise are not read.
+HOLE_WAIT_NS old, when the connection closes (FIN or RST) or when the flow ends (idle,
+evicted, or the capture is over: ``read_left_aside``): the capture never saw those bytes.
 """
 
 from __future__ import annotations
@@ -446,6 +446,20 @@ def cut_frames(
             _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames,
                             meta, False)  # fmt: skip
     return n, DONE
+
+
+@njit(cache=True, nogil=True)
+def read_left_aside(ending, start, lanes, lane_buf, meta, out_buf, frames):
+    """The flows of the lanes ``ending`` end: no retransmission will fill their holes,
+    so what each set aside is read as it stands (``_read_set_aside``, every one), frame
+    k of ``ending[k]`` named by FRAME_PACKET k. Returns (stopped_at, DONE | OUT_FULL)
+    as ``cut_frames`` does, from ``start``."""
+    for k in range(start, ending.shape[0]):
+        lane = ending[k]
+        if not _room(lanes, lane, 0, meta, out_buf, frames):
+            return k, OUT_FULL
+        _read_set_aside(lane, lanes, lane_buf, k, out_buf, frames, meta, True)
+    return ending.shape[0], DONE
 
 
 def new_lanes(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

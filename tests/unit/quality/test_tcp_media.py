@@ -141,6 +141,21 @@ def test_a_hole_never_filled_is_given_up_at_the_close(write_pcap):
     assert (s.capture_gap_missing, s.loss_runs) == (2, 0)
 
 
+@pytest.mark.parametrize("end", ["capture", "idle"])
+def test_a_hole_never_filled_is_given_up_when_the_flow_ends(write_pcap, end):
+    """No FIN, no full set-aside room, no 2 s of waiting: the capture (or the flow, by
+    its idle timeout) ends 8 segments after the hole. What was set aside is read then,
+    not dropped: the flow's last packets are in its stream."""
+    packets, _ = with_hole(30, 20)
+    if end == "idle":  # another flow goes on long after this one went quiet
+        packets += [
+            pb.udp_packet(T0 + 200 + k, "10.9.9.1", 5353, "10.9.9.2", 5353, b"x")
+            for k in range(3)
+        ]
+    (s,) = streams(write_pcap, packets)
+    assert (s.packets, s.lost, s.capture_gap_missing) == (28, 2, 2)
+
+
 def test_a_hole_is_given_up_when_its_wait_is_over_or_the_room_is(write_pcap):
     # 100 ms apart: the wait (2 s) ends 20 segments after the hole; then the rest
     # follows in order, with no FIN.
