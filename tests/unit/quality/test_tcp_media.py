@@ -149,8 +149,7 @@ def test_a_hole_never_filled_is_given_up_when_the_flow_ends(write_pcap, end):
     packets, _ = with_hole(30, 20)
     if end == "idle":  # another flow goes on long after this one went quiet
         packets += [
-            pb.udp_packet(T0 + 200 + k, "10.9.9.1", 5353, "10.9.9.2", 5353, b"x")
-            for k in range(3)
+            pb.udp_packet(T0 + 200 + k, "10.9.9.1", 5353, "10.9.9.2", 5353, b"x") for k in range(3)
         ]
     (s,) = streams(write_pcap, packets)
     assert (s.packets, s.lost, s.capture_gap_missing) == (28, 2, 2)
