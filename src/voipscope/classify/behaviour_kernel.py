@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from voipscope.decode import status as S
+from voipscope.row_pool import pop_row
 
 UDP = 17
 TCP = 6
@@ -124,13 +125,8 @@ def track_behaviour(
         fid = flow_id[i]
         r = slot_row[s] - 1
         if r < 0 or rows[r, R_FLOW_ID] != fid:
-            if meta[M_TOP] > 0:
-                meta[M_TOP] -= 1
-                r = free[meta[M_TOP]]
-            elif meta[M_HIGH] < cap:
-                r = meta[M_HIGH]
-                meta[M_HIGH] += 1
-            else:
+            r = pop_row(free, meta, M_TOP, M_HIGH, cap)
+            if r < 0:
                 return i, POOL_FULL
             rows[r, :] = 0
             rows[r, R_FLOW_ID] = fid

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from voipscope.decode import status as S
+from voipscope.row_pool import pop_row
 
 # Columns of the flow matrix (and of the expired-flow buffer, which has the same layout).
 F_ID = 0
@@ -234,12 +235,8 @@ def update_flows(
                 return i, TABLE_FULL
             if 2 * (meta[M_LIVE] + 1) > index.shape[0]:
                 return i, INDEX_FULL
-            if meta[M_FREE_TOP] > 0:
-                meta[M_FREE_TOP] -= 1
-                slot = free[meta[M_FREE_TOP]]
-            else:
-                slot = meta[M_HIGH_WATER]
-                meta[M_HIGH_WATER] += 1
+            # Fewer live flows than slots: a released slot or a never-used one is left.
+            slot = pop_row(free, meta, M_FREE_TOP, M_HIGH_WATER, capacity)
             meta[M_LIVE] += 1
             row = flows[slot]
             row[:] = 0

@@ -27,6 +27,7 @@ from voipscope.activity import talk_spurts as TS
 from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
 from voipscope.decode import status as S
+from voipscope.row_pool import pop_row
 from voipscope.wire import u16be, u32be
 
 UDP = 17
@@ -356,18 +357,6 @@ def _parse(data, p, length):
     return IS_RTP, u16be(data, p + 2), u32be(data, p + 4), u32be(data, p + 8), b1, header
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _pop(free, meta, top, high, capacity):
-    """A free row from a pool's stack, else a never-used one, else -1."""
-    if meta[top] > 0:
-        meta[top] -= 1
-        return free[meta[top]]
-    if meta[high] < capacity:
-        meta[high] += 1
-        return meta[high] - 1
-    return -1
-
-
 @njit(cache=True, nogil=True)
 def track_rtp(
     buf, extra, in_extra, l4_off, l4_len, status, proto, ts_ns,
@@ -443,7 +432,7 @@ def track_media(
         fid = flow_id[i]
         r = slot_row[s] - 1
         if r < 0 or frows[r, FR_FLOW_ID] != fid:
-            r = _pop(ffree, meta, M_FROWS_TOP, M_FROWS_HIGH, f_cap)
+            r = pop_row(ffree, meta, M_FROWS_TOP, M_FROWS_HIGH, f_cap)
             if r < 0:
                 return i, FLOW_POOL_FULL
             frows[r, :] = 0
@@ -481,7 +470,7 @@ def track_media(
             if empty < 0:
                 frows[r, FR_OVERFLOW + d] += 1
                 continue
-            row = _pop(sfree, meta, M_SROWS_TOP, M_SROWS_HIGH, s_cap)
+            row = pop_row(sfree, meta, M_SROWS_TOP, M_SROWS_HIGH, s_cap)
             if row < 0:
                 return i, STREAM_POOL_FULL
             frows[r, base + empty] = row + 1

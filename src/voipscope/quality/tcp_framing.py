@@ -51,8 +51,8 @@ from voipscope.quality.rtp_kernel import (
     STUN_HEADER_BYTES,
     STUN_MAGIC_COOKIE,
     STUN_SEND_INDICATION,
-    _pop,
 )
+from voipscope.row_pool import pop_row
 from voipscope.wire import u16be, u32be
 
 TCP = 6
@@ -422,7 +422,7 @@ def cut_frames(
         if not _room(lanes, lane, length, meta, out_buf, frames):
             return i, OUT_FULL
         if lane < 0:
-            lane = _pop(lfree, meta, LM_TOP, LM_HIGH, lanes.shape[0])
+            lane = pop_row(lfree, meta, LM_TOP, LM_HIGH, lanes.shape[0])
             if lane < 0:
                 return i, LANES_FULL
             lanes[lane, :] = 0
