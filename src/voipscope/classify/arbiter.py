@@ -306,6 +306,7 @@ class Arbiter:
         expectation = self._expectation(ctx)
         winner = _winner(best)
         v = Verdict(call_id=ctx.call_id)
+        stated = None  # the protocol whose finding leads the evidence
         if winner is not None and winner.confidence >= MIN_VERDICT_CONFIDENCE:
             if winner.protocol == "DTLS" and "use_srtp" in winner.evidence:
                 # DTLS-SRTP (RFC 5764) exists to key media: the handshake is call setup.
@@ -317,6 +318,7 @@ class Arbiter:
             v.detected_at_packet = winner.at_packet
             v.media = winner.media
             v.evidence.append(f"{winner.protocol}: {winner.evidence}")
+            stated = winner.protocol  # as found, or restated (DTLS-SRTP): listed once
         elif expectation is not None:
             # Announced media whose bytes no dissector recognised (T.38 UDPTL, encrypted
             # or unusual payloads): the signalling is the evidence.
@@ -343,7 +345,7 @@ class Arbiter:
         if opinion is not None:
             _second_opinion(v, opinion)
         for protocol, finding in best.items():
-            if finding is winner or len(v.evidence) >= MAX_EVIDENCE:
+            if protocol == stated or len(v.evidence) >= MAX_EVIDENCE:
                 continue
             if finding.confidence < MIN_VERDICT_CONFIDENCE and finding.category != v.category:
                 # A weak guess the verdict contradicts (one Skype SoM-looking first byte
@@ -553,7 +555,10 @@ def _winner(best: dict[str, Finding]) -> Finding | None:
         # TURN is a usage of STUN (RFC 8656 §2): a flow that allocates on the server it
         # first sent a Binding request to is a TURN flow, whichever message came first.
         turn = next((f for f in pool if f.protocol == "TURN" and f.category == top.category), None)
-        top = turn or top
+        # ICE checks then a DTLS-SRTP handshake on one 5-tuple (RFC 5764, RFC 8842): the
+        # flow exists to key media, the Binding requests only opened the path for it.
+        keying = next((f for f in pool if f.protocol == "DTLS" and "use_srtp" in f.evidence), None)
+        top = turn or keying or top
     elif top.protocol in CONTROL_OF:
         # RTCP reports on the RTP beside it (RFC 5761 multiplexing on one 5-tuple): the
         # flow is the media's, whether a report or the RTP's second packet came first.

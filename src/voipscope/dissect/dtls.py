@@ -75,29 +75,41 @@ EXT_USE_SRTP = 0x000E  # RFC 5764 §4.1.1: DTLS-SRTP, the WebRTC/SIP media key e
 EXT_ALPN = 0x0010  # RFC 7301
 
 
+CLIENT_HELLO, SERVER_HELLO = 1, 2
+# The variable-length fields between the random and the extensions, by their length
+# prefixes' sizes (RFC 6347 §4.2.1, RFC 5246 §7.4.1.2-3): ClientHello session_id, cookie,
+# cipher_suites, compression_methods; ServerHello session_id, then one cipher suite (2)
+# and one compression method (1), fixed.
+HELLO_FIELDS = {CLIENT_HELLO: ((1, None), (1, None), (2, None), (1, None)),
+                SERVER_HELLO: ((1, None), (0, 2), (0, 1))}  # fmt: skip
+
+
 @dataclass(slots=True)
-class ClientHello:
+class Hello:
+    kind: int  # CLIENT_HELLO | SERVER_HELLO
     extensions: list[int]
     server_name: str | None
 
 
-def parse_client_hello(record_body: bytes) -> ClientHello:
-    """Extensions of an unfragmented DTLS ClientHello (the body of a handshake record)."""
-    if len(record_body) < HANDSHAKE_HEADER_BYTES or record_body[0] != 1:
-        raise Malformed("not a DTLS ClientHello handshake message")
+def parse_hello(record_body: bytes) -> Hello:
+    """Extensions of an unfragmented DTLS ClientHello or ServerHello (the body of a
+    handshake record). A server selects DTLS-SRTP by echoing use_srtp (RFC 5764 §4.1.1)."""
+    if len(record_body) < HANDSHAKE_HEADER_BYTES or record_body[0] not in HELLO_FIELDS:
+        raise Malformed("not a DTLS ClientHello or ServerHello handshake message")
+    kind = record_body[0]
     frag_offset = int.from_bytes(record_body[6:9], "big")
     frag_len = int.from_bytes(record_body[9:12], "big")
     if frag_offset != 0:
-        raise Truncated("DTLS ClientHello fragment does not start the message")
+        raise Truncated("DTLS hello fragment does not start the message")
     body = record_body[HANDSHAKE_HEADER_BYTES : HANDSHAKE_HEADER_BYTES + frag_len]
-    pos = 2 + 32  # client_version, random
-    for size_bytes in (1, 1, 2, 1):  # session_id, cookie, cipher_suites, compression
+    pos = 2 + 32  # version, random
+    for size_bytes, fixed in HELLO_FIELDS[kind]:
         if pos + size_bytes > len(body):
-            raise Truncated("DTLS ClientHello ends inside its fixed fields")
-        size = int.from_bytes(body[pos : pos + size_bytes], "big")
+            raise Truncated("DTLS hello ends inside its fixed fields")
+        size = fixed if fixed is not None else int.from_bytes(body[pos : pos + size_bytes], "big")
         pos += size_bytes + size
     if pos + 2 > len(body):
-        return ClientHello([], None)  # no extensions
+        return Hello(kind, [], None)  # no extensions
     end = min(len(body), pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
     pos += 2
     extensions: list[int] = []
@@ -111,7 +123,7 @@ def parse_client_hello(record_body: bytes) -> ClientHello:
             name_len = int.from_bytes(value[3:5], "big")
             server_name = value[5 : 5 + name_len].decode("ascii", "replace")
         pos += 4 + size
-    return ClientHello(extensions, server_name)
+    return Hello(kind, extensions, server_name)
 
 
 def certificate_sha256(record_body: bytes) -> str | None:
@@ -140,7 +152,7 @@ def certificate_sha256(record_body: bytes) -> str | None:
 @dataclass(slots=True)
 class DtlsFlowState:
     records: int = 0
-    use_srtp: bool = False
+    use_srtp: str | None = None  # which hello showed DTLS-SRTP
     fingerprint: str | None = None
 
 
@@ -173,7 +185,7 @@ class DtlsDissector(Dissector):
                          else CONTENT_TYPES[r.content_type] for r in records[:4])  # fmt: skip
         evidence = f"{version} records ({kinds}), lengths add up to the datagram"
         if state.use_srtp:
-            evidence += "; ClientHello offers use_srtp (DTLS-SRTP, RFC 5764)"
+            evidence += f"; {state.use_srtp}"
         ctx.report(Finding("DTLS", OTHER, 0.9, evidence, pkt.seq))
         return Probe.MATCH
 
@@ -189,11 +201,7 @@ class DtlsDissector(Dissector):
         had_srtp = state.use_srtp
         self._records(ctx, state, data, records, pkt)
         if state.use_srtp and not had_srtp:
-            ctx.report(
-                Finding(
-                    "DTLS", OTHER, 0.9, "ClientHello offers use_srtp (DTLS-SRTP, RFC 5764)", pkt.seq
-                )
-            )
+            ctx.report(Finding("DTLS", OTHER, 0.9, state.use_srtp, pkt.seq))
 
     def on_expire(self, ctx: FlowContext) -> None:
         state: DtlsFlowState = ctx.state[self.name]
@@ -210,13 +218,17 @@ class DtlsDissector(Dissector):
             body = data[offset + RECORD_HEADER_BYTES : offset + RECORD_HEADER_BYTES + r.length]
             offset += RECORD_HEADER_BYTES + r.length
             state.records += 1
-            if r.handshake_type == 1:
+            if r.handshake_type in HELLO_FIELDS:
                 try:
-                    hello = parse_client_hello(body)
+                    hello = parse_hello(body)
                 except DecodeError:
                     continue
-                if EXT_USE_SRTP in hello.extensions:
-                    state.use_srtp = True
+                if EXT_USE_SRTP in hello.extensions and not state.use_srtp:
+                    state.use_srtp = (
+                        "ClientHello offers use_srtp (DTLS-SRTP, RFC 5764)"
+                        if hello.kind == CLIENT_HELLO
+                        else "ServerHello selects use_srtp (DTLS-SRTP, RFC 5764)"
+                    )
                 if hello.server_name:
                     ctx.hint("sni", hello.server_name)
             elif r.handshake_type == 11 and state.fingerprint is None:

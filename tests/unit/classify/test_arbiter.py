@@ -54,6 +54,20 @@ def test_rtp_after_dtls_srtp_is_srtp() -> None:
     assert v.protocol == "SRTP"
 
 
+def test_ice_checks_before_a_dtls_srtp_handshake_are_a_dtls_flow() -> None:
+    """STUN Binding requests open the path, the DTLS-SRTP handshake on it keys the media:
+    without media on the 5-tuple it is named by the handshake (a relay stays TURN)."""
+    stun = Finding("STUN", SIGNALING, 0.95, "Binding request", 1)
+    for hello in ("ClientHello offers use_srtp", "ServerHello selects use_srtp"):
+        v = judge(stun, Finding("DTLS", OTHER, 0.9, hello, 4))
+        assert (v.category, v.protocol, v.detected_at_packet) == (SIGNALING, "DTLS", 4)
+        assert [e.split(":")[0] for e in v.evidence[:2]] == ["DTLS", "STUN"]
+        assert sum(e.startswith("DTLS:") for e in v.evidence) == 1  # restated, listed once
+    assert judge(stun, Finding("DTLS", OTHER, 0.9, "records", 4)).protocol == "STUN"
+    turn = Finding("TURN", SIGNALING, 0.95, "Allocate request", 2)
+    assert judge(stun, turn, Finding("DTLS", OTHER, 0.9, "use_srtp", 4)).protocol == "TURN"
+
+
 def test_dtls_srtp_alone_is_signalling_and_plain_dtls_is_other() -> None:
     assert (
         judge(Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 1)).category == SIGNALING

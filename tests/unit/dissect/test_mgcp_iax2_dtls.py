@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.readback import payloads_by_frame
-from voipscope.dissect.dtls import parse_dtls_records
+from voipscope.dissect.dtls import RECORD_HEADER_BYTES, parse_dtls_records, parse_hello
 from voipscope.dissect.iax2 import parse_iax2
 from voipscope.dissect.mgcp import looks_like_mgcp, parse_mgcp
 from voipscope.errors import DecodeError, Malformed, Truncated
@@ -63,6 +65,44 @@ def test_dtls_against_tshark(name, shared_captures):
         assert [f"0x{r.version:04x}" for r in records] == versions.split(",")
         assert [str(r.epoch) for r in records] == epochs.split(",")
         assert [str(r.length) for r in records] == lengths.split(",")
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_dtls_hello_extensions_against_tshark(shared_captures):
+    """Every unfragmented ClientHello and ServerHello: the extensions tshark lists, in
+    order. Servers select DTLS-SRTP by echoing use_srtp (14) in theirs (RFC 5764)."""
+    compared = servers_with_srtp = 0
+    for name in ("stun_zoom.pcapng", "stun_dtls_unidirectional_server.pcap",
+                 "stun_dtls_rtp.pcapng", "dtls.pcap", "dtls2.pcap"):  # fmt: skip
+        path = shared_captures / name
+        out = subprocess.run(
+            ["tshark", "-r", str(path), "-Y", "dtls.handshake.type==1 || dtls.handshake.type==2",
+             "-T", "fields", "-E", "separator=|", "-e", "frame.number",
+             "-e", "dtls.handshake.extension.type"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        payloads = payloads_by_frame(path, 17)
+        for line in out.splitlines():
+            frame, types = line.split("|")
+            want = [int(t) for t in types.split(",") if t]
+            got: list[int] = []
+            data, offset, whole = payloads[int(frame)], 0, True
+            for record in parse_dtls_records(data):
+                at = offset + RECORD_HEADER_BYTES
+                body = data[at : at + record.length]
+                offset = at + record.length
+                if record.handshake_type in (1, 2):
+                    # A hello in fragments: tshark lists it where it reassembles it.
+                    if body[1:4] != body[9:12]:
+                        whole = False
+                        continue
+                    hello = parse_hello(body)
+                    got += hello.extensions
+                    servers_with_srtp += hello.kind == 2 and 14 in hello.extensions
+            if whole:
+                assert got == want, (name, frame)
+                compared += 1
+    assert compared >= 10 and servers_with_srtp >= 2
 
 
 def test_mgcp_errors():
