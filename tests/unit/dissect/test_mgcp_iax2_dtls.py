@@ -129,6 +129,17 @@ def test_dtls_and_iax2_errors():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_only_decode_errors(data):
-    for parse in (parse_mgcp, parse_iax2, parse_dtls_records):
+    for parse in (parse_mgcp, parse_iax2, parse_dtls_records, parse_hello):
         with contextlib.suppress(DecodeError):
             parse(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([1, 2]), st.integers(0, 400), st.integers(0, 3), st.binary(max_size=300))
+def test_fuzz_hello_with_lying_lengths(kind, length, offset, body):
+    """A hello header that tells any message and fragment length over any body: the
+    parser says DecodeError or reads what is there, never raises anything else."""
+    header = bytes([kind]) + length.to_bytes(3, "big") + b"\0\0" + offset.to_bytes(3, "big")
+    with contextlib.suppress(DecodeError):
+        hello = parse_hello(header + min(length, 0xFFFFFF).to_bytes(3, "big") + body)
+        assert hello.kind == kind and all(0 <= e <= 0xFFFF for e in hello.extensions)
