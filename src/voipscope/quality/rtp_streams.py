@@ -433,11 +433,11 @@ class RtpStreamTracker:
         flow_id = self.lanes[lane, TF.LN_FLOW_ID]
         last_ns = dict(zip(ended[:, F.F_ID].tolist(), ended[:, F.F_LAST_NS].tolist(), strict=True))
         # The flow-table slots may hold other flows by now: the kernel finds each ended
-        # flow's row through a slot map of its own, one place per lane.
-        place = np.arange(count, dtype=np.int64)
-        slot_row = np.zeros(count, np.int64)
-        for k, fid in enumerate(flow_id.tolist()):
-            slot_row[k] = self._row_of.get(fid, -1) + 1
+        # flow's row through a slot map of its own, one place per flow (both directions'
+        # lanes share it, and a flow with no row yet gets exactly one).
+        flows, place = np.unique(flow_id, return_inverse=True)
+        place = place.astype(np.int64)
+        slot_row = np.array([self._row_of.get(f, -1) + 1 for f in flows.tolist()], np.int64)
         used = int(self.lane_meta[TF.LM_OUT])
         arrays = (
             self.tcp_out[:used].copy(),

@@ -14,6 +14,7 @@ from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, rtp, run
 from tests.unit.quality.test_rtp_streams import channel_data, data_indication
 from voipscope.api import iter_calls
 from voipscope.config import Config
+from voipscope.quality import rtp_kernel as K
 from voipscope.quality import tcp_framing as TF
 from voipscope.quality.rtp_streams import RtpStreamTracker
 
@@ -155,6 +156,33 @@ def test_a_hole_never_filled_is_given_up_when_the_flow_ends(write_pcap, end):
     assert (s.packets, s.lost, s.capture_gap_missing) == (28, 2, 2)
 
 
+def test_media_first_seen_after_a_hole_at_the_flows_end_is_one_flow(write_pcap):
+    """A TURN client's TCP connection opens with an Allocate (no RTP: no row for the flow
+    yet), then both directions lose a segment and everything after is set aside until
+    the capture ends. Read then, both directions' media are streams of one flow, and the
+    tracker hands every row back."""
+    allocate = struct.pack("!HHI12s", 0x0003, 8, 0x2112A442, bytes(12)) + struct.pack(
+        "!HHB3s", 0x0019, 4, 17, bytes(3)
+    )
+    packets = []
+    for d, (src, dst, seq) in enumerate([(CLIENT, SERVER, 1000), (SERVER, CLIENT, 9000)]):
+        chunks = [allocate] + [
+            channel_data(rtp(k + 1, k * PCMU_TICKS, ssrc=0xA + d, payload=b"\xff" * 160), pad=True)
+            for k in range(12)
+        ]
+        for k, chunk in enumerate(chunks):
+            if k != 1:  # the first ChannelData segment is not captured
+                packets.append(segment(k * FRAME_MS + d, chunk, seq, src, dst))
+            seq += len(chunk)
+    packets.sort(key=lambda p: p.ts_ns)
+    tracker = RtpStreamTracker(Config().flows.max_flows)
+    results = run(write_pcap, packets, tracker=tracker)
+    got = sorted((s.ssrc, s.packets) for _, stats in results if stats for s in stats.streams)
+    assert got == [(0xA, 11), (0xB, 11)]
+    meta = tracker.meta
+    assert meta[K.M_FROWS_TOP] == meta[K.M_FROWS_HIGH] == 1  # one row, handed back
+
+
 def test_a_hole_is_given_up_when_its_wait_is_over_or_the_room_is(write_pcap):
     # 100 ms apart: the wait (2 s) ends 20 segments after the hole; then the rest
     # follows in order, with no FIN.
@@ -291,6 +319,4 @@ def test_a_call_over_tcp_is_answered_by_media_both_ways_not_by_acks(write_pcap, 
 
 
 def test_the_capture_hole_bit_is_its_own():
-    from voipscope.quality import rtp_kernel as K
-
     assert K.AFTER_CAPTURE_HOLE & K.IN_EXTRA == 0
