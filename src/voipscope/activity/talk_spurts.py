@@ -224,6 +224,12 @@ def is_voice(
     return _size_says_voice(state, row, float(length), paced, previous_bytes)
 
 
+@njit(cache=True, inline="always")
+def _opus_recognised(matches: float, misses: float) -> bool:
+    """Enough TOC durations matched the timestamp steps, and few enough did not."""
+    return matches >= OPUS_MIN_MATCHES and matches >= OPUS_MATCHES_PER_MISS * misses
+
+
 @njit(cache=True)
 def _opus_says(
     state: np.ndarray,
@@ -256,12 +262,10 @@ def _opus_says(
         state[row, V_VAD_RUN_PACKETS] += 1.0
     elif flags == 0 or length <= DTX_MAX_PAYLOAD_BYTES:
         state[row, V_VAD_RUN_START] = np.nan
-    matches = state[row, V_OPUS_MATCHES]
     if (
         flags == OPUS.NO_FLAGS
         or length <= DTX_MAX_PAYLOAD_BYTES
-        or matches < OPUS_MIN_MATCHES
-        or matches < OPUS_MATCHES_PER_MISS * state[row, V_OPUS_MISSES]
+        or not _opus_recognised(state[row, V_OPUS_MATCHES], state[row, V_OPUS_MISSES])
     ):
         return OPUS.NO_FLAGS
     if state[row, V_METHOD] < METHOD_OPUS_VAD:
@@ -446,7 +450,4 @@ def method_name(state: np.ndarray, row: int) -> str:
 def is_opus(state: np.ndarray, row: int) -> bool:
     """The stream's payloads were recognised as Opus: their TOC durations matched the
     48 kHz timestamp steps (the rule ``_opus_says`` applies packet by packet)."""
-    matches = state[row, V_OPUS_MATCHES]
-    return bool(
-        matches >= OPUS_MIN_MATCHES and matches >= OPUS_MATCHES_PER_MISS * state[row, V_OPUS_MISSES]
-    )
+    return bool(_opus_recognised.py_func(state[row, V_OPUS_MATCHES], state[row, V_OPUS_MISSES]))

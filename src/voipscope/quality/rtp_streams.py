@@ -380,12 +380,11 @@ class RtpStreamTracker:
         self.lane_meta[TF.LM_OUT] = 0
         start = 0
         while True:
-            frames = self.tcp_frames
             stopped, why = TF.cut_frames(
                 d.packets.buf, in_extra, l4_off, d.l4_len, d.status, d.proto, d.sport,
                 d.dport, d.tcp_flags, d.ts_ns, a.slot, a.flow_id, a.direction, start,
                 self.slot_lane, self.lanes,
-                self.lane_buf, self.lfree, self.lane_meta, self.tcp_out, frames,
+                self.lane_buf, self.lfree, self.lane_meta, self.tcp_out, self.tcp_frames,
             )  # fmt: skip
             if why == TF.DONE:
                 return int(self.lane_meta[TF.LM_FRAMES])
@@ -397,9 +396,14 @@ class RtpStreamTracker:
                 lfree[: self.lanes.shape[0]] = self.lfree
                 self.lanes, self.lane_buf, self.lfree = lanes, lane_buf, lfree
             else:
-                self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
-                self.tcp_frames = _grown(frames.T, 2 * frames.shape[1]).T.copy()
+                self._grow_tcp_out()
             start = int(stopped)
+
+    def _grow_tcp_out(self) -> None:
+        """Twice the room for frames cut from TCP (the framing kernels stop at OUT_FULL
+        before touching anything, and are called again)."""
+        self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
+        self.tcp_frames = _grown(self.tcp_frames.T, 2 * self.tcp_frames.shape[1]).T.copy()
 
     def _read_left_aside(self, ended: np.ndarray) -> None:
         """Segments the ended flows' TCP lanes set aside before a hole that never filled
@@ -422,8 +426,7 @@ class RtpStreamTracker:
             )  # fmt: skip
             if why == TF.DONE:
                 break
-            self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
-            self.tcp_frames = _grown(self.tcp_frames.T, 2 * self.tcp_frames.shape[1]).T.copy()
+            self._grow_tcp_out()
             start = int(stopped)
         count = int(self.lane_meta[TF.LM_FRAMES])
         if count == 0:
@@ -440,15 +443,15 @@ class RtpStreamTracker:
         slot_row = np.array([self._row_of.get(f, -1) + 1 for f in flows.tolist()], np.int64)
         used = int(self.lane_meta[TF.LM_OUT])
         arrays = (
-            self.tcp_out[:used].copy(),
+            self.tcp_out[:used],
             (K.IN_EXTRA | frames[TF.FRAME_FLAGS]).astype(np.uint8),
-            frames[TF.FRAME_OFFSET].copy(),
+            frames[TF.FRAME_OFFSET],
             frames[TF.FRAME_LENGTH].astype(np.int32),
             np.full(count, S.OK, np.uint8),
             np.full(count, K.UDP, np.uint8),  # datagrams now, as the kernel reads
             np.array([last_ns[f] for f in flow_id.tolist()], np.int64),
             place,
-            flow_id.copy(),
+            flow_id,
             self.lanes[lane, TF.LN_DIR].astype(np.uint8),
         )
         # Every frame is in the side buffer; ``buf`` is read-only as a mapped file's is,

@@ -371,6 +371,17 @@ def _room(lanes, lane, length, meta, out_buf, frames):
     )
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _give_up_hole(lane, lanes, lane_buf, i, out_buf, frames, meta):
+    """No retransmission will fill the lane's hole (the connection closed, the flow
+    ended): what it set aside is read as it stands, timed by packet ``i``. False, with
+    nothing changed: no room in the outputs yet."""
+    if not _room(lanes, lane, 0, meta, out_buf, frames):
+        return False
+    _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames, meta, True)
+    return True
+
+
 @njit(cache=True, nogil=True)
 def cut_frames(
     buf, in_extra, l4_off, l4_len, status, proto, sport, dport, tcp_flags, ts_ns, slot,
@@ -397,14 +408,13 @@ def cut_frames(
                 # The connection closes: no retransmission will fill a hole either way.
                 for d in range(2):
                     other = slot_lane[2 * s + d] - 1
-                    if (
+                    mine = (
                         other >= 0
                         and lanes[other, LN_FLOW_ID] == flow_id[i]
-                        and lanes[other, LN_STASHED]
-                    ):
-                        if not _room(lanes, other, 0, meta, out_buf, frames):
-                            return i, OUT_FULL
-                        _read_set_aside(other, lanes, lane_buf, i, out_buf, frames, meta, True)
+                        and lanes[other, LN_STASHED] > 0
+                    )
+                    if mine and not _give_up_hole(other, lanes, lane_buf, i, out_buf, frames, meta):
+                        return i, OUT_FULL
             continue
         key = 2 * s + np.int64(direction[i])
         lane = slot_lane[key] - 1
@@ -455,10 +465,8 @@ def read_left_aside(ending, start, lanes, lane_buf, meta, out_buf, frames):
     k of ``ending[k]`` named by FRAME_PACKET k. Returns (stopped_at, DONE | OUT_FULL)
     as ``cut_frames`` does, from ``start``."""
     for k in range(start, ending.shape[0]):
-        lane = ending[k]
-        if not _room(lanes, lane, 0, meta, out_buf, frames):
+        if not _give_up_hole(ending[k], lanes, lane_buf, k, out_buf, frames, meta):
             return k, OUT_FULL
-        _read_set_aside(lane, lanes, lane_buf, k, out_buf, frames, meta, True)
     return ending.shape[0], DONE
 
 

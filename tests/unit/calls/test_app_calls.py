@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.calls.test_rtcp_reports import receiver_report
 from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, A, B, rtp, udp_at
 from voipscope.api import iter_calls
 from voipscope.calls.app_calls import (
@@ -147,12 +148,6 @@ def _stun(message_type: int, k: int) -> bytes:
     return struct.pack("!HHI", message_type, 0, 0x2112A442) + k.to_bytes(12, "big")
 
 
-def _receiver_report(k: int) -> bytes:
-    """RTCP RR (RFC 3550 §6.4.2) with one report block on SSRC 0x1234."""
-    block = struct.pack("!IIIIII", 0x1234, 0, k, 0, 0, 0)
-    return struct.pack("!BBHI", 0x81, 201, 7, 0x99) + block
-
-
 @pytest.mark.parametrize("back", ["consent checks", "rtp", "rtcp"])
 def test_a_udp_call_is_answered_by_media_both_ways_not_by_consent_checks(write_pcap, back):
     """Without signalling, "answered" means the media session ran both ways: RTP, or
@@ -167,7 +162,7 @@ def test_a_udp_call_is_answered_by_media_both_ways_not_by_consent_checks(write_p
         ]
     elif back == "rtcp":
         packets += [
-            udp_at(k * 150 + 5, _receiver_report(k), src=B, dst=A)
+            udp_at(k * 150 + 5, receiver_report(0x99, 0x1234, 0, 0, 0, 0, 0), src=B, dst=A)
             for k in range(ANSWERED_MIN_PACKETS)
         ]
     for k in range(ANSWERED_MIN_PACKETS + 2):  # every 150 ms: as many as the rule asks
