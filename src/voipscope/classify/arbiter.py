@@ -308,10 +308,6 @@ class Arbiter:
         v = Verdict(call_id=ctx.call_id)
         stated = None  # the protocol whose finding leads the evidence
         if winner is not None and winner.confidence >= MIN_VERDICT_CONFIDENCE:
-            if winner.protocol == "DTLS" and "use_srtp" in winner.evidence:
-                # DTLS-SRTP (RFC 5764) exists to key media: the handshake is call setup.
-                winner = Finding("DTLS", SIGNALING, winner.confidence, winner.evidence,
-                                 winner.at_packet, winner.app)  # fmt: skip
             v.category = winner.category
             v.protocol = winner.protocol
             v.confidence = winner.confidence
@@ -399,7 +395,7 @@ class Arbiter:
     def _media_details(self, v: Verdict, best: dict[str, Finding], row: np.ndarray | None) -> None:
         if v.protocol in ("RTP", "RTCP") and "DTLS" in best:
             dtls = best["DTLS"]
-            if "use_srtp" in dtls.evidence or "STUN" in best:
+            if dtls.category == SIGNALING or "STUN" in best:  # DTLS-SRTP keyed it
                 v.protocol = "SRTP" if v.protocol == "RTP" else "SRTCP"
                 v.evidence.append("SRTP: RTP after a DTLS handshake on the same 5-tuple")
         if v.media is None and row is not None and v.protocol not in ("RTCP", "SRTCP", "T.38"):
@@ -557,7 +553,7 @@ def _winner(best: dict[str, Finding]) -> Finding | None:
         turn = next((f for f in pool if f.protocol == "TURN" and f.category == top.category), None)
         # ICE checks then a DTLS-SRTP handshake on one 5-tuple (RFC 5764, RFC 8842): the
         # flow exists to key media, the Binding requests only opened the path for it.
-        keying = next((f for f in pool if f.protocol == "DTLS" and "use_srtp" in f.evidence), None)
+        keying = next((f for f in pool if f.protocol == "DTLS" and f.category == SIGNALING), None)
         top = turn or keying or top
     elif top.protocol in CONTROL_OF:
         # RTCP reports on the RTP beside it (RFC 5761 multiplexing on one 5-tuple): the

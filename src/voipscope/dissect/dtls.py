@@ -9,7 +9,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from voipscope.dissect.base import OTHER, Dissector, Finding, FlowContext, Packet, Probe
+from voipscope.dissect.base import (
+    OTHER,
+    SIGNALING,
+    Dissector,
+    Finding,
+    FlowContext,
+    Packet,
+    Probe,
+)
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 RECORD_HEADER_BYTES = 13  # type 1, version 2, epoch 2, sequence 6, length 2
@@ -157,7 +165,12 @@ class DtlsFlowState:
 
 
 class DtlsDissector(Dissector):
-    """DTLS records; the handshake shows DTLS-SRTP (use_srtp) and the certificate."""
+    """DTLS records; the handshake shows DTLS-SRTP (use_srtp) and the certificate.
+
+    DTLS is "other" until a hello shows use_srtp: DTLS-SRTP (RFC 5764) exists to key
+    media, so that handshake is call setup and its finding is signalling. The arbiter
+    reads the category (it outranks the plain-DTLS finding of an earlier packet), never
+    the evidence text."""
 
     name = "DTLS"
     budget_packets = 4
@@ -186,7 +199,9 @@ class DtlsDissector(Dissector):
         evidence = f"{version} records ({kinds}), lengths add up to the datagram"
         if state.use_srtp:
             evidence += f"; {state.use_srtp}"
-        ctx.report(Finding("DTLS", OTHER, 0.9, evidence, pkt.seq))
+            ctx.report(Finding("DTLS", SIGNALING, 0.9, evidence, pkt.seq))
+        else:
+            ctx.report(Finding("DTLS", OTHER, 0.9, evidence, pkt.seq))
         return Probe.MATCH
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
@@ -201,7 +216,7 @@ class DtlsDissector(Dissector):
         had_srtp = state.use_srtp
         self._records(ctx, state, data, records, pkt)
         if state.use_srtp and not had_srtp:
-            ctx.report(Finding("DTLS", OTHER, 0.9, state.use_srtp, pkt.seq))
+            ctx.report(Finding("DTLS", SIGNALING, 0.9, state.use_srtp, pkt.seq))
 
     def on_expire(self, ctx: FlowContext) -> None:
         state: DtlsFlowState = ctx.state[self.name]

@@ -43,13 +43,13 @@ def test_rtp_and_rtcp_on_one_5tuple_is_rtp_whichever_matched_first() -> None:
         assert (v.protocol, v.detected_at_packet) == ("RTP", 3)
         assert any(e.startswith("RTCP:") for e in v.evidence)
     v = judge(Finding("RTCP", MEDIA, 0.9, "SR", 2), Finding("RTP", MEDIA, 0.85, "rtp", 9),
-              Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 1))  # fmt: skip
+              Finding("DTLS", SIGNALING, 0.9, "ClientHello offers use_srtp", 1))  # fmt: skip
     assert v.protocol == "SRTP"
     assert judge(Finding("RTCP", MEDIA, 0.9, "RR", 2)).protocol == "RTCP"  # RTCP alone
 
 
 def test_rtp_after_dtls_srtp_is_srtp() -> None:
-    v = judge(Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 3),
+    v = judge(Finding("DTLS", SIGNALING, 0.9, "ClientHello offers use_srtp", 3),
               Finding("RTP", MEDIA, 0.9, "rtp", 20))  # fmt: skip
     assert v.protocol == "SRTP"
 
@@ -59,20 +59,13 @@ def test_ice_checks_before_a_dtls_srtp_handshake_are_a_dtls_flow() -> None:
     without media on the 5-tuple it is named by the handshake (a relay stays TURN)."""
     stun = Finding("STUN", SIGNALING, 0.95, "Binding request", 1)
     for hello in ("ClientHello offers use_srtp", "ServerHello selects use_srtp"):
-        v = judge(stun, Finding("DTLS", OTHER, 0.9, hello, 4))
+        v = judge(stun, Finding("DTLS", SIGNALING, 0.9, hello, 4))
         assert (v.category, v.protocol, v.detected_at_packet) == (SIGNALING, "DTLS", 4)
         assert [e.split(":")[0] for e in v.evidence[:2]] == ["DTLS", "STUN"]
-        assert sum(e.startswith("DTLS:") for e in v.evidence) == 1  # restated, listed once
+        assert sum(e.startswith("DTLS:") for e in v.evidence) == 1
     assert judge(stun, Finding("DTLS", OTHER, 0.9, "records", 4)).protocol == "STUN"
     turn = Finding("TURN", SIGNALING, 0.95, "Allocate request", 2)
-    assert judge(stun, turn, Finding("DTLS", OTHER, 0.9, "use_srtp", 4)).protocol == "TURN"
-
-
-def test_dtls_srtp_alone_is_signalling_and_plain_dtls_is_other() -> None:
-    assert (
-        judge(Finding("DTLS", OTHER, 0.9, "ClientHello offers use_srtp", 1)).category == SIGNALING
-    )
-    assert judge(Finding("DTLS", OTHER, 0.9, "records", 1)).category == OTHER
+    assert judge(stun, turn, Finding("DTLS", SIGNALING, 0.9, "use_srtp", 4)).protocol == "TURN"
 
 
 def test_a_surer_non_voip_finding_outvotes_weak_voip() -> None:
