@@ -107,6 +107,25 @@ def udp(payload: bytes, sport: int = 5060, dport: int = 5060) -> bytes:
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
+STUN_MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5
+STUN_BINDING_REQUEST, STUN_BINDING_SUCCESS = 0x0001, 0x0101
+STUN_REALM = 0x0014  # RFC 8489 §14.9
+
+
+def stun(
+    message_type: int, transaction: int, attributes: Sequence[tuple[int, bytes]] = ()
+) -> bytes:
+    """A STUN message (RFC 8489 §5): header with the magic cookie, transaction id
+    ``transaction`` as 12 bytes, then each (type, value) attribute padded to 4 bytes
+    (§14; the length field counts the value without its padding)."""
+    body = b"".join(
+        struct.pack("!HH", kind, len(value)) + value + b"\0" * (-len(value) % 4)
+        for kind, value in attributes
+    )
+    header = struct.pack("!HHI", message_type, len(body), STUN_MAGIC_COOKIE)
+    return header + transaction.to_bytes(12, "big") + body
+
+
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 

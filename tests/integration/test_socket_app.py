@@ -21,15 +21,10 @@ from voipscope.pipeline import FlowPipeline
 CLIENT, PEER, TURN = "192.168.12.169", "198.51.100.20", "203.0.113.30"
 CLIENT_PORT, PEER_PORT, TURN_PORT = 43068, 61156, 3478
 T0_S = 1_700_000_000.0
-MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5
-REALM = 0x0014  # RFC 8489 §14.9
 
 
 def stun_binding(n: int, realm: bytes = b"signal.org") -> bytes:
-    value = realm + b"\0" * (-len(realm) % 4)
-    attribute = struct.pack("!HH", REALM, len(realm)) + value
-    txid = n.to_bytes(12, "big")
-    return struct.pack("!HHI", 0x0001, len(attribute), MAGIC_COOKIE) + txid + attribute
+    return pb.stun(pb.STUN_BINDING_REQUEST, n, [(pb.STUN_REALM, realm)])
 
 
 def rtp(seq: int) -> bytes:

@@ -7,7 +7,6 @@ whichever flow ends first and however the packets are batched."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,11 @@ from voipscope.pipeline import FlowPipeline
 CLIENT, PEER, TURN = "192.168.12.169", "198.51.100.20", "203.0.113.30"
 CLIENT_PORT, PEER_PORT, TURN_PORT = 43068, 61156, 3478
 T0_S = 1_700_000_000.0
-MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5
-REALM = 0x0014  # RFC 8489 §14.9
 
 
 def stun_binding(n: int) -> bytes:
-    realm = b"signal.org"  # Signal's TURN servers: the app, from the bytes
-    attribute = struct.pack("!HH", REALM, len(realm)) + realm + b"\0" * (-len(realm) % 4)
-    return (
-        struct.pack("!HHI", 0x0001, len(attribute), MAGIC_COOKIE)
-        + n.to_bytes(12, "big")
-        + attribute
-    )
+    # REALM signal.org: Signal's TURN servers, the app from the bytes.
+    return pb.stun(pb.STUN_BINDING_REQUEST, n, [(pb.STUN_REALM, b"signal.org")])
 
 
 def opaque(n: int, size: int = 120) -> bytes:

@@ -3,11 +3,11 @@ join gap are one call; signalling joins but never makes a call."""
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import pytest
 
+from tests import pcapbuild as pb
 from tests.unit.calls.test_rtcp_reports import receiver_report
 from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, A, B, rtp, udp_at
 from voipscope.api import iter_calls
@@ -143,11 +143,6 @@ def test_waiting_signalling_keeps_no_flow_records() -> None:
     assert [c["signaling_flows"] for c in out] == [[40]]
 
 
-def _stun(message_type: int, k: int) -> bytes:
-    """A STUN Binding request or success response (RFC 8489 §5), no attributes."""
-    return struct.pack("!HHI", message_type, 0, 0x2112A442) + k.to_bytes(12, "big")
-
-
 @pytest.mark.parametrize("back", ["consent checks", "rtp", "rtcp"])
 def test_a_udp_call_is_answered_by_media_both_ways_not_by_consent_checks(write_pcap, back):
     """Without signalling, "answered" means the media session ran both ways: RTP, or
@@ -166,8 +161,8 @@ def test_a_udp_call_is_answered_by_media_both_ways_not_by_consent_checks(write_p
             for k in range(ANSWERED_MIN_PACKETS)
         ]
     for k in range(ANSWERED_MIN_PACKETS + 2):  # every 150 ms: as many as the rule asks
-        packets.append(udp_at(k * 150 + 7, _stun(0x0001, k)))
-        packets.append(udp_at(k * 150 + 8, _stun(0x0101, k), src=B, dst=A))
+        packets.append(udp_at(k * 150 + 7, pb.stun(pb.STUN_BINDING_REQUEST, k)))
+        packets.append(udp_at(k * 150 + 8, pb.stun(pb.STUN_BINDING_SUCCESS, k), src=B, dst=A))
     packets.sort(key=lambda p: p.ts_ns)
     out = [c for c in iter_calls(write_pcap(packets)) if c["streams"]]
     assert len(out) == 1, out
