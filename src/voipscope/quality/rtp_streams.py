@@ -297,10 +297,12 @@ class RtpStreamTracker:
             start = int(stopped)
 
     def on_expire(self, ended: np.ndarray) -> None:
-        if self.lane_meta[TF.LM_HIGH]:
-            self._read_left_aside(ended)
-            TF.free_lanes_of(ended[:, F.F_ID], self.slot_lane, self.lanes, self.lfree,
-                             self.lane_meta)  # fmt: skip
+        high = int(self.lane_meta[TF.LM_HIGH])
+        if high:
+            lanes = np.flatnonzero(np.isin(self.lanes[:high, TF.LN_FLOW_ID], ended[:, F.F_ID]))
+            if lanes.size:
+                self._read_left_aside(ended, lanes)
+                TF.free_lanes(lanes, self.slot_lane, self.lanes, self.lfree, self.lane_meta)
         ids = ended[:, F.F_ID].tolist()
         rows: list[int] = []
         at: list[int] = []
@@ -405,15 +407,11 @@ class RtpStreamTracker:
         self.tcp_out = _grown(self.tcp_out, 2 * self.tcp_out.shape[0])
         self.tcp_frames = _grown(self.tcp_frames.T, 2 * self.tcp_frames.shape[1]).T.copy()
 
-    def _read_left_aside(self, ended: np.ndarray) -> None:
-        """Segments the ended flows' TCP lanes set aside before a hole that never filled
-        are read now (the flow is over: no retransmission will come), timed by the
-        flow's last packet as at a FIN, their frames marked as after a capture hole."""
-        high = int(self.lane_meta[TF.LM_HIGH])
-        lanes = self.lanes[:high]
-        ending = np.flatnonzero(
-            np.isin(lanes[:, TF.LN_FLOW_ID], ended[:, F.F_ID]) & (lanes[:, TF.LN_STASHED] > 0)
-        )
+    def _read_left_aside(self, ended: np.ndarray, lanes: np.ndarray) -> None:
+        """Segments the ended flows' TCP lanes (``lanes``) set aside before a hole that
+        never filled are read now (the flow is over: no retransmission will come), timed
+        by the flow's last packet as at a FIN, their frames marked as after a capture hole."""
+        ending = lanes[self.lanes[lanes, TF.LN_STASHED] > 0]
         if ending.size == 0:
             return
         self.lane_meta[TF.LM_FRAMES] = 0

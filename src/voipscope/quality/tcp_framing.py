@@ -478,18 +478,14 @@ def new_lanes(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lanes, np.zeros((count, LANE_BYTES), np.uint8), np.zeros(count, np.int64)
 
 
-def free_lanes_of(
-    flow_ids: np.ndarray,
+def free_lanes(
+    ended: np.ndarray,
     slot_lane: np.ndarray,
     lanes: np.ndarray,
     lfree: np.ndarray,
     meta: np.ndarray,
 ) -> None:
-    """Free the lanes of ended flows (called at expiry; lanes are few)."""
-    high = int(meta[LM_HIGH])
-    if high == 0 or flow_ids.size == 0:
-        return
-    ended = np.flatnonzero(np.isin(lanes[:high, LN_FLOW_ID], flow_ids))
+    """Free the lanes ``ended`` of ended flows (called at expiry; lanes are few)."""
     for lane in ended.tolist():
         key = 2 * int(lanes[lane, LN_SLOT]) + int(lanes[lane, LN_DIR])
         if slot_lane[key] == lane + 1:
