@@ -152,7 +152,9 @@ class ImoDissector(Dissector):
         self._account(state, frame, pkt.direction)
         if state.media and not had_media:
             self._report(ctx, state, pkt.seq)
-        if largest_packed_body(pkt.payload) >= VIDEO_MIN_BODY_BYTES:
+        # A datagram of one whole frame is its own chain: no second walk over it.
+        largest = frame.length if frame.whole else largest_packed_body(pkt.payload)
+        if largest >= VIDEO_MIN_BODY_BYTES:
             state.video = True
             # Media since the first media frame (or this one); video is what it was.
             ctx.report(self._finding(state, state.media_at or pkt.seq))
