@@ -146,6 +146,14 @@ FailOn = Annotated[
     ),
 ]
 ShowTraceback = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
+AnomaliesOut = Annotated[
+    str | None,
+    typer.Option(
+        "--anomalies",
+        help="Also write the run's anomaly records (named oddities on the wire) to this "
+        "file; format by suffix (.jsonl, .csv, .parquet).",
+    ),
+]
 FlowRecords = Annotated[
     bool,
     typer.Option(
@@ -165,14 +173,7 @@ def flows(
     config: ConfigItems = None,
     stats: Stats = False,
     progress: ShowProgress = None,
-    anomalies_out: Annotated[
-        str | None,
-        typer.Option(
-            "--anomalies",
-            help="Also write the run's anomaly records (named oddities on the wire) to this "
-            "file; format by suffix (.jsonl, .csv, .parquet).",
-        ),
-    ] = None,
+    anomalies_out: AnomaliesOut = None,
     show_traceback: ShowTraceback = False,
     flow_records: FlowRecords = False,
     workers: Workers = None,
@@ -359,6 +360,7 @@ def alerts(
     config: ConfigItems = None,
     stats: Stats = False,
     progress: ShowProgress = None,
+    anomalies_out: AnomaliesOut = None,
     show_traceback: ShowTraceback = False,
     workers: Workers = None,
     scheduler: Scheduler = None,
@@ -369,7 +371,7 @@ def alerts(
     raise typer.Exit(
         _run_records(
             "alerts", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
-            fail_on=fail_on, scale=ScaleOptions(workers, scheduler),
+            anomalies_out=anomalies_out, fail_on=fail_on, scale=ScaleOptions(workers, scheduler),
         )
     )  # fmt: skip
 
@@ -443,6 +445,7 @@ def calls(
     config: ConfigItems = None,
     stats: Stats = False,
     progress: ShowProgress = None,
+    anomalies_out: AnomaliesOut = None,
     show_traceback: ShowTraceback = False,
     flow_records: FlowRecords = False,
     workers: Workers = None,
@@ -453,7 +456,8 @@ def calls(
     raise typer.Exit(
         _run_records(
             "calls", inputs, use_sample, fmt, output, config, stats, progress, show_traceback,
-            flow_records=flow_records, scale=ScaleOptions(workers, scheduler),
+            anomalies_out=anomalies_out, flow_records=flow_records,
+            scale=ScaleOptions(workers, scheduler),
         )
     )  # fmt: skip
 

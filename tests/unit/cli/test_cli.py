@@ -200,7 +200,9 @@ def test_sample_flows_carry_verdicts_and_anomalies_go_to_their_own_file(tmp_path
     assert all(r["name"] and r["detail"] for r in records)
 
 
-def test_anomaly_records_name_the_dissector_and_the_flow(tmp_path, write_pcap):
+@pytest.mark.parametrize("command", ["flows", "calls", "alerts"])
+def test_anomaly_records_name_the_dissector_and_the_flow(tmp_path, write_pcap, command):
+    """Every command that reads packets can write the run's anomalies beside its records."""
     bad = (
         b"INVITE sip:x SIP/2.0\r\nVia: a\r\nFrom: b\r\nTo: c\r\nCall-ID: d\r\n"
         b"CSeq: 1 INVITE\r\n\r\n"
@@ -210,7 +212,7 @@ def test_anomaly_records_name_the_dissector_and_the_flow(tmp_path, write_pcap):
         pb.udp_packet(0.1, "10.0.0.1", 5060, "10.0.0.2", 5060, b"INVITE broken\r\n"),
     ]
     anomalies = tmp_path / "a.csv"
-    result = call("flows", str(write_pcap(packets)), "-f", "jsonl", "--anomalies", str(anomalies))
+    result = call(command, str(write_pcap(packets)), "-f", "jsonl", "--anomalies", str(anomalies))
     assert result.exit_code == 0, result.output
     text = anomalies.read_text()
     assert "sip_malformed" in text and "10.0.0.1" in text
