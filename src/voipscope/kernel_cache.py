@@ -27,15 +27,19 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 STALE_DAYS = 14
 PREFIX = "numba-"
+# Modules without kernels whose constants kernels import (numba freezes them into the
+# machine code it caches), relative to the package.
+KERNEL_CONSTANT_MODULES = frozenset({"dissect/stun_wire.py"})
 
 
 def source_digest(root: Path = PACKAGE) -> str:
-    """Digest of every module under ``root`` that defines numba kernels."""
+    """Digest of every module under ``root`` that defines numba kernels or holds
+    constants they read (``KERNEL_CONSTANT_MODULES``)."""
     digest = hashlib.sha256()
     digest.update(os.environ.get("NUMBA_BOUNDSCHECK", "").encode())
     for path in sorted(root.rglob("*.py")):
         source = path.read_bytes()
-        if b"njit" in source:
+        if b"njit" in source or path.relative_to(root).as_posix() in KERNEL_CONSTANT_MODULES:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + source)
     return digest.hexdigest()[:16]
 

@@ -92,6 +92,21 @@ def test_the_digest_follows_kernel_sources_and_bounds_checks(
     assert kernel_cache.source_digest(pkg) != second
 
 
+def test_the_digest_follows_the_constants_kernels_read(tmp_path: Path) -> None:
+    """numba freezes module constants into the machine code it caches: the STUN/TURN
+    wire constants the RTP kernel unwraps relayed media with key the cache too."""
+    shared = "dissect/stun_wire.py"
+    assert shared in kernel_cache.KERNEL_CONSTANT_MODULES
+    real = kernel_cache.PACKAGE / shared
+    assert b"njit" not in real.read_bytes()  # listed because it has no kernel of its own
+    pkg = tmp_path / "pkg"
+    (pkg / "dissect").mkdir(parents=True)
+    (pkg / shared).write_text("STUN_MAGIC_COOKIE = 0x2112A442\n")
+    first = kernel_cache.source_digest(pkg)
+    (pkg / shared).write_text("STUN_MAGIC_COOKIE = 0\n")
+    assert kernel_cache.source_digest(pkg) != first
+
+
 def test_the_users_choice_stands_and_old_directories_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

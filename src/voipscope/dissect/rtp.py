@@ -21,6 +21,11 @@ from voipscope.dissect.base import (
     Packet,
     Probe,
 )
+from voipscope.dissect.stun_wire import (
+    CHANNEL_FIRST_BYTE_MAX,
+    CHANNEL_FIRST_BYTE_MIN,
+    CHANNEL_HEADER_BYTES,
+)
 from voipscope.errors import DecodeError, Malformed, Truncated
 
 RTP_VERSION = 2  # RFC 3550 §5.1: V=2
@@ -211,7 +216,9 @@ class RtpDissector(Dissector):
     # Packets in the RTP range that did not make a match; STUN/DTLS packets beside it do
     # not count (Probe.PASS).
     budget_packets = 8
-    udp_first_bytes = frozenset([*range(128, 192), *range(0x40, 0x50)])  # + ChannelData
+    udp_first_bytes = frozenset(  # + ChannelData
+        [*range(128, 192), *range(CHANNEL_FIRST_BYTE_MIN, CHANNEL_FIRST_BYTE_MAX + 1)]
+    )
     follow_packets = FOLLOW_PACKETS
     multiplexed = True
     ANOMALIES = {
@@ -278,7 +285,7 @@ class RtpDissector(Dissector):
         """The RTP/RTCP bytes of a payload, or None when the framing rules it out."""
         # TURN over TCP (RFC 8656 §12.5) frames by its own messages: ChannelData where the
         # flow spoke STUN, else a first byte 0x40-0x4F is an RFC 4571 length of 16-20 kB.
-        channel = bool(data) and 0x40 <= data[0] <= 0x4F
+        channel = bool(data) and CHANNEL_FIRST_BYTE_MIN <= data[0] <= CHANNEL_FIRST_BYTE_MAX
         if ctx.transport == TCP and not (channel and _spoke_stun(ctx)):
             if len(data) < FRAMING_HEADER_BYTES + RTCP_HEADER_BYTES:
                 return None
@@ -287,12 +294,12 @@ class RtpDissector(Dissector):
                 return None
             state.wrapper = FRAMED_RFC4571
             return data[FRAMING_HEADER_BYTES : FRAMING_HEADER_BYTES + length]
-        if channel and len(data) >= 4:
+        if channel and len(data) >= CHANNEL_HEADER_BYTES:
             # TURN ChannelData (RFC 8656 §12.4): 2-byte channel, 2-byte length, data.
             length = int.from_bytes(data[2:4], "big")
-            if 4 + length <= len(data):
+            if CHANNEL_HEADER_BYTES + length <= len(data):
                 state.wrapper = INSIDE_CHANNEL_DATA
-                inner = data[4 : 4 + length]
+                inner = data[CHANNEL_HEADER_BYTES : CHANNEL_HEADER_BYTES + length]
                 if len(inner) > 2 and inner[0] == DTLS_HANDSHAKE and inner[1] == DTLS_VERSION_MAJOR:
                     state.relayed_dtls = True
                 return inner

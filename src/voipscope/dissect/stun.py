@@ -22,12 +22,17 @@ from voipscope.dissect.base import (
     Probe,
 )
 from voipscope.dissect.knowledge import Expectation
+from voipscope.dissect.stun_wire import (
+    CHANNEL_FIRST_BYTE_MAX,
+    CHANNEL_FIRST_BYTE_MIN,
+    CHANNEL_HEADER_BYTES,
+    STUN_HEADER_BYTES,
+    STUN_MAGIC_COOKIE,
+)
 from voipscope.errors import DecodeError, Malformed, Truncated
 
-STUN_HEADER_BYTES = 20  # RFC 8489 §5
-MAGIC_COOKIE = 0x2112A442  # RFC 8489 §5; absent in RFC 3489 messages
-CHANNEL_DATA_HEADER_BYTES = 4  # RFC 8656 §12.4
-CHANNEL_NUMBERS = range(0x4000, 0x5000)  # RFC 8656 §12
+# RFC 8656 §12: channel numbers 0x4000-0x4FFF.
+CHANNEL_NUMBERS = range(CHANNEL_FIRST_BYTE_MIN << 8, (CHANNEL_FIRST_BYTE_MAX + 1) << 8)
 RELAYED_HINT = "turn-relayed"  # FlowContext hint: "ip port" of an allocated relay address
 DTLS_HANDSHAKE = 22  # RFC 6347 §4.1 content type: a DTLS handshake record relayed in DATA
 
@@ -112,7 +117,7 @@ def parse_stun(
     # RFC 8489 §5: method bits M0-M11 interleaved with class bits C0 (bit 4), C1 (bit 8).
     method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2)
     cls = ((mtype >> 4) & 1) | ((mtype >> 7) & 2)
-    classic = int.from_bytes(data[4:8], "big") != MAGIC_COOKIE
+    classic = int.from_bytes(data[4:8], "big") != STUN_MAGIC_COOKIE
     msg = StunMessage(method, CLASSES[cls], bytes(data[8:20]), classic)
     offset, end = STUN_HEADER_BYTES, STUN_HEADER_BYTES + length
     while offset < end:
@@ -146,7 +151,7 @@ def _address(value: bytes, xor_key: bytes | None) -> tuple[str, int] | None:
     port = int.from_bytes(value[2:4], "big")
     raw = value[4:]
     if xor_key is not None:
-        port ^= MAGIC_COOKIE >> 16
+        port ^= STUN_MAGIC_COOKIE >> 16
         raw = bytes(a ^ b for a, b in zip(raw, xor_key, strict=False))
     if family == 0x01 and len(raw) >= 4:
         return inet_ntoa(raw[:4]), port  # what str(IPv4Address) gives, ~5x cheaper
@@ -157,13 +162,13 @@ def _address(value: bytes, xor_key: bytes | None) -> tuple[str, int] | None:
 
 def parse_channel_data(data: bytes) -> tuple[int, int]:
     """TURN ChannelData (RFC 8656 §12.4): (channel number, application data length)."""
-    if len(data) < CHANNEL_DATA_HEADER_BYTES:
+    if len(data) < CHANNEL_HEADER_BYTES:
         raise Truncated("ChannelData header is truncated")
     channel = int.from_bytes(data[0:2], "big")
     if channel not in CHANNEL_NUMBERS:
         raise Malformed(f"channel number 0x{channel:04x} is outside 0x4000-0x4FFF")
     length = int.from_bytes(data[2:4], "big")
-    if CHANNEL_DATA_HEADER_BYTES + length > len(data):
+    if CHANNEL_HEADER_BYTES + length > len(data):
         raise Truncated(f"ChannelData length {length} runs past the packet")
     return channel, length
 
@@ -194,7 +199,7 @@ GOOG_ATTRIBUTES = frozenset({0xC057, 0xFF03, 0xFF04, 0xFF05})
 # Attributes 0x4000-0x4007 are unassigned by IANA; WhatsApp's call relays use them
 # (nDPI src/lib/protocols/stun.c attributes the same codes to WhatsApp calls).
 WHATSAPP_ATTRIBUTES = frozenset(range(0x4000, 0x4008))
-COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
+COOKIE_BYTES = STUN_MAGIC_COOKIE.to_bytes(4, "big")
 FOLLOW_PACKETS = 8  # responses, SOFTWARE/REALM and TURN peers come in the first packets
 # TURN flows are followed longer: the relayed media (Send/Data indications) starts after
 # the allocation and the ICE checks.
@@ -223,7 +228,9 @@ class StunDissector(Dissector):
     budget_packets = 8
     follow_packets = FOLLOW_TURN_PACKETS
     multiplexed = True
-    udp_first_bytes = frozenset([*range(0, 4), *range(0x40, 0x50)])  # STUN, ChannelData
+    udp_first_bytes = frozenset(  # STUN, ChannelData
+        [*range(0, 4), *range(CHANNEL_FIRST_BYTE_MIN, CHANNEL_FIRST_BYTE_MAX + 1)]
+    )
     # The same over TCP: bare STUN, the RFC 6544 16-bit length of a short message, ChannelData.
     tcp_first_bytes = udp_first_bytes
     ANOMALIES = {"stun_malformed": "a message in the STUN range that does not parse"}
@@ -281,13 +288,13 @@ class StunDissector(Dissector):
         if not data:
             return None
         first = data[0]
-        if 0x40 <= first <= 0x4F:
+        if CHANNEL_FIRST_BYTE_MIN <= first <= CHANNEL_FIRST_BYTE_MAX:
             try:
                 _, length = parse_channel_data(data)
             except DecodeError:
                 return None
             # RFC 8656 §12.5: the data fills the datagram (padding to 4 bytes over TCP).
-            if length == 0 or not 0 <= len(data) - CHANNEL_DATA_HEADER_BYTES - length <= 3:
+            if length == 0 or not 0 <= len(data) - CHANNEL_HEADER_BYTES - length <= 3:
                 return None
             state.channel_data += 1
             if state.channel_data == 1 and state.messages:

@@ -27,6 +27,16 @@ from voipscope.activity import talk_spurts as TS
 from voipscope.activity import timing as TM
 from voipscope.activity import tones as TN
 from voipscope.decode import status as S
+from voipscope.dissect.stun_wire import (
+    CHANNEL_FIRST_BYTE_MAX,
+    CHANNEL_FIRST_BYTE_MIN,
+    CHANNEL_HEADER_BYTES,
+    STUN_ATTR_DATA,
+    STUN_DATA_INDICATION,
+    STUN_HEADER_BYTES,
+    STUN_MAGIC_COOKIE,
+    STUN_SEND_INDICATION,
+)
 from voipscope.row_pool import pop_row
 from voipscope.wire import u16be, u32be
 
@@ -45,22 +55,12 @@ RTCP_MIN_BYTES = 8  # RFC 3550 §6.4: V/P/count, PT, length, SSRC
 # types, or RTP PT 72..95 with the marker bit, which RTP must avoid) is RTCP.
 RTCP_SECOND_BYTE_FIRST = 200
 RTCP_SECOND_BYTE_LAST = 223
-# TURN ChannelData (RFC 8656 §12.4): a 2-byte channel number 0x4000-0x4FFF (first byte
-# 0x40-0x4F, which no RTP/RTCP packet starts with: RFC 7983 §7) and a 2-byte length,
-# then the relayed datagram (over UDP the padding to 4 bytes may be there or not,
-# §12.5). Media relayed by a TURN server is RTP with its header in the clear inside.
-CHANNEL_FIRST_BYTE_MIN = 0x40
-CHANNEL_FIRST_BYTE_MAX = 0x4F
-CHANNEL_HEADER_BYTES = 4
-# Before a channel is bound the relay wraps the datagram in a Send indication (client to
-# relay) or a Data indication (relay to client), RFC 8656 §11: a STUN message (RFC 8489
-# §5: type, length, magic cookie, transaction id; TLV attributes padded to 4 bytes)
-# whose DATA attribute holds it.
-STUN_HEADER_BYTES = 20
-STUN_MAGIC_COOKIE = 0x2112A442
-STUN_SEND_INDICATION = 0x0016
-STUN_DATA_INDICATION = 0x0017
-STUN_ATTR_DATA = 0x0013
+# Media relayed by a TURN server is RTP with its header in the clear inside ChannelData
+# (its first byte 0x40-0x4F, which no RTP/RTCP packet starts with: RFC 7983 §7; over UDP
+# the padding to 4 bytes may be there or not, RFC 8656 §12.5) or, before a channel is
+# bound, inside the DATA attribute of a Send indication (client to relay) or a Data
+# indication (relay to client), RFC 8656 §11: STUN attributes are TLVs padded to 4
+# bytes. The wire constants are dissect/stun_wire.py's.
 SEQ_MOD = 1 << 16  # RFC 3550 A.1: RTP_SEQ_MOD
 SEQ_HALF = 1 << 15
 # A duplicate is told from a late packet by remembering which of the last SEEN_WINDOW

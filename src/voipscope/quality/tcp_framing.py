@@ -40,25 +40,24 @@ import numpy as np
 from numba import njit
 
 from voipscope.decode import status as S
-from voipscope.quality.rtp_kernel import (
-    AFTER_CAPTURE_HOLE,
+from voipscope.dissect.stun_wire import (
     CHANNEL_FIRST_BYTE_MAX,
     CHANNEL_FIRST_BYTE_MIN,
     CHANNEL_HEADER_BYTES,
-    RTCP_MIN_BYTES,
-    RTP_VERSION_BITS,
     STUN_DATA_INDICATION,
     STUN_HEADER_BYTES,
     STUN_MAGIC_COOKIE,
     STUN_SEND_INDICATION,
 )
+from voipscope.quality.rtp_kernel import AFTER_CAPTURE_HOLE, RTCP_MIN_BYTES, RTP_VERSION_BITS
 from voipscope.row_pool import pop_row
 from voipscope.wire import u16be, u32be
 
 TCP = 6
 RFC4571_PREFIX_BYTES = 2  # RFC 4571 §2: LENGTH, 16 bits, network order
-# The RTP, ChannelData (RFC 8656 §12.4; §12.5: padded to 4 bytes over TCP) and STUN
-# constants are the RTP kernel's, which reads the same messages inside datagrams.
+# The RTP constants are the RTP kernel's, which reads the same messages inside datagrams;
+# the ChannelData (RFC 8656 §12.4; §12.5: padded to 4 bytes over TCP) and STUN ones are
+# dissect/stun_wire.py's.
 TCP_MIN_HEADER_WORDS = 5  # RFC 9293 §3.1: data offset in 32-bit words, 5..15
 TCP_MAX_HEADER_WORDS = 15
 SEQ_SPACE = 1 << 32
