@@ -104,8 +104,9 @@ class DissectConfig:
     # (SIP, H.323, SCCP); more without a complete message is an anomaly.
     max_stream_buffer_bytes: int = 64 << 10
     # The behavioural media detector (classify/behaviour*) for flows the dissectors leave
-    # unknown. Off by default until it meets its held-out targets (recall 44 % at a 3.1 %
-    # false-positive rate on non-VoIP flows, leave-one-app-out; docs/identification.md).
+    # unknown. Off by default until it meets its held-out recall target (48 % of the media
+    # flows of an app left out of fitting, at no false positive on the shared non-VoIP
+    # UDP flows; docs/identification.md).
     behaviour: bool = False
     # Cross-flow facts (SDP/STUN expectations, DNS/SNI host names), attacker-controlled.
     max_expectations: int = 65536
