@@ -109,3 +109,48 @@ def test_telegram_peer_to_peer_legs_of_a_real_call(shared_captures: Path) -> Non
     for port, public in ((23174, 60723), (28150, 59772)):
         probe = rows[("192.168.1.77", port, "87.11.205.195", public)]
         assert (probe["category"], probe["app"]) == ("voip-signaling", "Telegram")
+
+
+def answers(first_s: float, last_s: float) -> list[pb.Packet]:
+    """The server's success responses to the keepalives (RFC 8489 §6.3.1): it answers and
+    never asks, so its socket is a server's, shared by all its clients."""
+    return [
+        pb.udp_packet(
+            T0_S + t + 0.03,
+            TURN,
+            TURN_PORT,
+            CLIENT,
+            CLIENT_PORT,
+            pb.stun(pb.STUN_BINDING_SUCCESS, k),
+        )
+        for k, t in enumerate(range(int(first_s), int(last_s) + 1, 5))
+    ]
+
+
+@pytest.mark.parametrize("batch_packets", [1, 65536])
+@pytest.mark.parametrize("server_lasts_s", [600, 20], ids=["server-flow-live", "remembered"])
+def test_another_client_on_the_servers_socket_does_not_take_the_app(
+    tmp_path: Path, batch_packets: int, server_lasts_s: int
+) -> None:
+    """One socket, one program holds for the client's end of a flow, not for a STUN/TURN
+    server's: a server that only answered requests serves the clients of every app that
+    uses it. Another host's opaque voice-paced flow to the same server socket, while the
+    Signal client's flow to it goes on, stays unknown; the Signal client's own opaque
+    flow to a peer from its socket is still Signal's."""
+    other, other_port = "192.168.12.200", 50123
+    packets = keepalives(0, server_lasts_s) + answers(0, server_lasts_s) + voice(10, 5)
+    for k in range(int(5 / 0.02)):
+        t = T0_S + 10 + 0.02 * k
+        packets.append(pb.udp_packet(t, other, other_port, TURN, TURN_PORT, opaque(k)))
+        packets.append(pb.udp_packet(t + 0.004, TURN, TURN_PORT, other, other_port, opaque(k + 3)))
+    path = tmp_path / "server_socket.pcap"
+    path.write_bytes(pb.pcap(sorted(packets, key=lambda p: p.ts_ns)))
+    pipeline = FlowPipeline(Config(source=SourceConfig(batch_packets=batch_packets)))
+    rows = [r for batch in pipeline.run([str(path)]) for r in batch.to_pylist()]
+    (signal,) = [r for r in rows if CLIENT in (r["src_ip"], r["dst_ip"]) and TURN in
+                 (r["src_ip"], r["dst_ip"])]  # fmt: skip
+    assert (signal["category"], signal["app"]) == ("voip-signaling", "Signal")
+    (stranger,) = [r for r in rows if other in (r["src_ip"], r["dst_ip"])]
+    assert (stranger["category"], stranger["app"]) == ("unknown", None), stranger["evidence"]
+    (p2p,) = [r for r in rows if PEER in (r["src_ip"], r["dst_ip"])]
+    assert (p2p["category"], p2p["app"]) == ("voip-media", "Signal"), p2p["evidence"]

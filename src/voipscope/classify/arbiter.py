@@ -128,7 +128,7 @@ class Arbiter:
                 if ctx.transport != UDP:
                     continue
                 anchor = v.app is not None and v.category in (MEDIA, SIGNALING)
-                for endpoint in ctx.endpoints():
+                for endpoint in ctx.agent_endpoints():
                     _append_capped(ending, endpoint, (ctx, last_ns[i]))
                     if anchor:
                         _append_capped(anchors, endpoint, (ctx, last_ns[i]))
@@ -144,7 +144,7 @@ class Arbiter:
     def _remember_socket_app(self, ctx: FlowContext, v: Verdict, last_ns: int) -> None:
         if ctx.transport != UDP or v.app is None:
             return
-        for endpoint in ctx.endpoints():
+        for endpoint in ctx.agent_endpoints():
             self._socket_apps.pop(endpoint, None)
             self._socket_apps[endpoint] = (v.app, ctx.flow_id, last_ns, v.category)
         while len(self._socket_apps) > MAX_SOCKET_APPS:
@@ -157,7 +157,7 @@ class Arbiter:
         last_ns: int,
         ending: dict[tuple[str, int], list[tuple[FlowContext, int]]],
     ) -> None:
-        for endpoint in ctx.endpoints():
+        for endpoint in ctx.agent_endpoints():
             found = self._socket_apps.get(endpoint)
             # A flow whose last packet came first showed all it would by this one's.
             if found is not None and found[1] != ctx.flow_id and found[2] <= last_ns:
@@ -168,13 +168,13 @@ class Arbiter:
         # The socket's flows that went on after this one's last packet (the STUN keepalives
         # to the app's server outlive the peer-to-peer media): ending in this batch, or
         # still open; as they stood at that packet.
-        for endpoint in ctx.endpoints():
+        for endpoint in ctx.agent_endpoints():
             others = [other for other, _ in ending.get(endpoint, ())]
             if self.live_on_socket is not None:
                 others += self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET)
             for other in others[: 2 * MAX_LIVE_PER_SOCKET]:
-                if other.flow_id == ctx.flow_id:
-                    continue
+                if other.flow_id == ctx.flow_id or endpoint not in other.agent_endpoints():
+                    continue  # itself, or a flow for which the socket is a server's
                 seen = self.verdict(other.as_of(last_ns), None, as_of_ns=last_ns)
                 if seen.app is not None and seen.category in (MEDIA, SIGNALING):
                     v.app = seen.app
@@ -237,7 +237,7 @@ class Arbiter:
         this batch) that ended inside the span, or one still open (open when this flow
         idled out: its packets reach past this one's last) that names a call app now
         (``live_apps``: per flow id, asked once a batch)."""
-        for endpoint in ctx.endpoints():
+        for endpoint in ctx.agent_endpoints():
             found = self._socket_apps.get(endpoint)
             if (
                 found is not None
@@ -246,10 +246,12 @@ class Arbiter:
                 and found[3] in (MEDIA, SIGNALING)
             ):
                 return found[0], found[1], endpoint
-        for endpoint in ctx.endpoints():
+        for endpoint in ctx.agent_endpoints():
             others = [other for other, end in anchors.get(endpoint, ()) if end >= first_ns]
             if self.live_on_socket is not None:
                 for other in self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET):
+                    if endpoint not in other.agent_endpoints():
+                        continue  # a server's socket to that flow
                     names = live_apps.get(other.flow_id)
                     if names is None:
                         now = self.verdict(other, None)

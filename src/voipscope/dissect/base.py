@@ -120,6 +120,9 @@ class FlowContext:
     # (capture time, findings, hints) after each packet that added some: what the flow
     # had shown by a given time, for another flow's judge (as_of).
     marks: list[tuple[int, int, int]] = field(default_factory=list)
+    # The direction whose sender only answered STUN requests on this flow (a STUN/TURN
+    # server, an ICE-lite media server), -1 when none is known: see agent_endpoints.
+    stun_server_side: int = -1
 
     def report(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -184,6 +187,13 @@ class FlowContext:
     def endpoints(self) -> tuple[tuple[str, int], tuple[str, int]]:
         """Both ends, the flow's first sender first."""
         return (self.src_ip, self.src_port), (self.dst_ip, self.dst_port)
+
+    def agent_endpoints(self) -> tuple[tuple[str, int], ...]:
+        """The ends that may be one program's own socket (an ICE agent's): both, less a
+        STUN/TURN server's, whose socket serves the clients of every app that uses it."""
+        if self.stun_server_side < 0:
+            return self.endpoints()
+        return (self.endpoint(1 - self.stun_server_side),)
 
     def lookup_expectation(self, ts_ns: int) -> Expectation | None:
         """The expectation for either end of the flow (looked up once, then kept)."""

@@ -217,6 +217,9 @@ class StunFlowState:
     relayed_dtls: bool = False  # a DTLS handshake record went through the relay
     relayed_rtcp: bool = False  # RTCP inside reported (RTP may still come)
     relayed_media: bool = False  # RTP inside reported: nothing more to learn
+    # Requests sent and requests answered (success or error), per direction.
+    asked: list[int] = field(default_factory=lambda: [0, 0])
+    answered: list[int] = field(default_factory=lambda: [0, 0])
 
 
 class StunDissector(Dissector):
@@ -330,10 +333,25 @@ class StunDissector(Dissector):
         state.methods.add(msg.method_name)
         if msg.method in TURN_METHODS:
             state.turn = True
+        self._roles(ctx, state, msg, pkt.direction)
         self._facts(ctx, msg, pkt)
         if msg.method in (0x006, 0x007) and not state.relayed_media:
             self._relayed(ctx, state, msg, pkt)
         return msg
+
+    @staticmethod
+    def _roles(ctx: FlowContext, state: StunFlowState, msg: StunMessage, direction: int) -> None:
+        """A side that answers requests and sends none is a STUN or TURN server (or an
+        ICE-lite media server, RFC 8445 §2.5): ICE agents talking to each other both ask."""
+        if msg.message_class == "request":
+            state.asked[direction] += 1
+        elif msg.message_class in ("success", "error"):
+            state.answered[direction] += 1
+        ctx.stun_server_side = next(
+            (d for d in (0, 1)
+             if state.answered[d] and not state.asked[d] and state.asked[1 - d]),
+            -1,
+        )  # fmt: skip
 
     @staticmethod
     def _relayed(ctx: FlowContext, state: StunFlowState, msg: StunMessage, pkt: Packet) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.dissectdrive import context, packets, run
 from voipscope.anomalies import AnomalyLog
 from voipscope.dissect.base import UDP, FlowContext, Packet
 from voipscope.dissect.knowledge import Knowledge
@@ -126,3 +127,24 @@ def test_media_relayed_in_indications_after_dtls_is_srtp() -> None:
     assert [(f.protocol, f.at_packet) for f in media] == [("SRTCP", 4), ("SRTP", 5)]
     assert media[0].confidence < media[1].confidence  # the RTP names the flow
     assert "after a DTLS handshake through the same relay" in media[1].evidence
+
+
+def test_the_side_that_only_answers_is_the_server():
+    """A STUN/TURN server (or an ICE-lite media server) answers and never asks; ICE
+    agents checking each other both ask, and then neither end is a server's."""
+    ctx = context(UDP)
+    run(StunDissector(), ctx, packets(REQUEST, (1, RESPONSE_V4), REQUEST, (1, RESPONSE_V4)))
+    assert ctx.stun_server_side == 1
+    assert ctx.agent_endpoints() == ((ctx.src_ip, ctx.src_port),)
+
+    ctx = context(UDP)
+    run(StunDissector(), ctx, packets((1, REQUEST), RESPONSE_V4))
+    assert ctx.stun_server_side == 0 and ctx.agent_endpoints() == ((ctx.dst_ip, ctx.dst_port),)
+
+    ctx = context(UDP)
+    run(StunDissector(), ctx, packets(REQUEST, (1, RESPONSE_V4), (1, REQUEST), RESPONSE_V4))
+    assert ctx.stun_server_side == -1 and len(ctx.agent_endpoints()) == 2
+
+    ctx = context(UDP)  # requests only (one direction captured): nothing known
+    run(StunDissector(), ctx, packets(REQUEST, REQUEST))
+    assert ctx.stun_server_side == -1
