@@ -155,3 +155,35 @@ def test_any_interface_reads_cooked_frames_and_loopback_once(
     packets = {r["dst_port"]: r["src2dst_packets"] for r in live.records()}
     assert packets == {40004: 3, 40005: 4}  # loopback's sent copy is not counted twice
     assert "link type Linux cooked v2" in live.stderr_text()
+
+
+SIP_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5060))
+first = (b"INVITE sip:x SIP/2.0\\r\\nVia: a\\r\\nFrom: b\\r\\nTo: c\\r\\nCall-ID: d\\r\\n"
+         b"CSeq: 1 INVITE\\r\\n\\r\\n")
+for payload in (first, b"INVITE broken\\r\\n"):
+    s.sendto(payload, (sys.argv[2], 5060))
+    time.sleep(0.05)
+"""
+
+
+@needs_root
+def test_anomalies_are_written_when_the_capture_stops(pair: VethPair, tmp_path: Path) -> None:
+    """`--anomalies FILE` as on the file commands: the named oddities seen on the wire,
+    written when the capture stops."""
+    anomalies = tmp_path / "anomalies.jsonl"
+    live = LiveRun(
+        pair.server,
+        ["-i", SERVER_IF, "--count", "2", "--filter", "udp port 5060", "--format", "jsonl",
+         "--records", "flows", "--anomalies", str(anomalies)],
+        tmp_path,
+    )  # fmt: skip
+    live.wait_listening()
+    subprocess.run(pair.run_in(pair.client, sys.executable, "-c", SIP_SEND, CLIENT_IP, SERVER_IP),
+                   check=True, timeout=30)  # fmt: skip
+    assert live.process.wait(timeout=30) == 0, live.stderr_text()
+    records = [json.loads(line) for line in anomalies.read_text().splitlines()]
+    assert [r["name"] for r in records] == ["sip_malformed"], records
+    assert records[0]["src_ip"] == CLIENT_IP and records[0]["dst_ip"] == SERVER_IP

@@ -30,6 +30,7 @@ from voipscope.cli.main import (
     EXIT_UNREADABLE,
     EXIT_USAGE,
     SEVERITIES,
+    AnomaliesOut,
     ConfigItems,
     FailOn,
     Output,
@@ -41,6 +42,7 @@ from voipscope.cli.main import (
     _pick_format,
     _use_system_allocator,
     _valid_fail_on,
+    _write_anomalies,
 )
 
 DROP_WARNING_EVERY_S = 10.0  # kernel drops are warned at most this often (and at the end)
@@ -144,6 +146,7 @@ def live(
     fail_on: FailOn = None,
     config: ConfigItems = None,
     stats: Stats = False,
+    anomalies_out: AnomaliesOut = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """The same pipeline on a live interface: flows, calls and alerts as they happen,
@@ -152,7 +155,7 @@ def live(
         _run_live(
             interface, bpf, fmt, output, records, duration_s, count, blocklist,
             blocklist_format, block_severity, never_block or [], apply, snaplen, promiscuous,
-            fail_on, config or [], stats, show_traceback, hook,
+            fail_on, config or [], stats, show_traceback, hook, anomalies_out,
         )
     )  # fmt: skip
 
@@ -173,7 +176,8 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
               blocklist_path: str | None, blocklist_format: str, block_severity: str,
               never_block: list[str], apply: bool, snaplen: int | None, promiscuous: bool,
               fail_on: str | None, config_items: list[str], print_stats: bool,
-              show_traceback: bool, hook: str | None = None) -> int:  # fmt: skip
+              show_traceback: bool, hook: str | None = None,
+              anomalies_out: str | None = None) -> int:  # fmt: skip
     from voipscope.errors import ConfigError, SourceError, VoipscopeError
 
     kinds = _kinds(records)
@@ -339,6 +343,8 @@ def _run_live(interface: str, bpf: str | None, fmt: str | None, output: str | No
         code = EXIT_ERROR
     finally:
         capture.close()
+    if anomalies_out and not _write_anomalies(pipeline, anomalies_out):
+        code = max(code, EXIT_ERROR)
     for warning in pipeline.stats.warnings():
         _err(f"warning: {warning}")
     if print_stats:

@@ -303,19 +303,8 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
             if show_traceback:
                 traceback.print_exc()
             return EXIT_ERROR
-        if anomalies_out:
-            from voipscope.output import ANOMALY_SCHEMA
-            from voipscope.output.anomaly_records import anomalies_to_batch
-
-            try:
-                anomaly_writer = open_writer(
-                    _pick_format(None, anomalies_out), anomalies_out, ANOMALY_SCHEMA
-                )
-                anomaly_writer.write(anomalies_to_batch(pipeline.stats.anomalies.records))
-                anomaly_writer.close()
-            except OSError as exc:
-                _err(f"{anomalies_out}: cannot write ({exc.strerror or exc})")
-                code = max(code, EXIT_ERROR)
+        if anomalies_out and not _write_anomalies(pipeline, anomalies_out):
+            code = max(code, EXIT_ERROR)
         for warning in pipeline.stats.warnings():
             _err(f"warning: {warning}")
         if print_stats:
@@ -323,6 +312,21 @@ def _run_records(records: str, inputs: list[str] | None, use_sample: bool, fmt: 
 
             print(json.dumps(pipeline.stats.to_dict(), indent=2), file=sys.stderr)
         return EXIT_ALERT if code == EXIT_OK and _fails_on(fail_on, severities) else code
+
+
+def _write_anomalies(pipeline, path: str) -> bool:  # type: ignore[no-untyped-def]
+    """The run's anomaly records to ``path`` (format by suffix); False: not written."""
+    from voipscope.output import ANOMALY_SCHEMA, open_writer
+    from voipscope.output.anomaly_records import anomalies_to_batch
+
+    try:
+        writer = open_writer(_pick_format(None, path), path, ANOMALY_SCHEMA)
+        writer.write(anomalies_to_batch(pipeline.stats.anomalies.records))
+        writer.close()
+    except OSError as exc:
+        _err(f"{path}: cannot write ({exc.strerror or exc})")
+        return False
+    return True
 
 
 def _records_of(pipeline, path: str, records: str, progress: bool | None,  # type: ignore[no-untyped-def]
