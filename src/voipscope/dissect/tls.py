@@ -44,6 +44,14 @@ CONTENT_TYPES = {
     24: "heartbeat",
 }  # fmt: skip  RFC 8446 §5.1, RFC 6520
 HANDSHAKE = 22
+ALERT = 21
+# RFC 8446 §6: AlertLevel warning(1), fatal(2); the AlertDescription values of the IANA
+# TLS Alerts registry (RFC 5246 §7.2, RFC 8446 §6, RFC 7507 §2, RFC 7301 §3.2, ECH).
+ALERT_LEVELS = (1, 2)
+ALERT_DESCRIPTIONS = frozenset({0, 10, 20, 21, 22, 30, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+                                49, 50, 51, 60, 70, 71, 80, 86, 90, 100, 109, 110, 111, 112,
+                                113, 114, 115, 116, 120, 121})  # fmt: skip
+ALERT_BYTES = 2
 VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
             0x0304: "TLS 1.3"}  # fmt: skip
 CLIENT_HELLO = 1  # RFC 8446 §4
@@ -116,6 +124,23 @@ def looks_like_record(data: bytes) -> bool:
         and data[1] == 3
         and data[2] <= 4
         and ((data[3] << 8) | data[4]) <= MAX_RECORD_BYTES
+    )
+
+
+def is_unnegotiated_alert(data: bytes) -> bool:
+    """A segment that is exactly one alert record with record version 0x0000: what
+    s2n-tls (AWS's TLS stack) sent when closing before any version was negotiated, a
+    client that closed without a hello, until 2023 (aws/s2n-tls issue 1734, PR 3744).
+    No other protocol's first bytes are these seven: type, zero version, length 2, a
+    level and a registered description."""
+    return (
+        len(data) == RECORD_HEADER_BYTES + ALERT_BYTES
+        and data[0] == ALERT
+        and data[1] == 0
+        and data[2] == 0
+        and ((data[3] << 8) | data[4]) == ALERT_BYTES
+        and data[5] in ALERT_LEVELS
+        and data[6] in ALERT_DESCRIPTIONS
     )
 
 
@@ -429,6 +454,15 @@ class TlsDissector(Dissector):
         data = pkt.payload
         state: TlsFlowState | None = ctx.state.get(self.name)
         if state is None:
+            if is_unnegotiated_alert(data):
+                ctx.state[self.name] = TlsFlowState(hellos=False)
+                level = "warning" if data[5] == 1 else "fatal"
+                ctx.report(Finding(
+                    "TLS", OTHER, 0.6,
+                    f"one TLS alert record ({level}, description {data[6]}) with record "
+                    "version 0x0000: closed before any version was negotiated (s2n-tls "
+                    "did so until 2023)", pkt.seq))  # fmt: skip
+                return Probe.MATCH
             sslv2 = looks_like_sslv2_hello(data)
             if not (sslv2 or looks_like_record(data)):
                 return Probe.NO

@@ -322,6 +322,22 @@ def test_mid_flow_records():
     assert broken.verdicts == [Probe.MAYBE, Probe.NO]
 
 
+def test_an_alert_sent_before_any_version_was_negotiated(shared_captures):
+    """s2n-tls (AWS) closed a connection whose client sent no hello with a close_notify
+    alert of record version 0x0000 (aws/s2n-tls issue 1734, fixed in 2023):
+    alexa-app.pcapng's S3 server (frame 1536) does. It is TLS; a record version 0x0000
+    with anything else in it, or one byte more or less, is not."""
+    payload = payloads_by_frame(shared_captures / "alexa-app.pcapng", TCP)[1536]
+    assert payload == bytes.fromhex("15000000020100")
+    r = run(TLS, tls_ctx(), packets((1, payload)))
+    assert r.verdicts == [Probe.MATCH]
+    assert (r.finding.protocol, r.finding.category, r.finding.confidence) == ("TLS", OTHER, 0.6)
+    assert "record version 0x0000" in r.finding.evidence and "warning" in r.finding.evidence
+    for other in (payload[:-1], payload + b"\x00", payload[:5] + b"\x03\x00",
+                  payload[:5] + b"\x01\x07", b"\x17" + payload[1:]):  # fmt: skip
+        assert run(TLS, tls_ctx(), packets((1, other))).verdicts == [Probe.NO], other.hex()
+
+
 def test_not_tls():
     for first in (b"GET / HTTP/1.1\r\n\r\n", b"\x80\x46\x01\x03\x01" + b"\x00" * 70, b""):
         assert run(TLS, tls_ctx(), packets(first)).verdicts == [Probe.NO]
