@@ -58,6 +58,7 @@ class Packet:
     ts_ns: int
     seq: int  # number of the packet within its flow, from 1 (all packets, not only payload)
     direction: int  # 0: from the flow's src (first sender), 1: towards it
+    tcp_seq: int = -1  # TCP: the segment's sequence number (-1: UDP, or not found)
 
 
 @dataclass(slots=True)

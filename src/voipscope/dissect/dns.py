@@ -337,7 +337,7 @@ class DnsDissector(Dissector):
         """Complete length-prefixed messages of a TCP direction (RFC 1035 §4.2.2)."""
         if state.stream is None:
             state.stream = StreamBuffers(ctx.max_stream_buffer_bytes)
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        buf = state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if state.stream.overflowed:
             state.stream.overflowed = False
             ctx.anomaly("dns_stream_overflow", "TCP buffer dropped", pkt.ts_ns)

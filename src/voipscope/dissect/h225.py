@@ -181,7 +181,7 @@ class H323Dissector(Dissector):
         stream = ctx.state.get(self.name)
         if stream is None:
             stream = ctx.state[self.name] = StreamBuffers(ctx.max_stream_buffer_bytes)
-        buf = stream.add(pkt.direction, pkt.payload)
+        buf = stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if len(buf) < TPKT_HEADER_BYTES + 2:
             # A TPKT header alone in a segment happens (h323.pcap frame 48): wait.
             return Probe.MAYBE if buf[:2] == b"\x03\x00" else Probe.NO
@@ -227,7 +227,7 @@ class H323Dissector(Dissector):
         stream = ctx.state.get(self.name)
         if stream is None:
             stream = ctx.state[self.name] = StreamBuffers(ctx.max_stream_buffer_bytes)
-        stream.add(pkt.direction, pkt.payload)
+        stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if stream.overflowed:
             stream.overflowed = False
             ctx.anomaly("h323_stream_overflow", "TCP buffer dropped", pkt.ts_ns)

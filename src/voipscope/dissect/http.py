@@ -183,7 +183,7 @@ class HttpDissector(Dissector):
             return self._datagram(ctx, pkt)
         if state is None:
             state = ctx.state[self.name] = HttpFlowState()
-        buf = state.stream.add(pkt.direction, data)
+        buf = state.stream.add(pkt.direction, data, pkt.tcp_seq)
         if state.stream.overflowed:
             return Probe.NO
         if buf.startswith(H2_PREFACE[: len(buf)]):
@@ -234,7 +234,7 @@ class HttpDissector(Dissector):
             or ctx.transport != TCP
         ):
             return
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        buf = state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if state.stream.overflowed:
             state.host_seen = True  # give up: no head end within MAX_HEAD_BYTES
             return

@@ -303,7 +303,7 @@ class SipDissector(Dissector):
         else:
             if state.stream is None:
                 state.stream = StreamBuffers(ctx.max_stream_buffer_bytes)
-            buf = state.stream.add(pkt.direction, pkt.payload)
+            buf = state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
             if state.stream.overflowed:
                 state.stream.overflowed = False
                 ctx.anomaly("sip_stream_overflow", "TCP buffer dropped", pkt.ts_ns)

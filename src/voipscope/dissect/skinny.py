@@ -250,7 +250,7 @@ class SkinnyDissector(Dissector):
             if _refused_from_header(pkt.payload):
                 return Probe.NO  # every TCP flow is offered: answer most from 12 bytes
             stream = ctx.state[self.name] = StreamBuffers(ctx.max_stream_buffer_bytes)
-        buf = stream.add(pkt.direction, pkt.payload)
+        buf = stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         try:
             messages = parse_skinny(bytes(buf))
         except Truncated:
@@ -279,7 +279,7 @@ class SkinnyDissector(Dissector):
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:
         stream = ctx.state[self.name]
-        buf = stream.add(pkt.direction, pkt.payload)
+        buf = stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         taken = 0
         messages = []
         # Whole messages from the buffer's start; a partial last one waits for more.

@@ -18,6 +18,7 @@ from voipscope.anomalies import AnomalyLog
 from voipscope.config import DissectConfig
 from voipscope.decode import status as S
 from voipscope.decode.batch import DecodedBatch
+from voipscope.decode.tcp_seq import tcp_seqs
 from voipscope.dissect.base import (
     MEDIA,
     MIN_VERDICT_CONFIDENCE,
@@ -159,6 +160,7 @@ class DissectStage:
         directions = a.direction[rows].tolist()
         stamps = d.ts_ns[rows].tolist()
         payloads = d.payloads(rows)
+        tcp_seqs = self._tcp_seqs(d, rows)
         offers_of = self._offers
         contexts = self.contexts
         for k, i in enumerate(rows.tolist()):
@@ -171,7 +173,7 @@ class DissectStage:
                 offers = offers_of[flow_id]
             elif not offers:
                 continue  # done with this flow
-            pkt = Packet(payloads[k], stamps[k], seqs[k], directions[k])
+            pkt = Packet(payloads[k], stamps[k], seqs[k], directions[k], tcp_seqs[k])
             ctx = contexts[flow_id]
             found, hinted = len(ctx.findings), len(ctx.hints)
             wanted = self._offer(ctx, offers, pkt)
@@ -196,6 +198,20 @@ class DissectStage:
 
     def on_expire(self, ended: np.ndarray) -> None:
         return None  # the pipeline calls ``expire`` to get the contexts for the arbiter
+
+    @staticmethod
+    def _tcp_seqs(d: DecodedBatch, rows: np.ndarray) -> list[int]:
+        """The TCP sequence number of each row's segment (-1: UDP, or a datagram joined
+        from IP fragments, whose header is not where its payload is)."""
+        out = np.full(rows.shape[0], -1, np.int64)
+        tcp = d.proto[rows] == TCP
+        if tcp.any():
+            at = rows[tcp]
+            out[tcp] = tcp_seqs(d.packets.buf, d.l4_off[at], d.sport[at], d.dport[at])
+            if d.reassembled:
+                joined = np.fromiter(d.reassembled, np.int64, len(d.reassembled))
+                out[np.isin(rows, joined)] = -1
+        return out.tolist()
 
     # -- for the pipeline -----------------------------------------------------------
 

@@ -1,14 +1,21 @@
 """Byte streams of TCP flows, per direction, for messages split over or sharing segments.
 
-Segments are appended in capture order. Retransmitted or reordered segments are not
-sorted out here (the decode stage keeps no TCP sequence numbers yet): a retransmission
-shows up as a message parsed twice or as a malformed message, which dissectors report
-as an anomaly rather than trust.
+Segments are joined by their TCP sequence numbers (RFC 9293 §3.4) where the stage gives
+them: a retransmission of bytes already appended adds nothing, a segment overlapping
+them adds only what is new. A segment that starts past the bytes expected is a hole --
+bytes the capture missed (or that arrive later, reordered): the partial message before
+it can never be completed, so it is dropped and ``holes`` counted, and the stream goes
+on from the segment (a message starting mid-way there is the dissector's malformed
+one, as on any resynchronisation). Without sequence numbers (-1) segments are appended
+in capture order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+SEQ_SPACE = 1 << 32  # RFC 9293 §3.4: sequence numbers are modulo 2^32
+SEQ_HALF = 1 << 31
 
 
 @dataclass(slots=True)
@@ -16,14 +23,34 @@ class StreamBuffers:
     max_bytes: int
     pending: list[bytearray] = field(default_factory=lambda: [bytearray(), bytearray()])
     overflowed: bool = False
+    # Per direction: the sequence number of the next byte expected (-1: none yet).
+    next_seq: list[int] = field(default_factory=lambda: [-1, -1])
+    holes: int = 0  # segments that started past the bytes expected
+    repeated_bytes: int = 0  # bytes of retransmissions left out
 
-    def add(self, direction: int, payload: bytes) -> bytearray:
-        """Append a segment; return that direction's unconsumed bytes (a live view).
+    def add(self, direction: int, payload: bytes, seq: int = -1) -> bytearray:
+        """Append a segment (``seq``: its TCP sequence number, -1 unknown); return that
+        direction's unconsumed bytes (a live view).
 
         Past ``max_bytes`` without a complete message the buffer is dropped and
         ``overflowed`` is set: the dissector reports it and resynchronises.
         """
         buf = self.pending[direction]
+        expected = self.next_seq[direction]
+        if seq >= 0:
+            if expected >= 0:
+                ahead = (seq - expected) % SEQ_SPACE
+                if ahead >= SEQ_HALF:  # starts before the next byte: repeated bytes
+                    repeated = SEQ_SPACE - ahead
+                    self.repeated_bytes += min(repeated, len(payload))
+                    if repeated >= len(payload):
+                        return buf
+                    payload = payload[repeated:]
+                    seq = expected
+                elif ahead:
+                    self.holes += 1
+                    buf.clear()  # the message the missing bytes belonged to is lost
+            self.next_seq[direction] = (seq + len(payload)) % SEQ_SPACE
         buf += payload
         if len(buf) > self.max_bytes:
             buf.clear()

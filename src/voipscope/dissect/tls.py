@@ -478,7 +478,7 @@ class TlsDissector(Dissector):
             return Probe.NO  # nothing more to learn from this flow
         if state.hello_direction == pkt.direction:
             return None
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        buf = state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if state.stream.overflowed:
             state.answered = True
             return Probe.NO
@@ -501,7 +501,7 @@ class TlsDissector(Dissector):
     # -- internals --
 
     def _probe_hello(self, ctx: FlowContext, state: TlsFlowState, pkt: Packet) -> Probe:
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        buf = state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if state.stream.overflowed:
             return Probe.NO
         if buf[:1] != b"\x16" and not looks_like_sslv2_hello(buf):

@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from voipscope.decode import status as S
+from voipscope.decode.tcp_seq import tcp_seq
 from voipscope.dissect.stun_wire import (
     CHANNEL_FIRST_BYTE_MAX,
     CHANNEL_FIRST_BYTE_MIN,
@@ -58,8 +59,6 @@ RFC4571_PREFIX_BYTES = 2  # RFC 4571 §2: LENGTH, 16 bits, network order
 # The RTP constants are the RTP kernel's, which reads the same messages inside datagrams;
 # the ChannelData (RFC 8656 §12.4; §12.5: padded to 4 bytes over TCP) and STUN ones are
 # dissect/stun_wire.py's.
-TCP_MIN_HEADER_WORDS = 5  # RFC 9293 §3.1: data offset in 32-bit words, 5..15
-TCP_MAX_HEADER_WORDS = 15
 SEQ_SPACE = 1 << 32
 SEQ_HALF = 1 << 31
 
@@ -176,21 +175,6 @@ def exact_framing(data, p, length):
         if q == end and count > 0:
             return framing
     return FRAMING_NONE
-
-
-@njit(cache=True, nogil=True)
-def tcp_seq(data, l4_off, sport, dport):
-    """The TCP sequence number of the segment whose payload starts at ``l4_off`` (-1:
-    not found). The decoder keeps the payload's offset, not the header's: the header is
-    the one 20-60 bytes before whose data offset reaches ``l4_off`` and whose ports are
-    the packet's."""
-    for words in range(TCP_MIN_HEADER_WORDS, TCP_MAX_HEADER_WORDS + 1):
-        h = l4_off - 4 * words
-        if h < 0:
-            break
-        if data[h + 12] >> 4 == words and u16be(data, h) == sport and u16be(data, h + 2) == dport:
-            return u32be(data, h + 4)
-    return -1
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -14,6 +14,7 @@ from tests.unit.quality.rtp_support import FRAME_MS, PCMU_TICKS, rtp, run
 from tests.unit.quality.test_rtp_streams import channel_data, data_indication
 from voipscope.api import iter_calls
 from voipscope.config import Config
+from voipscope.decode.tcp_seq import tcp_seq
 from voipscope.quality import rtp_kernel as K
 from voipscope.quality import tcp_framing as TF
 from voipscope.quality.rtp_streams import RtpStreamTracker
@@ -290,8 +291,8 @@ def test_tcp_seq_is_read_from_the_header_before_the_payload():
         frame = segment(0, b"payload", 0x89ABCDEF, options=options).data
         array = np.frombuffer(frame, np.uint8)
         at = len(frame) - len(b"payload")
-        assert TF.tcp_seq(array, at, CLIENT[1], SERVER[1]) == 0x89ABCDEF
-        assert TF.tcp_seq(array, at, CLIENT[1], 9999) == -1  # not this packet's ports
+        assert tcp_seq(array, at, CLIENT[1], SERVER[1]) == 0x89ABCDEF
+        assert tcp_seq(array, at, CLIENT[1], 9999) == -1  # not this packet's ports
 
 
 def ack(ms: float, seq: int) -> pb.Packet:

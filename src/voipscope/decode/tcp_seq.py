@@ -1,0 +1,40 @@
+"""TCP sequence numbers read from the header in front of a segment's payload.
+
+The decoder keeps the payload's offset, not the header's: the header is the one 20-60
+bytes before the payload whose data offset (RFC 9293 §3.1, in 32-bit words, 5..15)
+reaches the payload and whose ports are the packet's. The media framing kernel
+(quality/tcp_framing.py) and the dissectors' stream buffers (dissect/stream.py) both
+follow a TCP byte stream by these numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from voipscope.wire import u16be, u32be
+
+TCP_MIN_HEADER_WORDS = 5  # RFC 9293 §3.1: data offset in 32-bit words, 5..15
+TCP_MAX_HEADER_WORDS = 15
+
+
+@njit(cache=True, nogil=True)
+def tcp_seq(data, l4_off, sport, dport):  # pragma: no cover - numba
+    """The sequence number of the segment whose payload starts at ``l4_off`` (-1: no
+    header found)."""
+    for words in range(TCP_MIN_HEADER_WORDS, TCP_MAX_HEADER_WORDS + 1):
+        h = l4_off - 4 * words
+        if h < 0:
+            break
+        if data[h + 12] >> 4 == words and u16be(data, h) == sport and u16be(data, h + 2) == dport:
+            return u32be(data, h + 4)
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def tcp_seqs(data, l4_off, sport, dport):  # pragma: no cover - numba
+    """``tcp_seq`` of many segments (aligned arrays of payload offsets and ports)."""
+    out = np.empty(l4_off.shape[0], np.int64)
+    for k in range(l4_off.shape[0]):
+        out[k] = tcp_seq(data, l4_off[k], sport[k], dport[k])
+    return out
