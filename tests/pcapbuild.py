@@ -271,8 +271,18 @@ def udp_packet(
 
 
 def tcp_packet(
-    ts_s: float, src: str, sport: int, dst: str, dport: int, flags: int, payload: bytes = b""
+    ts_s: float,
+    src: str,
+    sport: int,
+    dst: str,
+    dport: int,
+    flags: int,
+    payload: bytes = b"",
+    seq: int = 1,
 ) -> Packet:
+    """One TCP segment; ``seq``: its sequence number -- a flow of several data segments
+    must number them as TCP does (the dissectors join a stream by these numbers)."""
     return Packet(
-        round(ts_s * 1e9), ethernet(ipv4(tcp(payload, sport, dport, flags), src, dst, proto=6))
+        round(ts_s * 1e9),
+        ethernet(ipv4(tcp(payload, sport, dport, flags, seq), src, dst, proto=6)),
     )

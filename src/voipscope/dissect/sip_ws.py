@@ -217,7 +217,7 @@ class SipWsDissector(Dissector):
             state.client = pkt.direction
         if pkt.direction != state.client:
             return Probe.MAYBE  # a server speaking before the request is complete
-        buf = state.stream.add(pkt.direction, pkt.payload)
+        buf = state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         if state.stream.overflowed:
             return self._no(ctx)
         # Most GETs are plain HTTP: look at the head only once it has ended, and parse it
@@ -275,7 +275,7 @@ class SipWsDissector(Dissector):
         state.resumed = [True, True]
         _remember(ctx, state)
         ctx.report(Finding("SIP", SIGNALING, confidence, f"{why} (RFC 7118)", pkt.seq))
-        state.stream.add(pkt.direction, pkt.payload)
+        state.stream.add(pkt.direction, pkt.payload, pkt.tcp_seq)
         self._frames(ctx, state, pkt)
         return Probe.MATCH
 
@@ -284,7 +284,7 @@ class SipWsDissector(Dissector):
         direction = pkt.direction
         if state.closed[direction]:
             return Probe.NO if all(state.closed) else None
-        data = pkt.payload
+        data = state.stream.fresh(direction, pkt.payload, pkt.tcp_seq)  # no repeats
         if state.skip_bytes[direction]:
             passed = min(state.skip_bytes[direction], len(data))
             state.skip_bytes[direction] -= passed

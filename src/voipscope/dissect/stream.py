@@ -36,26 +36,33 @@ class StreamBuffers:
         ``overflowed`` is set: the dissector reports it and resynchronises.
         """
         buf = self.pending[direction]
-        expected = self.next_seq[direction]
-        if seq >= 0:
-            if expected >= 0:
-                ahead = (seq - expected) % SEQ_SPACE
-                if ahead >= SEQ_HALF:  # starts before the next byte: repeated bytes
-                    repeated = SEQ_SPACE - ahead
-                    self.repeated_bytes += min(repeated, len(payload))
-                    if repeated >= len(payload):
-                        return buf
-                    payload = payload[repeated:]
-                    seq = expected
-                elif ahead:
-                    self.holes += 1
-                    buf.clear()  # the message the missing bytes belonged to is lost
-            self.next_seq[direction] = (seq + len(payload)) % SEQ_SPACE
-        buf += payload
+        buf += self.fresh(direction, payload, seq)
         if len(buf) > self.max_bytes:
             buf.clear()
             self.overflowed = True
         return buf
+
+    def fresh(self, direction: int, payload: bytes, seq: int = -1) -> bytes:
+        """The part of a segment not seen before, by its sequence number (all of it
+        without one); the direction's stream moves past it. For a dissector that reads
+        some bytes itself before appending the rest (``add`` with no number)."""
+        expected = self.next_seq[direction]
+        if seq < 0:
+            return payload
+        if expected >= 0:
+            ahead = (seq - expected) % SEQ_SPACE
+            if ahead >= SEQ_HALF:  # starts before the next byte: repeated bytes
+                repeated = SEQ_SPACE - ahead
+                self.repeated_bytes += min(repeated, len(payload))
+                if repeated >= len(payload):
+                    return b""
+                payload = payload[repeated:]
+                seq = expected
+            elif ahead:
+                self.holes += 1
+                self.pending[direction].clear()  # the message the missing bytes cut is lost
+        self.next_seq[direction] = (seq + len(payload)) % SEQ_SPACE
+        return payload
 
     def consume(self, direction: int, count: int) -> None:
         del self.pending[direction][:count]

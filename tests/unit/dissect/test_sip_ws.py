@@ -255,10 +255,12 @@ def tcp_flow(t0: float, segments: list[tuple[int, bytes]]) -> list:  # type: ign
     """TCP segments of one connection (0: client to server), 10 ms apart, no handshake."""
     from tests import pcapbuild as pb
 
-    out = []
+    out, seq = [], [1000, 5000]  # each direction numbers its bytes (RFC 9293 §3.4)
     for k, (direction, payload) in enumerate(segments):
         src, dst = (C, S) if direction == 0 else (S, C)
-        out.append(pb.tcp_packet(t0 + k / 100, src[0], src[1], dst[0], dst[1], 0x18, payload))
+        out.append(pb.tcp_packet(t0 + k / 100, src[0], src[1], dst[0], dst[1], 0x18, payload,
+                                 seq=seq[direction]))  # fmt: skip
+        seq[direction] += len(payload)
     return out
 
 

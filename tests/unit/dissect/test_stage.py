@@ -134,8 +134,9 @@ def test_sip_over_tcp_split_and_coalesced(write_pcap: Callable[..., Path]) -> No
     one = sip(b"INVITE sip:b@x SIP/2.0", SDP, b"tcp-call")
     two = sip(b"SIP/2.0 180 Ringing", b"", b"tcp-call")
     segments = [one[:30], one[30:] + two]  # the first message split, the second coalesced
-    packets = [pb.tcp_packet(0.0, A, 40001, B, 5060, 0x02)]
-    packets += [pb.tcp_packet(0.1 + i / 10, A, 40001, B, 5060, 0x18, seg)
+    packets = [pb.tcp_packet(0.0, A, 40001, B, 5060, 0x02, seq=0)]
+    packets += [pb.tcp_packet(0.1 + i / 10, A, 40001, B, 5060, 0x18, seg,
+                              seq=1 + sum(map(len, segments[:i])))
                 for i, seg in enumerate(segments)]  # fmt: skip
     pipeline = FlowPipeline()
     rows = [r for b in pipeline.run([str(write_pcap(packets))]) for r in b.to_pylist()]
