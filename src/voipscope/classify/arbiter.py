@@ -78,8 +78,8 @@ class Arbiter:
         knowledge: Knowledge,
         live_on_socket: Callable[[tuple[str, int], int], list[FlowContext]] | None = None,
     ) -> None:
-        """``live_on_socket(endpoint, limit)``: flows still going on at a UDP endpoint,
-        newest first (DissectStage.live_on_socket)."""
+        """``live_on_socket(endpoint, limit)``: flows still going on at a UDP endpoint
+        that is their own socket, not a server's, newest first (DissectStage.live_on_socket)."""
         self.knowledge = knowledge
         self.live_on_socket = live_on_socket
         # endpoint -> (app, flow id, its last packet's time, its category) of the newest
@@ -173,8 +173,8 @@ class Arbiter:
             if self.live_on_socket is not None:
                 others += self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET)
             for other in others[: 2 * MAX_LIVE_PER_SOCKET]:
-                if other.flow_id == ctx.flow_id or endpoint not in other.agent_endpoints():
-                    continue  # itself, or a flow for which the socket is a server's
+                if other.flow_id == ctx.flow_id:
+                    continue
                 seen = self.verdict(other.as_of(last_ns), None, as_of_ns=last_ns)
                 if seen.app is not None and seen.category in (MEDIA, SIGNALING):
                     v.app = seen.app
@@ -250,8 +250,6 @@ class Arbiter:
             others = [other for other, end in anchors.get(endpoint, ()) if end >= first_ns]
             if self.live_on_socket is not None:
                 for other in self.live_on_socket(endpoint, MAX_LIVE_PER_SOCKET):
-                    if endpoint not in other.agent_endpoints():
-                        continue  # a server's socket to that flow
                     names = live_apps.get(other.flow_id)
                     if names is None:
                         now = self.verdict(other, None)

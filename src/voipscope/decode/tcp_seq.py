@@ -16,6 +16,15 @@ from voipscope.wire import u16be, u32be
 
 TCP_MIN_HEADER_WORDS = 5  # RFC 9293 §3.1: data offset in 32-bit words, 5..15
 TCP_MAX_HEADER_WORDS = 15
+SEQ_SPACE = 1 << 32  # RFC 9293 §3.4: sequence numbers are modulo 2^32
+SEQ_HALF = 1 << 31
+
+
+@njit(cache=True, nogil=True, inline="always")
+def seq_ahead(seq, expected):  # pragma: no cover - numba
+    """Bytes from the next one ``expected`` to ``seq`` (negative: already read). The
+    Python callers (dissect/stream.py) use its ``py_func``."""
+    return (seq - expected + SEQ_HALF) % SEQ_SPACE - SEQ_HALF
 
 
 @njit(cache=True, nogil=True)

@@ -199,9 +199,8 @@ class DtlsDissector(Dissector):
         evidence = f"{version} records ({kinds}), lengths add up to the datagram"
         if state.use_srtp:
             evidence += f"; {state.use_srtp}"
-            ctx.report(Finding("DTLS", SIGNALING, 0.9, evidence, pkt.seq))
-        else:
-            ctx.report(Finding("DTLS", OTHER, 0.9, evidence, pkt.seq))
+        category = SIGNALING if state.use_srtp else OTHER
+        ctx.report(Finding("DTLS", category, 0.9, evidence, pkt.seq))
         return Probe.MATCH
 
     def dissect(self, ctx: FlowContext, pkt: Packet) -> None:

@@ -237,14 +237,18 @@ class DissectStage:
         return out
 
     def live_on_socket(self, endpoint: tuple[str, int], limit: int) -> list[FlowContext]:
-        """Up to ``limit`` UDP flows still going on at ``endpoint``, newest first."""
+        """Of the ``limit`` newest UDP flows still going on at ``endpoint``, those whose
+        own socket it is (``FlowContext.agent_endpoints``: not a STUN/TURN server's end,
+        which serves every client), newest first."""
         flows = self._udp_sockets.get(endpoint)
         if not flows:
             return []
         out = []
-        for flow_id in reversed(flows):
-            out.append(self.contexts[flow_id])
-            if len(out) >= limit:
+        for n, flow_id in enumerate(reversed(flows), 1):
+            ctx = self.contexts[flow_id]
+            if endpoint in ctx.agent_endpoints():
+                out.append(ctx)
+            if n >= limit:
                 break
         return out
 

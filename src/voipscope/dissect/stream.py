@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SEQ_SPACE = 1 << 32  # RFC 9293 §3.4: sequence numbers are modulo 2^32
-SEQ_HALF = 1 << 31
+from voipscope.decode.tcp_seq import SEQ_SPACE, seq_ahead
 
 
 @dataclass(slots=True)
@@ -50,9 +49,9 @@ class StreamBuffers:
         if seq < 0:
             return payload
         if expected >= 0:
-            ahead = (seq - expected) % SEQ_SPACE
-            if ahead >= SEQ_HALF:  # starts before the next byte: repeated bytes
-                repeated = SEQ_SPACE - ahead
+            ahead = seq_ahead.py_func(seq, expected)
+            if ahead < 0:  # starts before the next byte: repeated bytes
+                repeated = -ahead
                 self.repeated_bytes += min(repeated, len(payload))
                 if repeated >= len(payload):
                     return b""

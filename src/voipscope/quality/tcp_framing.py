@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 
 from voipscope.decode import status as S
-from voipscope.decode.tcp_seq import tcp_seq
+from voipscope.decode.tcp_seq import SEQ_SPACE, seq_ahead, tcp_seq
 from voipscope.dissect.stun_wire import (
     CHANNEL_FIRST_BYTE_MAX,
     CHANNEL_FIRST_BYTE_MIN,
@@ -59,8 +59,6 @@ RFC4571_PREFIX_BYTES = 2  # RFC 4571 §2: LENGTH, 16 bits, network order
 # The RTP constants are the RTP kernel's, which reads the same messages inside datagrams;
 # the ChannelData (RFC 8656 §12.4; §12.5: padded to 4 bytes over TCP) and STUN ones are
 # dissect/stun_wire.py's.
-SEQ_SPACE = 1 << 32
-SEQ_HALF = 1 << 31
 
 FRAMING_NONE = 0
 FRAMING_RFC4571 = 1
@@ -263,19 +261,13 @@ def _lost_framing(lanes, lane):
     lanes[lane, LN_HUNT] = 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _ahead(lanes, lane, seq):
-    """Bytes between the next one expected and ``seq`` (negative: already read)."""
-    return (seq - lanes[lane, LN_NEXT_SEQ] + SEQ_HALF) % SEQ_SPACE - SEQ_HALF
-
-
 @njit(cache=True, nogil=True)
 def _take(lane, lanes, lane_buf, data, p, length, seq, i, out_buf, frames, meta):
     """A segment's bytes into the lane, in order as far as the lane knows: bytes already
     read are skipped, missing ones lose the framing (then an exactly framed segment
     anchors it again)."""
     if seq >= 0 and lanes[lane, LN_NEXT_SEQ] >= 0:
-        ahead = _ahead(lanes, lane, seq)
+        ahead = seq_ahead(seq, lanes[lane, LN_NEXT_SEQ])
         if ahead + length <= 0:
             return  # a retransmission of bytes already read
         if ahead < 0:
@@ -328,7 +320,7 @@ def _read_set_aside(lane, lanes, lane_buf, i, out_buf, frames, meta, all_of):
         best_ahead = SEQ_SPACE
         for k in range(STASH_SLOTS):
             if lanes[lane, LN_STASH + 2 * k + 1] > 0:
-                ahead = _ahead(lanes, lane, lanes[lane, LN_STASH + 2 * k])
+                ahead = seq_ahead(lanes[lane, LN_STASH + 2 * k], lanes[lane, LN_NEXT_SEQ])
                 if ahead < best_ahead:
                     best, best_ahead = k, ahead
         if best_ahead > 0 and not all_of:
@@ -427,7 +419,7 @@ def cut_frames(
             slot_lane[key] = lane + 1
         seq = tcp_seq(buf, p, sport[i], dport[i])
         if seq >= 0 and lanes[lane, LN_NEXT_SEQ] >= 0 and not lanes[lane, LN_HUNT]:
-            ahead = _ahead(lanes, lane, seq)
+            ahead = seq_ahead(seq, lanes[lane, LN_NEXT_SEQ])
             if ahead > 0:
                 if _set_aside(lane, lanes, lane_buf, buf, p, length, seq, ts_ns[i]):
                     continue  # read when the hole in front of it fills

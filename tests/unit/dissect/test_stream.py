@@ -9,7 +9,8 @@ import pytest
 
 from tests.unit.quality.test_tcp_media import segment
 from voipscope.api import iter_calls
-from voipscope.dissect.stream import SEQ_SPACE, StreamBuffers
+from voipscope.decode.tcp_seq import SEQ_SPACE
+from voipscope.dissect.stream import StreamBuffers
 from voipscope.pipeline import FlowPipeline
 
 CLIENT, SERVER = ("10.0.0.1", 40000), ("10.0.0.2", 5060)
